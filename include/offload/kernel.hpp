@@ -1,0 +1,71 @@
+#pragma once
+/// \file
+/// Kernels: the work a receiver runs for a request, looked up by name in a registry. Every
+/// kernel has a CPU implementation (the reference, and the transmitter's fallback); the CUDA
+/// implementations live beside them in kernels/cuda/. Kernels know nothing of MPI.
+
+#include <offload/product.hpp>
+#include <offload/wire.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace offload {
+
+/// Parameters for generating deterministic example inputs of a kernel.
+struct input_params {
+  std::uint64_t seed = 1;  ///< all values derive from this
+  std::uint64_t size = 0;  ///< kernel-specific scale: elements, jets, grid side (see each kernel)
+  std::uint64_t work = 0;  ///< kernel-specific cost knob (synthetic: iterations per element)
+};
+
+/// One kernel. Implementations are stateless and thread-safe: one instance serves all threads.
+class kernel {
+ public:
+  virtual ~kernel() = default;
+  virtual std::string_view name() const noexcept = 0;
+  virtual std::string_view summary() const noexcept = 0;
+  /// Checks names, dtypes and shapes of `in` and returns the outputs the kernel will write.
+  /// Throws input_error saying which input is wrong and how.
+  virtual std::vector<product_spec> output_specs(const product_views& in) const = 0;
+  /// Runs on the calling thread; `out` was laid out from `output_specs(in)`; every output
+  /// element is written.
+  virtual void run_cpu(const product_views& in, message_writer& out) const = 0;
+  /// Deterministic example inputs (the same params give the same bytes everywhere).
+  virtual std::vector<product> make_inputs(const input_params& params) const = 0;
+};
+
+/// Runs `k` on the CPU and returns the finished message (header from `info`), its storage
+/// from `allocate(bytes)` when given (e.g. a pool). Throws input_error for bad inputs.
+buffer run_cpu(const kernel& k, const product_views& in, const message_info& info,
+               const std::function<buffer(std::size_t)>& allocate = {});
+
+/// A set of kernels, ordered by name; a kernel's id is its index. Two ranks agree on ids
+/// exactly when their `signature()`s are equal (checked in the start-up handshake).
+class kernel_registry {
+ public:
+  /// Every kernel this build has: clustering, echo, mlp, synthetic.
+  static const kernel_registry& builtin();
+
+  /// The kernels named in `names` (any order, no repeats); throws std::invalid_argument
+  /// naming an unknown kernel.
+  kernel_registry subset(const std::vector<std::string>& names) const;
+
+  const kernel* find(std::string_view name) const noexcept;
+  const kernel* by_id(std::uint32_t id) const noexcept;
+  std::optional<std::uint32_t> id_of(std::string_view name) const noexcept;
+  std::size_t size() const noexcept { return m_kernels.size(); }
+  std::vector<std::string> names() const;
+  /// The names, one per line: what the handshake compares.
+  std::string signature() const;
+
+ private:
+  explicit kernel_registry(std::vector<const kernel*> kernels);
+  std::vector<const kernel*> m_kernels;
+};
+
+}  // namespace offload

@@ -1,0 +1,103 @@
+#pragma once
+/// \file
+/// Products: named, typed, contiguous arrays — the unit that crosses the wire.
+
+#include <offload/dtype.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace offload {
+
+/// Thrown when a product is missing, has the wrong dtype or the wrong length.
+class input_error : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+/// Name, dtype and element count of a product, without data.
+struct product_spec {
+  std::string name;
+  dtype type = dtype::u8;
+  std::uint64_t count = 0;
+
+  std::uint64_t size_bytes() const noexcept { return count * dtype_size(type); }
+  friend bool operator==(const product_spec&, const product_spec&) = default;
+};
+
+/// A non-owning, read-only view of one product. Whoever made the view owns the bytes
+/// (a received message, an owning `product`) and must keep them alive while it is used.
+struct product_view {
+  std::string_view name;
+  dtype type = dtype::u8;
+  std::uint64_t count = 0;
+  const std::byte* data = nullptr;
+
+  std::uint64_t size_bytes() const noexcept { return count * dtype_size(type); }
+
+  /// The elements as `T`; throws input_error when `T` is not this product's dtype.
+  template <class T> std::span<const T> as() const {
+    if (dtype_of<T> != type)
+      throw input_error("product '" + std::string(name) + "' is " + std::string(dtype_name(type)) +
+                        ", not " + std::string(dtype_name(dtype_of<T>)));
+    return {reinterpret_cast<const T*>(data), static_cast<std::size_t>(count)};
+  }
+};
+
+/// An owning product: its name, dtype and bytes. Build one with `make`.
+struct product {
+  std::string name;
+  dtype type = dtype::u8;
+  std::uint64_t count = 0;
+  std::vector<std::byte> bytes;
+
+  template <class T> static product make(std::string name, std::span<const T> values) {
+    product p{std::move(name), dtype_of<T>, values.size(), std::vector<std::byte>(values.size_bytes())};
+    if (!values.empty()) std::memcpy(p.bytes.data(), values.data(), values.size_bytes());
+    return p;
+  }
+  template <class T> static product make(std::string name, const std::vector<T>& values) {
+    return make(std::move(name), std::span<const T>(values));
+  }
+
+  product_spec spec() const { return {name, type, count}; }
+  product_view view() const noexcept { return {name, type, count, bytes.data()}; }
+};
+
+/// An ordered list of product views with lookup by name. Does not own the bytes.
+class product_views {
+ public:
+  product_views() = default;
+  explicit product_views(std::vector<product_view> items) : m_items(std::move(items)) {}
+  explicit product_views(const std::vector<product>& owned);
+
+  std::size_t size() const noexcept { return m_items.size(); }
+  bool empty() const noexcept { return m_items.empty(); }
+  const product_view& operator[](std::size_t i) const { return m_items[i]; }
+  auto begin() const noexcept { return m_items.begin(); }
+  auto end() const noexcept { return m_items.end(); }
+
+  /// The product called `name`, or nullptr.
+  const product_view* find(std::string_view name) const noexcept;
+  /// The product called `name`; throws input_error when it is absent.
+  const product_view& at(std::string_view name) const;
+  /// The elements of product `name` as `T`; throws input_error when it is absent or not a `T`.
+  template <class T> std::span<const T> get(std::string_view name) const { return at(name).template as<T>(); }
+
+ private:
+  std::vector<product_view> m_items;
+};
+
+/// Compares two product lists: same names, dtypes and counts, in order, and values equal
+/// within a relative tolerance (floats: |a-b| <= rel*max(|a|,|b|) + abs; integers: exactly).
+/// Returns an empty string when they agree, otherwise a description of the first difference.
+std::string compare_products(const product_views& expected, const product_views& actual,
+                             double rel_tolerance = 0.0, double abs_tolerance = 0.0);
+
+}  // namespace offload

@@ -1,0 +1,60 @@
+#pragma once
+/// \file
+/// The receiver: serves any number of transmitters on one communicator, runs their requests
+/// on a backend and sends the outputs back.
+
+#include <offload/kernel.hpp>
+#include <offload/runtime.hpp>
+#include <offload/wire.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace offload {
+
+struct receiver_config {
+  /// Most requests one transmitter may have outstanding here; more get `credit_exceeded`.
+  /// With P transmitters at most P x credits requests are queued, whatever they send.
+  std::uint32_t credits = 8;
+  /// Threads that run kernels (CPU backend).
+  std::size_t threads = 1;
+  /// Largest message accepted, products per message, name length.
+  wire_limits limits;
+  /// "cpu" (the only backend in this build without CUDA).
+  std::string backend = "cpu";
+};
+
+/// What a receiver did; every count is since construction.
+struct receiver_stats {
+  std::uint64_t requests = 0;            ///< requests accepted and run
+  std::uint64_t replies = 0;             ///< output replies sent
+  std::uint64_t error_replies = 0;       ///< error replies sent (all reasons)
+  std::uint64_t malformed = 0;           ///< messages that failed decoding or exceeded limits
+  std::uint64_t handshake_failures = 0;  ///< peers turned away at hello
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  std::uint64_t peers_finished = 0;  ///< peers that said goodbye or failed the handshake
+};
+
+/// Serves `expected_peers` transmitters over `rt.comm()`. Construction attaches it to the
+/// progress thread; it serves until every expected peer said goodbye (or was turned away at
+/// the handshake) and every reply went out. Not copyable; destroy it before the runtime.
+class receiver {
+ public:
+  receiver(runtime& rt, const kernel_registry& kernels, std::size_t expected_peers, receiver_config config = {});
+  ~receiver();
+  receiver(const receiver&) = delete;
+  receiver& operator=(const receiver&) = delete;
+
+  /// Blocks until the receiver is done serving, then returns its statistics.
+  receiver_stats wait();
+  /// A snapshot of the statistics (any thread).
+  receiver_stats stats() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> m_impl;
+};
+
+}  // namespace offload

@@ -1,0 +1,85 @@
+#pragma once
+/// \file
+/// The MPI runtime of a rank: one progress thread that is the only thread calling MPI.
+///
+/// The progress thread itself calls MPI_Init_thread, so it is MPI's "main thread" and
+/// MPI_THREAD_FUNNELED suffices. Transmitters and receivers attach to it as clients; every
+/// other thread talks to them through queues and `call`/`post`.
+
+#include <mpi.h>
+
+#include <chrono>
+#include <functional>
+#include <future>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+namespace offload {
+
+/// An MPI call failed; the text names the call, the file and line, the rank and MPI's message.
+class mpi_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// How the progress thread waits when there is nothing to do: it polls `spin_polls` times,
+/// then yields `yield_polls` times, then sleeps, doubling from 1 µs up to `max_sleep`.
+/// New work from other threads wakes it at once; an incoming MPI message is seen within
+/// `max_sleep`. An idle rank therefore costs well under 1% of a core.
+struct progress_options {
+  int spin_polls = 200;
+  int yield_polls = 50;
+  std::chrono::microseconds max_sleep{200};
+};
+
+/// Something the progress thread polls. `progress` runs on the progress thread only.
+class progress_client {
+ public:
+  virtual ~progress_client() = default;
+  /// Does whatever MPI work is ready; returns true when anything happened.
+  virtual bool progress() = 0;
+};
+
+/// Owns MPI for this process: initialisation, a duplicate of MPI_COMM_WORLD (errors
+/// return), the progress thread, and MPI_Finalize when destroyed. One per process.
+class runtime {
+ public:
+  explicit runtime(const progress_options& options = {});
+  ~runtime();
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  int rank() const noexcept;
+  int size() const noexcept;
+  /// This rank's duplicate of MPI_COMM_WORLD. Use it only on the progress thread.
+  MPI_Comm comm() const noexcept;
+  /// MPI_Get_processor_name of this rank.
+  const std::string& host() const noexcept;
+  /// True when the calling thread is the progress thread.
+  bool on_progress_thread() const noexcept;
+
+  /// Runs `f` on the progress thread, waits, and returns its result or rethrows its exception.
+  template <class F> std::invoke_result_t<F> call(F&& f) {
+    using R = std::invoke_result_t<F>;
+    if (on_progress_thread()) return f();
+    auto task = std::make_shared<std::packaged_task<R()>>(std::forward<F>(f));
+    auto done = task->get_future();
+    post([task] { (*task)(); });
+    return done.get();
+  }
+  /// Queues `f` for the progress thread and returns at once. `f` must not throw.
+  void post(std::function<void()> f);
+  /// Wakes the progress thread (safe from any thread).
+  void wake() noexcept;
+  /// Adds or removes a polled client (from any thread; returns once it took effect).
+  void attach(progress_client& client);
+  void detach(progress_client& client);
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> m_impl;
+};
+
+}  // namespace offload

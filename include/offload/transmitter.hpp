@@ -1,0 +1,124 @@
+#pragma once
+/// \file
+/// The transmitter: what an event loop links. Worker threads `submit` a kernel name and input
+/// products; the request goes to a receiver over MPI and the outputs come back to a callback.
+/// When no receiver answers in time, answers with an error, or there is none, the kernel's CPU
+/// implementation runs locally (fallback) and the callback still gets a correct result.
+
+#include <offload/kernel.hpp>
+#include <offload/runtime.hpp>
+#include <offload/wire.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace offload {
+
+/// The handshake with a receiver failed (kernel set or protocol mismatch, no answer).
+class handshake_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Why a result was computed locally.
+enum class fallback_reason : std::uint8_t {
+  none,         ///< it came from a receiver
+  timeout,      ///< no reply within the request timeout
+  error_reply,  ///< a receiver answered with an error
+  no_receiver,  ///< there is no receiver to send to
+};
+std::string_view to_string(fallback_reason r) noexcept;
+
+/// How a transmitter picks the receiver for a request, among those with free credits.
+enum class routing : std::uint8_t { round_robin, least_outstanding };
+
+/// The outcome of one request, handed to its callback exactly once. Owns the output bytes.
+class result {
+ public:
+  /// False only when the kernel could not run at all (its inputs were rejected locally too).
+  bool ok() const noexcept { return m_error.empty(); }
+  const std::string& error() const noexcept { return m_error; }
+  /// The output products (empty when !ok()).
+  const product_views& products() const noexcept { return m_message.products(); }
+  /// Rank of the receiver that computed it, or -1 for a local fallback.
+  int receiver() const noexcept { return m_receiver; }
+  fallback_reason fallback() const noexcept { return m_fallback; }
+  /// The receiver's error text when fallback() == error_reply.
+  const std::string& remote_error() const noexcept { return m_remote_error; }
+  /// Seconds from submit to delivery.
+  double latency() const noexcept { return m_latency; }
+
+ private:
+  friend class transmitter;
+  message m_message;
+  std::string m_error;
+  std::string m_remote_error;
+  int m_receiver = -1;
+  fallback_reason m_fallback = fallback_reason::none;
+  double m_latency = 0.0;
+};
+
+/// Called once per request: on the progress thread for remote results, on a fallback thread
+/// for local ones. Keep it short (hand heavy work to your own threads); it must not throw.
+using result_callback = std::function<void(result&&)>;
+
+struct transmitter_config {
+  /// Most requests outstanding at each receiver (must not exceed the receiver's credits).
+  std::uint32_t credits = 8;
+  /// From submit to reply; past it the request falls back to the CPU.
+  std::chrono::microseconds timeout = std::chrono::seconds(30);
+  routing policy = routing::round_robin;
+  /// Threads that run fallbacks.
+  std::size_t fallback_threads = 1;
+  /// Limits applied to replies.
+  wire_limits limits;
+  /// How long the constructor waits for every receiver's hello_ack, and close() for goodbye_acks.
+  std::chrono::milliseconds handshake_timeout = std::chrono::seconds(60);
+};
+
+struct transmitter_stats {
+  std::uint64_t submitted = 0;
+  std::uint64_t remote = 0;               ///< results computed by a receiver
+  std::uint64_t fallbacks = 0;            ///< results computed locally (sum of the three below)
+  std::uint64_t fallback_timeout = 0;
+  std::uint64_t fallback_error = 0;
+  std::uint64_t fallback_no_receiver = 0;
+  std::uint64_t failed = 0;               ///< results with !ok()
+  std::uint64_t late_replies = 0;         ///< replies that came after their request fell back
+  std::uint64_t bytes_out = 0;
+  std::uint64_t bytes_in = 0;
+};
+
+/// Sends requests to `receivers` (ranks of rt.comm()). The constructor performs the handshake
+/// with each and throws handshake_error on a mismatch (after saying goodbye to the others).
+/// Thread-safe: any number of threads may submit at once. Destroy it before the runtime.
+class transmitter {
+ public:
+  transmitter(runtime& rt, const kernel_registry& kernels, std::vector<int> receivers, transmitter_config config = {});
+  ~transmitter();
+  transmitter(const transmitter&) = delete;
+  transmitter& operator=(const transmitter&) = delete;
+
+  /// Encodes the inputs (one copy) and queues the request; never waits on the network.
+  /// Throws std::invalid_argument for a kernel name this side does not have.
+  void submit(std::string_view kernel, const product_views& inputs, result_callback done);
+  /// The same, delivering through a future.
+  std::future<result> submit(std::string_view kernel, const product_views& inputs);
+
+  /// Waits until every submitted request has been delivered, then says goodbye to each
+  /// receiver and waits for its acknowledgement. Idempotent; the destructor calls it.
+  void close();
+  transmitter_stats stats() const;
+
+ private:
+  struct impl;
+  std::shared_ptr<impl> m_impl;
+};
+
+}  // namespace offload

@@ -1,0 +1,201 @@
+#pragma once
+/// \file
+/// The wire format. A message is
+///   - a 64-byte header (magic, protocol version, kind, request id, kernel id, status,
+///     product count, total size; reserved bytes are zero),
+///   - a product table of `product_count` 32-byte entries (element count, payload offset,
+///     name offset, name length, dtype),
+///   - the product names, back to back,
+///   - the payloads, each starting at a multiple of 64 bytes from the message start.
+/// All integers are little-endian. `decode` validates every field against the received
+/// size and the configured limits before anything reads payload bytes; a bad message is a
+/// `wire_error` value, never an exception or a crash.
+
+#include <offload/buffer.hpp>
+#include <offload/product.hpp>
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace offload {
+
+static_assert(std::endian::native == std::endian::little, "mpi-offload assumes a little-endian host");
+
+inline constexpr std::uint32_t wire_magic = 0x464F504D;  // bytes "MPOF"
+inline constexpr std::uint16_t wire_version = 1;
+inline constexpr std::size_t wire_header_size = 64;
+inline constexpr std::size_t wire_entry_size = 32;
+inline constexpr std::size_t wire_alignment = 64;
+
+/// What a message is. Values are part of the wire format.
+enum class message_kind : std::uint16_t {
+  request = 1,      ///< transmitter → receiver: run `kernel_id` on the products
+  reply = 2,        ///< receiver → transmitter: the output products
+  error = 3,        ///< either way: `status` says what failed, product "message" (u8) says why
+  hello = 4,        ///< transmitter → receiver: product "kernels" (u8): names, one per line
+  hello_ack = 5,    ///< receiver → transmitter: the same; `status` ok or kernel_set_mismatch
+  goodbye = 6,      ///< transmitter → receiver: no more requests will follow
+  goodbye_ack = 7,  ///< receiver → transmitter: every reply to this peer has been sent
+};
+std::string_view to_string(message_kind k) noexcept;
+
+/// Why a request or a handshake failed; carried in the header of `error` and `hello_ack`.
+enum class status : std::uint32_t {
+  ok = 0,
+  malformed = 1,            ///< the message failed decoding
+  too_large = 2,            ///< the message exceeds the receiver's maximum size
+  unknown_kernel = 3,       ///< no kernel with that id
+  bad_input = 4,            ///< the kernel rejected its inputs
+  kernel_failed = 5,        ///< the kernel threw while running
+  credit_exceeded = 6,      ///< the peer has more requests outstanding than it was granted
+  no_handshake = 7,         ///< request before hello
+  kernel_set_mismatch = 8,  ///< the two sides do not have the same kernels
+  unexpected_kind = 9,      ///< a well-formed message of a kind this side does not accept
+};
+std::string_view to_string(status s) noexcept;
+
+/// The specific reason a message failed to decode.
+enum class wire_errc {
+  truncated_header,
+  bad_magic,
+  bad_version,
+  bad_kind,
+  bad_reserved,
+  too_large,
+  size_mismatch,
+  too_many_products,
+  table_out_of_bounds,
+  bad_dtype,
+  bad_name,
+  name_out_of_bounds,
+  duplicate_name,
+  overflow,
+  misaligned_offset,
+  payload_out_of_bounds,
+  overlapping_payload,
+};
+std::string_view to_string(wire_errc e) noexcept;
+
+/// A decoding failure: the code, and a text naming the field and its bad value.
+struct wire_error {
+  wire_errc code;
+  std::string text;
+};
+
+/// Limits enforced by `decode` (and by the receiver before it receives a message).
+struct wire_limits {
+  std::uint64_t max_message_bytes = std::uint64_t{1} << 30;
+  std::uint32_t max_products = 1024;
+  std::uint32_t max_name_length = 255;
+};
+
+/// The fixed header fields of a message.
+struct message_header {
+  message_kind kind = message_kind::request;
+  std::uint64_t request_id = 0;
+  std::uint32_t kernel_id = 0;
+  offload::status status = status::ok;
+  std::uint32_t product_count = 0;
+  std::uint64_t total_size = 0;
+};
+
+/// A decoded message: its header and views of its products. Does not own the bytes.
+struct message_view {
+  message_header header;
+  product_views products;
+};
+
+/// Either a value or a wire_error.
+template <class T> class wire_result {
+ public:
+  wire_result(T v) : m_v(std::move(v)) {}
+  wire_result(wire_error e) : m_v(std::move(e)) {}
+  bool ok() const noexcept { return m_v.index() == 0; }
+  explicit operator bool() const noexcept { return ok(); }
+  T& value() { return std::get<0>(m_v); }
+  const T& value() const { return std::get<0>(m_v); }
+  const wire_error& error() const { return std::get<1>(m_v); }
+
+ private:
+  std::variant<T, wire_error> m_v;
+};
+
+/// Validates `bytes` completely and returns views into them.
+wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_limits& limits = {});
+
+/// Reads just the request id of a message that may be malformed: the id when at least the
+/// header's first 16 bytes are there and the magic matches, else 0. Used to address error replies.
+std::uint64_t peek_request_id(std::span<const std::byte> bytes) noexcept;
+
+/// Header fields a writer sets.
+struct message_info {
+  message_kind kind = message_kind::request;
+  std::uint64_t request_id = 0;
+  std::uint32_t kernel_id = 0;
+  offload::status status = status::ok;
+};
+
+/// Lays out a message for the given product specs in one buffer: header, table and names are
+/// written at once, the payloads are left for the caller to fill in place (no extra copy).
+class message_writer {
+ public:
+  /// Total size of a message with these products.
+  static std::uint64_t size_for(std::span<const product_spec> specs);
+
+  /// `storage` is reused when its capacity suffices (see buffer_pool), otherwise reallocated.
+  message_writer(const message_info& info, std::span<const product_spec> specs, buffer storage = {});
+
+  std::size_t product_count() const noexcept { return m_offsets.size(); }
+  /// Writable payload bytes of product `i` (uninitialised until written).
+  std::span<std::byte> payload(std::size_t i);
+  template <class T> std::span<T> payload_as(std::size_t i) {
+    auto p = payload(i);
+    return {reinterpret_cast<T*>(p.data()), p.size() / sizeof(T)};
+  }
+  /// Hands over the finished message.
+  buffer finish() && { return std::move(m_buffer); }
+
+ private:
+  buffer m_buffer;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> m_offsets;  // offset, bytes
+};
+
+/// Encodes owned products: one copy of each payload into the message.
+buffer encode(const message_info& info, const product_views& products, buffer storage = {});
+
+/// Encodes an error message whose product "message" carries `text`.
+buffer encode_error(std::uint64_t request_id, status s, std::string_view text, buffer storage = {});
+
+/// The text of an error message (its "message" product), or a description of what it lacks.
+std::string error_text(const message_view& msg);
+
+/// A received message together with the buffer it was decoded from.
+class message {
+ public:
+  message() = default;
+  /// Decodes `bytes` and takes ownership; returns the wire_error when it is malformed.
+  static wire_result<message> from(buffer bytes, const wire_limits& limits = {});
+
+  const message_header& header() const noexcept { return m_view.header; }
+  const product_views& products() const noexcept { return m_view.products; }
+  const message_view& view() const noexcept { return m_view; }
+  const buffer& bytes() const noexcept { return m_bytes; }
+  /// Gives the bytes back (e.g. to a pool); the views are cleared.
+  buffer release() && noexcept {
+    m_view = {};
+    return std::move(m_bytes);
+  }
+
+ private:
+  buffer m_bytes;
+  message_view m_view;
+};
+
+}  // namespace offload

@@ -1,0 +1,38 @@
+// echo: returns its inputs unchanged — pure transport.
+#include "builtin.hpp"
+
+#include <cstring>
+
+namespace offload::kernels {
+namespace {
+
+class echo final : public kernel {
+ public:
+  std::string_view name() const noexcept override { return "echo"; }
+  std::string_view summary() const noexcept override { return "returns its inputs unchanged (pure transport)"; }
+  std::vector<product_spec> output_specs(const product_views& in) const override {
+    std::vector<product_spec> out;
+    for (const auto& p : in) out.push_back({std::string(p.name), p.type, p.count});
+    return out;
+  }
+  void run_cpu(const product_views& in, message_writer& out) const override {
+    for (std::size_t i = 0; i < in.size(); ++i)
+      if (in[i].size_bytes() > 0) std::memcpy(out.payload(i).data(), in[i].data, in[i].size_bytes());
+  }
+  /// size: bytes of the u8 product "payload".
+  std::vector<product> make_inputs(const input_params& p) const override {
+    splitmix64 rng{p.seed};
+    std::vector<std::uint8_t> bytes(p.size);
+    for (auto& b : bytes) b = static_cast<std::uint8_t>(rng.next());
+    return {product::make("payload", bytes)};
+  }
+};
+
+}  // namespace
+
+const kernel& echo_kernel() {
+  static const echo k;
+  return k;
+}
+
+}  // namespace offload::kernels

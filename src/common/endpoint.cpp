@@ -1,0 +1,104 @@
+#include "endpoint.hpp"
+
+#include "mpi_check.hpp"
+
+#include <offload/wire.hpp>
+
+#include <chrono>
+#include <limits>
+#include <thread>
+
+namespace offload::detail {
+
+endpoint::~endpoint() {
+  // Buffers of sends MPI still owns must not be freed under it: leak them instead.
+  for (auto& p : m_pending) {
+    static_cast<void>(new buffer(std::move(p.bytes)));                      // deliberately leaked
+    static_cast<void>(new std::shared_ptr<const void>(std::move(p.keep_alive)));  // likewise
+  }
+}
+
+std::optional<incoming> endpoint::receive(std::uint64_t max_bytes) {
+  int flag = 0;
+  MPI_Message msg;
+  MPI_Status st;
+  OFFLOAD_MPI_CHECK(MPI_Improbe(MPI_ANY_SOURCE, offload_tag, m_comm, &flag, &msg, &st));
+  if (!flag) return std::nullopt;
+  MPI_Count count = 0;
+  OFFLOAD_MPI_CHECK(MPI_Get_elements_x(&st, MPI_BYTE, &count));
+  incoming in;
+  in.source = st.MPI_SOURCE;
+  in.size = static_cast<std::uint64_t>(count);
+  in.oversized = in.size > max_bytes || count > std::numeric_limits<int>::max();
+  if (in.oversized) {
+    // Take it off the wire with a header-sized buffer: MPI reports truncation, which is
+    // expected here; the header (and the request id in it) is what we keep.
+    in.bytes = m_pool.acquire(wire_header_size);
+    MPI_Status rst;
+    const int rc = MPI_Mrecv(in.bytes.data(), static_cast<int>(wire_header_size), MPI_BYTE, &msg, &rst);
+    if (rc != MPI_SUCCESS && rc != MPI_ERR_TRUNCATE) OFFLOAD_MPI_CHECK(rc);
+    return in;
+  }
+  in.bytes = m_pool.acquire(static_cast<std::size_t>(count));
+  OFFLOAD_MPI_CHECK(MPI_Mrecv(in.bytes.data(), static_cast<int>(count), MPI_BYTE, &msg, MPI_STATUS_IGNORE));
+  return in;
+}
+
+void endpoint::post(int dest, const std::byte* data, std::size_t size) {
+  if (size > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw std::length_error("message of " + std::to_string(size) + " bytes is too large for one MPI send");
+  MPI_Request req;
+  OFFLOAD_MPI_CHECK(MPI_Isend(data, static_cast<int>(size), MPI_BYTE, dest, offload_tag, m_comm, &req));
+  m_requests.push_back(req);
+}
+
+void endpoint::send(int dest, buffer bytes, std::function<void()> done) {
+  post(dest, bytes.data(), bytes.size());
+  m_pending.push_back({std::move(bytes), nullptr, std::move(done)});
+}
+
+void endpoint::send(int dest, std::span<const std::byte> bytes, std::shared_ptr<const void> keep_alive) {
+  post(dest, bytes.data(), bytes.size());
+  m_pending.push_back({{}, std::move(keep_alive), {}});
+}
+
+bool endpoint::progress_sends() {
+  if (m_requests.empty()) return false;
+  int outcount = 0;
+  m_indices.resize(m_requests.size());
+  OFFLOAD_MPI_CHECK(
+      MPI_Testsome(static_cast<int>(m_requests.size()), m_requests.data(), &outcount, m_indices.data(), MPI_STATUSES_IGNORE));
+  if (outcount <= 0) return false;
+  std::vector<std::function<void()>> callbacks;
+  for (int k = 0; k < outcount; ++k) {
+    auto& p = m_pending[static_cast<std::size_t>(m_indices[k])];
+    if (p.done) callbacks.push_back(std::move(p.done));
+    m_pool.release(std::move(p.bytes));
+    p.keep_alive.reset();
+  }
+  // Compact: completed requests are MPI_REQUEST_NULL now.
+  std::size_t w = 0;
+  for (std::size_t r = 0; r < m_requests.size(); ++r) {
+    if (m_requests[r] == MPI_REQUEST_NULL) continue;
+    m_requests[w] = m_requests[r];
+    m_pending[w] = std::move(m_pending[r]);
+    ++w;
+  }
+  m_requests.resize(w);
+  m_pending.resize(w);
+  for (auto& cb : callbacks) cb();
+  return true;
+}
+
+bool endpoint::drain_sends(double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (!m_requests.empty()) {
+    if (!progress_sends()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
+  return true;
+}
+
+}  // namespace offload::detail

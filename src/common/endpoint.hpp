@@ -1,0 +1,67 @@
+#pragma once
+// The MPI side of a transmitter or receiver: matched-probe receives into pooled buffers and
+// non-blocking sends whose buffers are kept alive until MPI is done with them. Progress
+// thread only.
+
+#include "buffer_pool.hpp"
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <optional>
+#include <vector>
+
+namespace offload::detail {
+
+/// The one tag mpi-offload uses on its communicator; the kind is in the message header.
+inline constexpr int offload_tag = 0x0ff1;
+
+/// A message taken off the wire.
+struct incoming {
+  int source = -1;
+  std::uint64_t size = 0;  ///< bytes the sender sent
+  bool oversized = false;  ///< size exceeded the limit: `bytes` holds only the first 64 bytes
+  buffer bytes;
+};
+
+class endpoint {
+ public:
+  endpoint(MPI_Comm comm, buffer_pool& pool) : m_comm(comm), m_pool(pool) {}
+  ~endpoint();
+
+  /// Receives the next message, if one has arrived. Messages over `max_bytes` are
+  /// consumed with a 64-byte buffer (MPI truncates them) and flagged `oversized`.
+  std::optional<incoming> receive(std::uint64_t max_bytes);
+
+  /// Sends `bytes` to `dest`; `done` (optional) runs on the progress thread once MPI no longer
+  /// needs the buffer, which then returns to the pool.
+  void send(int dest, buffer bytes, std::function<void()> done = {});
+  /// Sends bytes owned elsewhere; `keep_alive` holds them until MPI is done.
+  void send(int dest, std::span<const std::byte> bytes, std::shared_ptr<const void> keep_alive);
+  /// Completes finished sends; true when any completed.
+  bool progress_sends();
+  std::size_t pending_sends() const noexcept { return m_requests.size(); }
+  /// Cancels nothing; waits up to `seconds` for pending sends (shutdown path), false on timeout.
+  bool drain_sends(double seconds);
+
+  buffer_pool& pool() noexcept { return m_pool; }
+  MPI_Comm comm() const noexcept { return m_comm; }
+
+ private:
+  struct pending {
+    buffer bytes;
+    std::shared_ptr<const void> keep_alive;
+    std::function<void()> done;
+  };
+  void post(int dest, const std::byte* data, std::size_t size);
+  MPI_Comm m_comm;
+  buffer_pool& m_pool;
+  std::vector<MPI_Request> m_requests;
+  std::vector<pending> m_pending;
+  std::vector<int> m_indices;
+};
+
+}  // namespace offload::detail

@@ -1,0 +1,177 @@
+#include <offload/runtime.hpp>
+
+#include "mpi_check.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace offload {
+
+struct runtime::impl {
+  progress_options options;
+  std::thread thread;
+  std::thread::id thread_id;
+  int rank = -1;
+  int size = 0;
+  std::string host;
+  MPI_Comm comm = MPI_COMM_NULL;
+
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<std::function<void()>> tasks;  // guarded by mutex
+  bool woken = false;                         // guarded by mutex
+  bool stopping = false;                      // guarded by mutex
+  std::vector<progress_client*> clients;      // progress thread only
+
+  void start(std::promise<void>& ready);
+  void loop();
+  bool run_tasks();
+  void idle_wait(int& idle, std::chrono::microseconds& sleep);
+  void shutdown_mpi() noexcept;
+};
+
+void runtime::impl::start(std::promise<void>& ready) {
+  try {
+    int initialized = 0;
+    OFFLOAD_MPI_CHECK(MPI_Initialized(&initialized));
+    if (initialized) throw mpi_error("MPI is already initialised: offload::runtime must own MPI in this process");
+    int provided = 0;
+    OFFLOAD_MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided));
+    if (provided < MPI_THREAD_FUNNELED) {
+      MPI_Finalize();
+      throw mpi_error("MPI provides thread level " + std::to_string(provided) + ", MPI_THREAD_FUNNELED is needed");
+    }
+    OFFLOAD_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+    OFFLOAD_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm));
+    OFFLOAD_MPI_CHECK(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN));
+    OFFLOAD_MPI_CHECK(MPI_Comm_rank(comm, &rank));
+    OFFLOAD_MPI_CHECK(MPI_Comm_size(comm, &size));
+    char name[MPI_MAX_PROCESSOR_NAME];
+    int len = 0;
+    OFFLOAD_MPI_CHECK(MPI_Get_processor_name(name, &len));
+    host.assign(name, static_cast<std::size_t>(len));
+  } catch (...) {
+    ready.set_exception(std::current_exception());
+    return;
+  }
+  ready.set_value();
+  loop();
+  shutdown_mpi();
+}
+
+bool runtime::impl::run_tasks() {
+  std::vector<std::function<void()>> batch;
+  {
+    std::lock_guard lock(mutex);
+    batch.swap(tasks);
+    woken = false;
+  }
+  for (auto& t : batch) t();
+  return !batch.empty();
+}
+
+void runtime::impl::idle_wait(int& idle, std::chrono::microseconds& sleep) {
+  ++idle;
+  if (idle <= options.spin_polls) return;
+  if (idle <= options.spin_polls + options.yield_polls) {
+    std::this_thread::yield();
+    return;
+  }
+  std::unique_lock lock(mutex);
+  cv.wait_for(lock, sleep, [&] { return woken || stopping || !tasks.empty(); });
+  sleep = std::min(sleep * 2, options.max_sleep);
+}
+
+void runtime::impl::loop() {
+  int idle = 0;
+  auto sleep = std::chrono::microseconds(1);
+  for (;;) {
+    bool busy = false;
+    try {
+      busy = run_tasks();
+      for (std::size_t i = 0; i < clients.size(); ++i) busy = clients[i]->progress() || busy;
+    } catch (const std::exception& e) {
+      // An MPI failure inside the progress engine leaves MPI in an unknown state: end the job.
+      spdlog::critical("progress thread of rank {}: {}", rank, e.what());
+      MPI_Abort(MPI_COMM_WORLD, 3);
+    }
+    {
+      std::lock_guard lock(mutex);
+      if (stopping && tasks.empty() && clients.empty()) return;
+    }
+    if (busy) {
+      idle = 0;
+      sleep = std::chrono::microseconds(1);
+    } else {
+      idle_wait(idle, sleep);
+    }
+  }
+}
+
+void runtime::impl::shutdown_mpi() noexcept {
+  if (comm != MPI_COMM_NULL) OFFLOAD_MPI_CHECK_NOEXCEPT(MPI_Comm_free(&comm));
+  OFFLOAD_MPI_CHECK_NOEXCEPT(MPI_Finalize());
+}
+
+runtime::runtime(const progress_options& options) : m_impl(std::make_unique<impl>()) {
+  m_impl->options = options;
+  std::promise<void> ready;
+  auto started = ready.get_future();
+  m_impl->thread = std::thread([this, &ready] {
+    m_impl->thread_id = std::this_thread::get_id();
+    m_impl->start(ready);
+  });
+  try {
+    started.get();
+  } catch (...) {
+    m_impl->thread.join();
+    throw;
+  }
+}
+
+runtime::~runtime() {
+  {
+    std::lock_guard lock(m_impl->mutex);
+    m_impl->stopping = true;
+  }
+  m_impl->cv.notify_all();
+  m_impl->thread.join();
+}
+
+int runtime::rank() const noexcept { return m_impl->rank; }
+int runtime::size() const noexcept { return m_impl->size; }
+MPI_Comm runtime::comm() const noexcept { return m_impl->comm; }
+const std::string& runtime::host() const noexcept { return m_impl->host; }
+bool runtime::on_progress_thread() const noexcept { return std::this_thread::get_id() == m_impl->thread_id; }
+
+void runtime::post(std::function<void()> f) {
+  {
+    std::lock_guard lock(m_impl->mutex);
+    m_impl->tasks.push_back(std::move(f));
+    m_impl->woken = true;
+  }
+  m_impl->cv.notify_one();
+}
+
+void runtime::wake() noexcept {
+  {
+    std::lock_guard lock(m_impl->mutex);
+    m_impl->woken = true;
+  }
+  m_impl->cv.notify_one();
+}
+
+void runtime::attach(progress_client& client) {
+  call([this, &client] { m_impl->clients.push_back(&client); });
+}
+
+void runtime::detach(progress_client& client) {
+  call([this, &client] { std::erase(m_impl->clients, &client); });
+}
+
+}  // namespace offload

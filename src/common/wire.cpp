@@ -1,0 +1,301 @@
+#include <offload/wire.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <set>
+#include <sstream>
+
+namespace offload {
+
+namespace {
+
+// Header layout (byte offsets).
+constexpr std::size_t h_magic = 0, h_version = 4, h_kind = 6, h_request = 8, h_kernel = 16, h_status = 20,
+                      h_count = 24, h_reserved0 = 28, h_total = 32, h_reserved1 = 40;
+// Table entry layout.
+constexpr std::size_t e_count = 0, e_offset = 8, e_name_offset = 16, e_name_length = 20, e_dtype = 22,
+                      e_reserved0 = 23, e_reserved1 = 24;
+
+template <class T> T load(const std::byte* p) noexcept {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class T> void store(std::byte* p, T v) noexcept { std::memcpy(p, &v, sizeof v); }
+
+bool all_zero(const std::byte* p, std::size_t n) noexcept {
+  for (std::size_t i = 0; i < n; ++i)
+    if (p[i] != std::byte{0}) return false;
+  return true;
+}
+
+constexpr std::uint64_t align_up(std::uint64_t v) noexcept { return (v + wire_alignment - 1) / wire_alignment * wire_alignment; }
+
+template <class... A> wire_error fail(wire_errc code, const A&... parts) {
+  std::ostringstream os;
+  (os << ... << parts);
+  return {code, os.str()};
+}
+
+std::string hex(std::uint64_t v) {
+  std::ostringstream os;
+  os << "0x" << std::hex << v;
+  return os.str();
+}
+
+std::string printable(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7f) {
+      out += char(c);
+    } else {
+      out += "\\x";
+      out += "0123456789abcdef"[c >> 4];
+      out += "0123456789abcdef"[c & 15];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view to_string(message_kind k) noexcept {
+  switch (k) {
+    case message_kind::request: return "request";
+    case message_kind::reply: return "reply";
+    case message_kind::error: return "error";
+    case message_kind::hello: return "hello";
+    case message_kind::hello_ack: return "hello_ack";
+    case message_kind::goodbye: return "goodbye";
+    case message_kind::goodbye_ack: return "goodbye_ack";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(status s) noexcept {
+  switch (s) {
+    case status::ok: return "ok";
+    case status::malformed: return "malformed";
+    case status::too_large: return "too_large";
+    case status::unknown_kernel: return "unknown_kernel";
+    case status::bad_input: return "bad_input";
+    case status::kernel_failed: return "kernel_failed";
+    case status::credit_exceeded: return "credit_exceeded";
+    case status::no_handshake: return "no_handshake";
+    case status::kernel_set_mismatch: return "kernel_set_mismatch";
+    case status::unexpected_kind: return "unexpected_kind";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(wire_errc e) noexcept {
+  switch (e) {
+    case wire_errc::truncated_header: return "truncated_header";
+    case wire_errc::bad_magic: return "bad_magic";
+    case wire_errc::bad_version: return "bad_version";
+    case wire_errc::bad_kind: return "bad_kind";
+    case wire_errc::bad_reserved: return "bad_reserved";
+    case wire_errc::too_large: return "too_large";
+    case wire_errc::size_mismatch: return "size_mismatch";
+    case wire_errc::too_many_products: return "too_many_products";
+    case wire_errc::table_out_of_bounds: return "table_out_of_bounds";
+    case wire_errc::bad_dtype: return "bad_dtype";
+    case wire_errc::bad_name: return "bad_name";
+    case wire_errc::name_out_of_bounds: return "name_out_of_bounds";
+    case wire_errc::duplicate_name: return "duplicate_name";
+    case wire_errc::overflow: return "overflow";
+    case wire_errc::misaligned_offset: return "misaligned_offset";
+    case wire_errc::payload_out_of_bounds: return "payload_out_of_bounds";
+    case wire_errc::overlapping_payload: return "overlapping_payload";
+  }
+  return "unknown";
+}
+
+wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_limits& limits) {
+  const std::uint64_t size = bytes.size();
+  const std::byte* p = bytes.data();
+  if (size > limits.max_message_bytes)
+    return fail(wire_errc::too_large, "message of ", size, " bytes exceeds the maximum of ", limits.max_message_bytes);
+  if (size < wire_header_size)
+    return fail(wire_errc::truncated_header, "message of ", size, " bytes is shorter than the ", wire_header_size,
+                "-byte header");
+  if (auto magic = load<std::uint32_t>(p + h_magic); magic != wire_magic)
+    return fail(wire_errc::bad_magic, "header field magic is ", hex(magic), ", expected ", hex(wire_magic));
+  if (auto version = load<std::uint16_t>(p + h_version); version != wire_version)
+    return fail(wire_errc::bad_version, "header field version is ", version, ", this side speaks ", wire_version);
+  auto kind = load<std::uint16_t>(p + h_kind);
+  if (kind < 1 || kind > 7) return fail(wire_errc::bad_kind, "header field kind is ", kind, ", expected 1..7");
+  if (!all_zero(p + h_reserved0, 4) || !all_zero(p + h_reserved1, wire_header_size - h_reserved1))
+    return fail(wire_errc::bad_reserved, "reserved header bytes are not zero");
+  auto total = load<std::uint64_t>(p + h_total);
+  if (total != size)
+    return fail(wire_errc::size_mismatch, "header field total_size is ", total, " but ", size, " bytes were received");
+  auto count = load<std::uint32_t>(p + h_count);
+  if (count > limits.max_products)
+    return fail(wire_errc::too_many_products, "header field product_count is ", count, ", the maximum is ",
+                limits.max_products);
+  const std::uint64_t table_end = wire_header_size + std::uint64_t{count} * wire_entry_size;  // < 2^38: no overflow
+  if (table_end > size)
+    return fail(wire_errc::table_out_of_bounds, "product table of ", count, " entries ends at byte ", table_end,
+                ", past the message end at ", size);
+
+  message_view out;
+  out.header.kind = static_cast<message_kind>(kind);
+  out.header.request_id = load<std::uint64_t>(p + h_request);
+  out.header.kernel_id = load<std::uint32_t>(p + h_kernel);
+  out.header.status = static_cast<status>(load<std::uint32_t>(p + h_status));
+  out.header.product_count = count;
+  out.header.total_size = total;
+
+  // Pass 1: dtypes, reserved bytes and names; the names area ends where the last name ends.
+  std::vector<product_view> items(count);
+  std::set<std::string_view> names;
+  std::uint64_t names_end = table_end;
+  auto entry = [&](std::uint32_t i) { return p + wire_header_size + std::uint64_t{i} * wire_entry_size; };
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::byte* e = entry(i);
+    auto raw_dtype = load<std::uint8_t>(e + e_dtype);
+    if (!is_valid_dtype(raw_dtype)) return fail(wire_errc::bad_dtype, "product ", i, ": dtype ", +raw_dtype, " is unknown");
+    if (!all_zero(e + e_reserved0, 1) || !all_zero(e + e_reserved1, wire_entry_size - e_reserved1))
+      return fail(wire_errc::bad_reserved, "product ", i, ": reserved table bytes are not zero");
+    auto name_offset = load<std::uint32_t>(e + e_name_offset);
+    auto name_length = load<std::uint16_t>(e + e_name_length);
+    if (name_length == 0 || name_length > limits.max_name_length)
+      return fail(wire_errc::bad_name, "product ", i, ": name length ", name_length, " is outside 1..",
+                  limits.max_name_length);
+    const std::uint64_t name_end = std::uint64_t{name_offset} + name_length;
+    if (name_offset < table_end || name_end > size)
+      return fail(wire_errc::name_out_of_bounds, "product ", i, ": name at bytes ", name_offset, "..", name_end,
+                  " lies outside bytes ", table_end, "..", size);
+    std::string_view name(reinterpret_cast<const char*>(p + name_offset), name_length);
+    for (unsigned char c : name)
+      if (c < 0x21 || c > 0x7e)
+        return fail(wire_errc::bad_name, "product ", i, ": name '", printable(name),
+                    "' has a character outside printable ASCII");
+    if (!names.insert(name).second) return fail(wire_errc::duplicate_name, "product ", i, ": name '", name, "' repeats");
+    names_end = std::max(names_end, name_end);
+    items[i].name = name;
+    items[i].type = static_cast<dtype>(raw_dtype);
+  }
+  // Pass 2: payloads, in order, after the names, inside the message, without overflow.
+  std::uint64_t previous_end = names_end;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::byte* e = entry(i);
+    auto& item = items[i];
+    auto elements = load<std::uint64_t>(e + e_count);
+    auto offset = load<std::uint64_t>(e + e_offset);
+    const std::uint64_t esize = dtype_size(item.type);
+    if (elements > std::numeric_limits<std::uint64_t>::max() / esize)
+      return fail(wire_errc::overflow, "product '", item.name, "': element count ", elements, " times ", esize,
+                  " bytes overflows");
+    const std::uint64_t nbytes = elements * esize;
+    if (offset % wire_alignment != 0)
+      return fail(wire_errc::misaligned_offset, "product '", item.name, "': offset ", offset,
+                  " is not a multiple of ", wire_alignment);
+    if (offset > std::numeric_limits<std::uint64_t>::max() - nbytes)
+      return fail(wire_errc::overflow, "product '", item.name, "': offset ", offset, " + length ", nbytes,
+                  " overflows");
+    if (offset + nbytes > size)
+      return fail(wire_errc::payload_out_of_bounds, "product '", item.name, "': payload at bytes ", offset, "..",
+                  offset + nbytes, " runs past the message end at ", size);
+    if (offset < previous_end)
+      return fail(wire_errc::overlapping_payload, "product '", item.name, "': payload at byte ", offset,
+                  " overlaps the names or the payload before it (which end at ", previous_end, ")");
+    previous_end = offset + nbytes;
+    item.count = elements;
+    item.data = p + offset;
+  }
+  out.products = product_views(std::move(items));
+  return out;
+}
+
+std::uint64_t peek_request_id(std::span<const std::byte> bytes) noexcept {
+  if (bytes.size() < h_request + 8) return 0;
+  if (load<std::uint32_t>(bytes.data() + h_magic) != wire_magic) return 0;
+  return load<std::uint64_t>(bytes.data() + h_request);
+}
+
+std::uint64_t message_writer::size_for(std::span<const product_spec> specs) {
+  std::uint64_t pos = wire_header_size + specs.size() * wire_entry_size;
+  for (const auto& s : specs) pos += s.name.size();
+  for (const auto& s : specs) pos = align_up(pos) + s.size_bytes();
+  return pos;
+}
+
+message_writer::message_writer(const message_info& info, std::span<const product_spec> specs, buffer storage)
+    : m_buffer(std::move(storage)) {
+  const std::uint64_t total = size_for(specs);
+  m_buffer.resize(total);
+  std::byte* p = m_buffer.data();
+  std::memset(p, 0, wire_header_size + specs.size() * wire_entry_size);
+  store(p + h_magic, wire_magic);
+  store(p + h_version, wire_version);
+  store(p + h_kind, static_cast<std::uint16_t>(info.kind));
+  store(p + h_request, info.request_id);
+  store(p + h_kernel, info.kernel_id);
+  store(p + h_status, static_cast<std::uint32_t>(info.status));
+  store(p + h_count, static_cast<std::uint32_t>(specs.size()));
+  store(p + h_total, total);
+
+  std::uint64_t pos = wire_header_size + specs.size() * wire_entry_size;
+  std::vector<std::uint64_t> name_offsets;
+  for (const auto& s : specs) {
+    name_offsets.push_back(pos);
+    std::memcpy(p + pos, s.name.data(), s.name.size());
+    pos += s.name.size();
+  }
+  m_offsets.reserve(specs.size());
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const auto& s = specs[i];
+    std::uint64_t offset = align_up(pos);
+    std::memset(p + pos, 0, offset - pos);  // padding is deterministic
+    std::byte* e = p + wire_header_size + i * wire_entry_size;
+    store(e + e_count, s.count);
+    store(e + e_offset, offset);
+    store(e + e_name_offset, static_cast<std::uint32_t>(name_offsets[i]));
+    store(e + e_name_length, static_cast<std::uint16_t>(s.name.size()));
+    store(e + e_dtype, static_cast<std::uint8_t>(s.type));
+    m_offsets.emplace_back(offset, s.size_bytes());
+    pos = offset + s.size_bytes();
+  }
+}
+
+std::span<std::byte> message_writer::payload(std::size_t i) {
+  auto [offset, bytes] = m_offsets.at(i);
+  return {m_buffer.data() + offset, static_cast<std::size_t>(bytes)};
+}
+
+buffer encode(const message_info& info, const product_views& products, buffer storage) {
+  std::vector<product_spec> specs;
+  specs.reserve(products.size());
+  for (const auto& p : products) specs.push_back({std::string(p.name), p.type, p.count});
+  message_writer w(info, specs, std::move(storage));
+  for (std::size_t i = 0; i < products.size(); ++i)
+    if (products[i].size_bytes() > 0) std::memcpy(w.payload(i).data(), products[i].data, products[i].size_bytes());
+  return std::move(w).finish();
+}
+
+buffer encode_error(std::uint64_t request_id, status s, std::string_view text, buffer storage) {
+  product_spec spec{"message", dtype::u8, text.size()};
+  message_writer w({message_kind::error, request_id, 0, s}, std::span(&spec, 1), std::move(storage));
+  if (!text.empty()) std::memcpy(w.payload(0).data(), text.data(), text.size());
+  return std::move(w).finish();
+}
+
+std::string error_text(const message_view& msg) {
+  const auto* m = msg.products.find("message");
+  if (m == nullptr || m->type != dtype::u8) return "(error message without text)";
+  return std::string(reinterpret_cast<const char*>(m->data), static_cast<std::size_t>(m->count));
+}
+
+wire_result<message> message::from(buffer bytes, const wire_limits& limits) {
+  auto decoded = decode(bytes.span(), limits);
+  if (!decoded) return decoded.error();
+  message m;
+  m.m_bytes = std::move(bytes);
+  m.m_view = std::move(decoded.value());
+  return m;
+}
+
+}  // namespace offload

@@ -1,0 +1,298 @@
+#include <offload/receiver.hpp>
+
+#include "../common/endpoint.hpp"
+#include "../common/handshake.hpp"
+#include "backend.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace offload {
+
+using detail::buffer_pool;
+using detail::endpoint;
+
+struct receiver::impl final : progress_client {
+  struct job {
+    int peer;
+    const kernel* k;
+    message request;
+  };
+  struct finished_job {
+    int peer;
+    buffer reply;
+    bool is_error;
+  };
+  struct peer_state {
+    bool hello = false;
+    bool goodbye = false;
+    bool finished = false;
+    std::uint32_t outstanding = 0;
+  };
+
+  impl(runtime& r, const kernel_registry& k, std::size_t expected, receiver_config c)
+      : rt(r), kernels(k), expected_peers(expected), cfg(std::move(c)), ep(r.comm(), pool),
+        be(detail::make_backend(cfg.backend)) {
+    if (cfg.credits == 0) throw std::invalid_argument("receiver credits must be at least 1");
+    if (cfg.threads == 0) throw std::invalid_argument("receiver threads must be at least 1");
+    for (std::size_t i = 0; i < cfg.threads; ++i) workers.emplace_back([this] { work(); });
+  }
+
+  runtime& rt;
+  kernel_registry kernels;
+  std::size_t expected_peers;
+  receiver_config cfg;
+  buffer_pool pool;
+  endpoint ep;
+  std::unique_ptr<detail::backend> be;
+
+  // Kernel execution: jobs in, finished replies out.
+  std::mutex jobs_mutex;
+  std::condition_variable jobs_cv;
+  std::deque<job> jobs;
+  bool stop_workers = false;
+  std::vector<std::thread> workers;
+  std::mutex finished_mutex;
+  std::vector<finished_job> finished_jobs;
+
+  // Progress-thread state.
+  std::map<int, peer_state> peers;
+  std::size_t peers_finished = 0;
+  bool done_signalled = false;
+  std::promise<void> done;
+  std::shared_future<void> done_future = done.get_future().share();
+
+  mutable std::mutex stats_mutex;
+  receiver_stats st;
+
+  void work();
+  bool progress() override;
+  void handle(detail::incoming in);
+  void handle_hello(int source, const message& m);
+  void handle_request(int source, message m);
+  void send_error(int dest, std::uint64_t id, status s, const std::string& text);
+  void maybe_finish(int source, peer_state& p);
+  template <class F> void count(F&& f) {
+    std::lock_guard lock(stats_mutex);
+    f(st);
+  }
+};
+
+void receiver::impl::work() {
+  for (;;) {
+    job j;
+    {
+      std::unique_lock lock(jobs_mutex);
+      jobs_cv.wait(lock, [&] { return stop_workers || !jobs.empty(); });
+      if (jobs.empty()) return;
+      j = std::move(jobs.front());
+      jobs.pop_front();
+    }
+    const auto id = j.request.header().request_id;
+    finished_job out{j.peer, {}, false};
+    try {
+      out.reply = be->run(*j.k, j.request, pool);
+    } catch (const input_error& e) {
+      out.is_error = true;
+      out.reply = encode_error(id, status::bad_input, "kernel '" + std::string(j.k->name()) + "': " + e.what());
+    } catch (const std::exception& e) {
+      out.is_error = true;
+      out.reply = encode_error(id, status::kernel_failed,
+                               "kernel '" + std::string(j.k->name()) + "' failed on backend " +
+                                   std::string(be->name()) + ": " + e.what());
+    }
+    pool.release(std::move(j.request).release());
+    {
+      std::lock_guard lock(finished_mutex);
+      finished_jobs.push_back(std::move(out));
+    }
+    rt.wake();
+  }
+}
+
+bool receiver::impl::progress() {
+  bool busy = ep.progress_sends();
+
+  std::vector<finished_job> replies;
+  {
+    std::lock_guard lock(finished_mutex);
+    replies.swap(finished_jobs);
+  }
+  for (auto& r : replies) {
+    const auto bytes = r.reply.size();
+    ep.send(r.peer, std::move(r.reply));
+    count([&](receiver_stats& s) {
+      (r.is_error ? s.error_replies : s.replies) += 1;
+      s.bytes_out += bytes;
+    });
+    auto& p = peers[r.peer];
+    --p.outstanding;
+    maybe_finish(r.peer, p);
+    busy = true;
+  }
+
+  for (int i = 0; i < 64; ++i) {
+    auto in = ep.receive(cfg.limits.max_message_bytes);
+    if (!in) break;
+    handle(std::move(*in));
+    busy = true;
+  }
+
+  if (!done_signalled && peers_finished >= expected_peers && ep.pending_sends() == 0) {
+    bool idle = true;
+    for (const auto& [rank, p] : peers) idle = idle && p.outstanding == 0;
+    if (idle) {
+      done_signalled = true;
+      done.set_value();
+    }
+  }
+  return busy;
+}
+
+void receiver::impl::send_error(int dest, std::uint64_t id, status s, const std::string& text) {
+  auto bytes = encode_error(id, s, text, pool.acquire(wire_header_size + wire_entry_size + 64 + text.size()));
+  const auto n = bytes.size();
+  ep.send(dest, std::move(bytes));
+  count([&](receiver_stats& x) {
+    x.error_replies += 1;
+    x.bytes_out += n;
+  });
+}
+
+void receiver::impl::handle(detail::incoming in) {
+  count([&](receiver_stats& s) { s.bytes_in += in.size; });
+  const std::uint64_t id = peek_request_id(in.bytes.span());
+  if (in.oversized) {
+    count([](receiver_stats& s) { s.malformed += 1; });
+    const auto text = "message of " + std::to_string(in.size) + " bytes exceeds the receiver's maximum of " +
+                      std::to_string(cfg.limits.max_message_bytes);
+    spdlog::warn("receiver rank {}: from rank {}: {}", rt.rank(), in.source, text);
+    pool.release(std::move(in.bytes));
+    send_error(in.source, id, status::too_large, text);
+    return;
+  }
+  auto decoded = message::from(std::move(in.bytes), cfg.limits);
+  if (!decoded) {
+    count([](receiver_stats& s) { s.malformed += 1; });
+    const auto& e = decoded.error();
+    spdlog::warn("receiver rank {}: malformed message from rank {}: {} ({})", rt.rank(), in.source, e.text,
+                 to_string(e.code));
+    send_error(in.source, id, status::malformed,
+               "malformed message: " + e.text + " (" + std::string(to_string(e.code)) + ")");
+    return;
+  }
+  message m = std::move(decoded.value());
+  switch (m.header().kind) {
+    case message_kind::hello: handle_hello(in.source, m); break;
+    case message_kind::request: handle_request(in.source, std::move(m)); return;
+    case message_kind::goodbye: {
+      auto& p = peers[in.source];
+      if (!p.hello || p.goodbye) {
+        send_error(in.source, id, status::no_handshake, "goodbye without a hello before it");
+        break;
+      }
+      p.goodbye = true;
+      maybe_finish(in.source, p);
+      break;
+    }
+    default:
+      send_error(in.source, id, status::unexpected_kind,
+                 "a receiver does not accept '" + std::string(to_string(m.header().kind)) + "' messages");
+  }
+  pool.release(std::move(m).release());
+}
+
+void receiver::impl::handle_hello(int source, const message& m) {
+  auto& p = peers[source];
+  if (p.hello || p.finished) {
+    send_error(source, m.header().request_id, status::unexpected_kind, "second hello from the same peer");
+    return;
+  }
+  const std::string theirs = detail::hello_signature(m);
+  const std::string ours = kernels.signature();
+  const bool match = theirs == ours;
+  ep.send(source, detail::encode_hello(message_kind::hello_ack, match ? status::ok : status::kernel_set_mismatch, ours));
+  if (match) {
+    p.hello = true;
+    return;
+  }
+  spdlog::error("receiver rank {}: kernel set mismatch with transmitter rank {}: it has [{}], this receiver has [{}]",
+                rt.rank(), source, detail::signature_list(theirs), detail::signature_list(ours));
+  count([](receiver_stats& s) { s.handshake_failures += 1; });
+  p.finished = true;
+  ++peers_finished;
+  count([&](receiver_stats& s) { s.peers_finished = peers_finished; });
+}
+
+void receiver::impl::handle_request(int source, message m) {
+  const auto& h = m.header();
+  auto& p = peers[source];
+  const kernel* k = kernels.by_id(h.kernel_id);
+  std::string problem;
+  status s = status::ok;
+  if (!p.hello || p.goodbye) {
+    s = status::no_handshake;
+    problem = p.goodbye ? "request after goodbye" : "request before the hello handshake";
+  } else if (p.outstanding >= cfg.credits) {
+    s = status::credit_exceeded;
+    problem = "peer already has " + std::to_string(p.outstanding) + " requests outstanding, its credit is " +
+              std::to_string(cfg.credits);
+  } else if (k == nullptr) {
+    s = status::unknown_kernel;
+    problem = "kernel id " + std::to_string(h.kernel_id) + " is not one of the " + std::to_string(kernels.size()) +
+              " kernels here";
+  }
+  if (s != status::ok) {
+    send_error(source, h.request_id, s, problem);
+    pool.release(std::move(m).release());
+    return;
+  }
+  ++p.outstanding;
+  count([](receiver_stats& x) { x.requests += 1; });
+  {
+    std::lock_guard lock(jobs_mutex);
+    jobs.push_back({source, k, std::move(m)});
+  }
+  jobs_cv.notify_one();
+}
+
+void receiver::impl::maybe_finish(int source, peer_state& p) {
+  if (!p.goodbye || p.finished || p.outstanding != 0) return;
+  ep.send(source, detail::encode_hello(message_kind::goodbye_ack, status::ok, {}));
+  p.finished = true;
+  ++peers_finished;
+  count([&](receiver_stats& s) { s.peers_finished = peers_finished; });
+}
+
+receiver::receiver(runtime& rt, const kernel_registry& kernels, std::size_t expected_peers, receiver_config config)
+    : m_impl(std::make_unique<impl>(rt, kernels, expected_peers, std::move(config))) {
+  rt.attach(*m_impl);
+}
+
+receiver::~receiver() {
+  m_impl->rt.detach(*m_impl);
+  {
+    std::lock_guard lock(m_impl->jobs_mutex);
+    m_impl->stop_workers = true;
+  }
+  m_impl->jobs_cv.notify_all();
+  for (auto& t : m_impl->workers) t.join();
+}
+
+receiver_stats receiver::wait() {
+  m_impl->done_future.wait();
+  return stats();
+}
+
+receiver_stats receiver::stats() const {
+  std::lock_guard lock(m_impl->stats_mutex);
+  return m_impl->st;
+}
+
+}  // namespace offload

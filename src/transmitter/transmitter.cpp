@@ -1,0 +1,499 @@
+#include <offload/transmitter.hpp>
+
+#include "../common/endpoint.hpp"
+#include "../common/handshake.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <queue>
+#include <thread>
+#include <unordered_map>
+
+namespace offload {
+
+using clock_type = std::chrono::steady_clock;
+
+std::string_view to_string(fallback_reason r) noexcept {
+  switch (r) {
+    case fallback_reason::none: return "none";
+    case fallback_reason::timeout: return "timeout";
+    case fallback_reason::error_reply: return "error_reply";
+    case fallback_reason::no_receiver: return "no_receiver";
+  }
+  return "unknown";
+}
+
+namespace {
+
+struct request_state {
+  std::uint64_t id = 0;
+  const kernel* k = nullptr;
+  std::uint32_t kernel_id = 0;
+  message request;                    // our own encoding of the inputs; the fallback reads it too
+  std::vector<product_spec> outputs;  // what a correct reply carries
+  result_callback done;
+  clock_type::time_point submitted;
+};
+using request_ptr = std::shared_ptr<request_state>;
+
+struct fallback_job {
+  request_ptr r;
+  fallback_reason reason;
+  std::string remote_error;
+};
+
+struct receiver_link {
+  int rank = -1;
+  std::uint32_t outstanding = 0;
+  bool hello_answered = false;
+  bool accepted = false;
+  bool goodbye_sent = false;
+  bool goodbye_acked = false;
+  std::string refusal;
+};
+
+/// The output specs a reply carries, compared with what the kernel promised.
+std::string reply_mismatch(const std::vector<product_spec>& expected, const product_views& got) {
+  if (expected.size() != got.size())
+    return "reply has " + std::to_string(got.size()) + " products, the kernel makes " + std::to_string(expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    const auto& e = expected[i];
+    const auto& g = got[i];
+    if (e.name != g.name || e.type != g.type || e.count != g.count)
+      return "reply product " + std::to_string(i) + " is '" + std::string(g.name) + "' " +
+             std::string(dtype_name(g.type)) + "[" + std::to_string(g.count) + "], expected '" + e.name + "' " +
+             std::string(dtype_name(e.type)) + "[" + std::to_string(e.count) + "]";
+  }
+  return {};
+}
+
+}  // namespace
+
+struct transmitter::impl final : progress_client {
+  impl(runtime& r, const kernel_registry& k, std::vector<int> receiver_ranks, transmitter_config c)
+      : rt(r), kernels(k), cfg(std::move(c)), ep(r.comm(), pool) {
+    if (cfg.credits == 0) throw std::invalid_argument("transmitter credits must be at least 1");
+    if (cfg.fallback_threads == 0) throw std::invalid_argument("transmitter fallback threads must be at least 1");
+    for (int rank : receiver_ranks) {
+      receiver_link l;
+      l.rank = rank;
+      links.push_back(std::move(l));
+    }
+    for (std::size_t i = 0; i < cfg.fallback_threads; ++i) fallback_workers.emplace_back([this] { run_fallbacks(); });
+  }
+
+  runtime& rt;
+  kernel_registry kernels;
+  transmitter_config cfg;
+  detail::buffer_pool pool;
+  detail::endpoint ep;
+  std::atomic<std::uint64_t> next_id{1};
+
+  // Submissions from worker threads.
+  std::mutex submit_mutex;
+  std::vector<request_ptr> submissions;
+
+  // Progress-thread state.
+  std::vector<receiver_link> links;                                   // guarded by link_mutex for readers
+  std::unordered_map<std::uint64_t, request_ptr> live;                // not yet delivered nor fallen back
+  std::unordered_map<std::uint64_t, std::size_t> in_flight;           // sent, no reply yet: id -> link
+  std::deque<request_ptr> waiting;                                    // for a credit
+  using deadline = std::pair<clock_type::time_point, std::uint64_t>;
+  std::priority_queue<deadline, std::vector<deadline>, std::greater<>> deadlines;
+  std::size_t next_link = 0;
+
+  // Handshake and goodbye progress, read by the threads that wait for them.
+  std::mutex link_mutex;
+  std::condition_variable link_cv;
+
+  // Fallbacks.
+  std::mutex fallback_mutex;
+  std::condition_variable fallback_cv;
+  std::deque<fallback_job> fallback_queue;
+  bool stop_fallbacks = false;
+  std::vector<std::thread> fallback_workers;
+
+  // Delivery accounting.
+  std::mutex delivered_mutex;
+  std::condition_variable delivered_cv;
+  std::uint64_t submitted_count = 0;
+  std::uint64_t delivered_count = 0;
+
+  mutable std::mutex stats_mutex;
+  transmitter_stats st;
+  bool closed = false;
+
+  template <class F> void count(F&& f) {
+    std::lock_guard lock(stats_mutex);
+    f(st);
+  }
+
+  bool progress() override;
+  void handle(detail::incoming in);
+  void dispatch();
+  int choose_link();
+  void fall_back(request_ptr r, fallback_reason why, std::string remote_error = {});
+  void deliver(const request_ptr& r, result&& res);
+  void run_fallbacks();
+  void handshake();
+  void say_goodbye();
+  void stop_workers();
+};
+
+void transmitter::impl::deliver(const request_ptr& r, result&& res) {
+  res.m_latency = std::chrono::duration<double>(clock_type::now() - r->submitted).count();
+  count([&](transmitter_stats& s) {
+    if (!res.ok()) s.failed += 1;
+    if (res.m_fallback == fallback_reason::none) {
+      s.remote += 1;
+    } else {
+      s.fallbacks += 1;
+      if (res.m_fallback == fallback_reason::timeout) s.fallback_timeout += 1;
+      if (res.m_fallback == fallback_reason::error_reply) s.fallback_error += 1;
+      if (res.m_fallback == fallback_reason::no_receiver) s.fallback_no_receiver += 1;
+    }
+  });
+  try {
+    r->done(std::move(res));
+  } catch (const std::exception& e) {
+    spdlog::error("transmitter rank {}: result callback of request {} threw: {}", rt.rank(), r->id, e.what());
+  }
+  {
+    std::lock_guard lock(delivered_mutex);
+    ++delivered_count;
+  }
+  delivered_cv.notify_all();
+}
+
+void transmitter::impl::fall_back(request_ptr r, fallback_reason why, std::string remote_error) {
+  {
+    std::lock_guard lock(fallback_mutex);
+    fallback_queue.push_back({std::move(r), why, std::move(remote_error)});
+  }
+  fallback_cv.notify_one();
+}
+
+void transmitter::impl::run_fallbacks() {
+  for (;;) {
+    fallback_job job;
+    {
+      std::unique_lock lock(fallback_mutex);
+      fallback_cv.wait(lock, [&] { return stop_fallbacks || !fallback_queue.empty(); });
+      if (fallback_queue.empty()) return;
+      job = std::move(fallback_queue.front());
+      fallback_queue.pop_front();
+    }
+    const auto& r = *job.r;
+    result res;
+    res.m_fallback = job.reason;
+    res.m_remote_error = std::move(job.remote_error);
+    try {
+      auto out = run_cpu(*r.k, r.request.products(), {message_kind::reply, r.id, r.kernel_id, status::ok});
+      auto decoded = message::from(std::move(out), cfg.limits);
+      if (decoded)
+        res.m_message = std::move(decoded.value());
+      else
+        res.m_error = "local result does not decode: " + decoded.error().text;
+    } catch (const std::exception& e) {
+      res.m_error = "local fallback of kernel '" + std::string(r.k->name()) + "' failed: " + e.what();
+    }
+    deliver(job.r, std::move(res));
+  }
+}
+
+int transmitter::impl::choose_link() {
+  const std::size_t n = links.size();
+  int best = -1;
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::size_t i = (next_link + k) % n;
+    const auto& l = links[i];
+    if (!l.accepted || l.goodbye_sent || l.outstanding >= cfg.credits) continue;
+    if (cfg.policy == routing::round_robin) {
+      best = static_cast<int>(i);
+      break;
+    }
+    if (best < 0 || l.outstanding < links[static_cast<std::size_t>(best)].outstanding) best = static_cast<int>(i);
+  }
+  if (best >= 0) next_link = (static_cast<std::size_t>(best) + 1) % n;
+  return best;
+}
+
+void transmitter::impl::dispatch() {
+  while (!waiting.empty()) {
+    request_ptr r = waiting.front();
+    if (!live.contains(r->id)) {  // timed out while waiting
+      waiting.pop_front();
+      continue;
+    }
+    bool any_receiver = false;
+    for (const auto& l : links) any_receiver = any_receiver || (l.accepted && !l.goodbye_sent);
+    if (!any_receiver) {
+      waiting.pop_front();
+      live.erase(r->id);
+      fall_back(std::move(r), fallback_reason::no_receiver);
+      continue;
+    }
+    const int li = choose_link();
+    if (li < 0) return;  // every receiver is out of credits
+    auto& l = links[static_cast<std::size_t>(li)];
+    waiting.pop_front();
+    const auto bytes = r->request.bytes().span();
+    ep.send(l.rank, bytes, r);
+    ++l.outstanding;
+    in_flight.emplace(r->id, static_cast<std::size_t>(li));
+    count([&](transmitter_stats& s) { s.bytes_out += bytes.size(); });
+  }
+}
+
+void transmitter::impl::handle(detail::incoming in) {
+  count([&](transmitter_stats& s) { s.bytes_in += in.size; });
+  const std::uint64_t peeked = peek_request_id(in.bytes.span());
+  auto decoded = in.oversized ? wire_result<message>(wire_error{wire_errc::too_large, "reply of " + std::to_string(in.size) +
+                                                                                          " bytes exceeds the maximum"})
+                              : message::from(std::move(in.bytes), cfg.limits);
+  auto link_of = [&](int rank) -> receiver_link* {
+    for (auto& l : links)
+      if (l.rank == rank) return &l;
+    return nullptr;
+  };
+  receiver_link* link = link_of(in.source);
+  if (link == nullptr) {
+    spdlog::warn("transmitter rank {}: ignoring a message from rank {}, which is not one of its receivers", rt.rank(),
+                 in.source);
+    return;
+  }
+  if (decoded && (decoded.value().header().kind == message_kind::hello_ack ||
+                  decoded.value().header().kind == message_kind::goodbye_ack)) {
+    const auto& m = decoded.value();
+    {
+      std::lock_guard lock(link_mutex);
+      if (m.header().kind == message_kind::goodbye_ack) {
+        link->goodbye_acked = true;
+      } else {
+        link->hello_answered = true;
+        link->accepted = m.header().status == status::ok;
+        if (!link->accepted)
+          link->refusal = "kernel set mismatch with receiver rank " + std::to_string(in.source) + ": it has [" +
+                          detail::signature_list(detail::hello_signature(m)) + "], this transmitter has [" +
+                          detail::signature_list(kernels.signature()) + "]";
+      }
+    }
+    link_cv.notify_all();
+    pool.release(std::move(decoded.value()).release());
+    return;
+  }
+
+  // A reply or an error for a request; the id comes from the header even when it is malformed.
+  const std::uint64_t id = decoded ? decoded.value().header().request_id : peeked;
+  auto flight = in_flight.find(id);
+  if (flight == in_flight.end()) {
+    if (decoded && decoded.value().header().kind == message_kind::error)
+      spdlog::error("transmitter rank {}: error from receiver rank {}: {}", rt.rank(), in.source,
+                    error_text(decoded.value().view()));
+    else
+      spdlog::warn("transmitter rank {}: message from rank {} for unknown request {} dropped", rt.rank(), in.source, id);
+    return;
+  }
+  --links[flight->second].outstanding;
+  in_flight.erase(flight);
+
+  auto it = live.find(id);
+  if (it == live.end()) {  // it fell back already
+    count([](transmitter_stats& s) { s.late_replies += 1; });
+    if (decoded) pool.release(std::move(decoded.value()).release());
+    return;
+  }
+  request_ptr r = std::move(it->second);
+  live.erase(it);
+
+  std::string problem;
+  if (!decoded)
+    problem = "malformed reply: " + decoded.error().text;
+  else if (decoded.value().header().kind == message_kind::error)
+    problem = std::string(to_string(decoded.value().header().status)) + ": " + error_text(decoded.value().view());
+  else if (decoded.value().header().kind != message_kind::reply)
+    problem = "unexpected '" + std::string(to_string(decoded.value().header().kind)) + "' message";
+  else
+    problem = reply_mismatch(r->outputs, decoded.value().products());
+  if (!problem.empty()) {
+    spdlog::debug("transmitter rank {}: request {} failed at receiver rank {}: {}", rt.rank(), id, in.source, problem);
+    fall_back(std::move(r), fallback_reason::error_reply, "receiver rank " + std::to_string(in.source) + ": " + problem);
+    return;
+  }
+  result res;
+  res.m_message = std::move(decoded.value());
+  res.m_receiver = in.source;
+  deliver(r, std::move(res));
+}
+
+bool transmitter::impl::progress() {
+  bool busy = ep.progress_sends();
+  std::vector<request_ptr> fresh;
+  {
+    std::lock_guard lock(submit_mutex);
+    fresh.swap(submissions);
+  }
+  for (auto& r : fresh) {
+    live.emplace(r->id, r);
+    deadlines.emplace(r->submitted + cfg.timeout, r->id);
+    waiting.push_back(std::move(r));
+    busy = true;
+  }
+  if (!waiting.empty()) dispatch();
+  for (int i = 0; i < 64; ++i) {
+    auto in = ep.receive(cfg.limits.max_message_bytes);
+    if (!in) break;
+    handle(std::move(*in));
+    busy = true;
+  }
+  if (!waiting.empty()) dispatch();
+  const auto now = clock_type::now();
+  while (!deadlines.empty() && deadlines.top().first <= now) {
+    const auto id = deadlines.top().second;
+    deadlines.pop();
+    auto it = live.find(id);
+    if (it == live.end()) continue;
+    request_ptr r = std::move(it->second);
+    live.erase(it);
+    fall_back(std::move(r), fallback_reason::timeout);
+    busy = true;
+  }
+  return busy;
+}
+
+void transmitter::impl::handshake() {
+  const std::string signature = kernels.signature();
+  rt.call([&] {
+    for (const auto& l : links) ep.send(l.rank, detail::encode_hello(message_kind::hello, status::ok, signature));
+  });
+  std::unique_lock lock(link_mutex);
+  const bool answered = link_cv.wait_for(lock, cfg.handshake_timeout, [&] {
+    for (const auto& l : links)
+      if (!l.hello_answered) return false;
+    return true;
+  });
+  if (!answered) {
+    for (const auto& l : links)
+      if (!l.hello_answered)
+        throw handshake_error("receiver rank " + std::to_string(l.rank) + " did not answer the handshake within " +
+                              std::to_string(cfg.handshake_timeout.count()) + " ms");
+  }
+}
+
+void transmitter::impl::say_goodbye() {
+  rt.call([&] {
+    for (auto& l : links) {
+      if (!l.accepted || l.goodbye_sent) continue;
+      ep.send(l.rank, detail::encode_hello(message_kind::goodbye, status::ok, {}));
+      l.goodbye_sent = true;
+    }
+  });
+  {
+    std::unique_lock lock(link_mutex);
+    const bool acked = link_cv.wait_for(lock, cfg.handshake_timeout, [&] {
+      for (const auto& l : links)
+        if (l.goodbye_sent && !l.goodbye_acked) return false;
+      return true;
+    });
+    if (!acked)
+      spdlog::warn("transmitter rank {}: not every receiver acknowledged goodbye within {} ms", rt.rank(),
+                   cfg.handshake_timeout.count());
+  }
+  if (!rt.call([&] { return ep.drain_sends(5.0); }))
+    spdlog::warn("transmitter rank {}: sends still pending at close", rt.rank());
+}
+
+void transmitter::impl::stop_workers() {
+  {
+    std::lock_guard lock(fallback_mutex);
+    stop_fallbacks = true;
+  }
+  fallback_cv.notify_all();
+  for (auto& t : fallback_workers)
+    if (t.joinable()) t.join();
+}
+
+transmitter::transmitter(runtime& rt, const kernel_registry& kernels, std::vector<int> receivers,
+                         transmitter_config config)
+    : m_impl(std::make_shared<impl>(rt, kernels, std::move(receivers), std::move(config))) {
+  rt.attach(*m_impl);
+  try {
+    m_impl->handshake();
+  } catch (...) {
+    close();
+    throw;
+  }
+  std::string refusals;
+  for (const auto& l : m_impl->links)
+    if (!l.accepted) refusals += (refusals.empty() ? "" : "; ") + l.refusal;
+  if (!refusals.empty()) {
+    close();
+    throw handshake_error(refusals);
+  }
+}
+
+transmitter::~transmitter() {
+  try {
+    close();
+  } catch (const std::exception& e) {
+    spdlog::error("transmitter: close failed: {}", e.what());
+  }
+}
+
+void transmitter::submit(std::string_view kernel_name, const product_views& inputs, result_callback done) {
+  auto& d = *m_impl;
+  const auto id = d.kernels.id_of(kernel_name);
+  if (!id) throw std::invalid_argument("unknown kernel '" + std::string(kernel_name) + "'");
+  auto r = std::make_shared<request_state>();
+  r->k = d.kernels.by_id(*id);
+  r->outputs = r->k->output_specs(inputs);  // throws input_error before anything is queued
+  r->id = d.next_id.fetch_add(1);
+  r->kernel_id = *id;
+  r->done = std::move(done);
+  auto bytes = encode({message_kind::request, r->id, *id, status::ok}, inputs);
+  auto decoded = message::from(std::move(bytes));
+  if (!decoded) throw std::logic_error("request does not decode: " + decoded.error().text);
+  r->request = std::move(decoded.value());
+  r->submitted = clock_type::now();
+  {
+    std::lock_guard lock(d.delivered_mutex);
+    if (d.closed) throw std::logic_error("submit after close");
+    ++d.submitted_count;
+  }
+  d.count([&](transmitter_stats& s) { s.submitted += 1; });
+  {
+    std::lock_guard lock(d.submit_mutex);
+    d.submissions.push_back(std::move(r));
+  }
+  d.rt.wake();
+}
+
+std::future<result> transmitter::submit(std::string_view kernel_name, const product_views& inputs) {
+  auto promise = std::make_shared<std::promise<result>>();
+  auto f = promise->get_future();
+  submit(kernel_name, inputs, [promise](result&& r) { promise->set_value(std::move(r)); });
+  return f;
+}
+
+void transmitter::close() {
+  auto& d = *m_impl;
+  {
+    std::unique_lock lock(d.delivered_mutex);
+    if (d.closed) return;
+    d.delivered_cv.wait(lock, [&] { return d.delivered_count == d.submitted_count; });
+    d.closed = true;
+  }
+  d.say_goodbye();
+  d.rt.detach(d);
+  d.stop_workers();
+}
+
+transmitter_stats transmitter::stats() const {
+  std::lock_guard lock(m_impl->stats_mutex);
+  return m_impl->st;
+}
+
+}  // namespace offload
