@@ -1,1 +1,446 @@
-int main(){}
+// offload-run: the event-loop driver. Ranks below --receivers serve; the others run an event
+// loop of --threads worker threads keeping --inflight events in flight, each event submitting
+// one request of --kernel. Rank 0 prints one summary table (and writes --json).
+#include <offload/receiver.hpp>
+#include <offload/runtime.hpp>
+#include <offload/transmitter.hpp>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+namespace {
+
+struct options {
+  int receivers = 1;
+  std::string kernel = "mlp";
+  std::uint64_t events = 1000;
+  int threads = 2;
+  int inflight = 4;
+  bool validate = false;
+  double timeout_ms = 30000;
+  std::string json;
+  std::uint64_t size = 0;  // 0: the kernel's default
+  std::uint64_t work = 1000;
+  std::uint64_t seed = 12345;
+  std::uint32_t credits = 8;
+  std::size_t receiver_threads = 1;
+  std::string routing = "round_robin";
+  std::string backend = "cpu";
+  std::vector<std::string> kernel_set;
+  std::uint64_t max_message_bytes = std::uint64_t{1} << 30;
+  double tolerance = 1e-5;
+  std::string log_level = "warn";
+};
+
+std::uint64_t default_size(const std::string& kernel) {
+  if (kernel == "mlp") return 256;          // jets per event
+  if (kernel == "clustering") return 64;    // 64 x 64 cells
+  if (kernel == "synthetic") return 4096;   // elements
+  return 65536;                             // echo: bytes
+}
+
+/// Deterministic per-event seed from (seed, rank, event index).
+std::uint64_t event_seed(std::uint64_t seed, int rank, std::uint64_t index) {
+  std::uint64_t x = seed ^ (std::uint64_t(rank) << 40) ^ index;
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  return x;
+}
+
+/// What each rank reports to rank 0 (sent as bytes: every rank runs the same binary).
+struct rank_record {
+  std::int32_t rank = 0;
+  std::int32_t is_receiver = 0;
+  std::int32_t setup_failed = 0;  // handshake refused, or --kernel not in --kernel-set
+  std::int32_t pad = 0;
+  double wall_s = 0;
+  std::uint64_t events = 0, remote = 0, fallbacks = 0, fallback_timeout = 0, fallback_error = 0,
+                fallback_no_receiver = 0, failed = 0, mismatches = 0, late = 0;
+  std::uint64_t requests = 0, replies = 0, error_replies = 0, malformed = 0, handshake_failures = 0;
+  std::uint64_t bytes_in = 0, bytes_out = 0;
+};
+
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const double pos = q * double(v.size() - 1);
+  const auto lo = static_cast<std::size_t>(pos);
+  const auto hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - double(lo));
+}
+
+/// The event loop of one transmitter rank: `threads` workers, at most `inflight` events
+/// submitted and not yet produced. acquire (make inputs, submit) and produce (validate,
+/// record) run on the workers; the result callback only queues the produce step.
+class event_loop {
+ public:
+  event_loop(offload::transmitter& tx, const offload::kernel& k, const options& o, int rank)
+      : m_tx(tx), m_kernel(k), m_opt(o), m_rank(rank), m_latency(o.events, 0.0) {}
+
+  void run() {
+    for (std::uint64_t i = 0; i < std::min<std::uint64_t>(std::uint64_t(m_opt.inflight), m_opt.events); ++i)
+      push([this] { acquire(); });
+    std::vector<std::thread> workers;
+    for (int t = 0; t < m_opt.threads; ++t) workers.emplace_back([this] { work(); });
+    for (auto& w : workers) w.join();
+  }
+
+  const std::vector<double>& latencies() const { return m_latency; }
+  std::uint64_t mismatches() const { return m_mismatches; }
+  std::uint64_t failed() const { return m_failed; }
+
+ private:
+  offload::input_params params(std::uint64_t i) const {
+    return {event_seed(m_opt.seed, m_rank, i), m_opt.size, m_opt.work};
+  }
+
+  void push(std::function<void()> task) {
+    {
+      std::lock_guard lock(m_mutex);
+      m_tasks.push_back(std::move(task));
+    }
+    m_cv.notify_one();
+  }
+
+  void work() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock lock(m_mutex);
+        m_cv.wait(lock, [&] { return !m_tasks.empty() || m_produced == m_opt.events; });
+        if (m_tasks.empty()) return;
+        task = std::move(m_tasks.front());
+        m_tasks.pop_front();
+      }
+      task();
+    }
+  }
+
+  void acquire() {
+    const std::uint64_t i = m_next++;
+    if (i >= m_opt.events) return;
+    auto inputs = m_kernel.make_inputs(params(i));
+    m_tx.submit(m_kernel.name(), offload::product_views(inputs),
+                [this, i](offload::result&& r) {
+                  auto shared = std::make_shared<offload::result>(std::move(r));
+                  push([this, i, shared] { produce(i, *shared); });
+                });
+  }
+
+  void produce(std::uint64_t i, const offload::result& r) {
+    m_latency[i] = r.latency();
+    if (!r.ok()) {
+      spdlog::error("event {}: {}", i, r.error());
+      ++m_failed;
+    } else if (m_opt.validate) {
+      auto inputs = m_kernel.make_inputs(params(i));
+      auto expected_bytes = offload::run_cpu(m_kernel, offload::product_views(inputs), {});
+      auto expected = offload::decode(expected_bytes.span());
+      auto diff = offload::compare_products(expected.value().products, r.products(), m_opt.tolerance, m_opt.tolerance);
+      if (!diff.empty()) {
+        spdlog::error("event {} (from {}): result differs from the local CPU implementation: {}", i,
+                      r.receiver() >= 0 ? "receiver rank " + std::to_string(r.receiver()) : "local fallback", diff);
+        ++m_mismatches;
+      }
+    }
+    bool last;
+    {
+      std::lock_guard lock(m_mutex);
+      last = ++m_produced == m_opt.events;
+    }
+    if (last)
+      m_cv.notify_all();
+    else
+      push([this] { acquire(); });
+  }
+
+  offload::transmitter& m_tx;
+  const offload::kernel& m_kernel;
+  const options& m_opt;
+  int m_rank;
+  std::vector<double> m_latency;
+  std::atomic<std::uint64_t> m_next{0};
+  std::atomic<std::uint64_t> m_mismatches{0};
+  std::atomic<std::uint64_t> m_failed{0};
+  std::mutex m_mutex;
+  std::condition_variable m_cv;
+  std::deque<std::function<void()>> m_tasks;
+  std::uint64_t m_produced = 0;  // guarded by m_mutex
+};
+
+std::string summary_table(const options& o, int world, const std::vector<rank_record>& recs,
+                          const std::map<int, std::vector<double>>& lat, std::vector<double>& all_lat, double& wall,
+                          std::uint64_t& total_events) {
+  std::ostringstream os;
+  char line[512];
+  os << "offload-run: kernel " << o.kernel << " (size " << o.size << "), " << o.receivers << " receiver(s), "
+     << world - o.receivers << " transmitter(s) x " << o.threads << " threads, " << o.inflight
+     << " in flight, credits " << o.credits << ", backend " << o.backend << ", validate "
+     << (o.validate ? "on" : "off") << "\n";
+  std::snprintf(line, sizeof line, "%6s %-12s %8s %9s %10s %9s %9s %9s %8s %9s %7s\n", "rank", "role", "events",
+                "wall_s", "events/s", "p50_ms", "p90_ms", "p99_ms", "remote", "fallbacks", "errors");
+  os << line;
+  wall = 0;
+  total_events = 0;
+  std::uint64_t remote = 0, fallbacks = 0, errors = 0;
+  for (const auto& r : recs) {
+    if (r.is_receiver) continue;
+    const auto& l = lat.at(r.rank);
+    const std::uint64_t errs = r.failed + r.mismatches + std::uint64_t(r.setup_failed);
+    std::snprintf(line, sizeof line, "%6d %-12s %8llu %9.3f %10.1f %9.3f %9.3f %9.3f %8llu %9llu %7llu\n", r.rank,
+                  "transmitter", (unsigned long long)r.events, r.wall_s, r.wall_s > 0 ? double(r.events) / r.wall_s : 0.0,
+                  1e3 * percentile(l, 0.5), 1e3 * percentile(l, 0.9), 1e3 * percentile(l, 0.99),
+                  (unsigned long long)r.remote, (unsigned long long)r.fallbacks, (unsigned long long)errs);
+    os << line;
+    wall = std::max(wall, r.wall_s);
+    total_events += r.events;
+    remote += r.remote;
+    fallbacks += r.fallbacks;
+    errors += errs;
+    all_lat.insert(all_lat.end(), l.begin(), l.end());
+  }
+  std::snprintf(line, sizeof line, "%6s %-12s %8llu %9.3f %10.1f %9.3f %9.3f %9.3f %8llu %9llu %7llu\n", "all", "",
+                (unsigned long long)total_events, wall, wall > 0 ? double(total_events) / wall : 0.0,
+                1e3 * percentile(all_lat, 0.5), 1e3 * percentile(all_lat, 0.9), 1e3 * percentile(all_lat, 0.99),
+                (unsigned long long)remote, (unsigned long long)fallbacks, (unsigned long long)errors);
+  os << line;
+  for (const auto& r : recs) {
+    if (!r.is_receiver) continue;
+    std::snprintf(line, sizeof line,
+                  "receiver rank %d: requests %llu, replies %llu, error replies %llu, malformed %llu, handshake "
+                  "failures %llu, MB in %.2f, MB out %.2f\n",
+                  r.rank, (unsigned long long)r.requests, (unsigned long long)r.replies,
+                  (unsigned long long)r.error_replies, (unsigned long long)r.malformed,
+                  (unsigned long long)r.handshake_failures, double(r.bytes_in) / 1e6, double(r.bytes_out) / 1e6);
+    os << line;
+  }
+  return os.str();
+}
+
+void write_json(const std::string& path, const options& o, int world, const std::vector<rank_record>& recs,
+                const std::vector<double>& all_lat, double wall, std::uint64_t events, int status) {
+  std::ofstream f(path);
+  if (!f) throw std::runtime_error("cannot write --json file '" + path + "'");
+  f << "{\n  \"config\": {\"kernel\": \"" << o.kernel << "\", \"size\": " << o.size << ", \"work\": " << o.work
+    << ", \"ranks\": " << world << ", \"receivers\": " << o.receivers << ", \"threads\": " << o.threads
+    << ", \"inflight\": " << o.inflight << ", \"events_per_transmitter\": " << o.events
+    << ", \"credits\": " << o.credits << ", \"timeout_ms\": " << o.timeout_ms << ", \"backend\": \"" << o.backend
+    << "\", \"routing\": \"" << o.routing << "\", \"validate\": " << (o.validate ? "true" : "false") << "},\n";
+  std::uint64_t fallbacks = 0, errors = 0, remote = 0;
+  f << "  \"ranks\": [\n";
+  for (std::size_t i = 0; i < recs.size(); ++i) {
+    const auto& r = recs[i];
+    if (!r.is_receiver) {
+      fallbacks += r.fallbacks;
+      remote += r.remote;
+      errors += r.failed + r.mismatches + std::uint64_t(r.setup_failed);
+    }
+    f << "    {\"rank\": " << r.rank << ", \"role\": \"" << (r.is_receiver ? "receiver" : "transmitter")
+      << "\", \"events\": " << r.events << ", \"wall_s\": " << r.wall_s << ", \"remote\": " << r.remote
+      << ", \"fallbacks\": " << r.fallbacks << ", \"fallback_timeout\": " << r.fallback_timeout
+      << ", \"fallback_error\": " << r.fallback_error << ", \"fallback_no_receiver\": " << r.fallback_no_receiver
+      << ", \"failed\": " << r.failed << ", \"mismatches\": " << r.mismatches << ", \"late_replies\": " << r.late
+      << ", \"setup_failed\": " << r.setup_failed << ", \"requests\": " << r.requests
+      << ", \"replies\": " << r.replies << ", \"error_replies\": " << r.error_replies
+      << ", \"malformed\": " << r.malformed << ", \"handshake_failures\": " << r.handshake_failures
+      << ", \"bytes_in\": " << r.bytes_in << ", \"bytes_out\": " << r.bytes_out << "}"
+      << (i + 1 < recs.size() ? "," : "") << "\n";
+  }
+  f << "  ],\n  \"total\": {\"events\": " << events << ", \"wall_s\": " << wall
+    << ", \"events_per_s\": " << (wall > 0 ? double(events) / wall : 0.0) << ", \"latency_p50_ms\": "
+    << 1e3 * percentile(all_lat, 0.5) << ", \"latency_p90_ms\": " << 1e3 * percentile(all_lat, 0.9)
+    << ", \"latency_p99_ms\": " << 1e3 * percentile(all_lat, 0.99) << ", \"remote\": " << remote
+    << ", \"fallbacks\": " << fallbacks << ", \"errors\": " << errors << ", \"status\": " << status << "}\n}\n";
+}
+
+int run(const options& o, const offload::kernel_registry& kernels) {
+  offload::runtime rt;
+  const int rank = rt.rank();
+  const int world = rt.size();
+  spdlog::set_pattern("[%H:%M:%S.%e] [rank " + std::to_string(rank) + "] [%l] %v");
+  if (o.receivers >= world) {
+    if (rank == 0)
+      spdlog::error("--receivers {} leaves no transmitter: the job has {} rank(s); use --receivers < {}", o.receivers,
+                    world, world);
+    return 2;
+  }
+
+  rank_record rec;
+  rec.rank = rank;
+  std::vector<double> latencies;
+  if (rank < o.receivers) {
+    rec.is_receiver = 1;
+    offload::receiver_config cfg;
+    cfg.credits = o.credits;
+    cfg.threads = o.receiver_threads;
+    cfg.backend = o.backend;
+    cfg.limits.max_message_bytes = o.max_message_bytes;
+    offload::receiver rx(rt, kernels, std::size_t(world - o.receivers), cfg);
+    rt.barrier();
+    auto s = rx.wait();
+    rec.requests = s.requests;
+    rec.replies = s.replies;
+    rec.error_replies = s.error_replies;
+    rec.malformed = s.malformed;
+    rec.handshake_failures = s.handshake_failures;
+    rec.bytes_in = s.bytes_in;
+    rec.bytes_out = s.bytes_out;
+  } else {
+    offload::transmitter_config cfg;
+    cfg.credits = o.credits;
+    cfg.timeout = std::chrono::microseconds(std::int64_t(o.timeout_ms * 1e3));
+    cfg.policy = o.routing == "least_outstanding" ? offload::routing::least_outstanding : offload::routing::round_robin;
+    cfg.limits.max_message_bytes = o.max_message_bytes;
+    std::vector<int> receivers;
+    for (int r = 0; r < o.receivers; ++r) receivers.push_back(r);
+    std::unique_ptr<offload::transmitter> tx;
+    try {
+      tx = std::make_unique<offload::transmitter>(rt, kernels, receivers, cfg);
+    } catch (const offload::handshake_error& e) {
+      spdlog::error("handshake failed: {}", e.what());
+      rec.setup_failed = 1;
+    }
+    if (tx && kernels.find(o.kernel) == nullptr) {
+      spdlog::error("--kernel {} is not in this rank's --kernel-set", o.kernel);
+      rec.setup_failed = 1;
+      tx->close();
+      tx.reset();
+    }
+    rt.barrier();
+    if (tx) {
+      event_loop loop(*tx, *kernels.find(o.kernel), o, rank);
+      const auto t0 = std::chrono::steady_clock::now();
+      loop.run();
+      rec.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      tx->close();
+      auto s = tx->stats();
+      rec.events = o.events;
+      rec.remote = s.remote;
+      rec.fallbacks = s.fallbacks;
+      rec.fallback_timeout = s.fallback_timeout;
+      rec.fallback_error = s.fallback_error;
+      rec.fallback_no_receiver = s.fallback_no_receiver;
+      rec.failed = s.failed + loop.failed();
+      rec.mismatches = loop.mismatches();
+      rec.late = s.late_replies;
+      rec.bytes_in = s.bytes_in;
+      rec.bytes_out = s.bytes_out;
+      latencies = loop.latencies();
+    }
+  }
+
+  // Every client is closed: plain blocking collectives on the progress thread are safe now.
+  std::vector<rank_record> recs(std::size_t(rank == 0 ? world : 0));
+  std::vector<int> counts(static_cast<std::size_t>(world)), displs(static_cast<std::size_t>(world));
+  std::vector<double> all;
+  int status = 0;
+  rt.call([&] {
+    MPI_Gather(&rec, sizeof rec, MPI_BYTE, recs.data(), sizeof rec, MPI_BYTE, 0, rt.comm());
+    int n = int(latencies.size());
+    MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, rt.comm());
+    int total = 0;
+    for (int i = 0; i < world; ++i) {
+      displs[std::size_t(i)] = total;
+      total += counts[std::size_t(i)];
+    }
+    all.resize(rank == 0 ? std::size_t(total) : 0);
+    MPI_Gatherv(latencies.data(), n, MPI_DOUBLE, all.data(), counts.data(), displs.data(), MPI_DOUBLE, 0, rt.comm());
+  });
+  if (rank == 0) {
+    std::map<int, std::vector<double>> per_rank;
+    for (int i = 0; i < world; ++i)
+      per_rank[i].assign(all.begin() + displs[std::size_t(i)], all.begin() + displs[std::size_t(i)] + counts[std::size_t(i)]);
+    bool ok = true;
+    for (const auto& r : recs)
+      ok = ok && r.failed == 0 && r.mismatches == 0 && r.setup_failed == 0 && r.handshake_failures == 0;
+    status = ok ? 0 : 1;
+    std::vector<double> all_lat;
+    double wall = 0;
+    std::uint64_t events = 0;
+    std::fputs(summary_table(o, world, recs, per_rank, all_lat, wall, events).c_str(), stdout);
+    std::printf("status: %s\n", ok ? "ok" : "FAILED (see errors above)");
+    std::fflush(stdout);
+    if (!o.json.empty()) write_json(o.json, o, world, recs, all_lat, wall, events, status);
+  }
+  rt.call([&] { MPI_Bcast(&status, 1, MPI_INT, 0, rt.comm()); });
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  CLI::App app{"offload-run: CPU event loops offloading a kernel to receiver ranks over MPI.\n"
+               "Launch with mpirun; ranks below --receivers serve, the others transmit."};
+  app.add_option("--receivers", o.receivers, "number of receiver ranks (ranks 0..R-1); 0 runs everything locally")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--kernel", o.kernel, "kernel each event offloads");
+  app.add_option("--events", o.events, "events per transmitter rank")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
+  app.add_option("--threads", o.threads, "worker threads per transmitter rank")->check(CLI::Range(1, 1024));
+  app.add_option("--inflight", o.inflight, "events in flight per transmitter rank")->check(CLI::Range(1, 1 << 20));
+  app.add_flag("--validate", o.validate, "check every result against the local CPU implementation");
+  app.add_option("--timeout-ms", o.timeout_ms, "per-request timeout before the CPU fallback")
+      ->check(CLI::Range(0.001, 1e9));
+  app.add_option("--json", o.json, "write configuration and results as JSON to this file (rank 0)");
+  app.add_option("--size", o.size, "input size per event: mlp jets, clustering grid side, synthetic elements, echo bytes");
+  app.add_option("--work", o.work, "synthetic: iterations per element");
+  app.add_option("--seed", o.seed, "seed of the generated events");
+  app.add_option("--credits", o.credits, "requests outstanding per transmitter at each receiver")
+      ->check(CLI::Range(1, 1 << 16));
+  app.add_option("--receiver-threads", o.receiver_threads, "kernel threads per receiver")->check(CLI::Range(1, 1024));
+  app.add_option("--routing", o.routing, "receiver choice")->check(CLI::IsMember({"round_robin", "least_outstanding"}));
+  app.add_option("--backend", o.backend, "receiver backend")->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--kernel-set", o.kernel_set, "kernels this rank offers (default: all); ranks must agree")
+      ->delimiter(',');
+  app.add_option("--max-message-bytes", o.max_message_bytes, "largest message accepted")
+      ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{1} << 31));
+  app.add_option("--tolerance", o.tolerance, "relative and absolute tolerance of --validate")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  const char* world_rank = std::getenv("OMPI_COMM_WORLD_RANK");
+  const bool speaker = world_rank == nullptr || std::string(world_rank) == "0";
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (speaker || e.get_exit_code() == 0) return app.exit(e);
+    return e.get_exit_code();
+  }
+  spdlog::set_level(spdlog::level::from_str(o.log_level));
+
+  // Checks that need no MPI, made before any work starts.
+  std::unique_ptr<offload::kernel_registry> kernels;
+  try {
+    kernels = std::make_unique<offload::kernel_registry>(
+        o.kernel_set.empty() ? offload::kernel_registry::builtin() : offload::kernel_registry::builtin().subset(o.kernel_set));
+    offload::kernel_registry::builtin().subset({o.kernel});  // throws for an unknown kernel
+  } catch (const std::invalid_argument& e) {
+    if (speaker) std::fprintf(stderr, "offload-run: %s\n", e.what());
+    return 2;
+  }
+  if (o.size == 0) o.size = default_size(o.kernel);
+
+  try {
+    return run(o, *kernels);
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    MPI_Abort(MPI_COMM_WORLD, 1);
+    return 1;
+  }
+}

@@ -73,6 +73,9 @@ class runtime {
   void post(std::function<void()> f);
   /// Wakes the progress thread (safe from any thread).
   void wake() noexcept;
+  /// A barrier over comm() that keeps the progress thread (and so every client) running
+  /// while it waits. Call it from any thread but the progress thread.
+  void barrier();
   /// Adds or removes a polled client (from any thread; returns once it took effect).
   void attach(progress_client& client);
   void detach(progress_client& client);

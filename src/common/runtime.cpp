@@ -166,6 +166,17 @@ void runtime::wake() noexcept {
   m_impl->cv.notify_one();
 }
 
+void runtime::barrier() {
+  MPI_Request req = MPI_REQUEST_NULL;
+  call([&] { OFFLOAD_MPI_CHECK(MPI_Ibarrier(m_impl->comm, &req)); });
+  for (;;) {
+    int flag = 0;
+    call([&] { OFFLOAD_MPI_CHECK(MPI_Test(&req, &flag, MPI_STATUS_IGNORE)); });
+    if (flag) return;
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
 void runtime::attach(progress_client& client) {
   call([this, &client] { m_impl->clients.push_back(&client); });
 }
