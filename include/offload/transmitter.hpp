@@ -106,7 +106,8 @@ class transmitter {
   transmitter& operator=(const transmitter&) = delete;
 
   /// Encodes the inputs (one copy) and queues the request; never waits on the network.
-  /// Throws std::invalid_argument for a kernel name this side does not have.
+  /// Throws std::invalid_argument for a kernel name this side does not have, input_error for
+  /// inputs the kernel rejects, std::length_error for a request over the maximum message size.
   void submit(std::string_view kernel, const product_views& inputs, result_callback done);
   /// The same, delivering through a future.
   std::future<result> submit(std::string_view kernel, const product_views& inputs);

@@ -23,7 +23,7 @@ inline constexpr int offload_tag = 0x0ff1;
 struct incoming {
   int source = -1;
   std::uint64_t size = 0;  ///< bytes the sender sent
-  bool oversized = false;  ///< size exceeded the limit: `bytes` holds only the first 64 bytes
+  bool oversized = false;  ///< size exceeded the limit; discard `bytes` after reading its header
   buffer bytes;
 };
 
@@ -32,8 +32,9 @@ class endpoint {
   endpoint(MPI_Comm comm, buffer_pool& pool) : m_comm(comm), m_pool(pool) {}
   ~endpoint();
 
-  /// Receives the next message, if one has arrived. Messages over `max_bytes` are
-  /// consumed with a 64-byte buffer (MPI truncates them) and flagged `oversized`.
+  /// Receives the next message, if one has arrived. Messages over `max_bytes` are received
+  /// into a temporary (unpooled) buffer and flagged `oversized`, for the caller to reject.
+  /// Throws for a message of 2 GiB or more (one MPI_BYTE receive cannot hold it).
   std::optional<incoming> receive(std::uint64_t max_bytes);
 
   /// Sends `bytes` to `dest`; `done` (optional) runs on the progress thread once MPI no longer

@@ -173,7 +173,6 @@ void receiver::impl::handle(detail::incoming in) {
     const auto text = "message of " + std::to_string(in.size) + " bytes exceeds the receiver's maximum of " +
                       std::to_string(cfg.limits.max_message_bytes);
     spdlog::warn("receiver rank {}: from rank {}: {}", rt.rank(), in.source, text);
-    pool.release(std::move(in.bytes));
     send_error(in.source, id, status::too_large, text);
     return;
   }
@@ -210,10 +209,11 @@ void receiver::impl::handle(detail::incoming in) {
 
 void receiver::impl::handle_hello(int source, const message& m) {
   auto& p = peers[source];
-  if (p.hello || p.finished) {
-    send_error(source, m.header().request_id, status::unexpected_kind, "second hello from the same peer");
+  if (p.hello && !p.finished) {
+    send_error(source, m.header().request_id, status::unexpected_kind, "second hello in the same session");
     return;
   }
+  p = peer_state{};  // a rank that said goodbye may start a new session
   const std::string theirs = detail::hello_signature(m);
   const std::string ours = kernels.signature();
   const bool match = theirs == ours;

@@ -453,6 +453,11 @@ void transmitter::submit(std::string_view kernel_name, const product_views& inpu
   r->id = d.next_id.fetch_add(1);
   r->kernel_id = *id;
   r->done = std::move(done);
+  std::vector<product_spec> specs;
+  for (const auto& p : inputs) specs.push_back({std::string(p.name), p.type, p.count});
+  if (const auto size = message_writer::size_for(specs); size > d.cfg.limits.max_message_bytes)
+    throw std::length_error("request of " + std::to_string(size) + " bytes exceeds the maximum message size of " +
+                            std::to_string(d.cfg.limits.max_message_bytes));
   auto bytes = encode({message_kind::request, r->id, *id, status::ok}, inputs);
   auto decoded = message::from(std::move(bytes));
   if (!decoded) throw std::logic_error("request does not decode: " + decoded.error().text);

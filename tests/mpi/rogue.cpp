@@ -1,0 +1,150 @@
+// A rogue rank sends garbage to a receiver while two honest transmitters run validated
+// events: every bad message gets a specific error reply, and the honest ranks complete.
+// Run with 4 ranks: 0 receiver, 1-2 transmitters, 3 rogue.
+#include <offload/receiver.hpp>
+#include <offload/runtime.hpp>
+#include <offload/transmitter.hpp>
+
+#include "../../src/common/endpoint.hpp"
+#include "../../src/common/handshake.hpp"
+#include "check.hpp"
+
+#include <cstring>
+#include <string>
+
+using namespace offload;
+
+namespace {
+
+constexpr std::uint64_t max_bytes = 1 << 20;
+
+/// Sends `bytes` to rank 0 and waits for the answer (the rogue has no other work).
+message exchange(runtime& rt, const buffer& bytes) {
+  return rt.call([&] {
+    MPI_Send(bytes.data(), int(bytes.size()), MPI_BYTE, 0, detail::offload_tag, rt.comm());
+    MPI_Status st;
+    MPI_Probe(0, detail::offload_tag, rt.comm(), &st);
+    int n = 0;
+    MPI_Get_count(&st, MPI_BYTE, &n);
+    buffer in(static_cast<std::size_t>(n));
+    MPI_Recv(in.data(), n, MPI_BYTE, 0, detail::offload_tag, rt.comm(), MPI_STATUS_IGNORE);
+    auto m = message::from(std::move(in));
+    if (!m) throw std::runtime_error("receiver sent a malformed answer: " + m.error().text);
+    return std::move(m.value());
+  });
+}
+
+void expect_error(runtime& rt, const buffer& bytes, status s, const std::string& text, const char* what) {
+  auto m = exchange(rt, bytes);
+  EXPECT(m.header().kind == message_kind::error, "%s: answer is %s", what, std::string(to_string(m.header().kind)).c_str());
+  EXPECT(m.header().status == s, "%s: status %s", what, std::string(to_string(m.header().status)).c_str());
+  const auto got = error_text(m.view());
+  EXPECT(got.find(text) != std::string::npos, "%s: error text '%s' lacks '%s'", what, got.c_str(), text.c_str());
+  std::printf("rogue: %-28s -> %s: %s\n", what, std::string(to_string(m.header().status)).c_str(), got.c_str());
+}
+
+buffer request(std::uint64_t id, std::uint32_t kernel_id, const std::vector<product>& ps) {
+  return encode({message_kind::request, id, kernel_id, status::ok}, product_views(ps));
+}
+
+void rogue(runtime& rt, const kernel_registry& kernels) {
+  buffer garbage(100);
+  for (std::size_t i = 0; i < garbage.size(); ++i) garbage.data()[i] = std::byte(i * 37 + 11);
+  expect_error(rt, garbage, status::malformed, "magic", "garbage before hello");
+
+  const auto echo_inputs = std::vector<product>{product::make("v", std::vector<float>{1, 2, 3})};
+  expect_error(rt, request(1, *kernels.id_of("echo"), echo_inputs), status::no_handshake, "before the hello",
+               "request before hello");
+
+  auto ack = exchange(rt, detail::encode_hello(message_kind::hello, status::ok, kernels.signature()));
+  EXPECT(ack.header().kind == message_kind::hello_ack && ack.header().status == status::ok, "hello refused");
+
+  buffer truncated(10);
+  std::memset(truncated.data(), 0, 10);
+  expect_error(rt, truncated, status::malformed, "shorter than the 64-byte header", "truncated header");
+
+  auto bad_version = request(2, 0, echo_inputs);
+  bad_version.data()[4] = std::byte{9};
+  expect_error(rt, bad_version, status::malformed, "version is 9", "bad version");
+
+  auto past_table = request(3, 0, echo_inputs);
+  const std::uint32_t many = 1000;
+  std::memcpy(past_table.data() + 24, &many, 4);
+  expect_error(rt, past_table, status::malformed, "product table", "product count past the table");
+
+  auto bad_dtype = request(4, 0, echo_inputs);
+  bad_dtype.data()[64 + 22] = std::byte{42};
+  expect_error(rt, bad_dtype, status::malformed, "dtype 42", "unknown dtype");
+
+  std::vector<product> big{product::make("v", std::vector<std::uint8_t>(2 * max_bytes, 1))};
+  expect_error(rt, request(5, *kernels.id_of("echo"), big), status::too_large, "exceeds the receiver's maximum",
+               "oversized message");
+
+  expect_error(rt, request(6, 99, echo_inputs), status::unknown_kernel, "kernel id 99", "unknown kernel id");
+
+  std::vector<product> odd{product::make("features", std::vector<float>(17, 0.5f))};
+  expect_error(rt, request(7, *kernels.id_of("mlp"), odd), status::bad_input, "not a multiple of 16",
+               "mlp with 17 features");
+
+  // Still served after all that.
+  auto ok = exchange(rt, request(8, *kernels.id_of("echo"), echo_inputs));
+  EXPECT(ok.header().kind == message_kind::reply && ok.header().request_id == 8, "echo after garbage failed");
+  EXPECT(compare_products(product_views(echo_inputs), ok.products()).empty(), "echo returned different data");
+
+  auto bye = exchange(rt, detail::encode_hello(message_kind::goodbye, status::ok, {}));
+  EXPECT(bye.header().kind == message_kind::goodbye_ack, "goodbye not acknowledged");
+}
+
+void honest(runtime& rt, const kernel_registry& kernels) {
+  transmitter tx(rt, kernels, {0});
+  const auto& mlp = *kernels.find("mlp");
+  std::vector<std::future<result>> futures;
+  std::vector<std::vector<product>> inputs;
+  for (int i = 0; i < 200; ++i) inputs.push_back(mlp.make_inputs({std::uint64_t(rt.rank() * 1000 + i), 32, 0}));
+  for (const auto& in : inputs) futures.push_back(tx.submit("mlp", product_views(in)));
+  for (std::size_t i = 0; i < futures.size(); ++i) {
+    auto r = futures[i].get();
+    EXPECT(r.ok() && r.receiver() == 0, "event %zu not served remotely: %s", i, r.error().c_str());
+    auto expected = message::from(run_cpu(mlp, product_views(inputs[i]), {}));
+    auto diff = compare_products(expected.value().products(), r.products());
+    EXPECT(diff.empty(), "event %zu: %s", i, diff.c_str());
+  }
+  tx.close();
+  EXPECT(tx.stats().remote == 200, "remote %llu", (unsigned long long)tx.stats().remote);
+  std::printf("transmitter rank %d: 200 mlp events validated\n", rt.rank());
+}
+
+}  // namespace
+
+int main() {
+  runtime rt;
+  if (rt.size() != 4) {
+    std::fprintf(stderr, "run with 4 ranks\n");
+    return 2;
+  }
+  const auto& kernels = kernel_registry::builtin();
+  try {
+    if (rt.rank() == 0) {
+      receiver_config cfg;
+      cfg.limits.max_message_bytes = max_bytes;
+      receiver rx(rt, kernels, 3, cfg);
+      auto s = rx.wait();
+      std::printf("receiver: requests %llu, replies %llu, error replies %llu, malformed %llu\n",
+                  (unsigned long long)s.requests, (unsigned long long)s.replies, (unsigned long long)s.error_replies,
+                  (unsigned long long)s.malformed);
+      EXPECT(s.malformed == 6, "malformed %llu", (unsigned long long)s.malformed);
+      EXPECT(s.replies == 401, "replies %llu", (unsigned long long)s.replies);
+      EXPECT(s.error_replies == 9, "error replies %llu", (unsigned long long)s.error_replies);
+    } else if (rt.rank() == 3) {
+      rogue(rt, kernels);
+    } else {
+      honest(rt, kernels);
+    }
+  } catch (const std::exception& e) {
+    EXPECT(false, "rank %d threw: %s", rt.rank(), e.what());
+  }
+  int mine = offload_test::failures, total = 0;
+  rt.call([&] { MPI_Allreduce(&mine, &total, 1, MPI_INT, MPI_SUM, rt.comm()); });
+  if (rt.rank() == 0) std::printf("%s: %d failed checks\n", total == 0 ? "PASS" : "FAIL", total);
+  return total == 0 ? 0 : 1;
+}

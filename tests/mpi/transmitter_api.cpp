@@ -1,0 +1,148 @@
+// The transmitter's contract, on real ranks. Run with 4 ranks: 0-1 receivers, 2-3 transmitters.
+//  - future and callback forms; submit from many threads; every result delivered exactly once
+//  - unknown kernels and bad inputs are rejected at submit, before anything is sent
+//  - least-outstanding and round-robin routing both use every receiver
+//  - a tiny timeout makes every request fall back, results stay right, late replies are counted
+//  - no receiver at all: everything falls back
+#include <offload/receiver.hpp>
+#include <offload/runtime.hpp>
+#include <offload/transmitter.hpp>
+
+#include "check.hpp"
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <thread>
+
+using namespace offload;
+
+namespace {
+
+std::string check_result(const kernel& k, const std::vector<product>& in, const result& r) {
+  if (!r.ok()) return r.error();
+  auto expected = message::from(run_cpu(k, product_views(in), {}));
+  return compare_products(expected.value().products(), r.products());
+}
+
+void many_threads(runtime& rt, const kernel_registry& kernels, routing policy) {
+  transmitter_config cfg;
+  cfg.policy = policy;
+  cfg.credits = 4;
+  transmitter tx(rt, kernels, {0, 1}, cfg);
+  const auto& k = *kernels.find("clustering");
+  constexpr int threads = 8, per_thread = 40;
+  std::vector<std::atomic<int>> calls(threads * per_thread);
+  std::mutex m;
+  std::set<int> receivers_seen;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        const int n = t * per_thread + i;
+        auto in = std::make_shared<std::vector<product>>(k.make_inputs({std::uint64_t(n + 1), 12, 0}));
+        tx.submit("clustering", product_views(*in), [&, n, in](result&& r) {
+          calls[std::size_t(n)]++;
+          if (!check_result(k, *in, r).empty()) wrong++;
+          std::lock_guard lock(m);
+          receivers_seen.insert(r.receiver());
+        });
+      }
+    });
+  for (auto& t : pool) t.join();
+  tx.close();
+  for (std::size_t n = 0; n < calls.size(); ++n) EXPECT(calls[n] == 1, "request %zu delivered %d times", n, calls[n].load());
+  EXPECT(wrong == 0, "%d wrong results", wrong.load());
+  EXPECT(receivers_seen == (std::set<int>{0, 1}), "not every receiver was used (%zu seen)", receivers_seen.size());
+  EXPECT(tx.stats().remote == threads * per_thread, "remote %llu", (unsigned long long)tx.stats().remote);
+}
+
+void rejects_bad_submits(runtime& rt, const kernel_registry& kernels) {
+  transmitter tx(rt, kernels, {0, 1});
+  std::vector<product> in{product::make("x", std::vector<double>{1.0})};  // no "iterations"
+  bool threw = false;
+  try {
+    tx.submit("nope", product_views(in));
+  } catch (const std::invalid_argument& e) {
+    threw = std::string(e.what()).find("unknown kernel 'nope'") != std::string::npos;
+  }
+  EXPECT(threw, "unknown kernel accepted");
+  threw = false;
+  try {
+    tx.submit("synthetic", product_views(in));
+  } catch (const input_error& e) {
+    threw = std::string(e.what()).find("'iterations' is missing") != std::string::npos;
+  }
+  EXPECT(threw, "bad inputs accepted");
+  // The future form.
+  const auto& k = *kernels.find("synthetic");
+  auto good = k.make_inputs({3, 100, 5});
+  auto r = tx.submit("synthetic", product_views(good)).get();
+  EXPECT(r.receiver() >= 0 && r.fallback() == fallback_reason::none, "not remote");
+  EXPECT(check_result(k, good, r).empty(), "future result wrong");
+  tx.close();
+  EXPECT(tx.stats().submitted == 1, "submitted %llu", (unsigned long long)tx.stats().submitted);
+}
+
+void timeouts(runtime& rt, const kernel_registry& kernels) {
+  transmitter_config cfg;
+  cfg.timeout = std::chrono::microseconds(1000);
+  transmitter tx(rt, kernels, {0, 1}, cfg);
+  const auto& k = *kernels.find("synthetic");
+  std::vector<std::vector<product>> inputs;
+  std::vector<std::future<result>> fs;
+  for (int i = 0; i < 6; ++i) inputs.push_back(k.make_inputs({std::uint64_t(i), 2000, 20000}));  // tens of ms each
+  for (const auto& in : inputs) fs.push_back(tx.submit("synthetic", product_views(in)));
+  for (std::size_t i = 0; i < fs.size(); ++i) {
+    auto r = fs[i].get();
+    EXPECT(r.fallback() == fallback_reason::timeout, "request %zu: fallback %s", i,
+           std::string(to_string(r.fallback())).c_str());
+    EXPECT(check_result(k, inputs[i], r).empty(), "request %zu: wrong fallback result", i);
+  }
+  tx.close();  // waits for the receivers' goodbye_ack, so every late reply has arrived
+  auto s = tx.stats();
+  EXPECT(s.fallback_timeout == 6 && s.remote == 0, "timeouts %llu remote %llu", (unsigned long long)s.fallback_timeout,
+         (unsigned long long)s.remote);
+  EXPECT(s.late_replies >= 1, "no late reply counted");
+  std::printf("rank %d: 6 timeouts, %llu late replies\n", rt.rank(), (unsigned long long)s.late_replies);
+}
+
+void no_receiver(runtime& rt, const kernel_registry& kernels) {
+  transmitter tx(rt, kernels, {});
+  const auto& k = *kernels.find("mlp");
+  auto in = k.make_inputs({5, 3, 0});
+  auto r = tx.submit("mlp", product_views(in)).get();
+  EXPECT(r.fallback() == fallback_reason::no_receiver, "fallback %s", std::string(to_string(r.fallback())).c_str());
+  EXPECT(check_result(k, in, r).empty(), "wrong local result");
+}
+
+}  // namespace
+
+int main() {
+  runtime rt;
+  if (rt.size() != 4) {
+    std::fprintf(stderr, "run with 4 ranks\n");
+    return 2;
+  }
+  const auto& kernels = kernel_registry::builtin();
+  try {
+    if (rt.rank() < 2) {
+      // Each transmitter rank connects four times (four transmitter objects).
+      receiver rx(rt, kernels, 2 * 4);
+      rx.wait();
+    } else {
+      many_threads(rt, kernels, routing::round_robin);
+      many_threads(rt, kernels, routing::least_outstanding);
+      rejects_bad_submits(rt, kernels);
+      timeouts(rt, kernels);
+      no_receiver(rt, kernels);
+    }
+  } catch (const std::exception& e) {
+    EXPECT(false, "rank %d threw: %s", rt.rank(), e.what());
+  }
+  int mine = offload_test::failures, total = 0;
+  rt.call([&] { MPI_Allreduce(&mine, &total, 1, MPI_INT, MPI_SUM, rt.comm()); });
+  if (rt.rank() == 0) std::printf("%s: %d failed checks\n", total == 0 ? "PASS" : "FAIL", total);
+  return total == 0 ? 0 : 1;
+}

@@ -1,0 +1,180 @@
+#include <offload/kernel.hpp>
+
+#include "builtin.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+using namespace offload;
+
+namespace {
+
+const kernel& get(std::string_view name) {
+  const kernel* k = kernel_registry::builtin().find(name);
+  REQUIRE(k != nullptr);
+  return *k;
+}
+
+/// Runs a kernel on the CPU and keeps the decoded outputs alive.
+struct outputs {
+  message msg;
+  const product_views& products() const { return msg.products(); }
+};
+outputs run(const kernel& k, const std::vector<product>& in) {
+  auto bytes = run_cpu(k, product_views(in), {message_kind::reply, 1, 0, status::ok});
+  auto m = message::from(std::move(bytes));
+  REQUIRE(m.ok());
+  return {std::move(m.value())};
+}
+
+}  // namespace
+
+TEST_CASE("registry: names sorted, ids are indices, subsets and signatures") {
+  const auto& all = kernel_registry::builtin();
+  CHECK(all.names() == std::vector<std::string>{"clustering", "echo", "mlp", "synthetic"});
+  CHECK(all.id_of("mlp") == 2u);
+  CHECK(all.by_id(2)->name() == "mlp");
+  CHECK(all.by_id(4) == nullptr);
+  CHECK(all.signature() == "clustering\necho\nmlp\nsynthetic\n");
+  auto sub = all.subset({"synthetic", "echo"});
+  CHECK(sub.names() == std::vector<std::string>{"echo", "synthetic"});
+  CHECK(sub.id_of("synthetic") == 1u);
+  CHECK_THROWS_WITH(all.subset({"nope"}), Catch::Contains("unknown kernel 'nope'"));
+  CHECK_THROWS_WITH(all.subset({"echo", "echo"}), Catch::Contains("twice"));
+}
+
+TEST_CASE("echo returns its inputs") {
+  std::vector<product> in{product::make("a", std::vector<double>{1.0, 2.0}),
+                          product::make("b", std::vector<std::uint8_t>{9})};
+  auto out = run(get("echo"), in);
+  CHECK(compare_products(product_views(in), out.products()).empty());
+}
+
+TEST_CASE("synthetic: acc = acc/2 + x, worked by hand") {
+  std::vector<product> in{product::make("x", std::vector<double>{1.0, 0.5, -2.0}),
+                          product::make("iterations", std::vector<std::int64_t>{3})};
+  auto out = run(get("synthetic"), in);
+  auto y = out.products().get<double>("y");
+  REQUIRE(y.size() == 3);
+  CHECK(y[0] == 1.75);   // 1, 1.5, 1.75
+  CHECK(y[1] == 0.875);  // 0.5, 0.75, 0.875
+  CHECK(y[2] == -3.5);
+  in[1] = product::make("iterations", std::vector<std::int64_t>{0});
+  CHECK(run(get("synthetic"), in).products().get<double>("y")[0] == 0.0);
+}
+
+TEST_CASE("synthetic rejects bad inputs with a clear error") {
+  const auto& k = get("synthetic");
+  std::vector<product> no_x{product::make("iterations", std::vector<std::int64_t>{3})};
+  CHECK_THROWS_WITH(k.output_specs(product_views(no_x)), Catch::Contains("'x' is missing"));
+  std::vector<product> wrong_type{product::make("x", std::vector<float>{1.0f}),
+                                  product::make("iterations", std::vector<std::int64_t>{3})};
+  CHECK_THROWS_WITH(k.output_specs(product_views(wrong_type)), Catch::Contains("'x' is f32, not f64"));
+  std::vector<product> negative{product::make("x", std::vector<double>{1.0}),
+                                product::make("iterations", std::vector<std::int64_t>{-1})};
+  CHECK_THROWS_WITH(k.output_specs(product_views(negative)), Catch::Contains("'iterations' is -1"));
+  std::vector<product> two{product::make("x", std::vector<double>{1.0}),
+                           product::make("iterations", std::vector<std::int64_t>{1, 2})};
+  CHECK_THROWS_WITH(k.output_specs(product_views(two)), Catch::Contains("must have 1 element"));
+}
+
+TEST_CASE("mlp building blocks, worked by hand") {
+  const float w[] = {1, 2, -1, 0};
+  const float b[] = {0.5f, 0.25f};
+  kernels::dense_layer l{w, b, 2, 2};
+  const float x[] = {1, 1};
+  float y[2];
+  kernels::dense_forward(l, x, y, false);
+  CHECK(y[0] == 3.5f);
+  CHECK(y[1] == -0.75f);
+  kernels::dense_forward(l, x, y, true);
+  CHECK(y[1] == 0.0f);
+  float v[] = {0.0f, std::log(2.0f), std::log(3.0f), std::log(4.0f)};
+  kernels::softmax(v, 4);
+  CHECK(v[0] == Approx(0.1f));
+  CHECK(v[1] == Approx(0.2f));
+  CHECK(v[2] == Approx(0.3f));
+  CHECK(v[3] == Approx(0.4f));
+}
+
+TEST_CASE("mlp matches a naive double-precision forward pass over the same weights") {
+  const auto& k = get("mlp");
+  auto in = k.make_inputs({7, 5, 0});
+  auto out = run(k, in);
+  auto scores = out.products().get<float>("scores");
+  auto features = product_views(in).get<float>("features");
+  REQUIRE(scores.size() == 5 * 4);
+  const auto& wt = kernels::mlp_weights::standard();
+  for (int jet = 0; jet < 5; ++jet) {
+    std::vector<double> a(features.begin() + jet * 16, features.begin() + (jet + 1) * 16);
+    for (int layer = 0; layer < 3; ++layer) {
+      const int nin = wt.width[layer], nout = wt.width[layer + 1];
+      std::vector<double> z(nout);
+      for (int o = 0; o < nout; ++o) {
+        double s = wt.b[layer][o];
+        for (int i = 0; i < nin; ++i) s += double(wt.w[layer][o * nin + i]) * a[i];
+        z[o] = layer < 2 ? std::max(s, 0.0) : s;
+      }
+      a = z;
+    }
+    double m = *std::max_element(a.begin(), a.end()), sum = 0;
+    for (auto& v : a) sum += (v = std::exp(v - m));
+    double total = 0;
+    for (int c = 0; c < 4; ++c) {
+      CHECK(scores[jet * 4 + c] == Approx(a[c] / sum).epsilon(1e-5));
+      total += scores[jet * 4 + c];
+    }
+    CHECK(total == Approx(1.0).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("mlp rejects features that are not whole jets") {
+  std::vector<product> in{product::make("features", std::vector<float>(17, 0.0f))};
+  CHECK_THROWS_WITH(get("mlp").output_specs(product_views(in)), Catch::Contains("not a multiple of 16"));
+}
+
+TEST_CASE("clustering: 4-connected components of a 3x4 grid, worked by hand") {
+  // 1.0 0.0 0.9 0.9
+  // 1.0 0.0 0.0 0.9
+  // 0.0 0.7 0.0 0.0     threshold 0.5: clusters {0,4}, {2,3,7}, {9}
+  std::vector<product> in{
+      product::make("energy", std::vector<float>{1.0f, 0, 0.9f, 0.9f, 1.0f, 0, 0, 0.9f, 0, 0.7f, 0, 0}),
+      product::make("shape", std::vector<std::int32_t>{3, 4}), product::make("threshold", std::vector<float>{0.5f})};
+  auto out = run(get("clustering"), in);
+  auto label = out.products().get<std::int32_t>("cluster");
+  auto energy = out.products().get<float>("cluster_energy");
+  CHECK(std::vector<std::int32_t>(label.begin(), label.end()) ==
+        std::vector<std::int32_t>{0, -1, 2, 2, 0, -1, -1, 2, -1, 9, -1, -1});
+  CHECK(energy[0] == Approx(2.0f));
+  CHECK(energy[4] == Approx(2.0f));
+  CHECK(energy[2] == Approx(2.7f));
+  CHECK(energy[7] == Approx(2.7f));
+  CHECK(energy[9] == Approx(0.7f));
+  CHECK(energy[1] == 0.0f);
+}
+
+TEST_CASE("clustering rejects inconsistent shapes") {
+  const auto& k = get("clustering");
+  auto make = [](std::vector<std::int32_t> shape, std::size_t cells) {
+    return std::vector<product>{product::make("energy", std::vector<float>(cells, 1.0f)),
+                                product::make("shape", shape), product::make("threshold", std::vector<float>{0.5f})};
+  };
+  CHECK_THROWS_WITH(k.output_specs(product_views(make({3, 4}, 11))), Catch::Contains("has 11 cells"));
+  CHECK_THROWS_WITH(k.output_specs(product_views(make({3}, 3))), Catch::Contains("must have 2 elements"));
+  CHECK_THROWS_WITH(k.output_specs(product_views(make({-3, -4}, 12))), Catch::Contains("must be positive"));
+  CHECK(k.output_specs(product_views(make({3, 4}, 12))).size() == 2);
+}
+
+TEST_CASE("generated inputs are deterministic and valid for their kernel") {
+  for (const auto& name : kernel_registry::builtin().names()) {
+    const auto& k = get(name);
+    auto a = k.make_inputs({99, 8, 10});
+    auto b = k.make_inputs({99, 8, 10});
+    auto c = k.make_inputs({100, 8, 10});
+    INFO(name);
+    CHECK(compare_products(product_views(a), product_views(b)).empty());
+    CHECK_FALSE(compare_products(product_views(a), product_views(c)).empty());
+    CHECK_NOTHROW(k.output_specs(product_views(a)));
+  }
+}

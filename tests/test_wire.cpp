@@ -1,0 +1,255 @@
+#include <offload/wire.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <limits>
+
+using namespace offload;
+
+namespace {
+
+// Header and table offsets, written out independently of the implementation.
+constexpr std::size_t off_magic = 0, off_version = 4, off_kind = 6, off_count = 24, off_total = 32, off_reserved = 40;
+constexpr std::size_t e_count = 0, e_offset = 8, e_name_offset = 16, e_name_length = 20, e_dtype = 22;
+
+template <class T> void poke(buffer& b, std::size_t at, T v) { std::memcpy(b.data() + at, &v, sizeof v); }
+template <class T> T peek(const buffer& b, std::size_t at) {
+  T v;
+  std::memcpy(&v, b.data() + at, sizeof v);
+  return v;
+}
+std::size_t entry(std::size_t i) { return wire_header_size + i * wire_entry_size; }
+
+/// A two-product request: "a" f32[3], "bb" i64[2].
+buffer sample() {
+  std::vector<product> ps{product::make("a", std::vector<float>{1.5f, -2.0f, 3.25f}),
+                          product::make("bb", std::vector<std::int64_t>{7, -9})};
+  return encode({message_kind::request, 42, 3, status::ok}, product_views(ps));
+}
+
+wire_errc error_of(const buffer& b, const wire_limits& limits = {}) {
+  auto r = decode(b.span(), limits);
+  REQUIRE_FALSE(r.ok());
+  INFO(r.error().text);
+  return r.error().code;
+}
+
+}  // namespace
+
+TEST_CASE("round trip of every dtype, with the header fields and 64-byte alignment") {
+  std::vector<product> ps{
+      product::make("f32", std::vector<float>{0.0f, -1.5f, std::numeric_limits<float>::max()}),
+      product::make("f64", std::vector<double>{3.141592653589793, -0.0, 1e-300}),
+      product::make("i32", std::vector<std::int32_t>{std::numeric_limits<std::int32_t>::min(), 0, 17}),
+      product::make("i64", std::vector<std::int64_t>{std::numeric_limits<std::int64_t>::max(), -5}),
+      product::make("u8", std::vector<std::uint8_t>{0, 255, 128, 1, 2}),
+      product::make("empty", std::vector<float>{}),
+  };
+  auto bytes = encode({message_kind::reply, 0xDEADBEEFCAFEull, 7, status::ok}, product_views(ps));
+  REQUIRE(bytes.size() == message_writer::size_for(std::vector<product_spec>{
+                              ps[0].spec(), ps[1].spec(), ps[2].spec(), ps[3].spec(), ps[4].spec(), ps[5].spec()}));
+  auto r = decode(bytes.span());
+  REQUIRE(r.ok());
+  const auto& m = r.value();
+  CHECK(m.header.kind == message_kind::reply);
+  CHECK(m.header.request_id == 0xDEADBEEFCAFEull);
+  CHECK(m.header.kernel_id == 7);
+  CHECK(m.header.product_count == 6);
+  CHECK(m.header.total_size == bytes.size());
+  REQUIRE(m.products.size() == ps.size());
+  for (std::size_t i = 0; i < ps.size(); ++i) {
+    const auto& v = m.products[i];
+    CHECK(v.name == ps[i].name);
+    CHECK(v.type == ps[i].type);
+    CHECK(v.count == ps[i].count);
+    CHECK((v.data - bytes.data()) % 64 == 0);
+    CHECK(std::memcmp(v.data, ps[i].bytes.data(), ps[i].bytes.size()) == 0);
+  }
+  CHECK(m.products.get<double>("f64")[0] == 3.141592653589793);
+  CHECK(m.products.get<std::uint8_t>("u8")[1] == 255);
+  CHECK_THROWS_AS(m.products.get<float>("f64"), input_error);
+  CHECK_THROWS_AS(m.products.at("nope"), input_error);
+  CHECK(compare_products(product_views(ps), m.products).empty());
+}
+
+TEST_CASE("the layout matches the documented format") {
+  auto b = sample();
+  CHECK(peek<std::uint32_t>(b, off_magic) == 0x464F504D);
+  CHECK(std::memcmp(b.data(), "MPOF", 4) == 0);
+  CHECK(peek<std::uint16_t>(b, off_version) == 1);
+  CHECK(peek<std::uint16_t>(b, off_kind) == 1);
+  CHECK(peek<std::uint32_t>(b, off_count) == 2);
+  CHECK(peek<std::uint64_t>(b, off_total) == b.size());
+  // Names right after the two table entries, payloads at 128 and 192.
+  CHECK(peek<std::uint32_t>(b, entry(0) + e_name_offset) == 128);
+  CHECK(peek<std::uint16_t>(b, entry(1) + e_name_length) == 2);
+  CHECK(peek<std::uint64_t>(b, entry(0) + e_offset) == 192);
+  CHECK(peek<std::uint64_t>(b, entry(1) + e_offset) == 256);
+  CHECK(b.size() == 256 + 16);
+  CHECK(peek_request_id(b.span()) == 42);
+}
+
+TEST_CASE("malformed messages return their specific error") {
+  SECTION("truncated header") {
+    auto b = sample();
+    b.resize(40);
+    CHECK(error_of(b) == wire_errc::truncated_header);
+    CHECK(decode({b.data(), 0}).error().code == wire_errc::truncated_header);
+  }
+  SECTION("bad magic") {
+    auto b = sample();
+    poke<std::uint32_t>(b, off_magic, 0x12345678);
+    CHECK(error_of(b) == wire_errc::bad_magic);
+    CHECK(decode(b.span()).error().text.find("0x12345678") != std::string::npos);
+    CHECK(peek_request_id(b.span()) == 0);
+  }
+  SECTION("bad version") {
+    auto b = sample();
+    poke<std::uint16_t>(b, off_version, 99);
+    CHECK(error_of(b) == wire_errc::bad_version);
+    CHECK(decode(b.span()).error().text.find("99") != std::string::npos);
+  }
+  SECTION("bad kind") {
+    auto b = sample();
+    poke<std::uint16_t>(b, off_kind, 0);
+    CHECK(error_of(b) == wire_errc::bad_kind);
+    poke<std::uint16_t>(b, off_kind, 8);
+    CHECK(error_of(b) == wire_errc::bad_kind);
+  }
+  SECTION("reserved bytes") {
+    auto b = sample();
+    poke<std::uint8_t>(b, off_reserved + 3, 1);
+    CHECK(error_of(b) == wire_errc::bad_reserved);
+  }
+  SECTION("total size differs from the received size") {
+    auto b = sample();
+    poke<std::uint64_t>(b, off_total, b.size() + 1);
+    CHECK(error_of(b) == wire_errc::size_mismatch);
+    auto c = sample();
+    c.resize(c.size() - 1);
+    CHECK(error_of(c) == wire_errc::size_mismatch);
+  }
+  SECTION("oversized") {
+    auto b = sample();
+    wire_limits small;
+    small.max_message_bytes = 100;
+    CHECK(error_of(b, small) == wire_errc::too_large);
+  }
+  SECTION("product count past the table") {
+    auto b = sample();
+    poke<std::uint32_t>(b, off_count, 9);
+    CHECK(error_of(b) == wire_errc::table_out_of_bounds);
+    poke<std::uint32_t>(b, off_count, 0xFFFFFFFFu);
+    CHECK(error_of(b) == wire_errc::too_many_products);
+    wire_limits one;
+    one.max_products = 1;
+    CHECK(error_of(sample(), one) == wire_errc::too_many_products);
+  }
+  SECTION("unknown dtype") {
+    auto b = sample();
+    poke<std::uint8_t>(b, entry(1) + e_dtype, 0);
+    CHECK(error_of(b) == wire_errc::bad_dtype);
+    poke<std::uint8_t>(b, entry(1) + e_dtype, 6);
+    CHECK(error_of(b) == wire_errc::bad_dtype);
+  }
+  SECTION("names: empty, too long, out of bounds, not printable, repeated") {
+    auto b = sample();
+    poke<std::uint16_t>(b, entry(0) + e_name_length, 0);
+    CHECK(error_of(b) == wire_errc::bad_name);
+    wire_limits short_names;
+    short_names.max_name_length = 1;
+    CHECK(error_of(sample(), short_names) == wire_errc::bad_name);
+    auto c = sample();
+    poke<std::uint32_t>(c, entry(0) + e_name_offset, 10);  // inside the header
+    CHECK(error_of(c) == wire_errc::name_out_of_bounds);
+    poke<std::uint32_t>(c, entry(0) + e_name_offset, 0xFFFFFFF0u);
+    CHECK(error_of(c) == wire_errc::name_out_of_bounds);
+    auto d = sample();
+    poke<std::uint8_t>(d, 128, 0x07);
+    CHECK(error_of(d) == wire_errc::bad_name);
+    auto e = sample();
+    poke<std::uint32_t>(e, entry(1) + e_name_offset, 128);  // both called "a"
+    poke<std::uint16_t>(e, entry(1) + e_name_length, 1);
+    CHECK(error_of(e) == wire_errc::duplicate_name);
+  }
+  SECTION("offset or length past the end") {
+    auto b = sample();
+    poke<std::uint64_t>(b, entry(1) + e_offset, 1024);
+    CHECK(error_of(b) == wire_errc::payload_out_of_bounds);
+    auto c = sample();
+    poke<std::uint64_t>(c, entry(1) + e_count, 3);
+    CHECK(error_of(c) == wire_errc::payload_out_of_bounds);
+  }
+  SECTION("misaligned offset") {
+    auto b = sample();
+    poke<std::uint64_t>(b, entry(1) + e_offset, 200);
+    CHECK(error_of(b) == wire_errc::misaligned_offset);
+  }
+  SECTION("arithmetic overflow") {
+    auto b = sample();
+    poke<std::uint64_t>(b, entry(1) + e_count, std::uint64_t{1} << 62);  // x 8 bytes overflows
+    CHECK(error_of(b) == wire_errc::overflow);
+    auto c = sample();
+    poke<std::uint64_t>(c, entry(1) + e_count, 8);  // 64 bytes from an aligned offset 63 bytes below 2^64
+    poke<std::uint64_t>(c, entry(1) + e_offset, std::numeric_limits<std::uint64_t>::max() - 63);
+    CHECK(error_of(c) == wire_errc::overflow);
+  }
+  SECTION("overlapping payloads") {
+    auto b = sample();
+    poke<std::uint64_t>(b, entry(1) + e_offset, 192);
+    CHECK(error_of(b) == wire_errc::overlapping_payload);
+    auto c = sample();
+    poke<std::uint64_t>(c, entry(0) + e_offset, 128);  // over the names
+    CHECK(error_of(c) == wire_errc::overlapping_payload);
+  }
+}
+
+TEST_CASE("every truncation and every single-byte corruption of the header and table is caught or harmless") {
+  const auto good = sample();
+  for (std::size_t n = 0; n < good.size(); ++n) {
+    auto r = decode({good.data(), n});
+    CHECK_FALSE(r.ok());
+  }
+  // Flip each byte of the header, table and names: decoding must never read out of bounds
+  // (run under ASan to see it) and either fail or still describe an in-bounds message.
+  for (std::size_t i = 0; i < 192; ++i) {
+    buffer b(good.size());
+    std::memcpy(b.data(), good.data(), good.size());
+    b.data()[i] ^= std::byte{0xA5};
+    auto r = decode(b.span());
+    if (r.ok())
+      for (const auto& p : r.value().products)
+        CHECK(p.data + p.size_bytes() <= b.data() + b.size());
+  }
+}
+
+TEST_CASE("error messages carry their text") {
+  auto b = encode_error(5, status::bad_input, "input 'x' is missing");
+  auto r = decode(b.span());
+  REQUIRE(r.ok());
+  CHECK(r.value().header.kind == message_kind::error);
+  CHECK(r.value().header.status == status::bad_input);
+  CHECK(r.value().header.request_id == 5);
+  CHECK(error_text(r.value()) == "input 'x' is missing");
+}
+
+TEST_CASE("compare_products reports the first difference") {
+  std::vector<product> a{product::make("x", std::vector<float>{1.0f, 2.0f})};
+  std::vector<product> b{product::make("x", std::vector<float>{1.0f, 2.001f})};
+  CHECK_FALSE(compare_products(product_views(a), product_views(b)).empty());
+  CHECK(compare_products(product_views(a), product_views(b), 1e-2).empty());
+  std::vector<product> c{product::make("y", std::vector<float>{1.0f, 2.0f})};
+  CHECK(compare_products(product_views(a), product_views(c)).find("name") != std::string::npos);
+  std::vector<product> d{product::make("x", std::vector<std::int32_t>{1, 2})};
+  CHECK(compare_products(product_views(a), product_views(d)).find("dtype") != std::string::npos);
+}
+
+TEST_CASE("dtype helpers") {
+  CHECK(dtype_size(dtype::f64) == 8);
+  CHECK(dtype_name(dtype::i32) == "i32");
+  CHECK(parse_dtype("u8") == dtype::u8);
+  CHECK_FALSE(parse_dtype("f16").has_value());
+  CHECK_FALSE(is_valid_dtype(0));
+  CHECK_FALSE(is_valid_dtype(6));
+}
