@@ -66,7 +66,7 @@ std::uint64_t event_seed(std::uint64_t seed, int rank, std::uint64_t index) {
 struct rank_record {
   std::int32_t rank = 0;
   std::int32_t is_receiver = 0;
-  std::int32_t setup_failed = 0;  // handshake refused, or --kernel not in --kernel-set
+  std::int32_t setup_failed = 0;  // the handshake was refused
   std::int32_t pad = 0;
   double wall_s = 0;
   std::uint64_t events = 0, remote = 0, fallbacks = 0, fallback_timeout = 0, fallback_error = 0,
@@ -268,31 +268,41 @@ void write_json(const std::string& path, const options& o, int world, const std:
     << ", \"fallbacks\": " << fallbacks << ", \"errors\": " << errors << ", \"status\": " << status << "}\n}\n";
 }
 
-int run(const options& o, const offload::kernel_registry& kernels) {
-  offload::runtime rt;
+int run(offload::runtime& rt, const options& o, const offload::kernel_registry& kernels) {
   const int rank = rt.rank();
   const int world = rt.size();
-  spdlog::set_pattern("[%H:%M:%S.%e] [rank " + std::to_string(rank) + "] [%l] %v");
+
+  // Start-up checks that need MPI; every rank learns whether all passed before any work.
+  std::string problem;
+  std::unique_ptr<offload::receiver> rx;
   if (o.receivers >= world) {
     if (rank == 0)
-      spdlog::error("--receivers {} leaves no transmitter: the job has {} rank(s); use --receivers < {}", o.receivers,
-                    world, world);
-    return 2;
-  }
-
-  rank_record rec;
-  rec.rank = rank;
-  std::vector<double> latencies;
-  if (rank < o.receivers) {
-    rec.is_receiver = 1;
+      problem = "--receivers " + std::to_string(o.receivers) + " leaves no transmitter: the job has " +
+                std::to_string(world) + " rank(s); use --receivers < " + std::to_string(world);
+  } else if (rank < o.receivers) {
     offload::receiver_config cfg;
     cfg.credits = o.credits;
     cfg.threads = o.receiver_threads;
     cfg.backend = o.backend;
     cfg.limits.max_message_bytes = o.max_message_bytes;
-    offload::receiver rx(rt, kernels, std::size_t(world - o.receivers), cfg);
+    try {
+      rx = std::make_unique<offload::receiver>(rt, kernels, std::size_t(world - o.receivers), cfg);
+    } catch (const std::invalid_argument& e) {
+      problem = e.what();
+    }
+  } else if (kernels.find(o.kernel) == nullptr) {
+    problem = "--kernel " + o.kernel + " is not in this rank's --kernel-set";
+  }
+  if (!problem.empty()) spdlog::error("{}", problem);
+  if (!rt.all_agree(problem.empty())) return 2;
+
+  rank_record rec;
+  rec.rank = rank;
+  std::vector<double> latencies;
+  if (rx) {
+    rec.is_receiver = 1;
     rt.barrier();
-    auto s = rx.wait();
+    auto s = rx->wait();
     rec.requests = s.requests;
     rec.replies = s.replies;
     rec.error_replies = s.error_replies;
@@ -300,6 +310,7 @@ int run(const options& o, const offload::kernel_registry& kernels) {
     rec.handshake_failures = s.handshake_failures;
     rec.bytes_in = s.bytes_in;
     rec.bytes_out = s.bytes_out;
+    rx.reset();
   } else {
     offload::transmitter_config cfg;
     cfg.credits = o.credits;
@@ -314,12 +325,6 @@ int run(const options& o, const offload::kernel_registry& kernels) {
     } catch (const offload::handshake_error& e) {
       spdlog::error("handshake failed: {}", e.what());
       rec.setup_failed = 1;
-    }
-    if (tx && kernels.find(o.kernel) == nullptr) {
-      spdlog::error("--kernel {} is not in this rank's --kernel-set", o.kernel);
-      rec.setup_failed = 1;
-      tx->close();
-      tx.reset();
     }
     rt.barrier();
     if (tx) {
@@ -436,11 +441,19 @@ int main(int argc, char** argv) {
   }
   if (o.size == 0) o.size = default_size(o.kernel);
 
+  std::unique_ptr<offload::runtime> rt;
   try {
-    return run(o, *kernels);
+    rt = std::make_unique<offload::runtime>();
   } catch (const std::exception& e) {
-    spdlog::critical("{}", e.what());
-    MPI_Abort(MPI_COMM_WORLD, 1);
+    std::fprintf(stderr, "offload-run: MPI start-up failed: %s\n", e.what());
     return 1;
+  }
+  spdlog::set_pattern("[%H:%M:%S.%e] [rank " + std::to_string(rt->rank()) + "] [%l] %v");
+  try {
+    return run(*rt, o, *kernels);
+  } catch (const std::exception& e) {
+    // Other ranks may be waiting on this one: end the whole job rather than hang it.
+    spdlog::critical("{}", e.what());
+    rt->abort(1);
   }
 }

@@ -15,6 +15,13 @@ elseif(_offload_cuda STREQUAL "AUTO" OR _offload_cuda STREQUAL "ON")
     endif()
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)
+    # CMake 3.25 does not know nvcc 13's C++20 flag: tell it, so that CUDA_STANDARD 20 (and the
+    # cxx_std_20 feature our targets carry) work for .cu sources.
+    if(NOT CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+      set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+      set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+      list(APPEND CMAKE_CUDA_COMPILE_FEATURES cuda_std_20)
+    endif()
     set(CMAKE_CUDA_STANDARD 20)
     set(CMAKE_CUDA_STANDARD_REQUIRED ON)
     set(OFFLOAD_WITH_CUDA ON)

@@ -76,6 +76,12 @@ class runtime {
   /// A barrier over comm() that keeps the progress thread (and so every client) running
   /// while it waits. Call it from any thread but the progress thread.
   void barrier();
+  /// True on every rank when `mine` is true on every rank (a non-blocking allreduce, like
+  /// barrier()). For start-up checks that must end the whole job cleanly when one rank fails.
+  bool all_agree(bool mine);
+  /// Ends the whole job at once (MPI_Abort). The one MPI call made from the calling thread,
+  /// because the progress thread may be the one that is stuck; for unrecoverable errors only.
+  [[noreturn]] void abort(int code) noexcept;
   /// Adds or removes a polled client (from any thread; returns once it took effect).
   void attach(progress_client& client);
   void detach(progress_client& client);

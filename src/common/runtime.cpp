@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -166,15 +167,35 @@ void runtime::wake() noexcept {
   m_impl->cv.notify_one();
 }
 
-void runtime::barrier() {
-  MPI_Request req = MPI_REQUEST_NULL;
-  call([&] { OFFLOAD_MPI_CHECK(MPI_Ibarrier(m_impl->comm, &req)); });
+namespace {
+/// Polls `req` from the calling thread through the progress thread until it completes.
+void complete(runtime& rt, MPI_Request& req) {
   for (;;) {
     int flag = 0;
-    call([&] { OFFLOAD_MPI_CHECK(MPI_Test(&req, &flag, MPI_STATUS_IGNORE)); });
+    rt.call([&] { OFFLOAD_MPI_CHECK(MPI_Test(&req, &flag, MPI_STATUS_IGNORE)); });
     if (flag) return;
     std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
+}
+}  // namespace
+
+void runtime::barrier() {
+  MPI_Request req = MPI_REQUEST_NULL;
+  call([&] { OFFLOAD_MPI_CHECK(MPI_Ibarrier(m_impl->comm, &req)); });
+  complete(*this, req);
+}
+
+bool runtime::all_agree(bool mine) {
+  int in = mine ? 1 : 0, out = 0;
+  MPI_Request req = MPI_REQUEST_NULL;
+  call([&] { OFFLOAD_MPI_CHECK(MPI_Iallreduce(&in, &out, 1, MPI_INT, MPI_MIN, m_impl->comm, &req)); });
+  complete(*this, req);
+  return out == 1;
+}
+
+void runtime::abort(int code) noexcept {
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::abort();
 }
 
 void runtime::attach(progress_client& client) {

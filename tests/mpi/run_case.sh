@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs one MPI test case under a hard timeout and checks what it did.
-#   run_case.sh [--timeout S] [--expect-rc N] [--expect REGEX]... [--reject REGEX]... -- command...
+#   run_case.sh [--timeout S] [--expect-rc N] [--expect REGEX]... [--reject REGEX]...
+#               [--skip-unless PROBE] -- command...
+# --skip-unless: run PROBE first; when it fails, print why and exit 77 (the test is skipped).
 # --expect: the output (stdout and stderr) must match REGEX (grep -E); --reject: must not.
 # Without --expect-rc the command must exit 0. In the command, @TMP@ becomes a fresh folder.
 set -u
@@ -8,17 +10,22 @@ timeout_s=120
 expect_rc=0
 expects=()
 rejects=()
+probe=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --timeout) timeout_s=$2; shift 2 ;;
     --expect-rc) expect_rc=$2; shift 2 ;;
     --expect) expects+=("$2"); shift 2 ;;
     --reject) rejects+=("$2"); shift 2 ;;
+    --skip-unless) probe=$2; shift 2 ;;
     --) shift; break ;;
     *) echo "run_case.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 [ $# -gt 0 ] || { echo "run_case.sh: no command" >&2; exit 2; }
+if [ -n "$probe" ]; then
+  if ! why=$($probe 2>&1); then echo "SKIP: $why"; exit 77; fi
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 args=()

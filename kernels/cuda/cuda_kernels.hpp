@@ -1,0 +1,30 @@
+#pragma once
+// The CUDA implementations of the kernels, behind a host-only interface (no CUDA headers):
+// callers compiled by g++ look them up by name. Each has the contract of kernel::run_cpu:
+// `out` is laid out from output_specs(in) and every output element is written. These run
+// synchronously on the current device; streams, pinned buffers and batching are the CUDA
+// backend's business.
+
+#include <offload/product.hpp>
+#include <offload/wire.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace offload::kernels::cuda {
+
+using implementation = void (*)(const product_views& in, message_writer& out);
+
+/// The CUDA implementation of kernel `name`, or nullptr.
+implementation find(std::string_view name) noexcept;
+
+/// True when a CUDA device can be used; otherwise `why` says what the runtime reported
+/// (no driver, no device).
+bool device_available(std::string& why);
+
+void echo(const product_views& in, message_writer& out);
+void synthetic(const product_views& in, message_writer& out);
+void mlp(const product_views& in, message_writer& out);
+void clustering(const product_views& in, message_writer& out);
+
+}  // namespace offload::kernels::cuda
