@@ -392,6 +392,7 @@ int main(int argc, char** argv) {
   options o;
   CLI::App app{"offload-run: CPU event loops offloading a kernel to receiver ranks over MPI.\n"
                "Launch with mpirun; ranks below --receivers serve, the others transmit."};
+  app.option_defaults()->always_capture_default();
   app.add_option("--receivers", o.receivers, "number of receiver ranks (ranks 0..R-1); 0 runs everything locally")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--kernel", o.kernel, "kernel each event offloads");
@@ -403,7 +404,8 @@ int main(int argc, char** argv) {
   app.add_option("--timeout-ms", o.timeout_ms, "per-request timeout before the CPU fallback")
       ->check(CLI::Range(0.001, 1e9));
   app.add_option("--json", o.json, "write configuration and results as JSON to this file (rank 0)");
-  app.add_option("--size", o.size, "input size per event: mlp jets, clustering grid side, synthetic elements, echo bytes");
+  app.add_option("--size", o.size, "input size per event: mlp jets (256), clustering grid side (64), synthetic elements (4096), echo "
+                 "bytes (65536); 0 picks the kernel's default");
   app.add_option("--work", o.work, "synthetic: iterations per element");
   app.add_option("--seed", o.seed, "seed of the generated events");
   app.add_option("--credits", o.credits, "requests outstanding per transmitter at each receiver")
@@ -414,7 +416,7 @@ int main(int argc, char** argv) {
   app.add_option("--kernel-set", o.kernel_set, "kernels this rank offers (default: all); ranks must agree")
       ->delimiter(',');
   app.add_option("--max-message-bytes", o.max_message_bytes, "largest message accepted")
-      ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{1} << 31));
+      ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{2147483647}));
   app.add_option("--tolerance", o.tolerance, "relative and absolute tolerance of --validate")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs the build tree into a temporary prefix, builds tests/consumer against it with
+# find_package(mpi_offload), and runs it on 2 ranks.
+set -euo pipefail
+build=$1
+src=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+cmake -S "$src" -B "$tmp/build" -G Ninja -DCMAKE_PREFIX_PATH="$tmp/prefix" -DCMAKE_CXX_STANDARD=20
+cmake --build "$tmp/build"
+timeout -s KILL 60 mpiexec -np 2 "$tmp/build/consumer"
