@@ -2,12 +2,11 @@
 
 #include "../common/endpoint.hpp"
 #include "../common/handshake.hpp"
+#include "../common/work_queue.hpp"
 #include "backend.hpp"
 
 #include <spdlog/spdlog.h>
 
-#include <condition_variable>
-#include <deque>
 #include <future>
 #include <map>
 #include <mutex>
@@ -53,10 +52,7 @@ struct receiver::impl final : progress_client {
   std::unique_ptr<detail::backend> be;
 
   // Kernel execution: jobs in, finished replies out.
-  std::mutex jobs_mutex;
-  std::condition_variable jobs_cv;
-  std::deque<job> jobs;
-  bool stop_workers = false;
+  detail::work_queue<job> jobs;
   std::vector<std::thread> workers;
   std::mutex finished_mutex;
   std::vector<finished_job> finished_jobs;
@@ -85,15 +81,8 @@ struct receiver::impl final : progress_client {
 };
 
 void receiver::impl::work() {
-  for (;;) {
-    job j;
-    {
-      std::unique_lock lock(jobs_mutex);
-      jobs_cv.wait(lock, [&] { return stop_workers || !jobs.empty(); });
-      if (jobs.empty()) return;
-      j = std::move(jobs.front());
-      jobs.pop_front();
-    }
+  while (auto next = jobs.pop()) {
+    job& j = *next;
     const auto id = j.request.header().request_id;
     finished_job out{j.peer, {}, false};
     try {
@@ -255,11 +244,7 @@ void receiver::impl::handle_request(int source, message m) {
   }
   ++p.outstanding;
   count([](receiver_stats& x) { x.requests += 1; });
-  {
-    std::lock_guard lock(jobs_mutex);
-    jobs.push_back({source, k, std::move(m)});
-  }
-  jobs_cv.notify_one();
+  jobs.push({source, k, std::move(m)});
 }
 
 void receiver::impl::maybe_finish(int source, peer_state& p) {
@@ -277,11 +262,7 @@ receiver::receiver(runtime& rt, const kernel_registry& kernels, std::size_t expe
 
 receiver::~receiver() {
   m_impl->rt.detach(*m_impl);
-  {
-    std::lock_guard lock(m_impl->jobs_mutex);
-    m_impl->stop_workers = true;
-  }
-  m_impl->jobs_cv.notify_all();
+  m_impl->jobs.close();
   for (auto& t : m_impl->workers) t.join();
 }
 

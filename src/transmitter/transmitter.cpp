@@ -2,6 +2,7 @@
 
 #include "../common/endpoint.hpp"
 #include "../common/handshake.hpp"
+#include "../common/work_queue.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -110,10 +111,7 @@ struct transmitter::impl final : progress_client {
   std::condition_variable link_cv;
 
   // Fallbacks.
-  std::mutex fallback_mutex;
-  std::condition_variable fallback_cv;
-  std::deque<fallback_job> fallback_queue;
-  bool stop_fallbacks = false;
+  detail::work_queue<fallback_job> fallback_queue;
   std::vector<std::thread> fallback_workers;
 
   // Delivery accounting.
@@ -169,23 +167,12 @@ void transmitter::impl::deliver(const request_ptr& r, result&& res) {
 }
 
 void transmitter::impl::fall_back(request_ptr r, fallback_reason why, std::string remote_error) {
-  {
-    std::lock_guard lock(fallback_mutex);
-    fallback_queue.push_back({std::move(r), why, std::move(remote_error)});
-  }
-  fallback_cv.notify_one();
+  fallback_queue.push({std::move(r), why, std::move(remote_error)});
 }
 
 void transmitter::impl::run_fallbacks() {
-  for (;;) {
-    fallback_job job;
-    {
-      std::unique_lock lock(fallback_mutex);
-      fallback_cv.wait(lock, [&] { return stop_fallbacks || !fallback_queue.empty(); });
-      if (fallback_queue.empty()) return;
-      job = std::move(fallback_queue.front());
-      fallback_queue.pop_front();
-    }
+  while (auto next = fallback_queue.pop()) {
+    fallback_job& job = *next;
     const auto& r = *job.r;
     result res;
     res.m_fallback = job.reason;
@@ -407,11 +394,7 @@ void transmitter::impl::say_goodbye() {
 }
 
 void transmitter::impl::stop_workers() {
-  {
-    std::lock_guard lock(fallback_mutex);
-    stop_fallbacks = true;
-  }
-  fallback_cv.notify_all();
+  fallback_queue.close();
   for (auto& t : fallback_workers)
     if (t.joinable()) t.join();
 }

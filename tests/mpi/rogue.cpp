@@ -7,7 +7,7 @@
 
 #include "../../src/common/endpoint.hpp"
 #include "../../src/common/handshake.hpp"
-#include "check.hpp"
+#include "finish.hpp"
 
 #include <cstring>
 #include <string>
@@ -143,8 +143,5 @@ int main() {
   } catch (const std::exception& e) {
     EXPECT(false, "rank %d threw: %s", rt.rank(), e.what());
   }
-  int mine = offload_test::failures, total = 0;
-  rt.call([&] { MPI_Allreduce(&mine, &total, 1, MPI_INT, MPI_SUM, rt.comm()); });
-  if (rt.rank() == 0) std::printf("%s: %d failed checks\n", total == 0 ? "PASS" : "FAIL", total);
-  return total == 0 ? 0 : 1;
+  return offload_test::finish(rt);
 }

@@ -8,7 +8,7 @@
 #include <offload/runtime.hpp>
 #include <offload/transmitter.hpp>
 
-#include "check.hpp"
+#include "finish.hpp"
 
 #include <atomic>
 #include <mutex>
@@ -141,8 +141,5 @@ int main() {
   } catch (const std::exception& e) {
     EXPECT(false, "rank %d threw: %s", rt.rank(), e.what());
   }
-  int mine = offload_test::failures, total = 0;
-  rt.call([&] { MPI_Allreduce(&mine, &total, 1, MPI_INT, MPI_SUM, rt.comm()); });
-  if (rt.rank() == 0) std::printf("%s: %d failed checks\n", total == 0 ? "PASS" : "FAIL", total);
-  return total == 0 ? 0 : 1;
+  return offload_test::finish(rt);
 }
