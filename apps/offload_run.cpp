@@ -44,6 +44,7 @@ struct options {
   std::uint64_t max_message_bytes = std::uint64_t{1} << 30;
   double tolerance = 1e-5;
   std::string log_level = "warn";
+  int idle_sleep_us = 200;
 };
 
 std::uint64_t default_size(const std::string& kernel) {
@@ -419,6 +420,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{2147483647}));
   app.add_option("--tolerance", o.tolerance, "relative and absolute tolerance of --validate")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--idle-sleep-us", o.idle_sleep_us,
+                 "longest sleep of an idle progress thread: the latency an idle rank may add, against its CPU use")
+      ->check(CLI::Range(1, 100000));
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   const char* world_rank = std::getenv("OMPI_COMM_WORLD_RANK");
@@ -445,7 +449,9 @@ int main(int argc, char** argv) {
 
   std::unique_ptr<offload::runtime> rt;
   try {
-    rt = std::make_unique<offload::runtime>();
+    offload::progress_options progress;
+    progress.max_sleep = std::chrono::microseconds(o.idle_sleep_us);
+    rt = std::make_unique<offload::runtime>(progress);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "offload-run: MPI start-up failed: %s\n", e.what());
     return 1;

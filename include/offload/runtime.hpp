@@ -27,7 +27,7 @@ class mpi_error : public std::runtime_error {
 /// How the progress thread waits when there is nothing to do: it polls `spin_polls` times,
 /// then yields `yield_polls` times, then sleeps, doubling from 1 µs up to `max_sleep`.
 /// New work from other threads wakes it at once; an incoming MPI message is seen within
-/// `max_sleep`. An idle rank therefore costs well under 1% of a core.
+/// `max_sleep`. Measured on our 2-core VM: an idle rank costs about 7% of a core at 200 µs.
 struct progress_options {
   int spin_polls = 200;
   int yield_polls = 50;
