@@ -150,9 +150,8 @@ class event_loop {
       ++m_failed;
     } else if (m_opt.validate) {
       auto inputs = m_kernel.make_inputs(params(i));
-      auto expected_bytes = offload::run_cpu(m_kernel, offload::product_views(inputs), {});
-      auto expected = offload::decode(expected_bytes.span());
-      auto diff = offload::compare_products(expected.value().products, r.products(), m_opt.tolerance, m_opt.tolerance);
+      auto diff = offload::compare_with_cpu(m_kernel, offload::product_views(inputs), r.products(), m_opt.tolerance,
+                                            m_opt.tolerance);
       if (!diff.empty()) {
         spdlog::error("event {} (from {}): result differs from the local CPU implementation: {}", i,
                       r.receiver() >= 0 ? "receiver rank " + std::to_string(r.receiver()) : "local fallback", diff);

@@ -16,6 +16,13 @@ buffer run_cpu(const kernel& k, const product_views& in, const message_info& inf
   return std::move(out).finish();
 }
 
+std::string compare_with_cpu(const kernel& k, const product_views& inputs, const product_views& outputs,
+                             double rel_tolerance, double abs_tolerance) {
+  auto expected = message::from(run_cpu(k, inputs, {}));
+  if (!expected) return "the CPU result does not decode: " + expected.error().text;
+  return compare_products(expected.value().products(), outputs, rel_tolerance, abs_tolerance);
+}
+
 kernel_registry::kernel_registry(std::vector<const kernel*> kernels) : m_kernels(std::move(kernels)) {
   std::sort(m_kernels.begin(), m_kernels.end(), [](const kernel* a, const kernel* b) { return a->name() < b->name(); });
 }

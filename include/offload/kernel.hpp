@@ -44,6 +44,11 @@ class kernel {
 buffer run_cpu(const kernel& k, const product_views& in, const message_info& info,
                const std::function<buffer(std::size_t)>& allocate = {});
 
+/// Checks `outputs` against what `k`'s CPU implementation makes from `inputs` (see
+/// compare_products for the tolerances). Empty when they agree, else the first difference.
+std::string compare_with_cpu(const kernel& k, const product_views& inputs, const product_views& outputs,
+                             double rel_tolerance = 0.0, double abs_tolerance = 0.0);
+
 /// A set of kernels, ordered by name; a kernel's id is its index. Two ranks agree on ids
 /// exactly when their `signature()`s are equal (checked in the start-up handshake).
 class kernel_registry {

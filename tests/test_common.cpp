@@ -1,0 +1,61 @@
+#include "../src/common/buffer_pool.hpp"
+#include "../src/common/work_queue.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <thread>
+
+using namespace offload;
+
+TEST_CASE("buffers are 64-byte aligned and keep their storage within capacity") {
+  buffer b(100);
+  CHECK(reinterpret_cast<std::uintptr_t>(b.data()) % 64 == 0);
+  CHECK(b.size() == 100);
+  CHECK(b.capacity() >= 100);
+  const auto* p = b.data();
+  b.resize(10);
+  CHECK(b.data() == p);
+  b.resize(b.capacity());
+  CHECK(b.data() == p);
+  b.resize(b.capacity() + 1);
+  CHECK(b.size() == b.capacity() - 63);  // reallocated, capacity rounded to 64
+}
+
+TEST_CASE("the buffer pool reuses buffers by power-of-two size class") {
+  detail::buffer_pool pool(2);
+  auto a = pool.acquire(5000);
+  CHECK(a.size() == 5000);
+  CHECK(a.capacity() == 8192);
+  const auto* p = a.data();
+  pool.release(std::move(a));
+  auto b = pool.acquire(7000);  // same class: the same storage
+  CHECK(b.data() == p);
+  auto c = pool.acquire(100);  // smallest class is 4 KiB
+  CHECK(c.capacity() == 4096);
+  buffer odd(5000);  // not pool-sized: dropped, never handed out
+  pool.release(std::move(odd));
+  auto d = pool.acquire(8000);
+  CHECK(d.capacity() == 8192);
+  CHECK(d.data() != b.data());
+}
+
+TEST_CASE("work_queue hands out every item once and ends after close") {
+  detail::work_queue<int> q;
+  std::atomic<long> sum{0};
+  std::atomic<int> count{0};
+  std::vector<std::thread> consumers;
+  for (int t = 0; t < 4; ++t)
+    consumers.emplace_back([&] {
+      while (auto v = q.pop()) {
+        sum += *v;
+        ++count;
+      }
+    });
+  for (int i = 1; i <= 1000; ++i) q.push(i);
+  q.close();
+  for (auto& t : consumers) t.join();
+  CHECK(count == 1000);
+  CHECK(sum == 500500);
+  CHECK_FALSE(q.pop().has_value());
+}
