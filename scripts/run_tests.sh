@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # Bootstrap, build, and run the whole test suite (unit, MPI integration, install, GPU — the
 # GPU tests skip with their reason where there is no GPU). Tests run one at a time: the MPI
-# cases already use more ranks than our 2 cores.
+# cases already use more ranks than our 2 cores. Extra arguments go to ctest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
 source scripts/env.sh
 preset=${OFFLOAD_PRESET:-default}
-ctest --preset "$preset" "$@"
+build=build
+[ "$preset" = default ] || build=build-$preset
+rc=0
+ctest --preset "$preset" "$@" || rc=$?
+# ctest does not show why a test was skipped: print the reasons the tests gave.
+log=$build/Testing/Temporary/LastTest.log
+if [ -f "$log" ] && grep -q '^SKIP: ' "$log"; then
+  echo "Skip reasons:"
+  grep '^SKIP: ' "$log" | sort | uniq -c
+fi
+exit "$rc"
