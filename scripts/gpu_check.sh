@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The GPU path in one command, for a GPU machine with CUDA, CMake, ninja and g++ but no MPI and
+# no package registry (our lent H100). Prepare where apt works:
+#     scripts/device/prepare.sh          # Debian's Open MPI & co. as .deb files in .deps/debs
+# then, on the GPU machine, with .deps carried along (device tool: carry [".deps"]):
+#     scripts/gpu_check.sh
+# It unpacks .deps (scripts/device/env.sh says which variables make that work), builds for the
+# GPU it finds (sm_90 on Hopper), runs the whole test suite — the GPU tests must run there, not
+# skip —, then a short benchmark: offload-run mlp 1->1 and 7->1 with the cuda backend against
+# the cpu backend. Everything it prints is also written to $OUT (or ./gpu-check-out).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/device/env.sh
+out=${OUT:-$PWD/gpu-check-out}
+mkdir -p "$out"
+exec > >(tee "$out/gpu_check.log") 2>&1
+
+echo "== device"
+arch=90
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version,pci.bus_id --format=csv | tee "$out/device.csv"
+  cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d ' .')
+  [ -n "$cap" ] && arch=$cap
+else
+  echo "nvidia-smi not found: building for sm_$arch; the GPU tests will say why they cannot run"
+fi
+nvcc --version | tail -2
+
+echo "== build (sm_$arch)"
+build=build-gpu
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOFFLOAD_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES="$arch" -DMPI_CXX_COMPILER="$OFFLOAD_DEPS_ROOT/usr/bin/mpicxx.openmpi" \
+  -DMPIEXEC_EXECUTABLE="$OFFLOAD_DEPS_ROOT/usr/bin/mpirun.openmpi" >"$out/configure.log"
+cmake --build "$build" -j "$(nproc)" >"$out/build.log"
+echo "built"
+
+echo "== tests"
+status=0
+ctest --test-dir "$build" --output-on-failure || status=1
+if grep -q '^SKIP: ' "$build/Testing/Temporary/LastTest.log"; then
+  echo "GPU tests were skipped:"
+  grep '^SKIP: ' "$build/Testing/Temporary/LastTest.log" | sort -u
+  command -v nvidia-smi >/dev/null && status=1  # on a GPU machine a skip is a failure
+fi
+
+echo "== benchmark: offload-run, mlp, 256 jets per event, validated"
+run=$build/apps/offload-run
+printf '%-6s %-8s %10s %9s %9s %9s %10s\n' ranks backend events/s p50_ms p90_ms p99_ms fallbacks | tee "$out/bench.txt"
+for tx in 1 7; do
+  for backend in cuda cpu; do
+    line=$(mpirun -np $((tx + 1)) "$run" --receivers 1 --backend "$backend" --kernel mlp --events 2000 --threads 2 \
+             --inflight 8 --validate 2>&1 | tee -a "$out/bench_runs.log" | awk '$1 == "all"') || status=1
+    read -r _ events wall rate p50 p90 p99 remote fallbacks errors <<<"$line"
+    printf '%-6s %-8s %10s %9s %9s %9s %10s\n' "${tx}->1" "$backend" "$rate" "$p50" "$p90" "$p99" "$fallbacks" |
+      tee -a "$out/bench.txt"
+    [ "${errors:-1}" = 0 ] || status=1
+  done
+done
+echo "gpu_check: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
+exit $status
