@@ -45,7 +45,11 @@ struct options {
   double tolerance = 1e-5;
   std::string log_level = "warn";
   int idle_sleep_us = 200;
+  std::uint32_t max_batch = 1;
+  double max_wait_us = 0;
 };
+
+constexpr std::size_t max_batch_limit = 64;
 
 std::uint64_t default_size(const std::string& kernel) {
   if (kernel == "mlp") return 256;          // jets per event
@@ -74,6 +78,7 @@ struct rank_record {
                 fallback_no_receiver = 0, failed = 0, mismatches = 0, late = 0;
   std::uint64_t requests = 0, replies = 0, error_replies = 0, malformed = 0, handshake_failures = 0;
   std::uint64_t bytes_in = 0, bytes_out = 0;
+  std::uint64_t batch_sizes[max_batch_limit + 1] = {};  // receivers: [n] batches of n requests
 };
 
 double percentile(std::vector<double> v, double q) {
@@ -190,7 +195,8 @@ std::string summary_table(const options& o, int world, const std::vector<rank_re
   char line[512];
   os << "offload-run: kernel " << o.kernel << " (size " << o.size << "), " << o.receivers << " receiver(s), "
      << world - o.receivers << " transmitter(s) x " << o.threads << " threads, " << o.inflight
-     << " in flight, credits " << o.credits << ", backend " << o.backend << ", validate "
+     << " in flight, credits " << o.credits << ", backend " << o.backend << ", batch " << o.max_batch << "/"
+     << o.max_wait_us << " us, validate "
      << (o.validate ? "on" : "off") << "\n";
   std::snprintf(line, sizeof line, "%6s %-12s %8s %9s %10s %9s %9s %9s %8s %9s %7s\n", "rank", "role", "events",
                 "wall_s", "events/s", "p50_ms", "p90_ms", "p99_ms", "remote", "fallbacks", "errors");
@@ -228,6 +234,19 @@ std::string summary_table(const options& o, int world, const std::vector<rank_re
                   (unsigned long long)r.error_replies, (unsigned long long)r.malformed,
                   (unsigned long long)r.handshake_failures, double(r.bytes_in) / 1e6, double(r.bytes_out) / 1e6);
     os << line;
+    if (o.max_batch > 1) {
+      std::uint64_t batches = 0, requests = 0;
+      std::string hist;
+      for (std::size_t n = 1; n <= max_batch_limit; ++n) {
+        if (r.batch_sizes[n] == 0) continue;
+        batches += r.batch_sizes[n];
+        requests += n * r.batch_sizes[n];
+        hist += " " + std::to_string(n) + ":" + std::to_string(r.batch_sizes[n]);
+      }
+      std::snprintf(line, sizeof line, "receiver rank %d: %llu batches, mean size %.2f; size:count%s\n", r.rank,
+                    (unsigned long long)batches, batches ? double(requests) / double(batches) : 0.0, hist.c_str());
+      os << line;
+    }
   }
   return os.str();
 }
@@ -240,7 +259,8 @@ void write_json(const std::string& path, const options& o, int world, const std:
     << ", \"ranks\": " << world << ", \"receivers\": " << o.receivers << ", \"threads\": " << o.threads
     << ", \"inflight\": " << o.inflight << ", \"events_per_transmitter\": " << o.events
     << ", \"credits\": " << o.credits << ", \"timeout_ms\": " << o.timeout_ms << ", \"backend\": \"" << o.backend
-    << "\", \"routing\": \"" << o.routing << "\", \"validate\": " << (o.validate ? "true" : "false") << "},\n";
+    << "\", \"routing\": \"" << o.routing << "\", \"validate\": " << (o.validate ? "true" : "false") << ", \"max_batch\": " << o.max_batch
+    << ", \"max_wait_us\": " << o.max_wait_us << "},\n";
   std::uint64_t fallbacks = 0, errors = 0, remote = 0;
   f << "  \"ranks\": [\n";
   for (std::size_t i = 0; i < recs.size(); ++i) {
@@ -258,7 +278,14 @@ void write_json(const std::string& path, const options& o, int world, const std:
       << ", \"setup_failed\": " << r.setup_failed << ", \"requests\": " << r.requests
       << ", \"replies\": " << r.replies << ", \"error_replies\": " << r.error_replies
       << ", \"malformed\": " << r.malformed << ", \"handshake_failures\": " << r.handshake_failures
-      << ", \"bytes_in\": " << r.bytes_in << ", \"bytes_out\": " << r.bytes_out << "}"
+      << ", \"bytes_in\": " << r.bytes_in << ", \"bytes_out\": " << r.bytes_out << ", \"batch_sizes\": {";
+    bool first = true;
+    for (std::size_t n = 1; n <= max_batch_limit; ++n) {
+      if (r.batch_sizes[n] == 0) continue;
+      f << (first ? "" : ", ") << "\"" << n << "\": " << r.batch_sizes[n];
+      first = false;
+    }
+    f << "}}"
       << (i + 1 < recs.size() ? "," : "") << "\n";
   }
   f << "  ],\n  \"total\": {\"events\": " << events << ", \"wall_s\": " << wall
@@ -285,6 +312,8 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     cfg.threads = o.receiver_threads;
     cfg.backend = o.backend;
     cfg.limits.max_message_bytes = o.max_message_bytes;
+    cfg.max_batch = o.max_batch;
+    cfg.max_wait = std::chrono::microseconds(std::int64_t(o.max_wait_us));
     try {
       rx = std::make_unique<offload::receiver>(rt, kernels, std::size_t(world - o.receivers), cfg);
     } catch (const std::invalid_argument& e) {
@@ -310,6 +339,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     rec.handshake_failures = s.handshake_failures;
     rec.bytes_in = s.bytes_in;
     rec.bytes_out = s.bytes_out;
+    for (std::size_t n = 0; n < s.batch_sizes.size() && n <= max_batch_limit; ++n) rec.batch_sizes[n] = s.batch_sizes[n];
     rx.reset();
   } else {
     offload::transmitter_config cfg;
@@ -419,6 +449,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{2147483647}));
   app.add_option("--tolerance", o.tolerance, "relative and absolute tolerance of --validate")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-batch", o.max_batch, "receivers run up to this many requests of one kernel together")
+      ->check(CLI::Range(1, int(max_batch_limit)));
+  app.add_option("--max-wait-us", o.max_wait_us, "how long a receiver holds a batch open for more requests")
+      ->check(CLI::Range(0.0, 1e7));
   app.add_option("--idle-sleep-us", o.idle_sleep_us,
                  "longest sleep of an idle progress thread: the latency an idle rank may add, against its CPU use")
       ->check(CLI::Range(1, 100000));

@@ -8,6 +8,10 @@
 
 namespace offload {
 
+void kernel::run_cpu_batch(std::span<const product_views* const> ins, std::span<message_writer* const> outs) const {
+  for (std::size_t i = 0; i < ins.size(); ++i) run_cpu(*ins[i], *outs[i]);
+}
+
 buffer run_cpu(const kernel& k, const product_views& in, const message_info& info,
                const std::function<buffer(std::size_t)>& allocate) {
   auto specs = k.output_specs(in);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +36,9 @@ class kernel {
   /// Runs on the calling thread; `out` was laid out from `output_specs(in)`; every output
   /// element is written.
   virtual void run_cpu(const product_views& in, message_writer& out) const = 0;
+  /// Runs several requests as one task: `outs[i]` laid out from `output_specs(*ins[i])`.
+  /// The default runs them one after the other; results equal those of run_cpu.
+  virtual void run_cpu_batch(std::span<const product_views* const> ins, std::span<message_writer* const> outs) const;
   /// Deterministic example inputs (the same params give the same bytes everywhere).
   virtual std::vector<product> make_inputs(const input_params& params) const = 0;
 };

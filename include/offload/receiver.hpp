@@ -7,9 +7,11 @@
 #include <offload/runtime.hpp>
 #include <offload/wire.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace offload {
 
@@ -21,8 +23,13 @@ struct receiver_config {
   std::size_t threads = 1;
   /// Largest message accepted, products per message, name length.
   wire_limits limits;
-  /// "cpu" (the only backend in this build without CUDA).
+  /// "cpu", or "cuda" where the build has CUDA and a device is usable.
   std::string backend = "cpu";
+  /// Dynamic batching: requests for the same kernel that arrive within `max_wait` of the
+  /// first are run together, up to `max_batch` of them (1: no batching). With max_wait 0 a
+  /// batch holds what arrived in the same receive sweep.
+  std::uint32_t max_batch = 1;
+  std::chrono::microseconds max_wait{0};
 };
 
 /// What a receiver did; every count is since construction.
@@ -35,6 +42,8 @@ struct receiver_stats {
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
   std::uint64_t peers_finished = 0;  ///< peers that said goodbye or failed the handshake
+  /// batch_sizes[n]: how many batches of n requests ran (index 0 unused).
+  std::vector<std::uint64_t> batch_sizes;
 };
 
 /// Serves `expected_peers` transmitters over `rt.comm()`. Construction attaches it to the

@@ -10,32 +10,25 @@ namespace offload::detail {
 namespace {
 
 /// Runs each kernel's CPU implementation on the calling (worker) thread, writing the
-/// outputs straight into the pooled reply buffer.
+/// outputs straight into the pooled reply buffers.
 class cpu_backend final : public backend {
  public:
   std::string_view name() const noexcept override { return "cpu"; }
-  buffer run(const kernel& k, const message& request, buffer_pool& pool) override {
-    const auto& h = request.header();
-    return run_cpu(k, request.products(), {message_kind::reply, h.request_id, h.kernel_id, status::ok},
-                   [&pool](std::size_t bytes) { return pool.acquire(bytes); });
+  void run(const kernel& k, std::span<const product_views* const> ins, std::span<message_writer* const> outs) override {
+    k.run_cpu_batch(ins, outs);
   }
 };
 
 #ifdef OFFLOAD_WITH_CUDA
-/// Runs each kernel's CUDA implementation, synchronously, on the current device.
+/// Runs each kernel's CUDA implementation, synchronously, on the current device (one launch
+/// per request for now).
 class cuda_backend final : public backend {
  public:
   std::string_view name() const noexcept override { return "cuda"; }
-  buffer run(const kernel& k, const message& request, buffer_pool& pool) override {
+  void run(const kernel& k, std::span<const product_views* const> ins, std::span<message_writer* const> outs) override {
     const auto impl = kernels::cuda::find(k.name());
     if (impl == nullptr) throw std::runtime_error("kernel has no CUDA implementation");
-    const auto& in = request.products();
-    auto specs = k.output_specs(in);
-    const auto& h = request.header();
-    message_writer out({message_kind::reply, h.request_id, h.kernel_id, status::ok}, specs,
-                       pool.acquire(message_writer::size_for(specs)));
-    impl(in, out);
-    return std::move(out).finish();
+    for (std::size_t i = 0; i < ins.size(); ++i) impl(*ins[i], *outs[i]);
   }
 };
 #endif

@@ -4,9 +4,8 @@
 #include <offload/kernel.hpp>
 #include <offload/wire.hpp>
 
-#include "../common/buffer_pool.hpp"
-
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -16,9 +15,10 @@ class backend {
  public:
   virtual ~backend() = default;
   virtual std::string_view name() const noexcept = 0;
-  /// The reply (kind reply, the request's id) with `k`'s outputs. Throws input_error when the
-  /// kernel rejects its inputs, any other exception when it fails.
-  virtual buffer run(const kernel& k, const message& request, buffer_pool& pool) = 0;
+  /// Runs `k` on a batch of requests as one launch: `outs[i]` is laid out from
+  /// `k.output_specs(*ins[i])` (the caller checked the inputs). Throws when the kernel fails.
+  virtual void run(const kernel& k, std::span<const product_views* const> ins,
+                   std::span<message_writer* const> outs) = 0;
 };
 
 /// "cpu"; throws std::invalid_argument with the reason for any other name.

@@ -20,8 +20,13 @@ using detail::endpoint;
 struct receiver::impl final : progress_client {
   struct job {
     int peer;
-    const kernel* k;
     message request;
+  };
+  /// Requests for one kernel, run as one launch.
+  struct batch {
+    const kernel* k = nullptr;
+    std::vector<job> items;
+    std::chrono::steady_clock::time_point deadline;
   };
   struct finished_job {
     int peer;
@@ -40,6 +45,8 @@ struct receiver::impl final : progress_client {
         be(detail::make_backend(cfg.backend)) {
     if (cfg.credits == 0) throw std::invalid_argument("receiver credits must be at least 1");
     if (cfg.threads == 0) throw std::invalid_argument("receiver threads must be at least 1");
+    if (cfg.max_batch == 0) throw std::invalid_argument("receiver max_batch must be at least 1");
+    st.batch_sizes.assign(cfg.max_batch + 1, 0);
     for (std::size_t i = 0; i < cfg.threads; ++i) workers.emplace_back([this] { work(); });
   }
 
@@ -52,13 +59,14 @@ struct receiver::impl final : progress_client {
   std::unique_ptr<detail::backend> be;
 
   // Kernel execution: jobs in, finished replies out.
-  detail::work_queue<job> jobs;
+  detail::work_queue<batch> jobs;
   std::vector<std::thread> workers;
   std::mutex finished_mutex;
   std::vector<finished_job> finished_jobs;
 
   // Progress-thread state.
   std::map<int, peer_state> peers;
+  std::map<std::uint32_t, batch> open_batches;  // by kernel id, while they fill
   std::size_t peers_finished = 0;
   bool done_signalled = false;
   std::promise<void> done;
@@ -68,6 +76,8 @@ struct receiver::impl final : progress_client {
   receiver_stats st;
 
   void work();
+  void run_batch(batch& b);
+  void flush(std::uint32_t kernel_id);
   bool progress() override;
   void handle(detail::incoming in);
   void handle_hello(int source, const message& m);
@@ -81,28 +91,59 @@ struct receiver::impl final : progress_client {
 };
 
 void receiver::impl::work() {
-  while (auto next = jobs.pop()) {
-    job& j = *next;
-    const auto id = j.request.header().request_id;
-    finished_job out{j.peer, {}, false};
+  while (auto next = jobs.pop()) run_batch(*next);
+}
+
+void receiver::impl::run_batch(batch& b) {
+  const kernel& k = *b.k;
+  std::vector<finished_job> out;
+  std::vector<const product_views*> ins;
+  std::vector<message_writer> writers;
+  std::vector<int> peers_of;
+  std::vector<std::uint64_t> ids;
+  writers.reserve(b.items.size());
+  for (auto& j : b.items) {
+    const auto& h = j.request.header();
     try {
-      out.reply = be->run(*j.k, j.request, pool);
+      auto specs = k.output_specs(j.request.products());
+      writers.emplace_back(message_info{message_kind::reply, h.request_id, h.kernel_id, status::ok}, specs,
+                           pool.acquire(message_writer::size_for(specs)));
+      ins.push_back(&j.request.products());
+      peers_of.push_back(j.peer);
+      ids.push_back(h.request_id);
     } catch (const input_error& e) {
-      out.is_error = true;
-      out.reply = encode_error(id, status::bad_input, "kernel '" + std::string(j.k->name()) + "': " + e.what());
-    } catch (const std::exception& e) {
-      out.is_error = true;
-      out.reply = encode_error(id, status::kernel_failed,
-                               "kernel '" + std::string(j.k->name()) + "' failed on backend " +
-                                   std::string(be->name()) + ": " + e.what());
+      out.push_back({j.peer, encode_error(h.request_id, status::bad_input, "kernel '" + std::string(k.name()) + "': " + e.what()), true});
     }
-    pool.release(std::move(j.request).release());
-    {
-      std::lock_guard lock(finished_mutex);
-      finished_jobs.push_back(std::move(out));
-    }
-    rt.wake();
   }
+  if (!ins.empty()) {
+    std::vector<message_writer*> outs;
+    for (auto& w : writers) outs.push_back(&w);
+    try {
+      be->run(k, ins, outs);
+      for (std::size_t i = 0; i < writers.size(); ++i) out.push_back({peers_of[i], std::move(writers[i]).finish(), false});
+    } catch (const std::exception& e) {
+      const std::string text =
+          "kernel '" + std::string(k.name()) + "' failed on backend " + std::string(be->name()) + ": " + e.what();
+      for (std::size_t i = 0; i < ins.size(); ++i) {
+        out.push_back({peers_of[i], encode_error(ids[i], status::kernel_failed, text), true});
+        pool.release(std::move(writers[i]).finish());
+      }
+    }
+    count([&](receiver_stats& s) { s.batch_sizes[ins.size()] += 1; });
+  }
+  for (auto& j : b.items) pool.release(std::move(j.request).release());
+  {
+    std::lock_guard lock(finished_mutex);
+    for (auto& f : out) finished_jobs.push_back(std::move(f));
+  }
+  rt.wake();
+}
+
+void receiver::impl::flush(std::uint32_t kernel_id) {
+  auto it = open_batches.find(kernel_id);
+  if (it == open_batches.end() || it->second.items.empty()) return;
+  jobs.push(std::move(it->second));
+  open_batches.erase(it);
 }
 
 bool receiver::impl::progress() {
@@ -131,6 +172,15 @@ bool receiver::impl::progress() {
     if (!in) break;
     handle(std::move(*in));
     busy = true;
+  }
+
+  if (!open_batches.empty()) {
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<std::uint32_t> due;
+    for (const auto& [id, b] : open_batches)
+      if (b.deadline <= now) due.push_back(id);
+    for (auto id : due) flush(id);
+    busy = busy || !due.empty();
   }
 
   if (!done_signalled && peers_finished >= expected_peers && ep.pending_sends() == 0) {
@@ -244,7 +294,14 @@ void receiver::impl::handle_request(int source, message m) {
   }
   ++p.outstanding;
   count([](receiver_stats& x) { x.requests += 1; });
-  jobs.push({source, k, std::move(m)});
+  const auto kernel_id = h.kernel_id;
+  auto& b = open_batches[kernel_id];
+  if (b.items.empty()) {
+    b.k = k;
+    b.deadline = std::chrono::steady_clock::now() + cfg.max_wait;
+  }
+  b.items.push_back({source, std::move(m)});
+  if (b.items.size() >= cfg.max_batch) flush(kernel_id);
 }
 
 void receiver::impl::maybe_finish(int source, peer_state& p) {

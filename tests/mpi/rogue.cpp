@@ -110,6 +110,27 @@ void rogue(runtime& rt, const kernel_registry& kernels) {
   }
   EXPECT(replies == 8 && refused == 1, "burst of 9: %d replies, %d refused", replies, refused);
 
+  // Three mlp requests at once, the middle one malformed for the kernel: two replies and one
+  // bad_input, whether or not they were batched together.
+  const auto& mlp = *kernels.find("mlp");
+  auto good = mlp.make_inputs({5, 4, 0});
+  std::vector<buffer> trio;
+  trio.push_back(request(200, *kernels.id_of("mlp"), good));
+  trio.push_back(request(201, *kernels.id_of("mlp"), odd));
+  trio.push_back(request(202, *kernels.id_of("mlp"), good));
+  for (const auto& b : trio)
+    rt.call([&] { MPI_Send(b.data(), int(b.size()), MPI_BYTE, 0, detail::offload_tag, rt.comm()); });
+  int good_replies = 0, bad = 0;
+  for (int i = 0; i < 3; ++i) {
+    auto m = exchange_receive_only(rt);
+    if (m.header().kind == message_kind::reply && m.header().request_id != 201 &&
+        compare_with_cpu(mlp, product_views(good), m.products()).empty())
+      ++good_replies;
+    if (m.header().kind == message_kind::error && m.header().request_id == 201 && m.header().status == status::bad_input)
+      ++bad;
+  }
+  EXPECT(good_replies == 2 && bad == 1, "trio: %d good replies, %d bad_input", good_replies, bad);
+
   // Still served after all that.
   auto ok = exchange(rt, request(8, *kernels.id_of("echo"), echo_inputs));
   EXPECT(ok.header().kind == message_kind::reply && ok.header().request_id == 8, "echo after garbage failed");
@@ -150,14 +171,19 @@ int main() {
     if (rt.rank() == 0) {
       receiver_config cfg;
       cfg.limits.max_message_bytes = max_bytes;
+      cfg.max_batch = 4;  // batching on: bad requests in a batch must not spoil the others
+      cfg.max_wait = std::chrono::milliseconds(5);
       receiver rx(rt, kernels, 3, cfg);
       auto s = rx.wait();
+      std::string hist;
+      for (std::size_t n = 1; n < s.batch_sizes.size(); ++n) hist += " " + std::to_string(n) + ":" + std::to_string(s.batch_sizes[n]);
+      std::printf("receiver: batches (size:count)%s\n", hist.c_str());
       std::printf("receiver: requests %llu, replies %llu, error replies %llu, malformed %llu\n",
                   (unsigned long long)s.requests, (unsigned long long)s.replies, (unsigned long long)s.error_replies,
                   (unsigned long long)s.malformed);
       EXPECT(s.malformed == 6, "malformed %llu", (unsigned long long)s.malformed);
-      EXPECT(s.replies == 409, "replies %llu", (unsigned long long)s.replies);
-      EXPECT(s.error_replies == 10, "error replies %llu", (unsigned long long)s.error_replies);
+      EXPECT(s.replies == 411, "replies %llu", (unsigned long long)s.replies);
+      EXPECT(s.error_replies == 11, "error replies %llu", (unsigned long long)s.error_replies);
     } else if (rt.rank() == 3) {
       rogue(rt, kernels);
     } else {
