@@ -39,7 +39,7 @@ struct options {
   std::uint32_t credits = 8;
   std::size_t receiver_threads = 1;
   std::string routing = "round_robin";
-  std::string backend = "cpu";
+  std::string backend = "auto";
   std::vector<std::string> kernel_set;
   std::uint64_t max_message_bytes = std::uint64_t{1} << 30;
   double tolerance = 1e-5;
@@ -79,6 +79,7 @@ struct rank_record {
   std::uint64_t requests = 0, replies = 0, error_replies = 0, malformed = 0, handshake_failures = 0;
   std::uint64_t bytes_in = 0, bytes_out = 0;
   std::uint64_t batch_sizes[max_batch_limit + 1] = {};  // receivers: [n] batches of n requests
+  char backend[8] = {};                                 // receivers: the backend in use
 };
 
 double percentile(std::vector<double> v, double q) {
@@ -228,9 +229,9 @@ std::string summary_table(const options& o, int world, const std::vector<rank_re
   for (const auto& r : recs) {
     if (!r.is_receiver) continue;
     std::snprintf(line, sizeof line,
-                  "receiver rank %d: requests %llu, replies %llu, error replies %llu, malformed %llu, handshake "
+                  "receiver rank %d (%s): requests %llu, replies %llu, error replies %llu, malformed %llu, handshake "
                   "failures %llu, MB in %.2f, MB out %.2f\n",
-                  r.rank, (unsigned long long)r.requests, (unsigned long long)r.replies,
+                  r.rank, r.backend, (unsigned long long)r.requests, (unsigned long long)r.replies,
                   (unsigned long long)r.error_replies, (unsigned long long)r.malformed,
                   (unsigned long long)r.handshake_failures, double(r.bytes_in) / 1e6, double(r.bytes_out) / 1e6);
     os << line;
@@ -278,7 +279,8 @@ void write_json(const std::string& path, const options& o, int world, const std:
       << ", \"setup_failed\": " << r.setup_failed << ", \"requests\": " << r.requests
       << ", \"replies\": " << r.replies << ", \"error_replies\": " << r.error_replies
       << ", \"malformed\": " << r.malformed << ", \"handshake_failures\": " << r.handshake_failures
-      << ", \"bytes_in\": " << r.bytes_in << ", \"bytes_out\": " << r.bytes_out << ", \"batch_sizes\": {";
+      << ", \"bytes_in\": " << r.bytes_in << ", \"bytes_out\": " << r.bytes_out << ", \"backend\": \""
+      << (r.is_receiver ? r.backend : "") << "\", \"batch_sizes\": {";
     bool first = true;
     for (std::size_t n = 1; n <= max_batch_limit; ++n) {
       if (r.batch_sizes[n] == 0) continue;
@@ -340,6 +342,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     rec.bytes_in = s.bytes_in;
     rec.bytes_out = s.bytes_out;
     for (std::size_t n = 0; n < s.batch_sizes.size() && n <= max_batch_limit; ++n) rec.batch_sizes[n] = s.batch_sizes[n];
+    std::snprintf(rec.backend, sizeof rec.backend, "%s", s.backend.c_str());
     rx.reset();
   } else {
     offload::transmitter_config cfg;
@@ -442,7 +445,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1 << 16));
   app.add_option("--receiver-threads", o.receiver_threads, "kernel threads per receiver")->check(CLI::Range(1, 1024));
   app.add_option("--routing", o.routing, "receiver choice")->check(CLI::IsMember({"round_robin", "least_outstanding"}));
-  app.add_option("--backend", o.backend, "receiver backend")->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--backend", o.backend, "receiver backend; auto: cuda where a GPU is usable, else cpu (saying why)")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   app.add_option("--kernel-set", o.kernel_set, "kernels this rank offers (default: all); ranks must agree")
       ->delimiter(',');
   app.add_option("--max-message-bytes", o.max_message_bytes, "largest message accepted")

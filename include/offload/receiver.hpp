@@ -23,8 +23,9 @@ struct receiver_config {
   std::size_t threads = 1;
   /// Largest message accepted, products per message, name length.
   wire_limits limits;
-  /// "cpu", or "cuda" where the build has CUDA and a device is usable.
-  std::string backend = "cpu";
+  /// "cpu"; "cuda" (refused, with the reason, where the build has no CUDA or no device is
+  /// usable); "auto": cuda where it can run, else cpu, saying why.
+  std::string backend = "auto";
   /// Dynamic batching: requests for the same kernel that arrive within `max_wait` of the
   /// first are run together, up to `max_batch` of them (1: no batching). With max_wait 0 a
   /// batch holds what arrived in the same receive sweep.
@@ -42,6 +43,7 @@ struct receiver_stats {
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
   std::uint64_t peers_finished = 0;  ///< peers that said goodbye or failed the handshake
+  std::string backend;  ///< the backend in use ("cpu" or "cuda")
   /// batch_sizes[n]: how many batches of n requests ran (index 0 unused).
   std::vector<std::uint64_t> batch_sizes;
 };

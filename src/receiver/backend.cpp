@@ -35,18 +35,20 @@ class cuda_backend final : public backend {
 
 }  // namespace
 
-std::unique_ptr<backend> make_backend(const std::string& name) {
+std::unique_ptr<backend> make_backend(const std::string& name, std::string& note) {
   if (name == "cpu") return std::make_unique<cpu_backend>();
-  if (name == "cuda") {
+  if (name == "cuda" || name == "auto") {
 #ifdef OFFLOAD_WITH_CUDA
     std::string why;
-    if (!kernels::cuda::device_available(why)) throw std::invalid_argument("backend 'cuda' cannot run here: " + why);
-    return std::make_unique<cuda_backend>();
+    if (kernels::cuda::device_available(why)) return std::make_unique<cuda_backend>();
 #else
-    throw std::invalid_argument("backend 'cuda' is not in this build (configured without CUDA); use --backend cpu");
+    const std::string why = "this build has no CUDA (configured without nvcc or with OFFLOAD_CUDA=OFF)";
 #endif
+    if (name == "cuda") throw std::invalid_argument("backend 'cuda' cannot run here: " + why);
+    note = why + "; using the CPU backend";
+    return std::make_unique<cpu_backend>();
   }
-  throw std::invalid_argument("unknown backend '" + name + "' (known: cpu, cuda)");
+  throw std::invalid_argument("unknown backend '" + name + "' (known: auto, cpu, cuda)");
 }
 
 }  // namespace offload::detail

@@ -21,7 +21,8 @@ class backend {
                    std::span<message_writer* const> outs) = 0;
 };
 
-/// "cpu"; throws std::invalid_argument with the reason for any other name.
-std::unique_ptr<backend> make_backend(const std::string& name);
+/// "cpu", "cuda" (throws std::invalid_argument with the reason where it cannot run), or
+/// "auto": cuda where it can run, else cpu, with the reason in `note`.
+std::unique_ptr<backend> make_backend(const std::string& name, std::string& note);
 
 }  // namespace offload::detail

@@ -42,7 +42,9 @@ struct receiver::impl final : progress_client {
 
   impl(runtime& r, const kernel_registry& k, std::size_t expected, receiver_config c)
       : rt(r), kernels(k), expected_peers(expected), cfg(std::move(c)), ep(r.comm(), pool),
-        be(detail::make_backend(cfg.backend)) {
+        be(detail::make_backend(cfg.backend, backend_note)) {
+    if (!backend_note.empty()) spdlog::warn("receiver rank {}: {}", rt.rank(), backend_note);
+    st.backend = be->name();
     if (cfg.credits == 0) throw std::invalid_argument("receiver credits must be at least 1");
     if (cfg.threads == 0) throw std::invalid_argument("receiver threads must be at least 1");
     if (cfg.max_batch == 0) throw std::invalid_argument("receiver max_batch must be at least 1");
@@ -51,6 +53,7 @@ struct receiver::impl final : progress_client {
   }
 
   runtime& rt;
+  std::string backend_note;  // initialised before `be`, which may fill it
   kernel_registry kernels;
   std::size_t expected_peers;
   receiver_config cfg;
