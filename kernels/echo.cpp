@@ -19,6 +19,9 @@ class echo final : public kernel {
     for (std::size_t i = 0; i < in.size(); ++i)
       if (in[i].size_bytes() > 0) std::memcpy(out.payload(i).data(), in[i].data, in[i].size_bytes());
   }
+  batch_rule batching() const override {
+    return {true, {}};
+  }
   /// size: bytes of the u8 product "payload".
   std::vector<product> make_inputs(const input_params& p) const override {
     splitmix64 rng{p.seed};

@@ -53,6 +53,9 @@ class mlp final : public kernel {
     const std::size_t jets = f.size() / mlp_features;
     for (std::size_t j = 0; j < jets; ++j) mlp_forward(layers.data(), &f[j * mlp_features], &s[j * mlp_classes]);
   }
+  batch_rule batching() const override {
+    return {true, {}};
+  }
   /// size: number of jets; features uniform in [-1, 1).
   std::vector<product> make_inputs(const input_params& p) const override {
     splitmix64 rng{p.seed};

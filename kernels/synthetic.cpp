@@ -25,6 +25,9 @@ class synthetic final : public kernel {
     auto y = out.payload_as<double>(0);
     for (std::size_t i = 0; i < x.size(); ++i) y[i] = synthetic_element(x[i], it);
   }
+  batch_rule batching() const override {
+    return {true, {"iterations"}};
+  }
   /// size: elements of "x"; work: iterations per element.
   std::vector<product> make_inputs(const input_params& p) const override {
     splitmix64 rng{p.seed};

@@ -49,7 +49,38 @@ int main(int argc, char** argv) {
       EXPECT(diff.empty(), "%s size %llu seed %llu: %s", name.c_str(), (unsigned long long)size,
              (unsigned long long)seed, diff.c_str());
     }
-    std::printf("%s: CUDA agrees with CPU\n", name.c_str());
+    // Batched: one launch over three joined requests, split back, against each CPU run.
+    if (k.batching().joinable) {
+      std::vector<std::vector<product>> inputs;
+      for (std::uint64_t size : {3ull, 1ull, 200ull}) inputs.push_back(k.make_inputs({seeds(), size, 50}));
+      if (name == "synthetic")  // parameters must be equal to join
+        for (auto& in : inputs) in[1] = inputs[0][1];
+      std::vector<product_views> views;
+      for (const auto& in : inputs) views.emplace_back(in);
+      std::vector<const product_views*> ins;
+      for (const auto& v : views) ins.push_back(&v);
+      auto joined = join_inputs(k, ins);
+      EXPECT(joined.has_value(), "%s: requests not joinable", name.c_str());
+      if (joined) {
+        product_views jv(*joined);
+        auto jspecs = k.output_specs(jv);
+        message_writer jout({message_kind::reply, 0, 0, status::ok}, jspecs);
+        for (std::size_t i = 0; i < jspecs.size(); ++i) std::memset(jout.payload(i).data(), 0xFF, jout.payload(i).size());
+        impl(jv, jout);
+        auto jm = message::from(std::move(jout).finish());
+        std::vector<message_writer> writers;
+        for (const auto& v : views) writers.emplace_back(message_info{}, k.output_specs(v));
+        std::vector<message_writer*> outs;
+        for (auto& w : writers) outs.push_back(&w);
+        split_outputs(jm.value().products(), outs);
+        for (std::size_t i = 0; i < writers.size(); ++i) {
+          auto got = message::from(std::move(writers[i]).finish());
+          auto diff = compare_with_cpu(k, views[i], got.value().products(), 1e-5, 1e-6);
+          EXPECT(diff.empty(), "%s batched, request %zu: %s", name.c_str(), i, diff.c_str());
+        }
+      }
+    }
+    std::printf("%s: CUDA agrees with CPU%s\n", name.c_str(), k.batching().joinable ? ", batched too" : "");
   }
   std::printf("%s: %d failed checks\n", offload_test::failures == 0 ? "PASS" : "FAIL", offload_test::failures);
   return offload_test::failures == 0 ? 0 : 1;

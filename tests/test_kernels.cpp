@@ -178,3 +178,57 @@ TEST_CASE("generated inputs are deterministic and valid for their kernel") {
     CHECK_NOTHROW(k.output_specs(product_views(a)));
   }
 }
+
+TEST_CASE("joined requests of row-wise kernels give exactly the outputs of separate runs") {
+  for (const char* name : {"echo", "mlp", "synthetic"}) {
+    INFO(name);
+    const auto& k = get(name);
+    std::vector<std::vector<product>> inputs{k.make_inputs({1, 3, 7}), k.make_inputs({2, 1, 7}), k.make_inputs({3, 5, 7})};
+    std::vector<product_views> views;
+    for (const auto& in : inputs) views.emplace_back(in);
+    std::vector<const product_views*> ins;
+    for (const auto& v : views) ins.push_back(&v);
+    auto joined = join_inputs(k, ins);
+    REQUIRE(joined.has_value());
+    auto joined_out = run(k, *joined);
+    std::vector<message_writer> writers;
+    for (const auto& v : views) writers.emplace_back(message_info{}, k.output_specs(v));
+    std::vector<message_writer*> outs;
+    for (auto& w : writers) outs.push_back(&w);
+    split_outputs(joined_out.products(), outs);
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      auto got = message::from(std::move(writers[i]).finish());
+      REQUIRE(got.ok());
+      CHECK(compare_with_cpu(k, views[i], got.value().products()).empty());
+    }
+  }
+}
+
+TEST_CASE("requests that cannot be joined are refused") {
+  const auto& clustering = get("clustering");
+  auto a = clustering.make_inputs({1, 4, 0});
+  product_views va(a);
+  const product_views* one[] = {&va, &va};
+  CHECK_FALSE(join_inputs(clustering, one).has_value());
+
+  const auto& synthetic = get("synthetic");
+  auto s1 = synthetic.make_inputs({1, 4, 10});
+  auto s2 = synthetic.make_inputs({1, 4, 11});  // other iterations
+  product_views v1(s1), v2(s2);
+  const product_views* two[] = {&v1, &v2};
+  CHECK_FALSE(join_inputs(synthetic, two).has_value());
+
+  const auto& echo = get("echo");
+  std::vector<product> e1{product::make("a", std::vector<float>{1})}, e2{product::make("b", std::vector<float>{1})};
+  product_views w1(e1), w2(e2);
+  const product_views* names[] = {&w1, &w2};
+  CHECK_FALSE(join_inputs(echo, names).has_value());
+}
+
+TEST_CASE("split_outputs checks that the joined outputs add up") {
+  std::vector<product> joined{product::make("payload", std::vector<std::uint8_t>{1, 2, 3})};
+  std::vector<product_spec> specs{{"payload", dtype::u8, 2}};
+  message_writer a(message_info{}, specs), b(message_info{}, specs);
+  message_writer* outs[] = {&a, &b};
+  CHECK_THROWS_AS(split_outputs(product_views(joined), outs), std::length_error);  // 3 bytes for 4
+}

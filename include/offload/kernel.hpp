@@ -24,6 +24,16 @@ struct input_params {
   std::uint64_t work = 0;  ///< kernel-specific cost knob (synthetic: iterations per element)
 };
 
+/// How requests of a kernel can be joined into one launch.
+struct batch_rule {
+  /// True when running the kernel on the concatenation of several requests' inputs gives the
+  /// concatenation of their outputs (row-wise kernels: echo, synthetic, mlp).
+  bool joinable = false;
+  /// Inputs that are parameters, not rows: they must be equal across the joined requests and
+  /// are passed once (synthetic's "iterations").
+  std::vector<std::string> params;
+};
+
 /// One kernel. Implementations are stateless and thread-safe: one instance serves all threads.
 class kernel {
  public:
@@ -39,6 +49,8 @@ class kernel {
   /// Runs several requests as one task: `outs[i]` laid out from `output_specs(*ins[i])`.
   /// The default runs them one after the other; results equal those of run_cpu.
   virtual void run_cpu_batch(std::span<const product_views* const> ins, std::span<message_writer* const> outs) const;
+  /// Whether and how requests can be joined (default: not joinable).
+  virtual batch_rule batching() const { return {}; }
   /// Deterministic example inputs (the same params give the same bytes everywhere).
   virtual std::vector<product> make_inputs(const input_params& params) const = 0;
 };
@@ -52,6 +64,16 @@ buffer run_cpu(const kernel& k, const product_views& in, const message_info& inf
 /// compare_products for the tolerances). Empty when they agree, else the first difference.
 std::string compare_with_cpu(const kernel& k, const product_views& inputs, const product_views& outputs,
                              double rel_tolerance = 0.0, double abs_tolerance = 0.0);
+
+/// The inputs of several requests joined into one (see batch_rule): each product concatenated
+/// in request order, parameters once. nullopt when `k` is not joinable or the requests do not
+/// match (different product names or dtypes, or different parameter values). Copies the bytes.
+std::optional<std::vector<product>> join_inputs(const kernel& k, std::span<const product_views* const> ins);
+
+/// Splits the outputs of a joined run back into the requests' writers, in order: writer i gets
+/// the next `count` elements of each product, as its layout says. Throws std::length_error when
+/// the joined outputs do not add up to what the writers expect.
+void split_outputs(const product_views& joined, std::span<message_writer* const> outs);
 
 /// A set of kernels, ordered by name; a kernel's id is its index. Two ranks agree on ids
 /// exactly when their `signature()`s are equal (checked in the start-up handshake).

@@ -153,6 +153,8 @@ class message_writer {
   message_writer(const message_info& info, std::span<const product_spec> specs, buffer storage = {});
 
   std::size_t product_count() const noexcept { return m_offsets.size(); }
+  /// Name, dtype and count of product `i` as laid out.
+  const product_spec& spec(std::size_t i) const { return m_specs.at(i); }
   /// Writable payload bytes of product `i` (uninitialised until written).
   std::span<std::byte> payload(std::size_t i);
   template <class T> std::span<T> payload_as(std::size_t i) {
@@ -164,6 +166,7 @@ class message_writer {
 
  private:
   buffer m_buffer;
+  std::vector<product_spec> m_specs;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> m_offsets;  // offset, bytes
 };
 

@@ -224,7 +224,7 @@ std::uint64_t message_writer::size_for(std::span<const product_spec> specs) {
 }
 
 message_writer::message_writer(const message_info& info, std::span<const product_spec> specs, buffer storage)
-    : m_buffer(std::move(storage)) {
+    : m_buffer(std::move(storage)), m_specs(specs.begin(), specs.end()) {
   const std::uint64_t total = size_for(specs);
   m_buffer.resize(total);
   std::byte* p = m_buffer.data();

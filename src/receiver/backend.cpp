@@ -20,14 +20,27 @@ class cpu_backend final : public backend {
 };
 
 #ifdef OFFLOAD_WITH_CUDA
-/// Runs each kernel's CUDA implementation, synchronously, on the current device (one launch
-/// per request for now).
+/// Runs each kernel's CUDA implementation, synchronously, on the current device. A batch of a
+/// joinable kernel is one launch over the joined inputs, split back per request; other
+/// batches are one launch per request.
 class cuda_backend final : public backend {
  public:
   std::string_view name() const noexcept override { return "cuda"; }
   void run(const kernel& k, std::span<const product_views* const> ins, std::span<message_writer* const> outs) override {
     const auto impl = kernels::cuda::find(k.name());
     if (impl == nullptr) throw std::runtime_error("kernel has no CUDA implementation");
+    if (ins.size() > 1) {
+      if (auto joined = join_inputs(k, ins)) {
+        const product_views in(*joined);
+        auto specs = k.output_specs(in);
+        message_writer out(message_info{}, specs);
+        impl(in, out);
+        auto result = message::from(std::move(out).finish());
+        if (!result) throw std::runtime_error("joined CUDA output does not decode: " + result.error().text);
+        split_outputs(result.value().products(), outs);
+        return;
+      }
+    }
     for (std::size_t i = 0; i < ins.size(); ++i) impl(*ins[i], *outs[i]);
   }
 };
