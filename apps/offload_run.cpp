@@ -45,6 +45,7 @@ struct options {
   double tolerance = 1e-5;
   std::string log_level = "warn";
   int idle_sleep_us = 200;
+  int device = -1;
   std::uint32_t max_batch = 1;
   double max_wait_us = 0;
 };
@@ -80,6 +81,7 @@ struct rank_record {
   std::uint64_t bytes_in = 0, bytes_out = 0;
   std::uint64_t batch_sizes[max_batch_limit + 1] = {};  // receivers: [n] batches of n requests
   char backend[8] = {};                                 // receivers: the backend in use
+  char backend_description[192] = {};                   // receivers: e.g. the CUDA device report
 };
 
 double percentile(std::vector<double> v, double q) {
@@ -235,6 +237,7 @@ std::string summary_table(const options& o, int world, const std::vector<rank_re
                   (unsigned long long)r.error_replies, (unsigned long long)r.malformed,
                   (unsigned long long)r.handshake_failures, double(r.bytes_in) / 1e6, double(r.bytes_out) / 1e6);
     os << line;
+    if (std::string_view(r.backend) == "cuda") os << "receiver rank " << r.rank << ": " << r.backend_description << "\n";
     if (o.max_batch > 1) {
       std::uint64_t batches = 0, requests = 0;
       std::string hist;
@@ -280,7 +283,8 @@ void write_json(const std::string& path, const options& o, int world, const std:
       << ", \"replies\": " << r.replies << ", \"error_replies\": " << r.error_replies
       << ", \"malformed\": " << r.malformed << ", \"handshake_failures\": " << r.handshake_failures
       << ", \"bytes_in\": " << r.bytes_in << ", \"bytes_out\": " << r.bytes_out << ", \"backend\": \""
-      << (r.is_receiver ? r.backend : "") << "\", \"batch_sizes\": {";
+      << (r.is_receiver ? r.backend : "") << "\", \"backend_description\": \"" << r.backend_description
+      << "\", \"batch_sizes\": {";
     bool first = true;
     for (std::size_t n = 1; n <= max_batch_limit; ++n) {
       if (r.batch_sizes[n] == 0) continue;
@@ -315,6 +319,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     cfg.backend = o.backend;
     cfg.limits.max_message_bytes = o.max_message_bytes;
     cfg.max_batch = o.max_batch;
+    cfg.device = o.device;
     cfg.max_wait = std::chrono::microseconds(std::int64_t(o.max_wait_us));
     try {
       rx = std::make_unique<offload::receiver>(rt, kernels, std::size_t(world - o.receivers), cfg);
@@ -343,6 +348,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     rec.bytes_out = s.bytes_out;
     for (std::size_t n = 0; n < s.batch_sizes.size() && n <= max_batch_limit; ++n) rec.batch_sizes[n] = s.batch_sizes[n];
     std::snprintf(rec.backend, sizeof rec.backend, "%s", s.backend.c_str());
+    std::snprintf(rec.backend_description, sizeof rec.backend_description, "%s", s.backend_description.c_str());
     rx.reset();
   } else {
     offload::transmitter_config cfg;
@@ -452,6 +458,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{2147483647}));
   app.add_option("--tolerance", o.tolerance, "relative and absolute tolerance of --validate")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--device", o.device, "CUDA device of the receivers; -1: local rank modulo the visible devices")
+      ->check(CLI::Range(-1, 1024));
   app.add_option("--max-batch", o.max_batch, "receivers run up to this many requests of one kernel together")
       ->check(CLI::Range(1, int(max_batch_limit)));
   app.add_option("--max-wait-us", o.max_wait_us, "how long a receiver holds a batch open for more requests")

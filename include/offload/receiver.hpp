@@ -26,6 +26,8 @@ struct receiver_config {
   /// "cpu"; "cuda" (refused, with the reason, where the build has no CUDA or no device is
   /// usable); "auto": cuda where it can run, else cpu, saying why.
   std::string backend = "auto";
+  /// CUDA device for the cuda backend; negative: the rank's local rank modulo the visible devices.
+  int device = -1;
   /// Dynamic batching: requests for the same kernel that arrive within `max_wait` of the
   /// first are run together, up to `max_batch` of them (1: no batching). With max_wait 0 a
   /// batch holds what arrived in the same receive sweep.
@@ -43,7 +45,8 @@ struct receiver_stats {
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
   std::uint64_t peers_finished = 0;  ///< peers that said goodbye or failed the handshake
-  std::string backend;  ///< the backend in use ("cpu" or "cuda")
+  std::string backend;              ///< the backend in use ("cpu" or "cuda")
+  std::string backend_description;  ///< for cuda: the device report (name, SMs, memory, PCI id, versions)
   /// batch_sizes[n]: how many batches of n requests ran (index 0 unused).
   std::vector<std::uint64_t> batch_sizes;
 };

@@ -53,6 +53,10 @@ class runtime {
 
   int rank() const noexcept;
   int size() const noexcept;
+  /// This rank's index among the ranks on its node, and how many there are
+  /// (MPI_Comm_split_type with MPI_COMM_TYPE_SHARED): the usual way to pick a GPU.
+  int local_rank() const noexcept;
+  int local_size() const noexcept;
   /// This rank's duplicate of MPI_COMM_WORLD. Use it only on the progress thread.
   MPI_Comm comm() const noexcept;
   /// MPI_Get_processor_name of this rank.

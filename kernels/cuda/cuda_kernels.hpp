@@ -22,6 +22,13 @@ implementation find(std::string_view name) noexcept;
 /// (no driver, no device).
 bool device_available(std::string& why);
 
+/// Makes `device` current on the calling thread (cudaSetDevice); throws with CUDA's text.
+void use_device(int device);
+/// How many devices are visible (0 when the runtime cannot be used).
+int device_count() noexcept;
+/// One line about `device`: name, SMs, memory, PCI bus id, driver and runtime versions.
+std::string device_report(int device);
+
 void echo(const product_views& in, message_writer& out);
 void synthetic(const product_views& in, message_writer& out);
 void mlp(const product_views& in, message_writer& out);

@@ -25,4 +25,26 @@ bool device_available(std::string& why) {
   return true;
 }
 
+void use_device(int device) { OFFLOAD_CUDA_CHECK(cudaSetDevice(device)); }
+
+int device_count() noexcept {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
+}
+
+std::string device_report(int device) {
+  cudaDeviceProp p{};
+  OFFLOAD_CUDA_CHECK(cudaGetDeviceProperties(&p, device));
+  char bus[32] = {};
+  OFFLOAD_CUDA_CHECK(cudaDeviceGetPCIBusId(bus, sizeof bus, device));
+  int driver = 0, runtime = 0;
+  OFFLOAD_CUDA_CHECK(cudaDriverGetVersion(&driver));
+  OFFLOAD_CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
+  auto version = [](int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); };
+  return "device " + std::to_string(device) + ": " + p.name + ", sm_" + std::to_string(p.major) +
+         std::to_string(p.minor) + ", " + std::to_string(p.multiProcessorCount) + " SMs, " +
+         std::to_string(p.totalGlobalMem >> 20) + " MiB, PCI " + bus + ", driver " + version(driver) + ", runtime " +
+         version(runtime);
+}
+
 }  // namespace offload::kernels::cuda

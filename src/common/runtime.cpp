@@ -19,6 +19,8 @@ struct runtime::impl {
   std::thread::id thread_id;
   int rank = -1;
   int size = 0;
+  int local_rank = 0;
+  int local_size = 1;
   std::string host;
   MPI_Comm comm = MPI_COMM_NULL;
 
@@ -52,6 +54,11 @@ void runtime::impl::start(std::promise<void>& ready) {
     OFFLOAD_MPI_CHECK(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN));
     OFFLOAD_MPI_CHECK(MPI_Comm_rank(comm, &rank));
     OFFLOAD_MPI_CHECK(MPI_Comm_size(comm, &size));
+    MPI_Comm node = MPI_COMM_NULL;
+    OFFLOAD_MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node));
+    OFFLOAD_MPI_CHECK(MPI_Comm_rank(node, &local_rank));
+    OFFLOAD_MPI_CHECK(MPI_Comm_size(node, &local_size));
+    OFFLOAD_MPI_CHECK(MPI_Comm_free(&node));
     char name[MPI_MAX_PROCESSOR_NAME];
     int len = 0;
     OFFLOAD_MPI_CHECK(MPI_Get_processor_name(name, &len));
@@ -146,6 +153,8 @@ runtime::~runtime() {
 
 int runtime::rank() const noexcept { return m_impl->rank; }
 int runtime::size() const noexcept { return m_impl->size; }
+int runtime::local_rank() const noexcept { return m_impl->local_rank; }
+int runtime::local_size() const noexcept { return m_impl->local_size; }
 MPI_Comm runtime::comm() const noexcept { return m_impl->comm; }
 const std::string& runtime::host() const noexcept { return m_impl->host; }
 bool runtime::on_progress_thread() const noexcept { return std::this_thread::get_id() == m_impl->thread_id; }

@@ -25,8 +25,11 @@ class cpu_backend final : public backend {
 /// batches are one launch per request.
 class cuda_backend final : public backend {
  public:
+  explicit cuda_backend(int device) : m_device(device), m_report(kernels::cuda::device_report(device)) {}
   std::string_view name() const noexcept override { return "cuda"; }
+  std::string description() const override { return "cuda " + m_report; }
   void run(const kernel& k, std::span<const product_views* const> ins, std::span<message_writer* const> outs) override {
+    kernels::cuda::use_device(m_device);  // the current device is per thread
     const auto impl = kernels::cuda::find(k.name());
     if (impl == nullptr) throw std::runtime_error("kernel has no CUDA implementation");
     if (ins.size() > 1) {
@@ -43,18 +46,30 @@ class cuda_backend final : public backend {
     }
     for (std::size_t i = 0; i < ins.size(); ++i) impl(*ins[i], *outs[i]);
   }
+
+ private:
+  int m_device;
+  std::string m_report;
 };
 #endif
 
 }  // namespace
 
-std::unique_ptr<backend> make_backend(const std::string& name, std::string& note) {
+std::unique_ptr<backend> make_backend(const std::string& name, int device, int local_rank, std::string& note) {
   if (name == "cpu") return std::make_unique<cpu_backend>();
   if (name == "cuda" || name == "auto") {
 #ifdef OFFLOAD_WITH_CUDA
     std::string why;
-    if (kernels::cuda::device_available(why)) return std::make_unique<cuda_backend>();
+    if (kernels::cuda::device_available(why)) {
+      const int n = kernels::cuda::device_count();
+      if (device >= n)
+        throw std::invalid_argument("--device " + std::to_string(device) + ": only " + std::to_string(n) +
+                                    " CUDA device(s) are visible");
+      return std::make_unique<cuda_backend>(device >= 0 ? device : local_rank % n);
+    }
 #else
+    static_cast<void>(device);
+    static_cast<void>(local_rank);
     const std::string why = "this build has no CUDA (configured without nvcc or with OFFLOAD_CUDA=OFF)";
 #endif
     if (name == "cuda") throw std::invalid_argument("backend 'cuda' cannot run here: " + why);

@@ -15,6 +15,8 @@ class backend {
  public:
   virtual ~backend() = default;
   virtual std::string_view name() const noexcept = 0;
+  /// What it runs on, for the run's metadata (the device report for cuda).
+  virtual std::string description() const { return std::string(name()); }
   /// Runs `k` on a batch of requests as one launch: `outs[i]` is laid out from
   /// `k.output_specs(*ins[i])` (the caller checked the inputs). Throws when the kernel fails.
   virtual void run(const kernel& k, std::span<const product_views* const> ins,
@@ -22,7 +24,8 @@ class backend {
 };
 
 /// "cpu", "cuda" (throws std::invalid_argument with the reason where it cannot run), or
-/// "auto": cuda where it can run, else cpu, with the reason in `note`.
-std::unique_ptr<backend> make_backend(const std::string& name, std::string& note);
+/// "auto": cuda where it can run, else cpu, with the reason in `note`. The cuda backend uses
+/// `device`, or when it is negative the device `local_rank` modulo the visible devices.
+std::unique_ptr<backend> make_backend(const std::string& name, int device, int local_rank, std::string& note);
 
 }  // namespace offload::detail

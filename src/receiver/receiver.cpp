@@ -42,9 +42,10 @@ struct receiver::impl final : progress_client {
 
   impl(runtime& r, const kernel_registry& k, std::size_t expected, receiver_config c)
       : rt(r), kernels(k), expected_peers(expected), cfg(std::move(c)), ep(r.comm(), pool),
-        be(detail::make_backend(cfg.backend, backend_note)) {
+        be(detail::make_backend(cfg.backend, cfg.device, r.local_rank(), backend_note)) {
     if (!backend_note.empty()) spdlog::warn("receiver rank {}: {}", rt.rank(), backend_note);
     st.backend = be->name();
+    st.backend_description = be->description();
     if (cfg.credits == 0) throw std::invalid_argument("receiver credits must be at least 1");
     if (cfg.threads == 0) throw std::invalid_argument("receiver threads must be at least 1");
     if (cfg.max_batch == 0) throw std::invalid_argument("receiver max_batch must be at least 1");

@@ -125,6 +125,8 @@ int main() {
     return 2;
   }
   const auto& kernels = kernel_registry::builtin();
+  // One node: every rank is local, and local ranks follow world ranks.
+  EXPECT(rt.local_size() == 4 && rt.local_rank() == rt.rank(), "local rank %d of %d", rt.local_rank(), rt.local_size());
   try {
     if (rt.rank() < 2) {
       // Each transmitter rank connects four times (four transmitter objects).
