@@ -1,9 +1,10 @@
 #pragma once
 // The CUDA implementations of the kernels, behind a host-only interface (no CUDA headers):
-// callers compiled by g++ look them up by name. Each has the contract of kernel::run_cpu:
-// `out` is laid out from output_specs(in) and every output element is written. These run
-// synchronously on the current device; streams, pinned buffers and batching are the CUDA
-// backend's business.
+// callers compiled by g++ run them by name. `run` has the contract of kernel::run_cpu: `out`
+// is laid out from output_specs(in) and every output element is written. It runs on the
+// current device on the calling thread's own stream (so several threads overlap their copies
+// and kernels), staging through that thread's pinned buffer and device arena, and returns
+// when the outputs are in `out`.
 
 #include <offload/product.hpp>
 #include <offload/wire.hpp>
@@ -13,10 +14,12 @@
 
 namespace offload::kernels::cuda {
 
-using implementation = void (*)(const product_views& in, message_writer& out);
+/// True when kernel `name` has a CUDA implementation.
+bool has(std::string_view name) noexcept;
 
-/// The CUDA implementation of kernel `name`, or nullptr.
-implementation find(std::string_view name) noexcept;
+/// Runs kernel `name` (see above). Throws std::invalid_argument when it has no CUDA
+/// implementation, std::runtime_error naming the CUDA call that failed.
+void run(std::string_view name, const product_views& in, message_writer& out);
 
 /// True when a CUDA device can be used; otherwise `why` says what the runtime reported
 /// (no driver, no device).
@@ -28,10 +31,5 @@ void use_device(int device);
 int device_count() noexcept;
 /// One line about `device`: name, SMs, memory, PCI bus id, driver and runtime versions.
 std::string device_report(int device);
-
-void echo(const product_views& in, message_writer& out);
-void synthetic(const product_views& in, message_writer& out);
-void mlp(const product_views& in, message_writer& out);
-void clustering(const product_views& in, message_writer& out);
 
 }  // namespace offload::kernels::cuda

@@ -3,14 +3,6 @@
 
 namespace offload::kernels::cuda {
 
-implementation find(std::string_view name) noexcept {
-  if (name == "echo") return &echo;
-  if (name == "synthetic") return &synthetic;
-  if (name == "mlp") return &mlp;
-  if (name == "clustering") return &clustering;
-  return nullptr;
-}
-
 bool device_available(std::string& why) {
   int n = 0;
   const cudaError_t e = cudaGetDeviceCount(&n);

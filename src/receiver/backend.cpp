@@ -30,21 +30,20 @@ class cuda_backend final : public backend {
   std::string description() const override { return "cuda " + m_report; }
   void run(const kernel& k, std::span<const product_views* const> ins, std::span<message_writer* const> outs) override {
     kernels::cuda::use_device(m_device);  // the current device is per thread
-    const auto impl = kernels::cuda::find(k.name());
-    if (impl == nullptr) throw std::runtime_error("kernel has no CUDA implementation");
+    const auto name = k.name();
     if (ins.size() > 1) {
       if (auto joined = join_inputs(k, ins)) {
         const product_views in(*joined);
         auto specs = k.output_specs(in);
         message_writer out(message_info{}, specs);
-        impl(in, out);
+        kernels::cuda::run(name, in, out);
         auto result = message::from(std::move(out).finish());
         if (!result) throw std::runtime_error("joined CUDA output does not decode: " + result.error().text);
         split_outputs(result.value().products(), outs);
         return;
       }
     }
-    for (std::size_t i = 0; i < ins.size(); ++i) impl(*ins[i], *outs[i]);
+    for (std::size_t i = 0; i < ins.size(); ++i) kernels::cuda::run(name, *ins[i], *outs[i]);
   }
 
  private:

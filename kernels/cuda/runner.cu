@@ -1,0 +1,117 @@
+// The host side of the CUDA kernels: per-thread stream contexts, and the runner that stages a
+// request through pinned memory (one gather on the host, one copy each way) around a launch.
+#include "cuda_kernels.hpp"
+#include "device.cuh"
+
+#include <bit>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+namespace offload::kernels::cuda {
+
+namespace {
+std::size_t grow_to(std::size_t bytes) { return std::bit_ceil(std::max<std::size_t>(bytes, std::size_t{1} << 20)); }
+void ignore(cudaError_t) noexcept {}  // teardown: nothing useful to do with an error
+}  // namespace
+
+stream_context::stream_context() {
+  OFFLOAD_CUDA_CHECK(cudaGetDevice(&m_device));
+  OFFLOAD_CUDA_CHECK(cudaStreamCreateWithFlags(&m_stream, cudaStreamNonBlocking));
+  OFFLOAD_CUDA_CHECK(cudaMallocHost(&m_flag, sizeof(int)));
+}
+
+stream_context::~stream_context() {
+  if (m_stream != nullptr) ignore(cudaStreamSynchronize(m_stream));
+  if (m_pinned != nullptr) ignore(cudaFreeHost(m_pinned));
+  if (m_device_mem != nullptr) ignore(cudaFree(m_device_mem));
+  if (m_flag != nullptr) ignore(cudaFreeHost(m_flag));
+  if (m_stream != nullptr) ignore(cudaStreamDestroy(m_stream));
+}
+
+std::byte* stream_context::pinned(std::size_t bytes) {
+  if (bytes > m_pinned_size) {
+    if (m_pinned != nullptr) OFFLOAD_CUDA_CHECK(cudaFreeHost(m_pinned));
+    m_pinned = nullptr;
+    m_pinned_size = 0;
+    const std::size_t size = grow_to(bytes);
+    OFFLOAD_CUDA_CHECK(cudaMallocHost(&m_pinned, size));
+    m_pinned_size = size;
+  }
+  return m_pinned;
+}
+
+std::byte* stream_context::device(std::size_t bytes) {
+  if (bytes > m_device_size) {
+    OFFLOAD_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+    if (m_device_mem != nullptr) OFFLOAD_CUDA_CHECK(cudaFree(m_device_mem));
+    m_device_mem = nullptr;
+    m_device_size = 0;
+    const std::size_t size = grow_to(bytes);
+    OFFLOAD_CUDA_CHECK(cudaMalloc(&m_device_mem, size));
+    m_device_size = size;
+  }
+  return m_device_mem;
+}
+
+stream_context& stream_context::current() {
+  thread_local std::map<int, std::unique_ptr<stream_context>> contexts;
+  int device = 0;
+  OFFLOAD_CUDA_CHECK(cudaGetDevice(&device));
+  auto& c = contexts[device];
+  if (!c) c = std::make_unique<stream_context>();
+  return *c;
+}
+
+const device_kernel* find_device_kernel(std::string_view name) noexcept {
+  for (const device_kernel* k : {&echo_device, &synthetic_device, &mlp_device, &clustering_device})
+    if (k->name == name) return k;
+  return nullptr;
+}
+
+bool has(std::string_view name) noexcept { return find_device_kernel(name) != nullptr; }
+
+void run(std::string_view name, const product_views& in, message_writer& out) {
+  const device_kernel* k = find_device_kernel(name);
+  if (k == nullptr) throw std::invalid_argument("kernel '" + std::string(name) + "' has no CUDA implementation");
+  stream_context& ctx = stream_context::current();
+
+  // Layout: inputs, then outputs, then scratch, each piece 256-byte aligned.
+  std::vector<std::size_t> in_at, out_at;
+  std::size_t pos = 0;
+  for (const auto& p : in) {
+    in_at.push_back(pos);
+    pos += align_device(static_cast<std::size_t>(p.size_bytes()));
+  }
+  const std::size_t in_total = pos;
+  for (std::size_t i = 0; i < out.product_count(); ++i) {
+    out_at.push_back(pos);
+    pos += align_device(out.payload(i).size());
+  }
+  const std::size_t out_total = pos - in_total;
+  const std::size_t scratch = align_device(k->scratch_bytes(in));
+
+  std::byte* host = ctx.pinned(in_total + out_total + 1);
+  std::byte* dev = ctx.device(in_total + out_total + scratch + 1);
+  for (std::size_t i = 0; i < in.size(); ++i)
+    if (in[i].size_bytes() > 0) std::memcpy(host + in_at[i], in[i].data, static_cast<std::size_t>(in[i].size_bytes()));
+  const auto s = ctx.stream();
+  if (in_total > 0) OFFLOAD_CUDA_CHECK(cudaMemcpyAsync(dev, host, in_total, cudaMemcpyHostToDevice, s));
+
+  std::vector<device_product> din, dout;
+  for (std::size_t i = 0; i < in.size(); ++i) din.push_back({dev + in_at[i], in[i].count});
+  for (std::size_t i = 0; i < out.product_count(); ++i) dout.push_back({dev + out_at[i], out.spec(i).count});
+  k->launch(ctx, in, din, dout, dev + in_total + out_total);
+
+  if (out_total > 0)
+    OFFLOAD_CUDA_CHECK(cudaMemcpyAsync(host + in_total, dev + in_total, out_total, cudaMemcpyDeviceToHost, s));
+  OFFLOAD_CUDA_CHECK(cudaStreamSynchronize(s));
+  for (std::size_t i = 0; i < out.product_count(); ++i) {
+    auto dst = out.payload(i);
+    if (!dst.empty()) std::memcpy(dst.data(), host + out_at[i], dst.size());
+  }
+}
+
+}  // namespace offload::kernels::cuda
