@@ -6,8 +6,9 @@
 #     scripts/gpu_check.sh
 # It unpacks .deps (scripts/device/env.sh says which variables make that work), builds for the
 # GPU it finds (sm_90 on Hopper), runs the whole test suite — the GPU tests must run there, not
-# skip —, then a short benchmark: offload-run mlp 1->1 and 7->1 with the cuda backend against
-# the cpu backend. Everything it prints is also written to $OUT (or ./gpu-check-out).
+# skip —, then short benchmarks: each kernel's device time against its roofline floor
+# (offload-kernel-bench), offload-run mlp 1->1 and 7->1 with the cuda backend against the cpu
+# backend, and mlp 7->1 unbatched against batched. Everything it prints is also written to $OUT (or ./gpu-check-out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device/env.sh
@@ -43,6 +44,9 @@ if grep -q '^SKIP: ' "$build/Testing/Temporary/LastTest.log"; then
   command -v nvidia-smi >/dev/null && status=1  # on a GPU machine a skip is a failure
 fi
 
+echo "== kernels against their roofline floor (device time, large batch)"
+"$build/apps/offload-kernel-bench" | tee "$out/kernel_bench.txt" || status=1
+
 echo "== benchmark: offload-run, mlp, 256 jets per event, validated"
 run=$build/apps/offload-run
 printf '%-6s %-8s %10s %9s %9s %9s %10s\n' ranks backend events/s p50_ms p90_ms p99_ms fallbacks | tee "$out/bench.txt"
@@ -55,6 +59,17 @@ for tx in 1 7; do
       tee -a "$out/bench.txt"
     [ "${errors:-1}" = 0 ] || status=1
   done
+done
+echo "== batching: mlp 7->1, cuda, 64 in flight per transmitter, batch 1 against batch 32"
+printf '%-10s %10s %9s %9s  %s\n' max_batch events/s p50_ms p99_ms batches | tee "$out/batching.txt"
+for batch in 1 32; do
+  log=$(mpirun -np 8 "$run" --receivers 1 --backend cuda --kernel mlp --events 4000 --threads 4 --inflight 64 \
+          --credits 64 --max-batch "$batch" --max-wait-us 500 --validate 2>&1) || status=1
+  echo "$log" >>"$out/bench_runs.log"
+  read -r _ events wall rate p50 p90 p99 remote fallbacks errors <<<"$(echo "$log" | awk '$1 == "all"')"
+  printf '%-10s %10s %9s %9s  %s\n' "$batch" "$rate" "$p50" "$p99" \
+    "$(echo "$log" | grep -o '[0-9]* batches, mean size [0-9.]*' || echo -)" | tee -a "$out/batching.txt"
+  [ "${errors:-1}" = 0 ] || status=1
 done
 echo "gpu_check: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
 exit $status

@@ -11,6 +11,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace offload::kernels::cuda {
 
@@ -31,5 +32,18 @@ void use_device(int device);
 int device_count() noexcept;
 /// One line about `device`: name, SMs, memory, PCI bus id, driver and runtime versions.
 std::string device_report(int device);
+
+/// Rates measured on the current device.
+struct device_peaks {
+  double bandwidth = 0;   ///< bytes/s, device memory, read + write (a 1 GiB copy kernel)
+  double fp32_flops = 0;  ///< flop/s, FP32 FMA chains (no tensor cores)
+  double fp64_flops = 0;  ///< flop/s, FP64 FMA chains
+};
+device_peaks measure_peaks();
+
+/// Median device seconds of one launch of kernel `name` on device-resident copies of `in`
+/// (staging not included), over `reps` runs after a warm-up.
+double time_launch(std::string_view name, const product_views& in, const std::vector<product_spec>& out_specs,
+                   int reps);
 
 }  // namespace offload::kernels::cuda
