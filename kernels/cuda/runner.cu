@@ -31,29 +31,32 @@ stream_context::~stream_context() {
   if (m_stream != nullptr) ignore(cudaStreamDestroy(m_stream));
 }
 
-std::byte* stream_context::pinned(std::size_t bytes) {
-  if (bytes > m_pinned_size) {
-    if (m_pinned != nullptr) OFFLOAD_CUDA_CHECK(cudaFreeHost(m_pinned));
-    m_pinned = nullptr;
-    m_pinned_size = 0;
-    const std::size_t size = grow_to(bytes);
-    OFFLOAD_CUDA_CHECK(cudaMallocHost(&m_pinned, size));
-    m_pinned_size = size;
+namespace {
+/// Grows `mem` (of `size` bytes) to hold `bytes`, dropping its contents.
+template <class Alloc, class Free>
+std::byte* grow(std::byte*& mem, std::size_t& size, std::size_t bytes, Alloc alloc, Free release) {
+  if (bytes > size) {
+    if (mem != nullptr) OFFLOAD_CUDA_CHECK(release(mem));
+    mem = nullptr;
+    size = 0;
+    const std::size_t want = grow_to(bytes);
+    OFFLOAD_CUDA_CHECK(alloc(reinterpret_cast<void**>(&mem), want));
+    size = want;
   }
-  return m_pinned;
+  return mem;
+}
+}  // namespace
+
+std::byte* stream_context::pinned(std::size_t bytes) {
+  if (bytes > m_pinned_size) OFFLOAD_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+  return grow(m_pinned, m_pinned_size, bytes, [](void** p, std::size_t n) { return cudaMallocHost(p, n); },
+              [](void* p) { return cudaFreeHost(p); });
 }
 
 std::byte* stream_context::device(std::size_t bytes) {
-  if (bytes > m_device_size) {
-    OFFLOAD_CUDA_CHECK(cudaStreamSynchronize(m_stream));
-    if (m_device_mem != nullptr) OFFLOAD_CUDA_CHECK(cudaFree(m_device_mem));
-    m_device_mem = nullptr;
-    m_device_size = 0;
-    const std::size_t size = grow_to(bytes);
-    OFFLOAD_CUDA_CHECK(cudaMalloc(&m_device_mem, size));
-    m_device_size = size;
-  }
-  return m_device_mem;
+  if (bytes > m_device_size) OFFLOAD_CUDA_CHECK(cudaStreamSynchronize(m_stream));
+  return grow(m_device_mem, m_device_size, bytes, [](void** p, std::size_t n) { return cudaMalloc(p, n); },
+              [](void* p) { return cudaFree(p); });
 }
 
 stream_context& stream_context::current() {

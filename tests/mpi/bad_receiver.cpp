@@ -6,9 +6,9 @@
 #include <offload/runtime.hpp>
 #include <offload/transmitter.hpp>
 
-#include "../../src/common/endpoint.hpp"
 #include "../../src/common/handshake.hpp"
 #include "finish.hpp"
+#include "raw.hpp"
 
 #include <cstring>
 
@@ -16,21 +16,8 @@ using namespace offload;
 
 namespace {
 
-message receive(runtime& rt) {
-  return rt.call([&] {
-    MPI_Status st;
-    MPI_Probe(1, detail::offload_tag, rt.comm(), &st);
-    int n = 0;
-    MPI_Get_count(&st, MPI_BYTE, &n);
-    buffer in(static_cast<std::size_t>(n));
-    MPI_Recv(in.data(), n, MPI_BYTE, 1, detail::offload_tag, rt.comm(), MPI_STATUS_IGNORE);
-    return std::move(message::from(std::move(in)).value());
-  });
-}
-
-void send(runtime& rt, const buffer& b) {
-  rt.call([&] { MPI_Send(b.data(), int(b.size()), MPI_BYTE, 1, detail::offload_tag, rt.comm()); });
-}
+message receive(runtime& rt) { return offload_test::raw_receive(rt, 1); }
+void send(runtime& rt, const buffer& b) { offload_test::raw_send(rt, 1, b); }
 
 void liar(runtime& rt, const kernel_registry& kernels) {
   auto hello = receive(rt);

@@ -5,9 +5,9 @@
 #include <offload/runtime.hpp>
 #include <offload/transmitter.hpp>
 
-#include "../../src/common/endpoint.hpp"
 #include "../../src/common/handshake.hpp"
 #include "finish.hpp"
+#include "raw.hpp"
 
 #include <cstring>
 #include <string>
@@ -18,25 +18,10 @@ namespace {
 
 constexpr std::uint64_t max_bytes = 1 << 20;
 
-/// Waits for the next message from rank 0 (the rogue has no other work).
-message exchange_receive_only(runtime& rt) {
-  return rt.call([&] {
-    MPI_Status st;
-    MPI_Probe(0, detail::offload_tag, rt.comm(), &st);
-    int n = 0;
-    MPI_Get_count(&st, MPI_BYTE, &n);
-    buffer in(static_cast<std::size_t>(n));
-    MPI_Recv(in.data(), n, MPI_BYTE, 0, detail::offload_tag, rt.comm(), MPI_STATUS_IGNORE);
-    auto m = message::from(std::move(in));
-    if (!m) throw std::runtime_error("receiver sent a malformed answer: " + m.error().text);
-    return std::move(m.value());
-  });
-}
-
-/// Sends `bytes` to rank 0 and waits for the answer.
+/// Sends `bytes` to the receiver (rank 0) and waits for its answer.
 message exchange(runtime& rt, const buffer& bytes) {
-  rt.call([&] { MPI_Send(bytes.data(), int(bytes.size()), MPI_BYTE, 0, detail::offload_tag, rt.comm()); });
-  return exchange_receive_only(rt);
+  offload_test::raw_send(rt, 0, bytes);
+  return offload_test::raw_receive(rt, 0);
 }
 
 void expect_error(runtime& rt, const buffer& bytes, status s, const std::string& text, const char* what) {
@@ -98,10 +83,10 @@ void rogue(runtime& rt, const kernel_registry& kernels) {
   int replies = 0, refused = 0;
   for (std::uint64_t i = 0; i < 9; ++i) {
     auto b = request(100 + i, *kernels.id_of("synthetic"), slow);
-    rt.call([&] { MPI_Send(b.data(), int(b.size()), MPI_BYTE, 0, detail::offload_tag, rt.comm()); });
+    offload_test::raw_send(rt, 0, b);
   }
   for (int i = 0; i < 9; ++i) {
-    auto m = exchange_receive_only(rt);
+    auto m = offload_test::raw_receive(rt, 0);
     if (m.header().kind == message_kind::reply) ++replies;
     if (m.header().kind == message_kind::error && m.header().status == status::credit_exceeded) {
       ++refused;
@@ -119,10 +104,10 @@ void rogue(runtime& rt, const kernel_registry& kernels) {
   trio.push_back(request(201, *kernels.id_of("mlp"), odd));
   trio.push_back(request(202, *kernels.id_of("mlp"), good));
   for (const auto& b : trio)
-    rt.call([&] { MPI_Send(b.data(), int(b.size()), MPI_BYTE, 0, detail::offload_tag, rt.comm()); });
+    offload_test::raw_send(rt, 0, b);
   int good_replies = 0, bad = 0;
   for (int i = 0; i < 3; ++i) {
-    auto m = exchange_receive_only(rt);
+    auto m = offload_test::raw_receive(rt, 0);
     if (m.header().kind == message_kind::reply && m.header().request_id != 201 &&
         compare_with_cpu(mlp, product_views(good), m.products()).empty())
       ++good_replies;

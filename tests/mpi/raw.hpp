@@ -1,0 +1,34 @@
+#pragma once
+// Speaking the protocol by hand, for test ranks that play a misbehaving peer: blocking sends
+// and receives of whole messages on the runtime's communicator and mpi-offload's tag.
+#include <offload/runtime.hpp>
+#include <offload/wire.hpp>
+
+#include "../../src/common/endpoint.hpp"
+
+#include <stdexcept>
+
+namespace offload_test {
+
+inline void raw_send(offload::runtime& rt, int dest, const offload::buffer& bytes) {
+  rt.call([&] {
+    MPI_Send(bytes.data(), int(bytes.size()), MPI_BYTE, dest, offload::detail::offload_tag, rt.comm());
+  });
+}
+
+/// The next message from `source`, decoded; throws when it is malformed.
+inline offload::message raw_receive(offload::runtime& rt, int source) {
+  return rt.call([&] {
+    MPI_Status st;
+    MPI_Probe(source, offload::detail::offload_tag, rt.comm(), &st);
+    int n = 0;
+    MPI_Get_count(&st, MPI_BYTE, &n);
+    offload::buffer in(static_cast<std::size_t>(n));
+    MPI_Recv(in.data(), n, MPI_BYTE, source, offload::detail::offload_tag, rt.comm(), MPI_STATUS_IGNORE);
+    auto m = offload::message::from(std::move(in));
+    if (!m) throw std::runtime_error("rank " + std::to_string(source) + " sent a malformed message: " + m.error().text);
+    return std::move(m.value());
+  });
+}
+
+}  // namespace offload_test
