@@ -30,6 +30,16 @@ std::string_view to_string(fallback_reason r) noexcept {
 namespace {
 
 struct request_state {
+  request_state() = default;
+  request_state(const request_state&) = delete;
+  request_state& operator=(const request_state&) = delete;
+  /// The encoded request goes back to the pool: fresh pages cost a page fault each, which is
+  /// most of a large request's round trip on our VMs (measured: results/overhead.md).
+  ~request_state() {
+    if (pool) pool->release(std::move(request).release());
+  }
+
+  std::shared_ptr<detail::buffer_pool> pool;
   std::uint64_t id = 0;
   const kernel* k = nullptr;
   std::uint32_t kernel_id = 0;
@@ -75,7 +85,7 @@ std::string reply_mismatch(const std::vector<product_spec>& expected, const prod
 
 struct transmitter::impl final : progress_client {
   impl(runtime& r, const kernel_registry& k, std::vector<int> receiver_ranks, transmitter_config c)
-      : rt(r), kernels(k), cfg(std::move(c)), ep(r.comm(), pool) {
+      : rt(r), kernels(k), cfg(std::move(c)), pool(std::make_shared<detail::buffer_pool>()), ep(r.comm(), *pool) {
     if (cfg.credits == 0) throw std::invalid_argument("transmitter credits must be at least 1");
     if (cfg.fallback_threads == 0) throw std::invalid_argument("transmitter fallback threads must be at least 1");
     for (int rank : receiver_ranks) {
@@ -89,7 +99,7 @@ struct transmitter::impl final : progress_client {
   runtime& rt;
   kernel_registry kernels;
   transmitter_config cfg;
-  detail::buffer_pool pool;
+  std::shared_ptr<detail::buffer_pool> pool;  // shared with requests that outlive a call
   detail::endpoint ep;
   std::atomic<std::uint64_t> next_id{1};
 
@@ -269,7 +279,7 @@ void transmitter::impl::handle(detail::incoming in) {
       }
     }
     link_cv.notify_all();
-    pool.release(std::move(decoded.value()).release());
+    pool->release(std::move(decoded.value()).release());
     return;
   }
 
@@ -290,7 +300,7 @@ void transmitter::impl::handle(detail::incoming in) {
   auto it = live.find(id);
   if (it == live.end()) {  // it fell back already
     count([](transmitter_stats& s) { s.late_replies += 1; });
-    if (decoded) pool.release(std::move(decoded.value()).release());
+    if (decoded) pool->release(std::move(decoded.value()).release());
     return;
   }
   request_ptr r = std::move(it->second);
@@ -441,7 +451,9 @@ void transmitter::submit(std::string_view kernel_name, const product_views& inpu
   if (const auto size = message_writer::size_for(specs); size > d.cfg.limits.max_message_bytes)
     throw std::length_error("request of " + std::to_string(size) + " bytes exceeds the maximum message size of " +
                             std::to_string(d.cfg.limits.max_message_bytes));
-  auto bytes = encode({message_kind::request, r->id, *id, status::ok}, inputs);
+  auto bytes = encode({message_kind::request, r->id, *id, status::ok}, inputs,
+                      d.pool->acquire(static_cast<std::size_t>(message_writer::size_for(specs))));
+  r->pool = d.pool;
   auto decoded = message::from(std::move(bytes));
   if (!decoded) throw std::logic_error("request does not decode: " + decoded.error().text);
   r->request = std::move(decoded.value());
