@@ -10,7 +10,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -45,6 +47,8 @@ struct options {
   double tolerance = 1e-5;
   std::string log_level = "warn";
   int idle_sleep_us = 200;
+  int spin_us = 50;
+  int yield_us = 2000;
   int device = -1;
   std::uint32_t max_batch = 1;
   double max_wait_us = 0;
@@ -82,6 +86,7 @@ struct rank_record {
   std::uint64_t batch_sizes[max_batch_limit + 1] = {};  // receivers: [n] batches of n requests
   char backend[8] = {};                                 // receivers: the backend in use
   char backend_description[192] = {};                   // receivers: e.g. the CUDA device report
+  std::uint64_t stages_not_adding_up = 0;               // transmitters: see event_loop::stages
 };
 
 double percentile(std::vector<double> v, double q) {
@@ -99,7 +104,8 @@ double percentile(std::vector<double> v, double q) {
 class event_loop {
  public:
   event_loop(offload::transmitter& tx, const offload::kernel& k, const options& o, int rank)
-      : m_tx(tx), m_kernel(k), m_opt(o), m_rank(rank), m_latency(o.events, 0.0) {}
+      : m_tx(tx), m_kernel(k), m_opt(o), m_rank(rank), m_latency(o.events, 0.0), m_stages(o.events),
+        m_remote(o.events, 0) {}
 
   void run() {
     for (std::uint64_t i = 0; i < std::min<std::uint64_t>(std::uint64_t(m_opt.inflight), m_opt.events); ++i)
@@ -110,6 +116,20 @@ class event_loop {
   }
 
   const std::vector<double>& latencies() const { return m_latency; }
+  /// The five stage durations of every remote result, flattened; and how many results'
+  /// stages did not add up to their round trip (there should be none).
+  std::vector<double> stages(std::uint64_t& not_adding_up) const {
+    std::vector<double> flat;
+    not_adding_up = 0;
+    for (std::size_t i = 0; i < m_stages.size(); ++i) {
+      if (!m_remote[i]) continue;
+      double sum = 0;
+      for (double v : m_stages[i]) sum += v;
+      if (std::abs(sum - m_round_trip_check[i]) > 1e-9) ++not_adding_up;
+      flat.insert(flat.end(), m_stages[i].begin(), m_stages[i].end());
+    }
+    return flat;
+  }
   std::uint64_t mismatches() const { return m_mismatches; }
   std::uint64_t failed() const { return m_failed; }
 
@@ -153,6 +173,12 @@ class event_loop {
 
   void produce(std::uint64_t i, const offload::result& r) {
     m_latency[i] = r.latency();
+    if (r.receiver() >= 0) {
+      const auto& t = r.timing();
+      m_stages[i] = {t.transmitter_queue(), t.network_out(), t.receiver_queue(), t.kernel(), t.network_back()};
+      m_round_trip_check[i] = t.round_trip();
+      m_remote[i] = 1;
+    }
     if (!r.ok()) {
       spdlog::error("event {}: {}", i, r.error());
       ++m_failed;
@@ -182,6 +208,9 @@ class event_loop {
   const options& m_opt;
   int m_rank;
   std::vector<double> m_latency;
+  std::vector<std::array<double, 5>> m_stages;  // each slot written once, by its event's produce step
+  std::vector<char> m_remote;
+  std::vector<double> m_round_trip_check = std::vector<double>(m_latency.size());
   std::atomic<std::uint64_t> m_next{0};
   std::atomic<std::uint64_t> m_mismatches{0};
   std::atomic<std::uint64_t> m_failed{0};
@@ -252,6 +281,53 @@ std::string summary_table(const options& o, int world, const std::vector<rank_re
       os << line;
     }
   }
+  return os.str();
+}
+
+/// Gathers every rank's doubles on rank 0 (call on the progress thread, with no client left):
+/// the concatenation, how many came from each rank, and where each rank's part starts.
+std::vector<double> gather_doubles(offload::runtime& rt, const std::vector<double>& mine, std::vector<int>& counts,
+                                   std::vector<int>& displs) {
+  const int world = rt.size();
+  const int n = int(mine.size());
+  counts.assign(static_cast<std::size_t>(world), 0);
+  displs.assign(static_cast<std::size_t>(world), 0);
+  MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, rt.comm());
+  int total = 0;
+  for (int i = 0; i < world; ++i) {
+    displs[std::size_t(i)] = total;
+    total += counts[std::size_t(i)];
+  }
+  std::vector<double> all(rt.rank() == 0 ? std::size_t(total) : 0);
+  MPI_Gatherv(mine.data(), n, MPI_DOUBLE, all.data(), counts.data(), displs.data(), MPI_DOUBLE, 0, rt.comm());
+  return all;
+}
+
+/// Mean and percentiles of each stage over every remote result, in ms.
+std::string stage_table(const std::vector<rank_record>& recs, const std::vector<double>& flat) {
+  const std::size_t n = flat.size() / 5;
+  if (n == 0) return {};
+  const char* names[] = {"transmitter queue", "network out", "receiver queue", "kernel", "network back"};
+  std::ostringstream os;
+  char line[256];
+  std::snprintf(line, sizeof line, "stages of %zu remote requests (ms):\n%-18s %9s %9s %9s %9s\n", n, "stage", "mean",
+                "p50", "p90", "p99");
+  os << line;
+  double total_mean = 0;
+  for (std::size_t s = 0; s < 5; ++s) {
+    std::vector<double> v(n);
+    double sum = 0;
+    for (std::size_t i = 0; i < n; ++i) sum += (v[i] = flat[i * 5 + s]);
+    total_mean += sum / double(n);
+    std::snprintf(line, sizeof line, "%-18s %9.3f %9.3f %9.3f %9.3f\n", names[s], 1e3 * sum / double(n),
+                  1e3 * percentile(v, 0.5), 1e3 * percentile(v, 0.9), 1e3 * percentile(v, 0.99));
+    os << line;
+  }
+  std::uint64_t bad = 0;
+  for (const auto& r : recs) bad += r.stages_not_adding_up;
+  std::snprintf(line, sizeof line, "%-18s %9.3f   (stages not adding up to their round trip: %llu)\n", "round trip",
+                1e3 * total_mean, (unsigned long long)bad);
+  os << line;
   return os.str();
 }
 
@@ -335,6 +411,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
   rank_record rec;
   rec.rank = rank;
   std::vector<double> latencies;
+  std::vector<double> stages;  // 5 per remote event
   if (rx) {
     rec.is_receiver = 1;
     rt.barrier();
@@ -385,6 +462,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
       rec.bytes_in = s.bytes_in;
       rec.bytes_out = s.bytes_out;
       latencies = loop.latencies();
+      stages = loop.stages(rec.stages_not_adding_up);
     }
   }
 
@@ -392,18 +470,13 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
   std::vector<rank_record> recs(std::size_t(rank == 0 ? world : 0));
   std::vector<int> counts(static_cast<std::size_t>(world)), displs(static_cast<std::size_t>(world));
   std::vector<double> all;
+  std::vector<double> all_stages;
   int status = 0;
   rt.call([&] {
     MPI_Gather(&rec, sizeof rec, MPI_BYTE, recs.data(), sizeof rec, MPI_BYTE, 0, rt.comm());
-    int n = int(latencies.size());
-    MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, rt.comm());
-    int total = 0;
-    for (int i = 0; i < world; ++i) {
-      displs[std::size_t(i)] = total;
-      total += counts[std::size_t(i)];
-    }
-    all.resize(rank == 0 ? std::size_t(total) : 0);
-    MPI_Gatherv(latencies.data(), n, MPI_DOUBLE, all.data(), counts.data(), displs.data(), MPI_DOUBLE, 0, rt.comm());
+    all = gather_doubles(rt, latencies, counts, displs);
+    std::vector<int> stage_counts, stage_displs;
+    all_stages = gather_doubles(rt, stages, stage_counts, stage_displs);
   });
   if (rank == 0) {
     std::map<int, std::vector<double>> per_rank;
@@ -417,6 +490,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     double wall = 0;
     std::uint64_t events = 0;
     std::fputs(summary_table(o, world, recs, per_rank, all_lat, wall, events).c_str(), stdout);
+    std::fputs(stage_table(recs, all_stages).c_str(), stdout);
     std::printf("status: %s\n", ok ? "ok" : "FAILED (see errors above)");
     std::fflush(stdout);
     if (!o.json.empty()) write_json(o.json, o, world, recs, all_lat, wall, events, status);
@@ -464,6 +538,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, int(max_batch_limit)));
   app.add_option("--max-wait-us", o.max_wait_us, "how long a receiver holds a batch open for more requests")
       ->check(CLI::Range(0.0, 1e7));
+  app.add_option("--spin-us", o.spin_us, "an idle progress thread polls without pause this long")
+      ->check(CLI::Range(0, 10000000));
+  app.add_option("--yield-us", o.yield_us, "then yields between polls until this long after its last work")
+      ->check(CLI::Range(0, 10000000));
   app.add_option("--idle-sleep-us", o.idle_sleep_us,
                  "longest sleep of an idle progress thread: the latency an idle rank may add, against its CPU use")
       ->check(CLI::Range(1, 100000));
@@ -495,6 +573,8 @@ int main(int argc, char** argv) {
   try {
     offload::progress_options progress;
     progress.max_sleep = std::chrono::microseconds(o.idle_sleep_us);
+    progress.spin = std::chrono::microseconds(o.spin_us);
+    progress.yield = std::chrono::microseconds(o.yield_us);
     rt = std::make_unique<offload::runtime>(progress);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "offload-run: MPI start-up failed: %s\n", e.what());

@@ -10,7 +10,7 @@ using namespace offload;
 namespace {
 
 // Header and table offsets, written out independently of the implementation.
-constexpr std::size_t off_magic = 0, off_version = 4, off_kind = 6, off_count = 24, off_total = 32, off_reserved = 40;
+constexpr std::size_t off_magic = 0, off_version = 4, off_kind = 6, off_count = 24, off_total = 32, off_reserved = 28, off_times = 40;
 constexpr std::size_t e_count = 0, e_offset = 8, e_name_offset = 16, e_name_length = 20, e_dtype = 22;
 
 template <class T> void poke(buffer& b, std::size_t at, T v) { std::memcpy(b.data() + at, &v, sizeof v); }
@@ -88,6 +88,11 @@ TEST_CASE("the layout matches the documented format") {
   CHECK(peek<std::uint64_t>(b, entry(1) + e_offset) == 256);
   CHECK(b.size() == 256 + 16);
   CHECK(peek_request_id(b.span()) == 42);
+  write_times(b.span(), {1, 2, 0xFFFFFFFFFFull});
+  CHECK(peek<std::uint64_t>(b, off_times + 8) == 2);
+  auto r = decode(b.span());
+  REQUIRE(r.ok());
+  CHECK(r.value().header.times == wire_times{1, 2, 0xFFFFFFFFFFull});
 }
 
 TEST_CASE("malformed messages return their specific error") {

@@ -24,13 +24,15 @@ class mpi_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// How the progress thread waits when there is nothing to do: it polls `spin_polls` times,
-/// then yields `yield_polls` times, then sleeps, doubling from 1 µs up to `max_sleep`.
-/// New work from other threads wakes it at once; an incoming MPI message is seen within
-/// `max_sleep`. Measured on our 2-core VM: an idle rank costs about 7% of a core at 200 µs.
+/// How the progress thread waits when there is nothing to do: for `spin` after the last thing
+/// it did it polls without pause, until `yield` it yields the core between polls, then it
+/// sleeps, doubling from 1 µs up to `max_sleep`. New work from other threads wakes it at once;
+/// an incoming MPI message is seen within `max_sleep` once it sleeps. MPI moves a message
+/// larger than the eager limit only while both sides poll, so the spin and yield phases set
+/// the round trip of requests that come less often than they last (results/overhead.md).
 struct progress_options {
-  int spin_polls = 200;
-  int yield_polls = 50;
+  std::chrono::microseconds spin{50};
+  std::chrono::microseconds yield{2000};
   std::chrono::microseconds max_sleep{200};
 };
 

@@ -38,6 +38,20 @@ std::string_view to_string(fallback_reason r) noexcept;
 /// How a transmitter picks the receiver for a request, among those with free credits.
 enum class routing : std::uint8_t { round_robin, least_outstanding };
 
+/// When a remote result's request passed each stage, in seconds of this process's steady
+/// clock; the receiver's three times are corrected by the clock offset measured in the
+/// handshake (zero between processes of one node). All zero for local fallbacks.
+struct request_timing {
+  double submitted = 0, sent = 0, received = 0, kernel_start = 0, kernel_end = 0, replied = 0;
+  double transmitter_queue() const noexcept { return sent - submitted; }
+  double network_out() const noexcept { return received - sent; }
+  double receiver_queue() const noexcept { return kernel_start - received; }
+  double kernel() const noexcept { return kernel_end - kernel_start; }
+  double network_back() const noexcept { return replied - kernel_end; }
+  /// The five stages above add up to this exactly.
+  double round_trip() const noexcept { return replied - submitted; }
+};
+
 /// The outcome of one request, handed to its callback exactly once. Owns the output bytes.
 class result {
  public:
@@ -53,6 +67,8 @@ class result {
   const std::string& remote_error() const noexcept { return m_remote_error; }
   /// Seconds from submit to delivery.
   double latency() const noexcept { return m_latency; }
+  /// Per-stage times of a remote result (see request_timing).
+  const request_timing& timing() const noexcept { return m_timing; }
 
  private:
   friend class transmitter;
@@ -62,6 +78,7 @@ class result {
   int m_receiver = -1;
   fallback_reason m_fallback = fallback_reason::none;
   double m_latency = 0.0;
+  request_timing m_timing;
 };
 
 /// Called once per request: on the progress thread for remote results, on a fallback thread

@@ -2,7 +2,7 @@
 /// \file
 /// The wire format. A message is
 ///   - a 64-byte header (magic, protocol version, kind, request id, kernel id, status,
-///     product count, total size; reserved bytes are zero),
+///     product count, total size, three timestamps; the 4 reserved bytes are zero),
 ///   - a product table of `product_count` 32-byte entries (element count, payload offset,
 ///     name offset, name length, dtype),
 ///   - the product names, back to back,
@@ -14,6 +14,7 @@
 #include <offload/buffer.hpp>
 #include <offload/product.hpp>
 
+#include <array>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -96,6 +97,12 @@ struct wire_limits {
   std::uint32_t max_name_length = 255;
 };
 
+/// Three timestamps (nanoseconds of the sender's steady clock, 0 when unused). In a reply or
+/// error: when the receiver took the request off the wire, and when the kernel started and
+/// ended. In hello: when the transmitter sent it; in hello_ack: when the receiver answered
+/// (for the clock offset between the two).
+using wire_times = std::array<std::uint64_t, 3>;
+
 /// The fixed header fields of a message.
 struct message_header {
   message_kind kind = message_kind::request;
@@ -104,7 +111,11 @@ struct message_header {
   offload::status status = status::ok;
   std::uint32_t product_count = 0;
   std::uint64_t total_size = 0;
+  wire_times times{};
 };
+
+/// Overwrites the timestamps of an encoded message (at least a header long) in place.
+void write_times(std::span<std::byte> message, const wire_times& times) noexcept;
 
 /// A decoded message: its header and views of its products. Does not own the bytes.
 struct message_view {
@@ -140,6 +151,7 @@ struct message_info {
   std::uint64_t request_id = 0;
   std::uint32_t kernel_id = 0;
   offload::status status = status::ok;
+  wire_times times{};
 };
 
 /// Lays out a message for the given product specs in one buffer: header, table and names are

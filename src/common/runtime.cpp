@@ -34,7 +34,7 @@ struct runtime::impl {
   void start(std::promise<void>& ready);
   void loop();
   bool run_tasks();
-  void idle_wait(int& idle, std::chrono::microseconds& sleep);
+  void idle_wait(std::chrono::steady_clock::time_point last_busy, std::chrono::microseconds& sleep);
   void shutdown_mpi() noexcept;
 };
 
@@ -83,10 +83,10 @@ bool runtime::impl::run_tasks() {
   return !batch.empty();
 }
 
-void runtime::impl::idle_wait(int& idle, std::chrono::microseconds& sleep) {
-  ++idle;
-  if (idle <= options.spin_polls) return;
-  if (idle <= options.spin_polls + options.yield_polls) {
+void runtime::impl::idle_wait(std::chrono::steady_clock::time_point last_busy, std::chrono::microseconds& sleep) {
+  const auto idle_for = std::chrono::steady_clock::now() - last_busy;
+  if (idle_for < options.spin) return;
+  if (idle_for < options.yield) {
     std::this_thread::yield();
     return;
   }
@@ -96,7 +96,7 @@ void runtime::impl::idle_wait(int& idle, std::chrono::microseconds& sleep) {
 }
 
 void runtime::impl::loop() {
-  int idle = 0;
+  auto last_busy = std::chrono::steady_clock::now();
   auto sleep = std::chrono::microseconds(1);
   for (;;) {
     bool busy = false;
@@ -113,10 +113,10 @@ void runtime::impl::loop() {
       if (stopping && tasks.empty() && clients.empty()) return;
     }
     if (busy) {
-      idle = 0;
+      last_busy = std::chrono::steady_clock::now();
       sleep = std::chrono::microseconds(1);
     } else {
-      idle_wait(idle, sleep);
+      idle_wait(last_busy, sleep);
     }
   }
 }

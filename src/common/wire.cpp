@@ -12,7 +12,7 @@ namespace {
 
 // Header layout (byte offsets).
 constexpr std::size_t h_magic = 0, h_version = 4, h_kind = 6, h_request = 8, h_kernel = 16, h_status = 20,
-                      h_count = 24, h_reserved0 = 28, h_total = 32, h_reserved1 = 40;
+                      h_count = 24, h_reserved0 = 28, h_total = 32, h_times = 40;
 // Table entry layout.
 constexpr std::size_t e_count = 0, e_offset = 8, e_name_offset = 16, e_name_length = 20, e_dtype = 22,
                       e_reserved0 = 23, e_reserved1 = 24;
@@ -126,7 +126,7 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
     return fail(wire_errc::bad_version, "header field version is ", version, ", this side speaks ", wire_version);
   auto kind = load<std::uint16_t>(p + h_kind);
   if (kind < 1 || kind > 7) return fail(wire_errc::bad_kind, "header field kind is ", kind, ", expected 1..7");
-  if (!all_zero(p + h_reserved0, 4) || !all_zero(p + h_reserved1, wire_header_size - h_reserved1))
+  if (!all_zero(p + h_reserved0, 4))
     return fail(wire_errc::bad_reserved, "reserved header bytes are not zero");
   auto total = load<std::uint64_t>(p + h_total);
   if (total != size)
@@ -147,6 +147,7 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
   out.header.status = static_cast<status>(load<std::uint32_t>(p + h_status));
   out.header.product_count = count;
   out.header.total_size = total;
+  for (std::size_t i = 0; i < 3; ++i) out.header.times[i] = load<std::uint64_t>(p + h_times + 8 * i);
 
   // Pass 1: dtypes, reserved bytes and names; the names area ends where the last name ends.
   std::vector<product_view> items(count);
@@ -210,6 +211,11 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
   return out;
 }
 
+void write_times(std::span<std::byte> message, const wire_times& times) noexcept {
+  if (message.size() < wire_header_size) return;
+  for (std::size_t i = 0; i < 3; ++i) store(message.data() + h_times + 8 * i, times[i]);
+}
+
 std::uint64_t peek_request_id(std::span<const std::byte> bytes) noexcept {
   if (bytes.size() < h_request + 8) return 0;
   if (load<std::uint32_t>(bytes.data() + h_magic) != wire_magic) return 0;
@@ -237,6 +243,7 @@ message_writer::message_writer(const message_info& info, std::span<const product
   store(p + h_status, static_cast<std::uint32_t>(info.status));
   store(p + h_count, static_cast<std::uint32_t>(specs.size()));
   store(p + h_total, total);
+  write_times({p, wire_header_size}, info.times);
 
   std::uint64_t pos = wire_header_size + specs.size() * wire_entry_size;
   std::vector<std::uint64_t> name_offsets;

@@ -1,5 +1,6 @@
 #include <offload/receiver.hpp>
 
+#include "../common/clock.hpp"
 #include "../common/endpoint.hpp"
 #include "../common/handshake.hpp"
 #include "../common/work_queue.hpp"
@@ -21,6 +22,7 @@ struct receiver::impl final : progress_client {
   struct job {
     int peer;
     message request;
+    std::uint64_t received_ns;
   };
   /// Requests for one kernel, run as one launch.
   struct batch {
@@ -85,7 +87,7 @@ struct receiver::impl final : progress_client {
   bool progress() override;
   void handle(detail::incoming in);
   void handle_hello(int source, const message& m);
-  void handle_request(int source, message m);
+  void handle_request(int source, message m, std::uint64_t received_ns);
   void send_error(int dest, std::uint64_t id, status s, const std::string& text);
   void maybe_finish(int source, peer_state& p);
   template <class F> void count(F&& f) {
@@ -105,6 +107,7 @@ void receiver::impl::run_batch(batch& b) {
   std::vector<message_writer> writers;
   std::vector<int> peers_of;
   std::vector<std::uint64_t> ids;
+  std::vector<std::uint64_t> received;
   writers.reserve(b.items.size());
   for (auto& j : b.items) {
     const auto& h = j.request.header();
@@ -115,21 +118,29 @@ void receiver::impl::run_batch(batch& b) {
       ins.push_back(&j.request.products());
       peers_of.push_back(j.peer);
       ids.push_back(h.request_id);
+      received.push_back(j.received_ns);
     } catch (const input_error& e) {
       out.push_back({j.peer, encode_error(h.request_id, status::bad_input, "kernel '" + std::string(k.name()) + "': " + e.what()), true});
+      write_times(out.back().reply.span(), {j.received_ns, 0, 0});
     }
   }
   if (!ins.empty()) {
     std::vector<message_writer*> outs;
     for (auto& w : writers) outs.push_back(&w);
+    const std::uint64_t start = detail::now_ns();
     try {
       be->run(k, ins, outs);
-      for (std::size_t i = 0; i < writers.size(); ++i) out.push_back({peers_of[i], std::move(writers[i]).finish(), false});
+      const std::uint64_t end = detail::now_ns();
+      for (std::size_t i = 0; i < writers.size(); ++i) {
+        out.push_back({peers_of[i], std::move(writers[i]).finish(), false});
+        write_times(out.back().reply.span(), {received[i], start, end});
+      }
     } catch (const std::exception& e) {
       const std::string text =
           "kernel '" + std::string(k.name()) + "' failed on backend " + std::string(be->name()) + ": " + e.what();
       for (std::size_t i = 0; i < ins.size(); ++i) {
         out.push_back({peers_of[i], encode_error(ids[i], status::kernel_failed, text), true});
+        write_times(out.back().reply.span(), {received[i], start, detail::now_ns()});
         pool.release(std::move(writers[i]).finish());
       }
     }
@@ -209,6 +220,7 @@ void receiver::impl::send_error(int dest, std::uint64_t id, status s, const std:
 }
 
 void receiver::impl::handle(detail::incoming in) {
+  const std::uint64_t received_ns = detail::now_ns();
   count([&](receiver_stats& s) { s.bytes_in += in.size; });
   const std::uint64_t id = peek_request_id(in.bytes.span());
   if (in.oversized) {
@@ -232,7 +244,7 @@ void receiver::impl::handle(detail::incoming in) {
   message m = std::move(decoded.value());
   switch (m.header().kind) {
     case message_kind::hello: handle_hello(in.source, m); break;
-    case message_kind::request: handle_request(in.source, std::move(m)); return;
+    case message_kind::request: handle_request(in.source, std::move(m), received_ns); return;
     case message_kind::goodbye: {
       auto& p = peers[in.source];
       if (!p.hello || p.goodbye) {
@@ -260,7 +272,9 @@ void receiver::impl::handle_hello(int source, const message& m) {
   const std::string theirs = detail::hello_signature(m);
   const std::string ours = kernels.signature();
   const bool match = theirs == ours;
-  ep.send(source, detail::encode_hello(message_kind::hello_ack, match ? status::ok : status::kernel_set_mismatch, ours));
+  auto ack = detail::encode_hello(message_kind::hello_ack, match ? status::ok : status::kernel_set_mismatch, ours);
+  write_times(ack.span(), {m.header().times[0], detail::now_ns(), 0});  // for the transmitter's clock offset
+  ep.send(source, std::move(ack));
   if (match) {
     p.hello = true;
     return;
@@ -273,7 +287,7 @@ void receiver::impl::handle_hello(int source, const message& m) {
   count([&](receiver_stats& s) { s.peers_finished = peers_finished; });
 }
 
-void receiver::impl::handle_request(int source, message m) {
+void receiver::impl::handle_request(int source, message m, std::uint64_t received_ns) {
   const auto& h = m.header();
   auto& p = peers[source];
   const kernel* k = kernels.by_id(h.kernel_id);
@@ -304,7 +318,7 @@ void receiver::impl::handle_request(int source, message m) {
     b.k = k;
     b.deadline = std::chrono::steady_clock::now() + cfg.max_wait;
   }
-  b.items.push_back({source, std::move(m)});
+  b.items.push_back({source, std::move(m), received_ns});
   if (b.items.size() >= cfg.max_batch) flush(kernel_id);
 }
 

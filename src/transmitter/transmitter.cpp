@@ -1,5 +1,6 @@
 #include <offload/transmitter.hpp>
 
+#include "../common/clock.hpp"
 #include "../common/endpoint.hpp"
 #include "../common/handshake.hpp"
 #include "../common/work_queue.hpp"
@@ -47,6 +48,8 @@ struct request_state {
   std::vector<product_spec> outputs;  // what a correct reply carries
   result_callback done;
   clock_type::time_point submitted;
+  std::uint64_t submitted_ns = 0;
+  std::uint64_t sent_ns = 0;
 };
 using request_ptr = std::shared_ptr<request_state>;
 
@@ -64,6 +67,7 @@ struct receiver_link {
   bool goodbye_sent = false;
   bool goodbye_acked = false;
   std::string refusal;
+  std::int64_t clock_offset_ns = 0;  // receiver clock minus ours, from the handshake
 };
 
 /// The output specs a reply carries, compared with what the kernel promised.
@@ -238,6 +242,7 @@ void transmitter::impl::dispatch() {
     auto& l = links[static_cast<std::size_t>(li)];
     waiting.pop_front();
     const auto bytes = r->request.bytes().span();
+    r->sent_ns = detail::now_ns();
     ep.send(l.rank, bytes, r);
     ++l.outstanding;
     in_flight.emplace(r->id, static_cast<std::size_t>(li));
@@ -246,6 +251,7 @@ void transmitter::impl::dispatch() {
 }
 
 void transmitter::impl::handle(detail::incoming in) {
+  const std::uint64_t replied_ns = detail::now_ns();
   count([&](transmitter_stats& s) { s.bytes_in += in.size; });
   const std::uint64_t peeked = peek_request_id(in.bytes.span());
   auto decoded = in.oversized ? wire_result<message>(wire_error{wire_errc::too_large, "reply of " + std::to_string(in.size) +
@@ -272,6 +278,9 @@ void transmitter::impl::handle(detail::incoming in) {
       } else {
         link->hello_answered = true;
         link->accepted = m.header().status == status::ok;
+        // NTP-style: the receiver answered halfway through our round trip.
+        const auto& t = m.header().times;
+        link->clock_offset_ns = std::int64_t(t[1]) - std::int64_t((t[0] + replied_ns) / 2);
         if (!link->accepted)
           link->refusal = "kernel set mismatch with receiver rank " + std::to_string(in.source) + ": it has [" +
                           detail::signature_list(detail::hello_signature(m)) + "], this transmitter has [" +
@@ -321,6 +330,10 @@ void transmitter::impl::handle(detail::incoming in) {
     return;
   }
   result res;
+  const auto& t = decoded.value().header().times;
+  auto ours = [&](std::uint64_t receiver_ns) { return 1e-9 * double(std::int64_t(receiver_ns) - link->clock_offset_ns); };
+  res.m_timing = {1e-9 * double(r->submitted_ns), 1e-9 * double(r->sent_ns), ours(t[0]), ours(t[1]), ours(t[2]),
+                  1e-9 * double(replied_ns)};
   res.m_message = std::move(decoded.value());
   res.m_receiver = in.source;
   deliver(r, std::move(res));
@@ -364,7 +377,11 @@ bool transmitter::impl::progress() {
 void transmitter::impl::handshake() {
   const std::string signature = kernels.signature();
   rt.call([&] {
-    for (const auto& l : links) ep.send(l.rank, detail::encode_hello(message_kind::hello, status::ok, signature));
+    for (const auto& l : links) {
+      auto hello = detail::encode_hello(message_kind::hello, status::ok, signature);
+      write_times(hello.span(), {detail::now_ns(), 0, 0});
+      ep.send(l.rank, std::move(hello));
+    }
   });
   std::unique_lock lock(link_mutex);
   const bool answered = link_cv.wait_for(lock, cfg.handshake_timeout, [&] {
@@ -458,6 +475,7 @@ void transmitter::submit(std::string_view kernel_name, const product_views& inpu
   if (!decoded) throw std::logic_error("request does not decode: " + decoded.error().text);
   r->request = std::move(decoded.value());
   r->submitted = clock_type::now();
+  r->submitted_ns = detail::now_ns();
   {
     std::lock_guard lock(d.delivered_mutex);
     if (d.closed) throw std::logic_error("submit after close");
