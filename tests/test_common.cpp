@@ -23,7 +23,8 @@ TEST_CASE("buffers are 64-byte aligned and keep their storage within capacity") 
 }
 
 TEST_CASE("the buffer pool reuses buffers by power-of-two size class") {
-  detail::buffer_pool pool(2);
+  auto shared = std::make_shared<detail::buffer_pool>(2);
+  auto& pool = *shared;
   auto a = pool.acquire(5000);
   CHECK(a.size() == 5000);
   CHECK(a.capacity() == 8192);
@@ -38,6 +39,21 @@ TEST_CASE("the buffer pool reuses buffers by power-of-two size class") {
   auto d = pool.acquire(8000);
   CHECK(d.capacity() == 8192);
   CHECK(d.data() != b.data());
+}
+
+TEST_CASE("a pooled buffer returns to its pool when it dies, wherever that is") {
+  auto pool = std::make_shared<detail::buffer_pool>();
+  const std::byte* p = nullptr;
+  {
+    auto a = pool->acquire(100000);
+    p = a.data();
+    buffer moved = std::move(a);  // ownership travels (to a result, say) ...
+  }                               // ... and the block comes home when that owner dies
+  auto b = pool->acquire(120000);
+  CHECK(b.data() == p);
+  b.resize(b.capacity() + 1);  // grows out of its block: the block goes home, the new one is plain
+  auto c = pool->acquire(120000);
+  CHECK(c.data() == p);
 }
 
 TEST_CASE("work_queue hands out every item once and ends after close") {

@@ -1,44 +1,58 @@
 #pragma once
 // A thread-safe pool of message buffers in power-of-two size classes, so that steady-state
-// traffic allocates nothing.
+// traffic allocates (and page-faults) nothing. Buffers it hands out come back by themselves
+// when they are destroyed; create pools with std::make_shared.
 
 #include <offload/buffer.hpp>
 
+#include <algorithm>
 #include <array>
 #include <bit>
+#include <memory>
 #include <mutex>
 #include <vector>
 
 namespace offload::detail {
 
-class buffer_pool {
+class buffer_pool final : public buffer::home, public std::enable_shared_from_this<buffer_pool> {
  public:
-  /// Keeps at most `per_class` free buffers of each size class.
+  /// Keeps at most `per_class` free blocks of each size class.
   explicit buffer_pool(std::size_t per_class = 64) : m_per_class(per_class) {}
+  buffer_pool(const buffer_pool&) = delete;
+  buffer_pool& operator=(const buffer_pool&) = delete;
+  ~buffer_pool() {
+    for (auto& blocks : m_free)
+      for (auto* b : blocks) buffer::deallocate(b);
+  }
 
-  /// A buffer of at least `size` bytes (its size() is `size`).
+  /// A buffer of at least `size` bytes (its size() is `size`), back here when destroyed.
   buffer acquire(std::size_t size) {
     const auto c = size_class(size);
-    buffer b;
+    std::byte* block = nullptr;
     {
       std::lock_guard lock(m_mutex);
       if (!m_free[c].empty()) {
-        b = std::move(m_free[c].back());
+        block = m_free[c].back();
         m_free[c].pop_back();
       }
     }
-    if (b.capacity() < class_bytes(c)) b.resize(class_bytes(c));
-    b.resize(size);
-    return b;
+    if (block == nullptr) block = buffer::allocate(class_bytes(c));
+    return buffer(block, size, class_bytes(c), shared_from_this());
   }
 
-  /// Returns a buffer for reuse (dropped when its class is full or it is not pool-sized).
-  void release(buffer&& b) {
-    if (b.capacity() == 0) return;
-    const auto c = size_class(b.capacity());
-    if (class_bytes(c) != b.capacity()) return;
-    std::lock_guard lock(m_mutex);
-    if (m_free[c].size() < m_per_class) m_free[c].push_back(std::move(b));
+  /// Drops a buffer now (one from this pool comes back here).
+  void release(buffer&& b) { buffer drop(std::move(b)); }
+
+  void take_back(std::byte* block, std::size_t capacity) noexcept override {
+    const auto c = size_class(capacity);
+    {
+      std::lock_guard lock(m_mutex);
+      if (class_bytes(c) == capacity && m_free[c].size() < m_per_class) {
+        m_free[c].push_back(block);
+        return;
+      }
+    }
+    buffer::deallocate(block);
   }
 
  private:
@@ -52,7 +66,7 @@ class buffer_pool {
 
   std::size_t m_per_class;
   std::mutex m_mutex;
-  std::array<std::vector<buffer>, classes> m_free;
+  std::array<std::vector<std::byte*>, classes> m_free;
 };
 
 }  // namespace offload::detail

@@ -60,7 +60,8 @@ struct receiver::impl final : progress_client {
   kernel_registry kernels;
   std::size_t expected_peers;
   receiver_config cfg;
-  buffer_pool pool;
+  std::shared_ptr<buffer_pool> pool_ptr = std::make_shared<buffer_pool>();
+  buffer_pool& pool = *pool_ptr;
   endpoint ep;
   std::unique_ptr<detail::backend> be;
 

@@ -31,16 +31,6 @@ std::string_view to_string(fallback_reason r) noexcept {
 namespace {
 
 struct request_state {
-  request_state() = default;
-  request_state(const request_state&) = delete;
-  request_state& operator=(const request_state&) = delete;
-  /// The encoded request goes back to the pool: fresh pages cost a page fault each, which is
-  /// most of a large request's round trip on our VMs (measured: results/overhead.md).
-  ~request_state() {
-    if (pool) pool->release(std::move(request).release());
-  }
-
-  std::shared_ptr<detail::buffer_pool> pool;
   std::uint64_t id = 0;
   const kernel* k = nullptr;
   std::uint32_t kernel_id = 0;
@@ -470,7 +460,6 @@ void transmitter::submit(std::string_view kernel_name, const product_views& inpu
                             std::to_string(d.cfg.limits.max_message_bytes));
   auto bytes = encode({message_kind::request, r->id, *id, status::ok}, inputs,
                       d.pool->acquire(static_cast<std::size_t>(message_writer::size_for(specs))));
-  r->pool = d.pool;
   auto decoded = message::from(std::move(bytes));
   if (!decoded) throw std::logic_error("request does not decode: " + decoded.error().text);
   r->request = std::move(decoded.value());
