@@ -11,6 +11,7 @@
 #include "finish.hpp"
 
 #include <atomic>
+#include <cmath>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -79,6 +80,12 @@ void rejects_bad_submits(runtime& rt, const kernel_registry& kernels) {
   auto good = k.make_inputs({3, 100, 5});
   auto r = tx.submit("synthetic", product_views(good)).get();
   EXPECT(r.receiver() >= 0 && r.fallback() == fallback_reason::none, "not remote");
+  const auto& t = r.timing();  // times taken on one clock each are ordered exactly
+  EXPECT(t.submitted > 0 && t.submitted <= t.sent && t.sent <= t.replied && t.kernel_start <= t.kernel_end,
+         "timing out of order: %f %f %f %f %f", t.submitted, t.sent, t.kernel_start, t.kernel_end, t.replied);
+  EXPECT(std::abs(t.transmitter_queue() + t.network_out() + t.receiver_queue() + t.kernel() + t.network_back() -
+                  t.round_trip()) < 1e-9,
+         "stages do not add up");
   EXPECT(check_result(k, good, r).empty(), "future result wrong");
   tx.close();
   EXPECT(tx.stats().submitted == 1, "submitted %llu", (unsigned long long)tx.stats().submitted);
@@ -113,6 +120,7 @@ void no_receiver(runtime& rt, const kernel_registry& kernels) {
   auto in = k.make_inputs({5, 3, 0});
   auto r = tx.submit("mlp", product_views(in)).get();
   EXPECT(r.fallback() == fallback_reason::no_receiver, "fallback %s", std::string(to_string(r.fallback())).c_str());
+  EXPECT(r.timing().round_trip() == 0.0, "a local result has remote timing");
   EXPECT(check_result(k, in, r).empty(), "wrong local result");
 }
 
