@@ -39,8 +39,8 @@ std::string_view to_string(fallback_reason r) noexcept;
 enum class routing : std::uint8_t { round_robin, least_outstanding };
 
 /// When a remote result's request passed each stage, in seconds of this process's steady
-/// clock; the receiver's three times are corrected by the clock offset measured in the
-/// handshake (zero between processes of one node). All zero for local fallbacks.
+/// clock. The receiver's three times are shifted by the clock offset measured in the handshake,
+/// which is zero when both are on one host (one CLOCK_MONOTONIC). All zero for local fallbacks.
 struct request_timing {
   double submitted = 0, sent = 0, received = 0, kernel_start = 0, kernel_end = 0, replied = 0;
   double transmitter_queue() const noexcept { return sent - submitted; }

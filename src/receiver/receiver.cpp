@@ -273,7 +273,8 @@ void receiver::impl::handle_hello(int source, const message& m) {
   const std::string theirs = detail::hello_signature(m);
   const std::string ours = kernels.signature();
   const bool match = theirs == ours;
-  auto ack = detail::encode_hello(message_kind::hello_ack, match ? status::ok : status::kernel_set_mismatch, ours);
+  auto ack = detail::encode_hello(message_kind::hello_ack, match ? status::ok : status::kernel_set_mismatch, ours,
+                                  rt.host());
   write_times(ack.span(), {m.header().times[0], detail::now_ns(), 0});  // for the transmitter's clock offset
   ep.send(source, std::move(ack));
   if (match) {

@@ -268,9 +268,12 @@ void transmitter::impl::handle(detail::incoming in) {
       } else {
         link->hello_answered = true;
         link->accepted = m.header().status == status::ok;
-        // NTP-style: the receiver answered halfway through our round trip.
+        // One host: one CLOCK_MONOTONIC, no offset. Otherwise NTP-style: the receiver answered
+        // halfway through our round trip (error at most half of it).
         const auto& t = m.header().times;
-        link->clock_offset_ns = std::int64_t(t[1]) - std::int64_t((t[0] + replied_ns) / 2);
+        link->clock_offset_ns = detail::text_product(m, "host") == rt.host()
+                                    ? 0
+                                    : std::int64_t(t[1]) - std::int64_t((t[0] + replied_ns) / 2);
         if (!link->accepted)
           link->refusal = "kernel set mismatch with receiver rank " + std::to_string(in.source) + ": it has [" +
                           detail::signature_list(detail::hello_signature(m)) + "], this transmitter has [" +
