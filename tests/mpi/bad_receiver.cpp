@@ -87,18 +87,10 @@ void victim(runtime& rt, const kernel_registry& kernels) {
 }  // namespace
 
 int main() {
-  runtime rt;
-  if (rt.size() != 2) {
-    std::fprintf(stderr, "run with 2 ranks\n");
-    return 2;
-  }
-  try {
+  return offload_test::run_test(2, [](runtime& rt) {
     if (rt.rank() == 0)
       liar(rt, kernel_registry::builtin());
     else
       victim(rt, kernel_registry::builtin());
-  } catch (const std::exception& e) {
-    EXPECT(false, "rank %d threw: %s", rt.rank(), e.what());
-  }
-  return offload_test::finish(rt);
+  });
 }

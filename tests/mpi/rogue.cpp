@@ -146,13 +146,8 @@ void honest(runtime& rt, const kernel_registry& kernels) {
 }  // namespace
 
 int main() {
-  runtime rt;
-  if (rt.size() != 4) {
-    std::fprintf(stderr, "run with 4 ranks\n");
-    return 2;
-  }
-  const auto& kernels = kernel_registry::builtin();
-  try {
+  return offload_test::run_test(4, [](runtime& rt) {
+    const auto& kernels = kernel_registry::builtin();
     if (rt.rank() == 0) {
       receiver_config cfg;
       cfg.limits.max_message_bytes = max_bytes;
@@ -161,7 +156,8 @@ int main() {
       receiver rx(rt, kernels, 3, cfg);
       auto s = rx.wait();
       std::string hist;
-      for (std::size_t n = 1; n < s.batch_sizes.size(); ++n) hist += " " + std::to_string(n) + ":" + std::to_string(s.batch_sizes[n]);
+      for (std::size_t n = 1; n < s.batch_sizes.size(); ++n)
+        hist += " " + std::to_string(n) + ":" + std::to_string(s.batch_sizes[n]);
       std::printf("receiver: batches (size:count)%s\n", hist.c_str());
       std::printf("receiver: requests %llu, replies %llu, error replies %llu, malformed %llu\n",
                   (unsigned long long)s.requests, (unsigned long long)s.replies, (unsigned long long)s.error_replies,
@@ -174,8 +170,5 @@ int main() {
     } else {
       honest(rt, kernels);
     }
-  } catch (const std::exception& e) {
-    EXPECT(false, "rank %d threw: %s", rt.rank(), e.what());
-  }
-  return offload_test::finish(rt);
+  });
 }

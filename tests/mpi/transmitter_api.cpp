@@ -127,15 +127,11 @@ void no_receiver(runtime& rt, const kernel_registry& kernels) {
 }  // namespace
 
 int main() {
-  runtime rt;
-  if (rt.size() != 4) {
-    std::fprintf(stderr, "run with 4 ranks\n");
-    return 2;
-  }
-  const auto& kernels = kernel_registry::builtin();
-  // One node: every rank is local, and local ranks follow world ranks.
-  EXPECT(rt.local_size() == 4 && rt.local_rank() == rt.rank(), "local rank %d of %d", rt.local_rank(), rt.local_size());
-  try {
+  return offload_test::run_test(4, [](runtime& rt) {
+    const auto& kernels = kernel_registry::builtin();
+    // One node: every rank is local, and local ranks follow world ranks.
+    EXPECT(rt.local_size() == 4 && rt.local_rank() == rt.rank(), "local rank %d of %d", rt.local_rank(),
+           rt.local_size());
     if (rt.rank() < 2) {
       // Each transmitter rank connects four times (four transmitter objects).
       receiver rx(rt, kernels, 2 * 4);
@@ -147,8 +143,5 @@ int main() {
       timeouts(rt, kernels);
       no_receiver(rt, kernels);
     }
-  } catch (const std::exception& e) {
-    EXPECT(false, "rank %d threw: %s", rt.rank(), e.what());
-  }
-  return offload_test::finish(rt);
+  });
 }
