@@ -202,11 +202,6 @@ class message {
   const product_views& products() const noexcept { return m_view.products; }
   const message_view& view() const noexcept { return m_view; }
   const buffer& bytes() const noexcept { return m_bytes; }
-  /// Gives the bytes back (e.g. to a pool); the views are cleared.
-  buffer release() && noexcept {
-    m_view = {};
-    return std::move(m_bytes);
-  }
 
  private:
   buffer m_bytes;

@@ -40,9 +40,6 @@ class buffer_pool final : public buffer::home, public std::enable_shared_from_th
     return buffer(block, size, class_bytes(c), shared_from_this());
   }
 
-  /// Drops a buffer now (one from this pool comes back here).
-  void release(buffer&& b) { buffer drop(std::move(b)); }
-
   void take_back(std::byte* block, std::size_t capacity) noexcept override {
     const auto c = size_class(capacity);
     {

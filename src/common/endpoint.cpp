@@ -76,7 +76,7 @@ bool endpoint::progress_sends() {
   for (int k = 0; k < outcount; ++k) {
     auto& p = m_pending[static_cast<std::size_t>(m_indices[k])];
     if (p.done) callbacks.push_back(std::move(p.done));
-    m_pool.release(std::move(p.bytes));
+    p.bytes = buffer{};  // a pooled buffer goes back to its pool
     p.keep_alive.reset();
   }
   // Compact: completed requests are MPI_REQUEST_NULL now.

@@ -48,7 +48,6 @@ class endpoint {
   /// Cancels nothing; waits up to `seconds` for pending sends (shutdown path), false on timeout.
   bool drain_sends(double seconds);
 
-  buffer_pool& pool() noexcept { return m_pool; }
   MPI_Comm comm() const noexcept { return m_comm; }
 
  private:

@@ -142,12 +142,10 @@ void receiver::impl::run_batch(batch& b) {
       for (std::size_t i = 0; i < ins.size(); ++i) {
         out.push_back({peers_of[i], encode_error(ids[i], status::kernel_failed, text), true});
         write_times(out.back().reply.span(), {received[i], start, detail::now_ns()});
-        pool.release(std::move(writers[i]).finish());
       }
     }
     count([&](receiver_stats& s) { s.batch_sizes[ins.size()] += 1; });
   }
-  for (auto& j : b.items) pool.release(std::move(j.request).release());
   {
     std::lock_guard lock(finished_mutex);
     for (auto& f : out) finished_jobs.push_back(std::move(f));
@@ -260,7 +258,6 @@ void receiver::impl::handle(detail::incoming in) {
       send_error(in.source, id, status::unexpected_kind,
                  "a receiver does not accept '" + std::string(to_string(m.header().kind)) + "' messages");
   }
-  pool.release(std::move(m).release());
 }
 
 void receiver::impl::handle_hello(int source, const message& m) {
@@ -309,7 +306,6 @@ void receiver::impl::handle_request(int source, message m, std::uint64_t receive
   }
   if (s != status::ok) {
     send_error(source, h.request_id, s, problem);
-    pool.release(std::move(m).release());
     return;
   }
   ++p.outstanding;

@@ -281,7 +281,6 @@ void transmitter::impl::handle(detail::incoming in) {
       }
     }
     link_cv.notify_all();
-    pool->release(std::move(decoded.value()).release());
     return;
   }
 
@@ -302,7 +301,6 @@ void transmitter::impl::handle(detail::incoming in) {
   auto it = live.find(id);
   if (it == live.end()) {  // it fell back already
     count([](transmitter_stats& s) { s.late_replies += 1; });
-    if (decoded) pool->release(std::move(decoded.value()).release());
     return;
   }
   request_ptr r = std::move(it->second);
