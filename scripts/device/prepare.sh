@@ -19,7 +19,7 @@ packages=(
   # logging
   libspdlog1.10 libfmt9
   # build: headers, CMake configs, pkg-config
-  libopenmpi-dev libspdlog-dev libfmt-dev libcli11-dev catch2 libhwloc-dev pkgconf pkgconf-bin libpkgconf3
+  libopenmpi-dev libspdlog-dev libfmt-dev libcli11-dev catch2 libhwloc-dev nlohmann-json3-dev pkgconf pkgconf-bin libpkgconf3
 )
 mkdir -p .deps/debs
 if ! apt-cache show openmpi-bin >/dev/null 2>&1; then apt-get update -qq; fi

@@ -1,0 +1,368 @@
+// offload-run: the measurement app. Ranks below --receivers serve; the others run a cmsRun-like
+// event loop (event_loop.hpp) of the chosen --workload, offloading its modules (--mode remote)
+// or running them inline (--mode local). Rank 0 prints the summary and writes --csv/--json.
+#include "event_loop.hpp"
+#include "options.hpp"
+#include "placement.hpp"
+#include "report.hpp"
+#include "workload.hpp"
+
+#include <offload/receiver.hpp>
+#include <offload/runtime.hpp>
+#include <offload/transmitter.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <mutex>
+
+namespace {
+
+using offload::app::json;
+using offload::app::options;
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+/// Whether the user sees this process's stderr on a terminal. Under mpirun a rank's stderr is
+/// a pipe to the launcher, so the launcher's (the parent process's) stderr is what counts.
+bool stderr_is_terminal() {
+  if (isatty(STDERR_FILENO)) return true;
+  std::error_code ec;
+  const auto target = std::filesystem::read_symlink("/proc/" + std::to_string(getppid()) + "/fd/2", ec).string();
+  return !ec && (target.rfind("/dev/pts/", 0) == 0 || target.rfind("/dev/tty", 0) == 0);
+}
+
+/// Gathers every rank's vector on rank 0 (call on the progress thread with no client left).
+template <class T> std::vector<std::vector<T>> gather(offload::runtime& rt, const std::vector<T>& mine) {
+  const int world = rt.size();
+  const int bytes = int(mine.size() * sizeof(T));
+  std::vector<int> counts(static_cast<std::size_t>(world)), displs(static_cast<std::size_t>(world));
+  MPI_Gather(&bytes, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, rt.comm());
+  int total = 0;
+  for (int i = 0; i < world; ++i) {
+    displs[std::size_t(i)] = total;
+    total += counts[std::size_t(i)];
+  }
+  std::vector<char> all(rt.rank() == 0 ? std::size_t(total) : 0);
+  MPI_Gatherv(mine.data(), bytes, MPI_BYTE, all.data(), counts.data(), displs.data(), MPI_BYTE, 0, rt.comm());
+  std::vector<std::vector<T>> out;
+  if (rt.rank() != 0) return out;
+  for (int i = 0; i < world; ++i) {
+    std::vector<T> part(static_cast<std::size_t>(counts[std::size_t(i)]) / sizeof(T));
+    if (!part.empty()) std::memcpy(part.data(), all.data() + displs[std::size_t(i)], part.size() * sizeof(T));
+    out.push_back(std::move(part));
+  }
+  return out;
+}
+
+/// The progress line of the first transmitter: its own events, about once a second after the
+/// first two seconds.
+class progress_line {
+ public:
+  progress_line(bool enabled, std::uint64_t events, int rank) : m_on(enabled), m_events(events), m_rank(rank) {}
+  void operator()(std::uint64_t done) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - m_t0).count();
+    if (!m_on || s < 2.0) return;
+    const double rate = double(done) / s;
+    std::fprintf(stderr, "\roffload-run: rank %d: %llu/%llu events (%.0f%%), %.1f events/s, %.0f s left   ", m_rank,
+                 (unsigned long long)done, (unsigned long long)m_events, 100.0 * double(done) / double(m_events), rate,
+                 rate > 0 ? double(m_events - done) / rate : 0.0);
+    std::fflush(stderr);
+    m_printed = true;
+  }
+  ~progress_line() {
+    if (m_printed) std::fputs("\n", stderr);
+  }
+
+ private:
+  bool m_on;
+  std::uint64_t m_events;
+  int m_rank;
+  bool m_printed = false;
+  std::chrono::steady_clock::time_point m_t0 = std::chrono::steady_clock::now();
+};
+
+int run(offload::runtime& rt, const options& o, const offload::kernel_registry& kernels, offload::app::workload w) {
+  const int rank = rt.rank();
+  const int world = rt.size();
+  const bool receiver_rank = rank < o.receivers;
+
+  // Start-up checks that need MPI; every rank learns whether all passed before any work.
+  std::string problem;
+  std::unique_ptr<offload::app::placement> where;
+  try {
+    where = std::make_unique<offload::app::placement>();
+  } catch (const std::exception& e) {
+    problem = e.what();
+  }
+  std::unique_ptr<offload::receiver> rx;
+  std::vector<const offload::kernel*> module_kernels;
+  if (o.receivers >= world) {
+    if (rank == 0)
+      problem = "--receivers " + std::to_string(o.receivers) + " leaves no transmitter: the job has " +
+                std::to_string(world) + " rank(s); use --receivers < " + std::to_string(world);
+  } else if (!receiver_rank) {
+    for (const auto& m : w.modules) {
+      module_kernels.push_back(kernels.find(m.kernel));
+      if (module_kernels.back() == nullptr)
+        problem = "--kernel " + m.kernel + " (module " + m.name + ") is not in this rank's --kernel-set";
+    }
+  }
+  if (!problem.empty()) spdlog::error("{}", problem);
+  if (!rt.all_agree(problem.empty())) return 2;
+
+  // One calibration for the whole job, by the first transmitter, so every rank does the same work.
+  double ns_per_iteration = o.ns_per_iteration;
+  if (ns_per_iteration <= 0) {
+    if (rank == o.receivers) ns_per_iteration = offload::app::measure_ns_per_iteration();
+    rt.call([&] { MPI_Bcast(&ns_per_iteration, 1, MPI_DOUBLE, o.receivers, rt.comm()); });
+  }
+  offload::app::resolve(w, o.time_scale, ns_per_iteration);
+
+  // Placement: this rank's share of the node's cores; the progress thread on the first.
+  std::vector<int> share;
+  if (o.bind) {
+    share = where->share(rt.local_rank(), rt.local_size());
+    std::vector<int> process = share;
+    if (receiver_rank && share.size() > 1) process.erase(process.begin());  // kernel threads off the progress core
+    where->bind_process(process);
+    rt.call([&] { where->bind_thread(share.front()); });
+  }
+  json me{{"rank", rank},
+          {"role", receiver_rank ? "receiver" : "transmitter"},
+          {"host", rt.host()},
+          {"pid", long(getpid())},
+          {"topology", where->summary()}};
+  std::vector<std::string> worker_binding(std::size_t(receiver_rank ? 0 : o.threads));
+  std::mutex binding_mutex;
+  const double cpu0 = process_cpu_seconds();
+  const double progress_cpu0 = rt.call([] { return thread_cpu_seconds(); });
+
+  std::vector<double> event_times;
+  std::vector<double> requests;  // request_record::doubles per request
+  if (receiver_rank) {
+    offload::receiver_config cfg;
+    cfg.credits = o.credits;
+    cfg.threads = o.receiver_threads;
+    cfg.backend = o.backend;
+    cfg.limits.max_message_bytes = o.max_message_bytes;
+    cfg.max_batch = o.max_batch;
+    cfg.device = o.device;
+    cfg.max_wait = std::chrono::microseconds(std::int64_t(o.max_wait_us));
+    try {
+      rx = std::make_unique<offload::receiver>(rt, kernels, std::size_t(world - o.receivers), cfg);
+    } catch (const std::invalid_argument& e) {
+      problem = e.what();
+      spdlog::error("{}", problem);
+    }
+  }
+  if (!rt.all_agree(problem.empty())) return 2;
+
+  if (rx) {
+    rt.barrier();
+    const auto t0 = std::chrono::steady_clock::now();
+    auto s = rx->wait();
+    me["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    json batches = json::object();
+    for (std::size_t n = 1; n < s.batch_sizes.size(); ++n)
+      if (s.batch_sizes[n]) batches[std::to_string(n)] = s.batch_sizes[n];
+    me.update(json{{"requests", s.requests},
+                   {"replies", s.replies},
+                   {"error_replies", s.error_replies},
+                   {"malformed", s.malformed},
+                   {"handshake_failures", s.handshake_failures},
+                   {"bytes_in", s.bytes_in},
+                   {"bytes_out", s.bytes_out},
+                   {"backend", s.backend},
+                   {"backend_description", s.backend_description},
+                   {"batch_sizes", batches}});
+    rx.reset();
+  } else {
+    std::unique_ptr<offload::transmitter> tx;
+    if (o.mode == "remote") {
+      offload::transmitter_config cfg;
+      cfg.credits = o.credits;
+      cfg.timeout = std::chrono::microseconds(std::int64_t(o.timeout_ms * 1e3));
+      cfg.policy =
+          o.routing == "least_outstanding" ? offload::routing::least_outstanding : offload::routing::round_robin;
+      cfg.limits.max_message_bytes = o.max_message_bytes;
+      std::vector<int> receivers;
+      for (int r = 0; r < o.receivers; ++r) receivers.push_back(r);
+      try {
+        tx = std::make_unique<offload::transmitter>(rt, kernels, receivers, cfg);
+      } catch (const offload::handshake_error& e) {
+        spdlog::error("handshake failed: {}", e.what());
+        me["setup_failed"] = true;
+      }
+    }
+    rt.barrier();
+    if (tx || o.mode == "local") {
+      offload::app::loop_options lo;
+      lo.threads = o.threads;
+      lo.inflight = o.inflight;
+      lo.events = o.events;
+      lo.seed = o.seed;
+      lo.stream = rank - o.receivers;
+      lo.validate = o.validate;
+      lo.tolerance = o.tolerance;
+      offload::app::event_loop loop(tx.get(), w, module_kernels, lo);
+      progress_line line(!o.quiet && rank == o.receivers && stderr_is_terminal(), o.events, rank);
+      const auto t0 = std::chrono::steady_clock::now();
+      loop.run([&](std::uint64_t done) { line(done); },
+               [&](int t) {
+                 if (o.bind) where->bind_thread(share[share.size() > 1 ? std::size_t(1 + t) % share.size() : 0]);
+                 std::lock_guard lock(binding_mutex);
+                 worker_binding[std::size_t(t)] = where->thread_binding();
+               });
+      me["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      offload::transmitter_stats s;
+      if (tx) {
+        tx->close();
+        s = tx->stats();
+      } else {
+        s.submitted = o.events * w.modules.size();
+      }
+      char digest[17];
+      std::snprintf(digest, sizeof digest, "%016llx", static_cast<unsigned long long>(loop.digest()));
+      me.update(json{{"stream", lo.stream},
+                     {"events", o.events},
+                     {"submitted", s.submitted},
+                     {"remote", s.remote},
+                     {"fallbacks", s.fallbacks},
+                     {"fallback_timeout", s.fallback_timeout},
+                     {"fallback_error", s.fallback_error},
+                     {"fallback_no_receiver", s.fallback_no_receiver},
+                     {"failed", s.failed + loop.failed()},
+                     {"mismatches", loop.mismatches()},
+                     {"late_replies", s.late_replies},
+                     {"bytes_in", s.bytes_in},
+                     {"bytes_out", s.bytes_out},
+                     {"stages_not_adding_up", loop.stages_not_adding_up()},
+                     {"digest", digest}});
+      event_times = loop.event_times();
+      for (const auto& r : loop.requests()) r.flatten(requests);
+    }
+  }
+  const double progress_cpu = rt.call([] { return thread_cpu_seconds(); }) - progress_cpu0;
+  me["cpu"] = {{"progress_thread_s", progress_cpu}, {"process_s", process_cpu_seconds() - cpu0}};
+  me["binding"] = {{"bound", o.bind},
+                   {"process", where->process_binding()},
+                   {"progress_thread", rt.call([&] { return where->thread_binding(); })}};
+  if (!receiver_rank) me["binding"]["workers"] = worker_binding;
+
+  // Every client is closed: plain blocking collectives on the progress thread are safe now.
+  const std::string mine = me.dump();
+  std::vector<std::vector<char>> texts;
+  std::vector<std::vector<double>> all_times, all_requests;
+  std::string mpi_library(MPI_MAX_LIBRARY_VERSION_STRING, '\0');
+  rt.call([&] {
+    texts = gather(rt, std::vector<char>(mine.begin(), mine.end()));
+    all_times = gather(rt, event_times);
+    all_requests = gather(rt, requests);
+    int len = 0;
+    MPI_Get_library_version(mpi_library.data(), &len);
+    mpi_library.resize(std::size_t(len));
+  });
+  int status = 0;
+  if (rank == 0) {
+    json ranks = json::array();
+    std::vector<std::vector<offload::app::request_record>> records;
+    for (std::size_t r = 0; r < texts.size(); ++r) {
+      ranks.push_back(json::parse(texts[r].begin(), texts[r].end()));
+      auto& list = records.emplace_back();
+      const auto& flat = all_requests[r];
+      for (std::size_t i = 0; i + offload::app::request_record::doubles <= flat.size();
+           i += offload::app::request_record::doubles)
+        list.push_back(offload::app::request_record::unflatten(&flat[i]));
+    }
+    while (!mpi_library.empty() && (mpi_library.back() == '\n' || mpi_library.back() == '\0')) mpi_library.pop_back();
+    const json report = offload::app::make_report(o, w, ns_per_iteration, offload::app::job_metadata(o, mpi_library),
+                                                  std::move(ranks), all_times, records);
+    const bool ok = report["total"]["status"] == "ok";
+    status = ok ? 0 : 1;
+    std::fputs(offload::app::human_summary(report).c_str(), stdout);
+    std::printf("status: %s\n", ok ? "ok" : "FAILED (see errors above)");
+    std::fflush(stdout);
+    try {
+      if (!o.csv.empty()) offload::app::append_csv(o.csv, report);
+      if (!o.json.empty()) offload::app::write_json(o.json, report);
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+      status = 2;
+    }
+  }
+  rt.call([&] { MPI_Bcast(&status, 1, MPI_INT, 0, rt.comm()); });
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  o.argv.assign(argv, argv + argc);
+  CLI::App app{"offload-run: CPU event loops offloading their modules to receiver ranks over MPI.\n"
+               "Launch with mpirun; ranks below --receivers serve, the others run events."};
+  offload::app::add_options(app, o);
+  const char* world_rank = std::getenv("OMPI_COMM_WORLD_RANK");
+  const bool speaker = world_rank == nullptr || std::string(world_rank) == "0";
+  try {
+    app.parse(argc, argv);
+    offload::app::finish_options(app, o);
+  } catch (const CLI::ParseError& e) {
+    if (speaker || e.get_exit_code() == 0) return app.exit(e);
+    return e.get_exit_code();
+  }
+  spdlog::set_level(spdlog::level::from_str(o.log_level));
+
+  // Checks that need no MPI, made before any work starts.
+  std::unique_ptr<offload::kernel_registry> kernels;
+  offload::app::workload w;
+  try {
+    w = offload::app::make_workload(o.workload, o.kernel, o.size, o.work);
+    if (o.cpu_before_ms >= 0) w.before_ms = o.cpu_before_ms;
+    if (o.cpu_after_ms >= 0) w.after_ms = o.cpu_after_ms;
+    const auto& all = offload::kernel_registry::builtin();
+    kernels = std::make_unique<offload::kernel_registry>(o.kernel_set.empty() ? all : all.subset(o.kernel_set));
+    for (const auto& m : w.modules) all.subset({m.kernel});  // throws for an unknown kernel
+  } catch (const std::invalid_argument& e) {
+    if (speaker) std::fprintf(stderr, "offload-run: %s\n", e.what());
+    return 2;
+  }
+
+  std::unique_ptr<offload::runtime> rt;
+  try {
+    offload::progress_options progress;
+    progress.max_sleep = std::chrono::microseconds(o.idle_sleep_us);
+    progress.spin = std::chrono::microseconds(o.spin_us);
+    progress.yield = std::chrono::microseconds(o.yield_us);
+    rt = std::make_unique<offload::runtime>(progress);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "offload-run: MPI start-up failed: %s\n", e.what());
+    return 1;
+  }
+  spdlog::set_pattern("[%H:%M:%S.%e] [rank " + std::to_string(rt->rank()) + "] [%l] %v");
+  try {
+    return run(*rt, o, *kernels, std::move(w));
+  } catch (const std::exception& e) {
+    // Other ranks may be waiting on this one: end the whole job rather than hang it.
+    spdlog::critical("{}", e.what());
+    rt->abort(1);
+  }
+}

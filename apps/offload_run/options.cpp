@@ -1,0 +1,104 @@
+#include "options.hpp"
+
+#include "workload.hpp"
+
+namespace offload::app {
+
+void add_options(CLI::App& app, options& o) {
+  app.option_defaults()->always_capture_default();
+  app.add_option("--workload", o.workload,
+                 "what an event does: single (one request of --kernel) or miniaod (CPU work and four models)")
+      ->check(CLI::IsMember(workload_names()));
+  app.add_option("--mode", o.mode, "remote: modules go to receivers; local: they run inline on the event's thread")
+      ->check(CLI::IsMember({"remote", "local"}));
+  app.add_option("--time-scale", o.time_scale, "multiplies every CPU cost given in ms (CPU work, miniaod models)")
+      ->check(CLI::Range(1e-6, 1e3));
+  app.add_option("--cpu-before-ms", o.cpu_before_ms, "CPU work per event before its modules (default: the workload's)")
+      ->check(CLI::Range(0.0, 1e6));
+  app.add_option("--cpu-after-ms", o.cpu_after_ms, "CPU work per event after its modules (default: the workload's)")
+      ->check(CLI::Range(0.0, 1e6));
+  app.add_option("--ns-per-iteration", o.ns_per_iteration,
+                 "cost of one step of the CPU work loop; 0: measured at start-up by the first transmitter. Give it "
+                 "to make runs do exactly the same work")
+      ->check(CLI::Range(0.0, 1e6));
+  app.add_option("--receivers", o.receivers,
+                 "receiver ranks (ranks 0..R-1); default 1 in remote mode, 0 in local mode; 0 in remote mode runs "
+                 "every request as a local fallback")
+      ->check(CLI::Range(-1, 1 << 20));
+  app.add_option("--kernel", o.kernel, "kernel of the single workload");
+  app.add_option("--events", o.events, "events per transmitter rank")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
+  app.add_option("--threads", o.threads, "worker threads per transmitter rank")->check(CLI::Range(1, 1024));
+  app.add_option("--inflight", o.inflight, "events in flight per transmitter rank")->check(CLI::Range(1, 1 << 20));
+  app.add_flag("--validate", o.validate, "check every remote result against the local CPU implementation");
+  app.add_option("--timeout-ms", o.timeout_ms, "per-request timeout before the CPU fallback")
+      ->check(CLI::Range(0.001, 1e9));
+  app.add_option("--json", o.json, "write configuration, results and metadata as JSON to this file (rank 0)");
+  app.add_option("--csv", o.csv, "append one row for this run to this CSV file, with a header when new (rank 0)");
+  app.add_flag("--quiet", o.quiet, "no progress line on stderr");
+  app.add_flag("--bind", o.bind, "bind progress threads and workers to cores with hwloc, and report it");
+  app.add_option("--size", o.size,
+                 "single workload input size: mlp jets (256), clustering grid side (64), synthetic elements (4096), "
+                 "echo bytes (65536); 0 picks the kernel's default");
+  app.add_option("--work", o.work, "single workload, synthetic: iterations per element");
+  app.add_option("--seed", o.seed, "seed of the generated events");
+  app.add_option("--credits", o.credits, "requests outstanding per transmitter at each receiver")
+      ->check(CLI::Range(1, 1 << 16));
+  app.add_option("--receiver-threads", o.receiver_threads, "kernel threads per receiver")->check(CLI::Range(1, 1024));
+  app.add_option("--routing", o.routing, "receiver choice")->check(CLI::IsMember({"round_robin", "least_outstanding"}));
+  app.add_option("--backend", o.backend, "receiver backend; auto: cuda where a GPU is usable, else cpu (saying why)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  app.add_option("--kernel-set", o.kernel_set, "kernels this rank offers (default: all); ranks must agree")
+      ->delimiter(',');
+  app.add_option("--max-message-bytes", o.max_message_bytes, "largest message accepted")
+      ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{2147483647}));
+  app.add_option("--tolerance", o.tolerance, "relative and absolute tolerance of --validate")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--device", o.device, "CUDA device of the receivers; -1: local rank modulo the visible devices")
+      ->check(CLI::Range(-1, 1024));
+  app.add_option("--max-batch", o.max_batch, "receivers run up to this many requests of one kernel together")
+      ->check(CLI::Range(1, int(max_batch_limit)));
+  app.add_option("--max-wait-us", o.max_wait_us, "how long a receiver holds a batch open for more requests")
+      ->check(CLI::Range(0.0, 1e7));
+  app.add_option("--wait-policy", o.wait_policy,
+                 "how idle progress threads wait: adaptive (spin, then yield, then sleep), spin, yield, or block "
+                 "(sleep at once, woken by local work)")
+      ->check(CLI::IsMember({"adaptive", "spin", "yield", "block"}));
+  app.add_option("--spin-us", o.spin_us, "adaptive: an idle progress thread polls without pause this long")
+      ->check(CLI::Range(0, 10000000));
+  app.add_option("--yield-us", o.yield_us, "adaptive: then yields between polls until this long after its last work")
+      ->check(CLI::Range(0, 10000000));
+  app.add_option("--idle-sleep-us", o.idle_sleep_us,
+                 "longest sleep of an idle progress thread: the latency an idle rank may add, against its CPU use")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+}
+
+void finish_options(const CLI::App& app, options& o) {
+  if (o.mode == "local") {
+    if (o.receivers > 0)
+      throw CLI::ValidationError("--receivers", "--mode local runs no receivers; leave it out or give 0");
+    o.receivers = 0;
+  } else if (o.receivers < 0) {
+    o.receivers = 1;
+  }
+  if (o.workload != "single" && (app.count("--kernel") || app.count("--size") || app.count("--work")))
+    throw CLI::ValidationError("--kernel/--size/--work", "apply to --workload single only, not " + o.workload);
+  const bool explicit_times = app.count("--spin-us") || app.count("--yield-us");
+  if (explicit_times && o.wait_policy != "adaptive")
+    throw CLI::ValidationError("--spin-us/--yield-us", "apply to --wait-policy adaptive only");
+  constexpr int forever = 1'000'000'000;  // µs
+  if (o.wait_policy == "spin") {
+    o.spin_us = forever;
+    o.yield_us = forever;
+  } else if (o.wait_policy == "yield") {
+    o.spin_us = 0;
+    o.yield_us = forever;
+  } else if (o.wait_policy == "block") {
+    o.spin_us = 0;
+    o.yield_us = 0;
+  }
+}
+
+}  // namespace offload::app

@@ -1,0 +1,58 @@
+#pragma once
+// The flags of offload-run (see add_options for what each means).
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace offload::app {
+
+inline constexpr std::uint32_t max_batch_limit = 64;
+
+struct options {
+  std::vector<std::string> argv;
+  int receivers = -1;  // -1: 1 in remote mode, 0 in local mode
+  std::string workload = "single";
+  std::string mode = "remote";
+  double time_scale = 1.0;
+  double cpu_before_ms = -1;  // -1: the workload's
+  double cpu_after_ms = -1;
+  double ns_per_iteration = 0;  // 0: measured at start-up
+  std::string kernel = "mlp";
+  std::uint64_t events = 1000;
+  int threads = 2;
+  int inflight = 4;
+  bool validate = false;
+  double timeout_ms = 30000;
+  std::string json;
+  std::string csv;
+  bool quiet = false;
+  bool bind = false;
+  std::uint64_t size = 0;  // 0: the kernel's default
+  std::uint64_t work = 1000;
+  std::uint64_t seed = 12345;
+  std::uint32_t credits = 8;
+  std::size_t receiver_threads = 1;
+  std::string routing = "round_robin";
+  std::string backend = "auto";
+  std::vector<std::string> kernel_set;
+  std::uint64_t max_message_bytes = std::uint64_t{1} << 30;
+  double tolerance = 1e-5;
+  std::string log_level = "warn";
+  std::string wait_policy = "adaptive";
+  int idle_sleep_us = 200;
+  int spin_us = 50;
+  int yield_us = 2000;
+  int device = -1;
+  std::uint32_t max_batch = 1;
+  double max_wait_us = 0;
+};
+
+/// Registers every flag of `o` on `app`.
+void add_options(CLI::App& app, options& o);
+/// Resolves defaults that depend on other flags (after parsing); throws CLI::ValidationError.
+void finish_options(const CLI::App& app, options& o);
+
+}  // namespace offload::app

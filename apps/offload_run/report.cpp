@@ -1,0 +1,403 @@
+#include "report.hpp"
+
+#include "build_info.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace offload::app {
+namespace {
+
+constexpr const char* stage_keys[] = {"tx_queue", "net_out", "rx_queue", "kernel", "net_back", "round_trip"};
+constexpr const char* stage_names[] = {"transmitter queue", "network out", "receiver queue",
+                                       "kernel",            "network back", "round trip"};
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+/// mean, p50, p90, p99 of `v` in ms (v in seconds).
+json stats_ms(const std::vector<double>& v) {
+  double sum = 0;
+  for (double x : v) sum += x;
+  return json{{"count", v.size()},
+              {"mean_ms", v.empty() ? 0.0 : 1e3 * sum / double(v.size())},
+              {"p50_ms", 1e3 * percentile(v, 0.5)},
+              {"p90_ms", 1e3 * percentile(v, 0.9)},
+              {"p99_ms", 1e3 * percentile(v, 0.99)}};
+}
+
+double ratio(double a, double b) { return b > 0 ? a / b : 0.0; }
+
+std::uint64_t u64(const json& j, const char* key) { return j.contains(key) ? j.at(key).get<std::uint64_t>() : 0; }
+
+std::string csv_cell(const json& v) {
+  std::string s = v.is_string() ? v.get<std::string>() : v.dump();
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+}  // namespace
+
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const double pos = q * double(v.size() - 1);
+  const auto lo = static_cast<std::size_t>(pos);
+  const auto hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - double(lo));
+}
+
+json job_metadata(const options& o, const std::string& mpi_library) {
+  json env = json::object();
+  for (char** e = environ; e && *e; ++e) {
+    const std::string kv(*e);
+    if (kv.rfind("OMPI_", 0) != 0 && kv.rfind("UCX_", 0) != 0) continue;
+    const auto eq = kv.find('=');
+    env[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+  }
+  return json{{"argv", o.argv},
+              {"date", utc_now()},
+              {"git_commit", build_info::git_commit},
+              {"git_dirty", build_info::git_dirty},
+              {"compiler", build_info::compiler},
+              {"build_type", build_info::build_type},
+              {"cuda_compiler", build_info::cuda_compiler},
+              {"mpi_library", mpi_library},
+              {"environment", env}};
+}
+
+json make_report(const options& o, const workload& w, double ns_per_iteration, json metadata, json ranks,
+                 const std::vector<std::vector<double>>& event_times,
+                 const std::vector<std::vector<request_record>>& requests) {
+  json report;
+  // Hosts: one topology summary each, taken out of the rank entries.
+  json hosts = json::object();
+  for (auto& r : ranks) {
+    hosts[r.at("host").get<std::string>()] = r.at("topology");
+    r.erase("topology");
+  }
+  metadata["hosts"] = hosts;
+  json cuda = json::array();
+  for (const auto& r : ranks)
+    if (r.value("backend", "") == "cuda") cuda.push_back({{"rank", r.at("rank")}, {"device", r.at("backend_description")}});
+  metadata["cuda_devices"] = cuda;
+  report["metadata"] = metadata;
+
+  json modules = json::array();
+  std::string module_names, kernel_names;
+  for (const auto& m : w.modules) {
+    modules.push_back({{"name", m.name}, {"kernel", m.kernel}, {"size", m.size}, {"work", m.work}, {"cpu_ms", m.cpu_ms}});
+    module_names += (module_names.empty() ? "" : "+") + m.name;
+    if (kernel_names.find(m.kernel) == std::string::npos) kernel_names += (kernel_names.empty() ? "" : "+") + m.kernel;
+  }
+  const int world = int(ranks.size());
+  report["config"] = {{"workload", w.name},
+                      {"mode", o.mode},
+                      {"time_scale", o.time_scale},
+                      {"cpu_before_ms", w.before_ms},
+                      {"cpu_after_ms", w.after_ms},
+                      {"cpu_before_iterations", w.before_iterations},
+                      {"cpu_after_iterations", w.after_iterations},
+                      {"ns_per_iteration", ns_per_iteration},
+                      {"modules", modules},
+                      {"ranks", world},
+                      {"receivers", o.receivers},
+                      {"transmitters", world - o.receivers},
+                      {"threads", o.threads},
+                      {"inflight", o.inflight},
+                      {"events_per_transmitter", o.events},
+                      {"seed", o.seed},
+                      {"credits", o.credits},
+                      {"timeout_ms", o.timeout_ms},
+                      {"backend", o.backend},
+                      {"receiver_threads", o.receiver_threads},
+                      {"routing", o.routing},
+                      {"max_batch", o.max_batch},
+                      {"max_wait_us", o.max_wait_us},
+                      {"validate", o.validate},
+                      {"wait_policy", o.wait_policy},
+                      {"spin_us", o.spin_us},
+                      {"yield_us", o.yield_us},
+                      {"idle_sleep_us", o.idle_sleep_us},
+                      {"bind", o.bind}};
+
+  // Per rank figures, and the totals.
+  std::vector<double> all_events;
+  std::vector<std::vector<double>> stage_values(6);
+  std::vector<std::vector<double>> module_latency(w.modules.size());
+  std::vector<std::array<std::uint64_t, 3>> module_kinds(w.modules.size());
+  double wall = 0;
+  std::uint64_t events = 0, submitted = 0, remote = 0, fallbacks = 0, errors = 0, bytes = 0, not_adding_up = 0,
+                digest = 0;
+  bool ok = true;
+  std::string backend = o.receivers == 0 ? "none" : "";
+  for (std::size_t i = 0; i < ranks.size(); ++i) {
+    auto& r = ranks[i];
+    ok = ok && !r.value("setup_failed", false) && u64(r, "handshake_failures") == 0;
+    if (r.at("role") == "receiver") {
+      const double s = r.value("wall_s", 0.0);
+      r["requests_per_s"] = ratio(double(u64(r, "requests")), s);
+      r["mb_per_s"] = ratio(double(u64(r, "bytes_in") + u64(r, "bytes_out")) / 1e6, s);
+      const std::string b = r.value("backend", "");
+      if (backend.find(b) == std::string::npos) backend += (backend.empty() ? "" : "+") + b;
+      continue;
+    }
+    const auto& times = event_times[i];
+    const double s = r.value("wall_s", 0.0);
+    const std::uint64_t errs = u64(r, "failed") + u64(r, "mismatches") + (r.value("setup_failed", false) ? 1 : 0);
+    const std::uint64_t rank_bytes = u64(r, "bytes_in") + u64(r, "bytes_out");
+    r["events_per_s"] = ratio(double(u64(r, "events")), s);
+    r["requests_per_s"] = ratio(double(u64(r, "submitted")), s);
+    r["mb_per_s"] = ratio(double(rank_bytes) / 1e6, s);
+    r["event_time"] = stats_ms(times);
+    r["errors"] = errs;
+    ok = ok && errs == 0;
+    wall = std::max(wall, s);
+    events += u64(r, "events");
+    submitted += u64(r, "submitted");
+    remote += u64(r, "remote");
+    fallbacks += u64(r, "fallbacks");
+    errors += errs;
+    bytes += rank_bytes;
+    not_adding_up += u64(r, "stages_not_adding_up");
+    digest += std::stoull(r.value("digest", "0"), nullptr, 16);
+    all_events.insert(all_events.end(), times.begin(), times.end());
+    for (const auto& q : requests[i]) {
+      if (q.module < 0 || std::size_t(q.module) >= w.modules.size()) continue;
+      module_latency[std::size_t(q.module)].push_back(q.latency);
+      ++module_kinds[std::size_t(q.module)][std::size_t(q.kind)];
+      if (q.kind != request_kind::remote) continue;
+      double sum = 0;
+      for (std::size_t s2 = 0; s2 < 5; ++s2) {
+        stage_values[s2].push_back(q.stages[s2]);
+        sum += q.stages[s2];
+      }
+      stage_values[5].push_back(sum);
+    }
+  }
+  report["ranks"] = ranks;
+
+  json module_stats = json::array();
+  for (std::size_t m = 0; m < w.modules.size(); ++m) {
+    json s = stats_ms(module_latency[m]);
+    module_stats.push_back({{"name", w.modules[m].name},
+                            {"kernel", w.modules[m].kernel},
+                            {"remote", module_kinds[m][0]},
+                            {"fallback", module_kinds[m][1]},
+                            {"inline", module_kinds[m][2]},
+                            {"latency", s}});
+  }
+  report["modules"] = module_stats;
+  json stages = json::object();
+  for (std::size_t s = 0; s < 6; ++s) stages[stage_keys[s]] = stats_ms(stage_values[s]);
+  stages["not_adding_up"] = not_adding_up;
+  report["stages"] = stages;
+
+  char digest_hex[17];
+  std::snprintf(digest_hex, sizeof digest_hex, "%016llx", static_cast<unsigned long long>(digest));
+  const json ev = stats_ms(all_events);
+  json total{{"date", report["metadata"]["date"]},
+             {"git_commit", build_info::git_commit},
+             {"git_dirty", build_info::git_dirty},
+             {"workload", w.name},
+             {"mode", o.mode},
+             {"modules", module_names},
+             {"kernels", kernel_names},
+             {"ranks", world},
+             {"receivers", o.receivers},
+             {"transmitters", world - o.receivers},
+             {"threads", o.threads},
+             {"inflight", o.inflight},
+             {"time_scale", o.time_scale},
+             {"backend", backend},
+             {"routing", o.routing},
+             {"credits", o.credits},
+             {"max_batch", o.max_batch},
+             {"max_wait_us", o.max_wait_us},
+             {"wait_policy", o.wait_policy},
+             {"bind", o.bind},
+             {"events", events},
+             {"requests", submitted},
+             {"wall_s", wall},
+             {"events_per_s", ratio(double(events), wall)},
+             {"requests_per_s", ratio(double(submitted), wall)},
+             {"mb_per_s", ratio(double(bytes) / 1e6, wall)},
+             {"event_mean_ms", ev["mean_ms"]},
+             {"event_p50_ms", ev["p50_ms"]},
+             {"event_p90_ms", ev["p90_ms"]},
+             {"event_p99_ms", ev["p99_ms"]},
+             {"remote", remote},
+             {"fallbacks", fallbacks},
+             {"errors", errors}};
+  for (std::size_t s = 0; s < 6; ++s)
+    for (const char* q : {"mean_ms", "p50_ms", "p90_ms", "p99_ms"})
+      total[std::string(stage_keys[s]) + "_" + q] = stages[stage_keys[s]][q];
+  total["stages_not_adding_up"] = not_adding_up;
+  total["digest"] = digest_hex;
+  total["status"] = ok ? "ok" : "failed";
+  report["total"] = total;
+  return report;
+}
+
+std::string human_summary(const json& rep) {
+  const auto& c = rep.at("config");
+  const auto& t = rep.at("total");
+  std::ostringstream os;
+  char line[512];
+  os << "offload-run: workload " << c["workload"].get<std::string>() << " (" << t["modules"].get<std::string>()
+     << "), mode " << c["mode"].get<std::string>() << ", time scale " << c["time_scale"].get<double>() << ", "
+     << c["receivers"].get<int>() << " receiver(s), " << c["transmitters"].get<int>() << " transmitter(s) x "
+     << c["threads"].get<int>() << " threads, " << c["inflight"].get<int>() << " in flight, credits "
+     << c["credits"].get<int>() << ", backend " << c["backend"].get<std::string>() << ", batch "
+     << c["max_batch"].get<int>() << "/" << c["max_wait_us"].get<double>() << " us, wait "
+     << c["wait_policy"].get<std::string>() << ", validate " << (c["validate"].get<bool>() ? "on" : "off") << "\n";
+  std::snprintf(line, sizeof line, "%6s %-12s %8s %9s %10s %10s %8s %9s %9s %9s %8s %9s %7s\n", "rank", "role",
+                "events", "wall_s", "events/s", "req/s", "MB/s", "p50_ms", "p90_ms", "p99_ms", "remote", "fallbacks",
+                "errors");
+  os << line;
+  auto row = [&](const std::string& rank, const std::string& role, std::uint64_t events, double wall, double eps,
+                 double rps, double mbps, const json& et, std::uint64_t remote, std::uint64_t fb, std::uint64_t err) {
+    std::snprintf(line, sizeof line, "%6s %-12s %8llu %9.3f %10.1f %10.1f %8.1f %9.3f %9.3f %9.3f %8llu %9llu %7llu\n",
+                  rank.c_str(), role.c_str(), (unsigned long long)events, wall, eps, rps, mbps,
+                  et.value("p50_ms", 0.0), et.value("p90_ms", 0.0), et.value("p99_ms", 0.0),
+                  (unsigned long long)remote, (unsigned long long)fb, (unsigned long long)err);
+    os << line;
+  };
+  for (const auto& r : rep.at("ranks")) {
+    if (r["role"] != "transmitter") continue;
+    row(std::to_string(r["rank"].get<int>()), "transmitter", u64(r, "events"), r.value("wall_s", 0.0),
+        r.value("events_per_s", 0.0), r.value("requests_per_s", 0.0), r.value("mb_per_s", 0.0),
+        r.value("event_time", json::object()), u64(r, "remote"), u64(r, "fallbacks"), u64(r, "errors"));
+  }
+  row("all", "", u64(t, "events"), t["wall_s"].get<double>(), t["events_per_s"].get<double>(),
+      t["requests_per_s"].get<double>(), t["mb_per_s"].get<double>(),
+      json{{"p50_ms", t["event_p50_ms"]}, {"p90_ms", t["event_p90_ms"]}, {"p99_ms", t["event_p99_ms"]}},
+      u64(t, "remote"), u64(t, "fallbacks"), u64(t, "errors"));
+  os << "(p50/p90/p99: event time, from the start of an event to the end of its produce step)\n";
+
+  for (const auto& r : rep.at("ranks")) {
+    if (r["role"] != "receiver") continue;
+    const int rank = r["rank"].get<int>();
+    std::snprintf(line, sizeof line,
+                  "receiver rank %d (%s): requests %llu, replies %llu, error replies %llu, malformed %llu, handshake "
+                  "failures %llu, MB in %.2f, MB out %.2f, %.1f req/s, %.1f MB/s\n",
+                  rank, r.value("backend", "").c_str(), (unsigned long long)u64(r, "requests"),
+                  (unsigned long long)u64(r, "replies"), (unsigned long long)u64(r, "error_replies"),
+                  (unsigned long long)u64(r, "malformed"), (unsigned long long)u64(r, "handshake_failures"),
+                  double(u64(r, "bytes_in")) / 1e6, double(u64(r, "bytes_out")) / 1e6, r.value("requests_per_s", 0.0),
+                  r.value("mb_per_s", 0.0));
+    os << line;
+    if (r.value("backend", "") == "cuda")
+      os << "receiver rank " << rank << ": " << r.value("backend_description", "") << "\n";
+    if (c["max_batch"].get<int>() > 1) {
+      std::uint64_t batches = 0, requests = 0;
+      std::string hist;
+      for (const auto& [n, count] : r.at("batch_sizes").items()) {
+        batches += count.get<std::uint64_t>();
+        requests += std::stoull(n) * count.get<std::uint64_t>();
+        hist += " " + n + ":" + std::to_string(count.get<std::uint64_t>());
+      }
+      std::snprintf(line, sizeof line, "receiver rank %d: %llu batches, mean size %.2f; size:count%s\n", rank,
+                    (unsigned long long)batches, ratio(double(requests), double(batches)), hist.c_str());
+      os << line;
+    }
+  }
+
+  const auto& st = rep.at("stages");
+  if (st["round_trip"]["count"].get<std::uint64_t>() > 0) {
+    std::snprintf(line, sizeof line, "stages of %llu remote requests (ms):\n%-18s %9s %9s %9s %9s\n",
+                  (unsigned long long)st["round_trip"]["count"].get<std::uint64_t>(), "stage", "mean", "p50", "p90",
+                  "p99");
+    os << line;
+    for (std::size_t s = 0; s < 6; ++s) {
+      const auto& v = st[stage_keys[s]];
+      std::snprintf(line, sizeof line, "%-18s %9.3f %9.3f %9.3f %9.3f\n", stage_names[s], v["mean_ms"].get<double>(),
+                    v["p50_ms"].get<double>(), v["p90_ms"].get<double>(), v["p99_ms"].get<double>());
+      os << line;
+    }
+    os << "(stages not adding up to their round trip, or past the measured latency: " << st["not_adding_up"].get<std::uint64_t>() << ")\n";
+  }
+  const auto& mods = rep.at("modules");
+  if (mods.size() > 1 || c["mode"] == "local") {
+    std::snprintf(line, sizeof line, "%-12s %-10s %8s %8s %8s %9s %9s %9s\n", "module", "kernel", "remote",
+                  "fallback", "inline", "mean_ms", "p50_ms", "p99_ms");
+    os << line;
+    for (const auto& m : mods) {
+      std::snprintf(line, sizeof line, "%-12s %-10s %8llu %8llu %8llu %9.3f %9.3f %9.3f\n",
+                    m["name"].get<std::string>().c_str(), m["kernel"].get<std::string>().c_str(),
+                    (unsigned long long)u64(m, "remote"), (unsigned long long)u64(m, "fallback"),
+                    (unsigned long long)u64(m, "inline"), m["latency"]["mean_ms"].get<double>(),
+                    m["latency"]["p50_ms"].get<double>(), m["latency"]["p99_ms"].get<double>());
+      os << line;
+    }
+    os << "(module times: submit to result when remote or fallback, the kernel alone when inline)\n";
+  }
+  for (const auto& r : rep.at("ranks")) {
+    const auto& cpu = r.at("cpu");
+    const double wall = r.value("wall_s", 0.0);
+    std::snprintf(line, sizeof line, "cpu rank %d (%s): progress thread %.3f s (%.1f%% of a core), process %.3f s\n",
+                  r["rank"].get<int>(), r["role"].get<std::string>().c_str(), cpu["progress_thread_s"].get<double>(),
+                  100.0 * ratio(cpu["progress_thread_s"].get<double>(), wall), cpu["process_s"].get<double>());
+    os << line;
+    if (c["bind"].get<bool>()) {
+      const auto& b = r.at("binding");
+      os << "binding rank " << r["rank"].get<int>() << " (" << r["role"].get<std::string>() << ", "
+         << r["host"].get<std::string>() << "): process PUs " << b["process"].get<std::string>()
+         << ", progress thread PUs " << b["progress_thread"].get<std::string>();
+      if (b.contains("workers")) {
+        os << ", workers PUs";
+        for (const auto& wk : b["workers"]) os << " " << wk.get<std::string>();
+      }
+      os << "\n";
+    }
+  }
+  os << "digest: " << t["digest"].get<std::string>() << "\n";
+  return os.str();
+}
+
+void append_csv(const std::string& path, const json& rep) {
+  const auto& t = rep.at("total");
+  std::string header, row;
+  for (const auto& [k, v] : t.items()) {
+    header += (header.empty() ? "" : ",") + k;
+    row += (row.empty() ? "" : ",") + csv_cell(v);
+  }
+  std::string existing;
+  {
+    std::ifstream in(path);
+    if (in) std::getline(in, existing);
+  }
+  if (!existing.empty() && existing != header)
+    throw std::runtime_error("--csv " + path + ": its header differs from this run's columns (an older version or " +
+                             "another table); write to a new file");
+  std::ofstream out(path, std::ios::app);
+  if (!out) throw std::runtime_error("cannot write --csv file '" + path + "'");
+  if (existing.empty()) out << header << "\n";
+  out << row << "\n";
+  if (!out.flush()) throw std::runtime_error("writing --csv file '" + path + "' failed");
+}
+
+void write_json(const std::string& path, const json& rep) {
+  std::ofstream out(path);
+  if (!out) throw std::runtime_error("cannot write --json file '" + path + "'");
+  out << rep.dump(2) << "\n";
+  if (!out.flush()) throw std::runtime_error("writing --json file '" + path + "' failed");
+}
+
+}  // namespace offload::app

@@ -1,0 +1,92 @@
+#include "workload.hpp"
+
+#include "kernel_math.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <stdexcept>
+
+namespace offload::app {
+
+std::vector<std::string> workload_names() { return {"single", "miniaod"}; }
+
+std::uint64_t default_size(const std::string& kernel) {
+  if (kernel == "mlp") return 256;          // jets per event
+  if (kernel == "clustering") return 64;    // 64 x 64 cells
+  if (kernel == "synthetic") return 4096;   // elements
+  return 65536;                             // echo: bytes
+}
+
+workload make_workload(const std::string& name, const std::string& kernel, std::uint64_t size, std::uint64_t work) {
+  if (name == "single") {
+    workload w{"single", 0, 0, {{kernel, kernel, size ? size : default_size(kernel), work, 0}}};
+    return w;
+  }
+  if (name == "miniaod") {
+    // The CMS MiniAOD demonstrator run with remote inference: about 905 ms of other CPU work
+    // per event (split evenly before and after here) and four models. Inputs are f64
+    // elements of the synthetic kernel: 0.04, 0.003, 0.33 and 1.18 MB per event; CPU costs
+    // 42, 11, 13 and 21 ms (88 ms, 8.8% of the event).
+    auto elements = [](double mb) { return std::uint64_t(std::llround(mb * 1e6 / 8.0)); };
+    workload w{"miniaod", 452.5, 452.5, {}};
+    w.modules = {{"PN-AK4", "synthetic", elements(0.04), 0, 42},
+                 {"PN-AK8", "synthetic", elements(0.003), 0, 11},
+                 {"DeepMET", "synthetic", elements(0.33), 0, 13},
+                 {"DeepTau", "synthetic", elements(1.18), 0, 21}};
+    return w;
+  }
+  std::string known;
+  for (const auto& n : workload_names()) known += (known.empty() ? "" : ", ") + n;
+  throw std::invalid_argument("unknown workload '" + name + "' (known: " + known + ")");
+}
+
+double measure_ns_per_iteration() {
+  constexpr int elements = 64;
+  constexpr std::int64_t iterations = 20000;  // about 3 ms per run
+  std::vector<double> times;
+  double sink = 0;
+  for (int rep = 0; rep < 7; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int e = 0; e < elements; ++e)
+      sink += kernels::synthetic_element(1.0 / double(e + rep + 2), iterations);
+    const auto t1 = std::chrono::steady_clock::now();
+    times.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() / (double(elements) * double(iterations)));
+  }
+  if (!std::isfinite(sink)) throw std::logic_error("calibration loop diverged");
+  std::nth_element(times.begin(), times.begin() + 3, times.end());
+  return times[3];
+}
+
+namespace {
+std::uint64_t iterations_for(double ms, double time_scale, double ns_per_iteration) {
+  return std::uint64_t(std::llround(std::max(0.0, ms) * time_scale * 1e6 / ns_per_iteration));
+}
+}  // namespace
+
+void resolve(workload& w, double time_scale, double ns_per_iteration) {
+  if (!(ns_per_iteration > 0)) throw std::invalid_argument("ns per iteration must be positive");
+  w.before_iterations = iterations_for(w.before_ms, time_scale, ns_per_iteration);
+  w.after_iterations = iterations_for(w.after_ms, time_scale, ns_per_iteration);
+  for (auto& m : w.modules) {
+    if (m.cpu_ms <= 0) continue;
+    if (m.kernel != "synthetic")
+      throw std::invalid_argument("module " + m.name + ": a CPU cost in ms needs the synthetic kernel, not " + m.kernel);
+    if (m.size == 0) throw std::invalid_argument("module " + m.name + " has no elements");
+    m.work = std::max<std::uint64_t>(1, iterations_for(m.cpu_ms, time_scale, ns_per_iteration) / m.size);
+  }
+}
+
+double cpu_work(std::uint64_t seed, std::uint64_t iterations) {
+  // Eight independent chains of the calibrated loop, the remainder on the first.
+  kernels::splitmix64 rng{seed};
+  constexpr std::uint64_t lanes = 8;
+  double sum = 0;
+  for (std::uint64_t l = 0; l < lanes; ++l) {
+    const std::uint64_t n = iterations / lanes + (l == 0 ? iterations % lanes : 0);
+    sum += kernels::synthetic_element(rng.uniform(), std::int64_t(n));
+  }
+  return sum;
+}
+
+}  // namespace offload::app
