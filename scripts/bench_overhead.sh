@@ -18,7 +18,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 run=$build/apps/offload-run
 pingpong=$build/apps/offload-pingpong
-json_value() { grep -o "\"$2\": [0-9.e+-]*" "$1" | head -1 | awk '{print $2}'; }
+# json_value FILE EXPR: a value of offload-run's or offload-pingpong's --json output, e.g. d["total"]["wall_s"]
+json_value() { python3 -c "import json, sys; d = json.load(open(sys.argv[1])); print($2)" "$1"; }
 
 echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD)$(git diff --quiet || echo -dirty) on $(hostname -s), $(nproc) cores"
 mpirun -np 2 "$pingpong" --pattern latency --min-bytes 8 --max-bytes $((16 << 20)) --json "$tmp/raw.json" >/dev/null
@@ -27,9 +28,9 @@ printf '%10s %14s %14s %12s %10s\n' bytes raw_rtt_us offload_rtt_us added_us kep
 for bytes in 8 1024 65536 1048576 16777216; do
   raw_half=$(grep "\"bytes\": $bytes," "$tmp/raw.json" | grep -o '"value": [0-9.e+-]*' | awk '{print $2}')
   events=$(( bytes >= 1048576 ? 100 : 2000 ))
-  mpirun -np 2 "$run" --receivers 1 --kernel echo --size "$bytes" --events "$events" --threads 1 --inflight 1 \
+  mpirun -np 2 "$run" --receivers 1 --kernel echo --size "$bytes" --events "$events" --threads 1 --inflight 1 --quiet \
     --json "$tmp/echo.json" "$@" >/dev/null
-  lib_ms=$(json_value "$tmp/echo.json" latency_p50_ms)
+  lib_ms=$(json_value "$tmp/echo.json" 'd["modules"][0]["latency"]["p50_ms"]')
   awk -v b="$bytes" -v h="$raw_half" -v l="$lib_ms" 'BEGIN {
     raw = 2 * h; lib = 1000 * l;
     printf "%10d %14.2f %14.2f %12.2f %9.1f%%\n", b, raw, lib, lib - raw, 100 * raw / lib }'
@@ -37,9 +38,9 @@ done
 
 mpirun -np 8 "$pingpong" --pattern many-to-one --mr-bytes 65536 --mr-reply-bytes 65536 --json "$tmp/mr.json" >/dev/null
 raw_rate=$(grep -o '"value": [0-9.e+-]*' "$tmp/mr.json" | awk '{print $2}')
-mpirun -np 8 "$run" --receivers 1 --kernel echo --size 65536 --events 3000 --threads 2 --inflight 8 \
+mpirun -np 8 "$run" --receivers 1 --kernel echo --size 65536 --events 3000 --threads 2 --inflight 8 --quiet \
   --json "$tmp/mr_echo.json" "$@" >/dev/null
-lib_rate=$(json_value "$tmp/mr_echo.json" events_per_s)
+lib_rate=$(json_value "$tmp/mr_echo.json" 'd["total"]["events_per_s"]')
 awk -v r="$raw_rate" -v l="$lib_rate" 'BEGIN {
   printf "\n%-34s %12s %12s %8s\n", "many-to-one, 64 KiB both ways", "raw req/s", "offload/s", "kept";
   printf "%-34s %12.0f %12.0f %7.1f%%\n", "7 -> 1", r, l, 100 * l / r }'

@@ -13,6 +13,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -38,6 +39,17 @@ double process_cpu_seconds() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+/// Keeps glibc's malloc from handing freed memory back to the kernel after every event. By
+/// default it trims a thread arena once 128 KiB at its top are free (madvise, a TLB shootdown
+/// on every core) and maps blocks over 128 KiB..32 MiB fresh, so each event's input buffers
+/// come back as new pages: a page fault per 4 KiB, about 12 µs each in our VM. That cost the
+/// 7 -> 1 echo benchmark two thirds of its rate (results/overhead.md). cmsRun avoids the same
+/// with jemalloc; here two mallopt calls do.
+void keep_freed_memory() {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);   // the largest glibc accepts
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
 /// Whether the user sees this process's stderr on a terminal. Under mpirun a rank's stderr is
@@ -315,6 +327,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
 }  // namespace
 
 int main(int argc, char** argv) {
+  keep_freed_memory();
   options o;
   o.argv.assign(argv, argv + argc);
   CLI::App app{"offload-run: CPU event loops offloading their modules to receiver ranks over MPI.\n"
