@@ -43,8 +43,8 @@ workload make_workload(const std::string& name, const std::string& kernel, std::
 /// The default input size of a kernel in the "single" workload.
 std::uint64_t default_size(const std::string& kernel);
 
-/// Nanoseconds one iteration of the calibrated loop (synthetic's acc = acc/2 + x) takes on
-/// this core: the median of several timed runs of about 20 ms in all.
+/// Nanoseconds of CPU time one iteration of the calibrated loop (synthetic's acc = acc/2 + x)
+/// takes on this core: the median of seven runs of about 3 ms each, in thread CPU time.
 double measure_ns_per_iteration();
 
 /// Turns every millisecond cost into iterations: costs are multiplied by `time_scale`, and
