@@ -140,13 +140,25 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
   if (!problem.empty()) spdlog::error("{}", problem);
   if (!rt.all_agree(problem.empty())) return 2;
 
-  // One calibration for the whole job, by the first transmitter, so every rank does the same work.
+  // One calibration for the whole job, by the first transmitter, so every rank does the same
+  // work; a given --ns-per-iteration pins every count (no measurement at all).
   double ns_per_iteration = o.ns_per_iteration;
-  if (ns_per_iteration <= 0) {
-    if (rank == o.receivers) ns_per_iteration = offload::app::measure_ns_per_iteration();
-    rt.call([&] { MPI_Bcast(&ns_per_iteration, 1, MPI_DOUBLE, o.receivers, rt.comm()); });
+  if (ns_per_iteration > 0) {
+    offload::app::resolve(w, o.time_scale, ns_per_iteration);
+  } else {
+    std::vector<std::uint64_t> counts(2 + w.modules.size());
+    if (rank == o.receivers) {
+      ns_per_iteration = offload::app::measure_ns_per_iteration();
+      offload::app::resolve(w, o.time_scale, ns_per_iteration);
+      offload::app::refine_modules(w, o.time_scale, module_kernels);
+      counts = offload::app::derived_counts(w);
+    }
+    rt.call([&] {
+      MPI_Bcast(&ns_per_iteration, 1, MPI_DOUBLE, o.receivers, rt.comm());
+      MPI_Bcast(counts.data(), int(counts.size()), MPI_UINT64_T, o.receivers, rt.comm());
+    });
+    offload::app::set_derived_counts(w, counts);
   }
-  offload::app::resolve(w, o.time_scale, ns_per_iteration);
 
   // Placement: this rank's share of the node's cores; the progress thread on the first.
   std::vector<int> share;

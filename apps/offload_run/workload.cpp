@@ -86,6 +86,40 @@ void resolve(workload& w, double time_scale, double ns_per_iteration) {
   }
 }
 
+void refine_modules(workload& w, double time_scale, const std::vector<const kernel*>& kernels) {
+  for (std::size_t i = 0; i < w.modules.size(); ++i) {
+    auto& m = w.modules[i];
+    if (m.cpu_ms <= 0) continue;
+    const double target_ns = m.cpu_ms * time_scale * 1e6;
+    for (int round = 0; round < 4; ++round) {
+      const auto inputs = kernels.at(i)->make_inputs({0x5eed + std::uint64_t(round), m.size, m.work});
+      std::vector<double> t;
+      for (int rep = 0; rep < 3; ++rep) {
+        const double t0 = thread_cpu_ns();
+        run_cpu(*kernels[i], product_views(inputs), {message_kind::reply});
+        t.push_back(thread_cpu_ns() - t0);
+      }
+      std::sort(t.begin(), t.end());
+      const double measured = t[1];
+      if (std::abs(measured - target_ns) <= 0.05 * target_ns || (m.work == 1 && measured > target_ns)) break;
+      m.work = std::max<std::uint64_t>(1, std::uint64_t(std::llround(double(m.work) * target_ns / measured)));
+    }
+  }
+}
+
+std::vector<std::uint64_t> derived_counts(const workload& w) {
+  std::vector<std::uint64_t> out{w.before_iterations, w.after_iterations};
+  for (const auto& m : w.modules) out.push_back(m.work);
+  return out;
+}
+
+void set_derived_counts(workload& w, const std::vector<std::uint64_t>& counts) {
+  if (counts.size() != 2 + w.modules.size()) throw std::logic_error("derived counts do not match the workload");
+  w.before_iterations = counts[0];
+  w.after_iterations = counts[1];
+  for (std::size_t i = 0; i < w.modules.size(); ++i) w.modules[i].work = counts[2 + i];
+}
+
 double cpu_work(std::uint64_t seed, std::uint64_t iterations) {
   // Eight independent chains of the calibrated loop, the remainder on the first.
   kernels::splitmix64 rng{seed};

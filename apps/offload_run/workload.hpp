@@ -52,6 +52,18 @@ double measure_ns_per_iteration();
 /// kernel (their size is in elements); every module gets at least one iteration per element.
 void resolve(workload& w, double time_scale, double ns_per_iteration);
 
+/// Measures each module with a CPU cost (`kernels[i]` is module i's kernel): runs it on
+/// generated inputs in thread CPU time and rescales its iterations until it costs its ms
+/// times `time_scale` (within 5%, at most four rounds, never below one iteration per
+/// element). Needed because the per-iteration cost depends on the chain length: short
+/// chains over many elements overlap in the core and run faster than the calibration loop.
+void refine_modules(workload& w, double time_scale, const std::vector<const kernel*>& kernels);
+
+/// The derived counts (CPU work before and after, each module's work) as one vector, and
+/// back: what the first transmitter sends to every rank.
+std::vector<std::uint64_t> derived_counts(const workload& w);
+void set_derived_counts(workload& w, const std::vector<std::uint64_t>& counts);
+
 /// Real CPU work: `iterations` steps of the calibrated loop on values derived from `seed`.
 /// Returns the result so that callers can fold it into the event's output digest.
 double cpu_work(std::uint64_t seed, std::uint64_t iterations);
