@@ -20,15 +20,15 @@ source scripts/env.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 run=$build/apps/offload-run
-# One calibration for both runs, so that both do exactly the same work.
-mpirun -np 1 "$run" --mode local --events 1 --quiet --json "$tmp/cal.json" >/dev/null
-ns=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['config']['ns_per_iteration'])" "$tmp/cal.json")
-
 echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD)$(git diff --quiet || echo -dirty) on $(hostname -s), $(nproc) cores"
-echo "# flags: $* --ns-per-iteration $ns"
-mpirun -np "$transmitters" "$run" --mode local --ns-per-iteration "$ns" --quiet --json "$tmp/local.json" "$@" >/dev/null
+echo "# flags: $*"
+mpirun -np "$transmitters" "$run" --mode local --quiet --json "$tmp/local.json" "$@" >/dev/null
+# The remote run repeats the local run's calibration, so that both do exactly the same work.
+read -r ns work < <(python3 -c "import json, sys; c = json.load(open(sys.argv[1]))['config']
+print(c['ns_per_iteration'], ','.join(str(m['work']) for m in c['modules']))" "$tmp/local.json")
+echo "# calibration of the local run, repeated by the remote run: --ns-per-iteration $ns --module-work $work"
 mpirun -np $((transmitters + receivers)) "$run" --mode remote --receivers "$receivers" --ns-per-iteration "$ns" \
-  --quiet --json "$tmp/remote.json" "$@" >/dev/null
+  --module-work "$work" --quiet --json "$tmp/remote.json" "$@" >/dev/null
 python3 - "$tmp/local.json" "$tmp/remote.json" <<'PY'
 import json, sys
 rows = [json.load(open(p)) for p in sys.argv[1:]]

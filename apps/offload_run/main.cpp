@@ -141,22 +141,23 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
   if (!rt.all_agree(problem.empty())) return 2;
 
   // One calibration for the whole job, by the first transmitter, so every rank does the same
-  // work; a given --ns-per-iteration pins every count (no measurement at all).
+  // work. --ns-per-iteration pins the loop's cost; --module-work pins the modules' iterations.
   double ns_per_iteration = o.ns_per_iteration;
-  if (ns_per_iteration > 0) {
-    offload::app::resolve(w, o.time_scale, ns_per_iteration);
-  } else {
-    std::vector<std::uint64_t> counts(2 + w.modules.size());
+  const bool measure = ns_per_iteration <= 0;
+  if (measure) {
+    if (rank == o.receivers) ns_per_iteration = offload::app::measure_ns_per_iteration();
+    rt.call([&] { MPI_Bcast(&ns_per_iteration, 1, MPI_DOUBLE, o.receivers, rt.comm()); });
+  }
+  offload::app::resolve(w, o.time_scale, ns_per_iteration);
+  if (!o.module_work.empty()) {
+    for (std::size_t i = 0; i < w.modules.size(); ++i) w.modules[i].work = o.module_work[i];
+  } else if (measure) {
+    auto counts = offload::app::derived_counts(w);
     if (rank == o.receivers) {
-      ns_per_iteration = offload::app::measure_ns_per_iteration();
-      offload::app::resolve(w, o.time_scale, ns_per_iteration);
       offload::app::refine_modules(w, o.time_scale, module_kernels);
       counts = offload::app::derived_counts(w);
     }
-    rt.call([&] {
-      MPI_Bcast(&ns_per_iteration, 1, MPI_DOUBLE, o.receivers, rt.comm());
-      MPI_Bcast(counts.data(), int(counts.size()), MPI_UINT64_T, o.receivers, rt.comm());
-    });
+    rt.call([&] { MPI_Bcast(counts.data(), int(counts.size()), MPI_UINT64_T, o.receivers, rt.comm()); });
     offload::app::set_derived_counts(w, counts);
   }
 
@@ -363,6 +364,10 @@ int main(int argc, char** argv) {
     w = offload::app::make_workload(o.workload, o.kernel, o.size, o.work);
     if (o.cpu_before_ms >= 0) w.before_ms = o.cpu_before_ms;
     if (o.cpu_after_ms >= 0) w.after_ms = o.cpu_after_ms;
+    if (!o.module_work.empty() && o.module_work.size() != w.modules.size())
+      throw std::invalid_argument("--module-work has " + std::to_string(o.module_work.size()) +
+                                  " value(s); workload " + w.name + " has " + std::to_string(w.modules.size()) +
+                                  " module(s)");
     const auto& all = offload::kernel_registry::builtin();
     kernels = std::make_unique<offload::kernel_registry>(o.kernel_set.empty() ? all : all.subset(o.kernel_set));
     for (const auto& m : w.modules) all.subset({m.kernel});  // throws for an unknown kernel

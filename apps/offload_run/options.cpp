@@ -18,9 +18,14 @@ void add_options(CLI::App& app, options& o) {
   app.add_option("--cpu-after-ms", o.cpu_after_ms, "CPU work per event after its modules (default: the workload's)")
       ->check(CLI::Range(0.0, 1e6));
   app.add_option("--ns-per-iteration", o.ns_per_iteration,
-                 "cost of one step of the CPU work loop; 0: measured at start-up by the first transmitter. Give it "
-                 "to make runs do exactly the same work")
+                 "CPU ns of one step of the CPU work loop; 0: measured at start-up by the first transmitter, which "
+                 "then also measures each module. Giving it pins every count")
       ->check(CLI::Range(0.0, 1e6));
+  app.add_option("--module-work", o.module_work,
+                 "iterations per element of each module, in order (as a run's JSON config reports them); with "
+                 "--ns-per-iteration it repeats that run's work exactly")
+      ->delimiter(',')
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1'000'000'000}));
   app.add_option("--receivers", o.receivers,
                  "receiver ranks (ranks 0..R-1); default 1 in remote mode, 0 in local mode; 0 in remote mode runs "
                  "every request as a local fallback")

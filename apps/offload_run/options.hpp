@@ -20,6 +20,7 @@ struct options {
   double cpu_before_ms = -1;  // -1: the workload's
   double cpu_after_ms = -1;
   double ns_per_iteration = 0;  // 0: measured at start-up
+  std::vector<std::uint64_t> module_work;  // empty: derived from the modules' CPU costs
   std::string kernel = "mlp";
   std::uint64_t events = 1000;
   int threads = 2;
