@@ -33,11 +33,13 @@ python3 - "$tmp/local.json" "$tmp/remote.json" <<'PY'
 import json, sys
 rows = [json.load(open(p)) for p in sys.argv[1:]]
 print(f"{'mode':<8} {'ranks':>5} {'events':>7} {'wall_s':>8} {'events/s':>9} {'event_p50_ms':>13} {'event_p99_ms':>13} "
-      f"{'remote':>7} {'fallbacks':>9}  digest")
+      f"{'cpu_ms/event':>12} {'remote':>7} {'fallbacks':>9}  digest")
 for d in rows:
     t = d["total"]
+    cpu = sum(r["cpu"]["process_s"] for r in d["ranks"]) / t["events"]  # every rank's CPU
     print(f"{t['mode']:<8} {t['ranks']:>5} {t['events']:>7} {t['wall_s']:>8.3f} {t['events_per_s']:>9.2f} "
-          f"{t['event_p50_ms']:>13.3f} {t['event_p99_ms']:>13.3f} {t['remote']:>7} {t['fallbacks']:>9}  {t['digest']}")
+          f"{t['event_p50_ms']:>13.3f} {t['event_p99_ms']:>13.3f} {1e3 * cpu:>12.2f} {t['remote']:>7} "
+          f"{t['fallbacks']:>9}  {t['digest']}")
 local, remote = (d["total"] for d in rows)
 print(f"remote/local throughput: {remote['events_per_s'] / local['events_per_s']:.3f}; "
       f"outputs {'identical' if local['digest'] == remote['digest'] else 'DIFFERENT'}")
