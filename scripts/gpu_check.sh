@@ -8,7 +8,8 @@
 # GPU it finds (sm_90 on Hopper), runs the whole test suite — the GPU tests must run there, not
 # skip —, then short benchmarks: each kernel's device time against its roofline floor
 # (offload-kernel-bench), offload-run mlp 1->1 and 7->1 with the cuda backend against the cpu
-# backend, and mlp 7->1 unbatched against batched. Everything it prints is also written to $OUT (or ./gpu-check-out).
+# backend, mlp 7->1 unbatched against batched, miniaod remote (cuda) against local
+# (bench_modes.sh) and the library overhead (bench_overhead.sh). Everything it prints is also written to $OUT (or ./gpu-check-out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device/env.sh
@@ -53,8 +54,9 @@ printf '%-6s %-8s %10s %9s %9s %9s %10s\n' ranks backend events/s p50_ms p90_ms 
 for tx in 1 7; do
   for backend in cuda cpu; do
     line=$(mpirun -np $((tx + 1)) "$run" --receivers 1 --backend "$backend" --kernel mlp --events 2000 --threads 2 \
-             --inflight 8 --validate 2>&1 | tee -a "$out/bench_runs.log" | awk '$1 == "all"') || status=1
-    read -r _ events wall rate p50 p90 p99 remote fallbacks errors <<<"$line"
+             --inflight 8 --validate --quiet --csv "$out/runs.csv" 2>&1 | tee -a "$out/bench_runs.log" |
+             awk '$1 == "all"') || status=1
+    read -r _ events wall rate _rps _mbps p50 p90 p99 remote fallbacks errors <<<"$line"
     printf '%-6s %-8s %10s %9s %9s %9s %10s\n' "${tx}->1" "$backend" "$rate" "$p50" "$p90" "$p99" "$fallbacks" |
       tee -a "$out/bench.txt"
     [ "${errors:-1}" = 0 ] || status=1
@@ -64,12 +66,17 @@ echo "== batching: mlp 7->1, cuda, 64 in flight per transmitter, batch 1 against
 printf '%-10s %10s %9s %9s  %s\n' max_batch events/s p50_ms p99_ms batches | tee "$out/batching.txt"
 for batch in 1 32; do
   log=$(mpirun -np 8 "$run" --receivers 1 --backend cuda --kernel mlp --events 4000 --threads 4 --inflight 64 \
-          --credits 64 --max-batch "$batch" --max-wait-us 500 --validate 2>&1) || status=1
+          --credits 64 --max-batch "$batch" --max-wait-us 500 --validate --quiet --csv "$out/runs.csv" 2>&1) || status=1
   echo "$log" >>"$out/bench_runs.log"
-  read -r _ events wall rate p50 p90 p99 remote fallbacks errors <<<"$(echo "$log" | awk '$1 == "all"')"
+  read -r _ events wall rate _rps _mbps p50 p90 p99 remote fallbacks errors <<<"$(echo "$log" | awk '$1 == "all"')"
   printf '%-10s %10s %9s %9s  %s\n' "$batch" "$rate" "$p50" "$p99" \
     "$(echo "$log" | grep -o '[0-9]* batches, mean size [0-9.]*' || echo -)" | tee -a "$out/batching.txt"
   [ "${errors:-1}" = 0 ] || status=1
 done
+echo "== miniaod: remote (cuda receiver) against local, time scale 0.1, 4 transmitters x 4 threads"
+scripts/bench_modes.sh -b "$build" -t 4 -r 1 --workload miniaod --time-scale 0.1 --events 100 --threads 4 \
+  --inflight 8 --backend cuda --validate | tee "$out/miniaod_modes.txt" || status=1
+echo "== library overhead against raw MPI"
+scripts/bench_overhead.sh "$build" | tee "$out/overhead.txt" || status=1
 echo "gpu_check: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
 exit $status

@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || { echo "run_case.sh: no command" >&2; exit 2; }
 if [ -n "$probe" ]; then
-  if ! why=$($probe 2>&1); then echo "SKIP: $why"; exit 77; fi
+  if ! why=$($probe 2>&1); then echo "SKIP: ${why:-$probe failed}"; exit 77; fi
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
