@@ -2,6 +2,10 @@
 
 #include "build_info.hpp"
 
+#ifdef OFFLOAD_WITH_CUDA
+#include "cuda_kernels.hpp"
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -78,6 +82,11 @@ json job_metadata(const options& o, const std::string& mpi_library) {
               {"compiler", build_info::compiler},
               {"build_type", build_info::build_type},
               {"cuda_compiler", build_info::cuda_compiler},
+#ifdef OFFLOAD_WITH_CUDA
+              {"cuda", kernels::cuda::versions()},
+#else
+              {"cuda", "none (built without CUDA)"},
+#endif
               {"mpi_library", mpi_library},
               {"environment", env}};
 }

@@ -30,6 +30,8 @@ bool device_available(std::string& why);
 void use_device(int device);
 /// How many devices are visible (0 when the runtime cannot be used).
 int device_count() noexcept;
+/// The CUDA runtime this build uses and the driver's version ("none" without a driver); needs no device.
+std::string versions() noexcept;
 /// One line about `device`: name, SMs, memory, PCI bus id, driver and runtime versions.
 std::string device_report(int device);
 

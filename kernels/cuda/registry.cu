@@ -24,6 +24,17 @@ int device_count() noexcept {
   return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
 }
 
+namespace {
+std::string version_text(int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); }
+}  // namespace
+
+std::string versions() noexcept {
+  int driver = 0, runtime = 0;
+  cudaRuntimeGetVersion(&runtime);
+  const bool has_driver = cudaDriverGetVersion(&driver) == cudaSuccess && driver > 0;
+  return "runtime " + version_text(runtime) + ", driver " + (has_driver ? version_text(driver) : std::string("none"));
+}
+
 std::string device_report(int device) {
   cudaDeviceProp p{};
   OFFLOAD_CUDA_CHECK(cudaGetDeviceProperties(&p, device));
@@ -32,11 +43,10 @@ std::string device_report(int device) {
   int driver = 0, runtime = 0;
   OFFLOAD_CUDA_CHECK(cudaDriverGetVersion(&driver));
   OFFLOAD_CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
-  auto version = [](int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); };
   return "device " + std::to_string(device) + ": " + p.name + ", sm_" + std::to_string(p.major) +
          std::to_string(p.minor) + ", " + std::to_string(p.multiProcessorCount) + " SMs, " +
-         std::to_string(p.totalGlobalMem >> 20) + " MiB, PCI " + bus + ", driver " + version(driver) + ", runtime " +
-         version(runtime);
+         std::to_string(p.totalGlobalMem >> 20) + " MiB, PCI " + bus + ", driver " + version_text(driver) +
+         ", runtime " + version_text(runtime);
 }
 
 }  // namespace offload::kernels::cuda

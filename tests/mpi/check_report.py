@@ -37,7 +37,7 @@ def main():
     need(rep, ["metadata", "config", "ranks", "modules", "stages", "total"], "report")
     md = rep["metadata"]
     need(md, ["argv", "date", "git_commit", "git_dirty", "compiler", "build_type", "cuda_compiler",
-              "cuda_devices", "mpi_library", "environment", "hosts"], "metadata")
+              "cuda", "cuda_devices", "mpi_library", "environment", "hosts"], "metadata")
     if not md["argv"] or "offload-run" not in md["argv"][0]:
         fail(f"argv does not start with offload-run: {md['argv']}")
     if not isinstance(md["git_dirty"], bool):
