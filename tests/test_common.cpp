@@ -1,9 +1,11 @@
 #include "../src/common/buffer_pool.hpp"
+#include "../src/common/link_schedule.hpp"
 #include "../src/common/work_queue.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <vector>
 #include <thread>
 
 using namespace offload;
@@ -72,4 +74,40 @@ TEST_CASE("work_queue hands out every item once and ends after close") {
   CHECK(count == 1000);
   CHECK(sum == 500500);
   CHECK_FALSE(q.pop().has_value());
+}
+
+TEST_CASE("an emulated link delays by its latency, keeps order and serialises at its bandwidth") {
+  using namespace std::chrono_literals;
+  SECTION("latency only: each message leaves exactly `latency` after it was handed over") {
+    detail::link_schedule s({5ms, 0ns, 0});
+    CHECK(s.active());
+    CHECK(s.release(1, 8, 1'000) == 5'001'000);
+    CHECK(s.release(1, 1 << 20, 2'000) == 5'002'000);  // size does not matter without a bandwidth
+    CHECK(s.release(2, 8, 0) == 5'000'000);
+  }
+  SECTION("jitter varies the delay within +-jitter but never reorders a link") {
+    detail::link_schedule s({1ms, 500us, 0}, 42);
+    std::int64_t last = 0;
+    bool varied = false;
+    for (std::int64_t t = 0; t < 1000; ++t) {
+      const auto r = s.release(3, 8, t * 1000);  // one message a microsecond
+      CHECK(r >= last);
+      CHECK(r >= t * 1000 + 500'000);
+      CHECK(r <= std::max(last, t * 1000 + 1'500'000));
+      varied = varied || (last != 0 && r - last != 1000);
+      last = r;
+    }
+    CHECK(varied);
+  }
+  SECTION("bandwidth: a message waits for the ones before it on the same link only") {
+    detail::link_schedule s({0ns, 0ns, 8e9});  // 8 Gbit/s: 1 byte per ns
+    CHECK(s.release(1, 1'000'000, 0) == 1'000'000);
+    CHECK(s.release(1, 1'000'000, 0) == 2'000'000);    // queued behind the first
+    CHECK(s.release(2, 1'000'000, 0) == 1'000'000);    // another link is free
+    CHECK(s.release(1, 1000, 5'000'000) == 5'001'000);  // the wire was idle again
+  }
+  SECTION("off by default") {
+    detail::link_schedule s({});
+    CHECK_FALSE(s.active());
+  }
 }

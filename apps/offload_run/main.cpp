@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -50,6 +51,14 @@ double process_cpu_seconds() {
 void keep_freed_memory() {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);   // the largest glibc accepts
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
+offload::link_emulation emulation(const options& o) {
+  offload::link_emulation e;
+  e.latency = std::chrono::nanoseconds(std::llround(o.inject_latency_ms * 1e6));
+  e.jitter = std::chrono::nanoseconds(std::llround(o.inject_jitter_ms * 1e6));
+  e.bandwidth_bps = o.inject_bandwidth_gbit * 1e9;
+  return e;
 }
 
 /// Whether the user sees this process's stderr on a terminal. Under mpirun a rank's stderr is
@@ -191,6 +200,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     cfg.max_batch = o.max_batch;
     cfg.device = o.device;
     cfg.max_wait = std::chrono::microseconds(std::int64_t(o.max_wait_us));
+    cfg.emulate = emulation(o);
     try {
       rx = std::make_unique<offload::receiver>(rt, kernels, std::size_t(world - o.receivers), cfg);
     } catch (const std::invalid_argument& e) {
@@ -228,6 +238,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
       cfg.policy =
           o.routing == "least_outstanding" ? offload::routing::least_outstanding : offload::routing::round_robin;
       cfg.limits.max_message_bytes = o.max_message_bytes;
+      cfg.emulate = emulation(o);
       std::vector<int> receivers;
       for (int r = 0; r < o.receivers; ++r) receivers.push_back(r);
       try {

@@ -4,6 +4,15 @@
 
 namespace offload::app {
 
+const std::vector<std::pair<std::string, double>>& distance_presets() {
+  static const std::vector<std::pair<std::string, double>> presets = {
+      {"same-node", 0.0},     // shared memory, nothing added
+      {"same-dc", 0.05},      // 0.1 ms round trip
+      {"nearby-dc", 1.0},     // 2 ms round trip
+      {"far-dc", 12.5}};      // 25 ms round trip: about half the width of the US
+  return presets;
+}
+
 void add_options(CLI::App& app, options& o) {
   app.option_defaults()->always_capture_default();
   app.add_option("--workload", o.workload,
@@ -65,6 +74,21 @@ void add_options(CLI::App& app, options& o) {
       ->check(CLI::Range(1, int(max_batch_limit)));
   app.add_option("--max-wait-us", o.max_wait_us, "how long a receiver holds a batch open for more requests")
       ->check(CLI::Range(0.0, 1e7));
+  std::vector<std::string> distances;
+  for (const auto& [name, ms] : distance_presets()) distances.push_back(name);
+  app.add_option("--distance", o.distance,
+                 "emulated network distance: same-node (nothing added), same-dc (0.1 ms round trip), nearby-dc "
+                 "(2 ms), far-dc (25 ms); sets --inject-latency")
+      ->check(CLI::IsMember(distances));
+  app.add_option("--inject-latency", o.inject_latency_ms,
+                 "emulated one-way delay per message in ms, added in the transport of every rank (reported as "
+                 "emulated)")
+      ->check(CLI::Range(0.0, 60000.0));
+  app.add_option("--inject-jitter", o.inject_jitter_ms, "emulated jitter in ms: each delay varies uniformly by +-this")
+      ->check(CLI::Range(0.0, 60000.0));
+  app.add_option("--inject-bandwidth", o.inject_bandwidth_gbit,
+                 "emulated link bandwidth in Gbit/s per sender and destination; 0: unlimited")
+      ->check(CLI::Range(0.0, 1e6));
   app.add_option("--wait-policy", o.wait_policy,
                  "how idle progress threads wait: adaptive (spin, then yield, then sleep), spin, yield, or block "
                  "(sleep at once, woken by local work)")
@@ -90,6 +114,16 @@ void finish_options(const CLI::App& app, options& o) {
   }
   if (o.workload != "single" && (app.count("--kernel") || app.count("--size") || app.count("--work")))
     throw CLI::ValidationError("--kernel/--size/--work", "apply to --workload single only, not " + o.workload);
+  if (app.count("--distance") && app.count("--inject-latency"))
+    throw CLI::ValidationError("--distance/--inject-latency", "give one of them, not both");
+  if (app.count("--inject-latency")) {
+    o.distance = "custom";
+  } else {
+    for (const auto& [name, ms] : distance_presets())
+      if (name == o.distance) o.inject_latency_ms = ms;
+  }
+  if (o.inject_jitter_ms > o.inject_latency_ms && o.inject_jitter_ms > 0)
+    throw CLI::ValidationError("--inject-jitter", "is larger than the one-way latency; delays would be cut at zero");
   const bool explicit_times = app.count("--spin-us") || app.count("--yield-us");
   if (explicit_times && o.wait_policy != "adaptive")
     throw CLI::ValidationError("--spin-us/--yield-us", "apply to --wait-policy adaptive only");

@@ -49,7 +49,15 @@ struct options {
   int device = -1;
   std::uint32_t max_batch = 1;
   double max_wait_us = 0;
+  std::string distance = "same-node";  // a preset of inject_latency_ms; "custom" when given
+  double inject_latency_ms = 0;        // one-way, emulated in the transport
+  double inject_jitter_ms = 0;
+  double inject_bandwidth_gbit = 0;    // 0: unlimited
+  bool emulated() const { return inject_latency_ms > 0 || inject_jitter_ms > 0 || inject_bandwidth_gbit > 0; }
 };
+
+/// The distance presets: name and emulated one-way latency in ms (half the round trip).
+const std::vector<std::pair<std::string, double>>& distance_presets();
 
 /// Registers every flag of `o` on `app`.
 void add_options(CLI::App& app, options& o);

@@ -144,7 +144,12 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
                       {"spin_us", o.spin_us},
                       {"yield_us", o.yield_us},
                       {"idle_sleep_us", o.idle_sleep_us},
-                      {"bind", o.bind}};
+                      {"bind", o.bind},
+                      {"network", o.emulated() ? "emulated" : "real"},
+                      {"distance", o.distance},
+                      {"inject_latency_ms", o.inject_latency_ms},
+                      {"inject_jitter_ms", o.inject_jitter_ms},
+                      {"inject_bandwidth_gbit", o.inject_bandwidth_gbit}};
 
   // Per rank figures, and the totals.
   std::vector<double> all_events;
@@ -241,6 +246,11 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
              {"max_wait_us", o.max_wait_us},
              {"wait_policy", o.wait_policy},
              {"bind", o.bind},
+             {"network", o.emulated() ? "emulated" : "real"},
+             {"distance", o.distance},
+             {"inject_latency_ms", o.inject_latency_ms},
+             {"inject_jitter_ms", o.inject_jitter_ms},
+             {"inject_bandwidth_gbit", o.inject_bandwidth_gbit},
              {"events", events},
              {"requests", submitted},
              {"wall_s", wall},
@@ -276,6 +286,13 @@ std::string human_summary(const json& rep) {
      << c["credits"].get<int>() << ", backend " << c["backend"].get<std::string>() << ", batch "
      << c["max_batch"].get<int>() << "/" << c["max_wait_us"].get<double>() << " us, wait "
      << c["wait_policy"].get<std::string>() << ", validate " << (c["validate"].get<bool>() ? "on" : "off") << "\n";
+  if (c["network"] == "emulated")
+    os << "network: EMULATED (" << c["distance"].get<std::string>() << "): one-way delay "
+       << c["inject_latency_ms"].get<double>() << " ms +- " << c["inject_jitter_ms"].get<double>() << " ms, bandwidth "
+       << (c["inject_bandwidth_gbit"].get<double>() > 0 ? std::to_string(c["inject_bandwidth_gbit"].get<double>()) +
+                                                              " Gbit/s"
+                                                        : std::string("unlimited"))
+       << ", added in mpi-offload's transport on every rank\n";
   std::snprintf(line, sizeof line, "%6s %-12s %8s %9s %10s %10s %8s %9s %9s %9s %8s %9s %7s\n", "rank", "role",
                 "events", "wall_s", "events/s", "req/s", "MB/s", "p50_ms", "p90_ms", "p99_ms", "remote", "fallbacks",
                 "errors");

@@ -4,6 +4,7 @@
 /// on a backend and sends the outputs back.
 
 #include <offload/kernel.hpp>
+#include <offload/link_emulation.hpp>
 #include <offload/runtime.hpp>
 #include <offload/wire.hpp>
 
@@ -33,6 +34,8 @@ struct receiver_config {
   /// batch holds what arrived in the same receive sweep.
   std::uint32_t max_batch = 1;
   std::chrono::microseconds max_wait{0};
+  /// Emulated distance for the replies this receiver sends (off by default).
+  link_emulation emulate;
 };
 
 /// What a receiver did; every count is since construction.

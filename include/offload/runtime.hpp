@@ -42,6 +42,9 @@ class progress_client {
   virtual ~progress_client() = default;
   /// Does whatever MPI work is ready; returns true when anything happened.
   virtual bool progress() = 0;
+  /// When the client next has work due by the clock (an emulated-link send): an idle progress
+  /// thread sleeps no longer than that. Default: never.
+  virtual std::chrono::steady_clock::time_point wake_by() const { return std::chrono::steady_clock::time_point::max(); }
 };
 
 /// Owns MPI for this process: initialisation, a duplicate of MPI_COMM_WORLD (errors

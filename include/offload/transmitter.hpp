@@ -6,6 +6,7 @@
 /// implementation runs locally (fallback) and the callback still gets a correct result.
 
 #include <offload/kernel.hpp>
+#include <offload/link_emulation.hpp>
 #include <offload/runtime.hpp>
 #include <offload/wire.hpp>
 
@@ -97,6 +98,8 @@ struct transmitter_config {
   wire_limits limits;
   /// How long the constructor waits for every receiver's hello_ack, and close() for goodbye_acks.
   std::chrono::milliseconds handshake_timeout = std::chrono::seconds(60);
+  /// Emulated distance for the requests this transmitter sends (off by default).
+  link_emulation emulate;
 };
 
 struct transmitter_stats {

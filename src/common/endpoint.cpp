@@ -1,9 +1,11 @@
 #include "endpoint.hpp"
 
+#include "clock.hpp"
 #include "mpi_check.hpp"
 
 #include <offload/wire.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <limits>
 #include <thread>
@@ -11,7 +13,8 @@
 namespace offload::detail {
 
 endpoint::~endpoint() {
-  // Buffers of sends MPI still owns must not be freed under it: leak them instead.
+  // Buffers of sends MPI still owns must not be freed under it: leak them instead. (Delayed
+  // sends MPI never saw are simply freed.)
   for (auto& p : m_pending) {
     static_cast<void>(new buffer(std::move(p.bytes)));                      // deliberately leaked
     static_cast<void>(new std::shared_ptr<const void>(std::move(p.keep_alive)));  // likewise
@@ -48,30 +51,67 @@ std::optional<incoming> endpoint::receive(std::uint64_t max_bytes) {
 }
 
 void endpoint::post(int dest, const std::byte* data, std::size_t size) {
-  if (size > static_cast<std::size_t>(std::numeric_limits<int>::max()))
-    throw std::length_error("message of " + std::to_string(size) + " bytes is too large for one MPI send");
   MPI_Request req;
   OFFLOAD_MPI_CHECK(MPI_Isend(data, static_cast<int>(size), MPI_BYTE, dest, offload_tag, m_comm, &req));
   m_requests.push_back(req);
 }
 
+void endpoint::submit(int dest, const std::byte* data, std::size_t size, pending p) {
+  if (size > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw std::length_error("message of " + std::to_string(size) + " bytes is too large for one MPI send");
+  if (m_schedule.active()) {
+    const auto now = static_cast<std::int64_t>(now_ns());
+    m_delayed[dest].push_back({m_schedule.release(dest, size, now), data, size, std::move(p)});
+    ++m_delayed_count;
+    return;
+  }
+  post(dest, data, size);
+  m_pending.push_back(std::move(p));
+}
+
+bool endpoint::post_due() {
+  if (m_delayed_count == 0) return false;
+  const auto now = static_cast<std::int64_t>(now_ns());
+  bool any = false;
+  for (auto& [dest, queue] : m_delayed) {
+    while (!queue.empty() && queue.front().release_ns <= now) {
+      auto& d = queue.front();
+      post(dest, d.data, d.size);
+      m_pending.push_back(std::move(d.p));
+      queue.pop_front();
+      --m_delayed_count;
+      any = true;
+    }
+  }
+  return any;
+}
+
+std::chrono::steady_clock::time_point endpoint::next_release() const noexcept {
+  std::int64_t next = std::numeric_limits<std::int64_t>::max();
+  for (const auto& [dest, queue] : m_delayed)
+    if (!queue.empty()) next = std::min(next, queue.front().release_ns);
+  if (next == std::numeric_limits<std::int64_t>::max()) return std::chrono::steady_clock::time_point::max();
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(next));
+}
+
 void endpoint::send(int dest, buffer bytes, std::function<void()> done) {
-  post(dest, bytes.data(), bytes.size());
-  m_pending.push_back({std::move(bytes), nullptr, std::move(done)});
+  const std::byte* data = bytes.data();
+  const std::size_t size = bytes.size();
+  submit(dest, data, size, {std::move(bytes), nullptr, std::move(done)});
 }
 
 void endpoint::send(int dest, std::span<const std::byte> bytes, std::shared_ptr<const void> keep_alive) {
-  post(dest, bytes.data(), bytes.size());
-  m_pending.push_back({{}, std::move(keep_alive), {}});
+  submit(dest, bytes.data(), bytes.size(), {{}, std::move(keep_alive), {}});
 }
 
 bool endpoint::progress_sends() {
-  if (m_requests.empty()) return false;
+  const bool posted = post_due();
+  if (m_requests.empty()) return posted;
   int outcount = 0;
   m_indices.resize(m_requests.size());
   OFFLOAD_MPI_CHECK(
       MPI_Testsome(static_cast<int>(m_requests.size()), m_requests.data(), &outcount, m_indices.data(), MPI_STATUSES_IGNORE));
-  if (outcount <= 0) return false;
+  if (outcount <= 0) return posted;
   std::vector<std::function<void()>> callbacks;
   for (int k = 0; k < outcount; ++k) {
     auto& p = m_pending[static_cast<std::size_t>(m_indices[k])];
@@ -95,7 +135,7 @@ bool endpoint::progress_sends() {
 
 bool endpoint::drain_sends(double seconds) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (!m_requests.empty()) {
+  while (pending_sends() > 0) {
     if (!progress_sends()) {
       if (std::chrono::steady_clock::now() > deadline) return false;
       std::this_thread::sleep_for(std::chrono::microseconds(50));

@@ -4,11 +4,15 @@
 // thread only.
 
 #include "buffer_pool.hpp"
+#include "link_schedule.hpp"
 
 #include <mpi.h>
 
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <optional>
@@ -29,7 +33,9 @@ struct incoming {
 
 class endpoint {
  public:
-  endpoint(MPI_Comm comm, buffer_pool& pool) : m_comm(comm), m_pool(pool) {}
+  /// With an active `emulate`, sends wait in this endpoint until their emulated release time.
+  endpoint(MPI_Comm comm, buffer_pool& pool, const link_emulation& emulate = {})
+      : m_comm(comm), m_pool(pool), m_schedule(emulate) {}
   ~endpoint();
 
   /// Receives the next message, if one has arrived. Messages over `max_bytes` are received
@@ -42,9 +48,12 @@ class endpoint {
   void send(int dest, buffer bytes, std::function<void()> done = {});
   /// Sends bytes owned elsewhere; `keep_alive` holds them until MPI is done.
   void send(int dest, std::span<const std::byte> bytes, std::shared_ptr<const void> keep_alive);
-  /// Completes finished sends; true when any completed.
+  /// Posts delayed sends that are due and completes finished ones; true when any did.
   bool progress_sends();
-  std::size_t pending_sends() const noexcept { return m_requests.size(); }
+  /// Sends not yet completed, delayed ones included.
+  std::size_t pending_sends() const noexcept { return m_requests.size() + m_delayed_count; }
+  /// When the next delayed send is due (time_point::max() when none is waiting).
+  std::chrono::steady_clock::time_point next_release() const noexcept;
   /// Cancels nothing; waits up to `seconds` for pending sends (shutdown path), false on timeout.
   bool drain_sends(double seconds);
 
@@ -56,9 +65,20 @@ class endpoint {
     std::shared_ptr<const void> keep_alive;
     std::function<void()> done;
   };
+  struct delayed {
+    std::int64_t release_ns;
+    const std::byte* data;
+    std::size_t size;
+    pending p;
+  };
+  void submit(int dest, const std::byte* data, std::size_t size, pending p);
   void post(int dest, const std::byte* data, std::size_t size);
+  bool post_due();
   MPI_Comm m_comm;
   buffer_pool& m_pool;
+  link_schedule m_schedule;
+  std::map<int, std::deque<delayed>> m_delayed;  // per destination, in release order
+  std::size_t m_delayed_count = 0;
   std::vector<MPI_Request> m_requests;
   std::vector<pending> m_pending;
   std::vector<int> m_indices;

@@ -90,8 +90,17 @@ void runtime::impl::idle_wait(std::chrono::steady_clock::time_point last_busy, s
     std::this_thread::yield();
     return;
   }
+  // Sleep no longer than until a client's next timed work (e.g. an emulated-link send).
+  auto due = std::chrono::steady_clock::time_point::max();
+  for (const auto* c : clients) due = std::min(due, c->wake_by());
+  const auto now = std::chrono::steady_clock::now();
+  if (due <= now) return;
+  const auto nap = due == std::chrono::steady_clock::time_point::max()
+                       ? sleep
+                       : std::min<std::chrono::microseconds>(
+                             sleep, std::chrono::ceil<std::chrono::microseconds>(due - now));
   std::unique_lock lock(mutex);
-  cv.wait_for(lock, sleep, [&] { return woken || stopping || !tasks.empty(); });
+  cv.wait_for(lock, nap, [&] { return woken || stopping || !tasks.empty(); });
   sleep = std::min(sleep * 2, options.max_sleep);
 }
 

@@ -43,7 +43,7 @@ struct receiver::impl final : progress_client {
   };
 
   impl(runtime& r, const kernel_registry& k, std::size_t expected, receiver_config c)
-      : rt(r), kernels(k), expected_peers(expected), cfg(std::move(c)), ep(r.comm(), pool),
+      : rt(r), kernels(k), expected_peers(expected), cfg(std::move(c)), ep(r.comm(), pool, cfg.emulate),
         be(detail::make_backend(cfg.backend, cfg.device, r.local_rank(), backend_note)) {
     if (!backend_note.empty()) spdlog::warn("receiver rank {}: {}", rt.rank(), backend_note);
     st.backend = be->name();
@@ -86,6 +86,7 @@ struct receiver::impl final : progress_client {
   void run_batch(batch& b);
   void flush(std::uint32_t kernel_id);
   bool progress() override;
+  std::chrono::steady_clock::time_point wake_by() const override { return ep.next_release(); }
   void handle(detail::incoming in);
   void handle_hello(int source, const message& m);
   void handle_request(int source, message m, std::uint64_t received_ns);

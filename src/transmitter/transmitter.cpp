@@ -79,7 +79,7 @@ std::string reply_mismatch(const std::vector<product_spec>& expected, const prod
 
 struct transmitter::impl final : progress_client {
   impl(runtime& r, const kernel_registry& k, std::vector<int> receiver_ranks, transmitter_config c)
-      : rt(r), kernels(k), cfg(std::move(c)), pool(std::make_shared<detail::buffer_pool>()), ep(r.comm(), *pool) {
+      : rt(r), kernels(k), cfg(std::move(c)), pool(std::make_shared<detail::buffer_pool>()), ep(r.comm(), *pool, cfg.emulate) {
     if (cfg.credits == 0) throw std::invalid_argument("transmitter credits must be at least 1");
     if (cfg.fallback_threads == 0) throw std::invalid_argument("transmitter fallback threads must be at least 1");
     for (int rank : receiver_ranks) {
@@ -134,6 +134,7 @@ struct transmitter::impl final : progress_client {
   }
 
   bool progress() override;
+  std::chrono::steady_clock::time_point wake_by() const override { return ep.next_release(); }
   void handle(detail::incoming in);
   void dispatch();
   int choose_link();
