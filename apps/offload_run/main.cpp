@@ -53,6 +53,21 @@ void keep_freed_memory() {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
+/// a - b, counter by counter.
+offload::transmitter_stats minus(offload::transmitter_stats a, const offload::transmitter_stats& b) {
+  a.submitted -= b.submitted;
+  a.remote -= b.remote;
+  a.fallbacks -= b.fallbacks;
+  a.fallback_timeout -= b.fallback_timeout;
+  a.fallback_error -= b.fallback_error;
+  a.fallback_no_receiver -= b.fallback_no_receiver;
+  a.failed -= b.failed;
+  a.late_replies -= b.late_replies;
+  a.bytes_out -= b.bytes_out;
+  a.bytes_in -= b.bytes_in;
+  return a;
+}
+
 offload::link_emulation emulation(const options& o) {
   offload::link_emulation e;
   e.latency = std::chrono::nanoseconds(std::llround(o.inject_latency_ms * 1e6));
@@ -186,8 +201,9 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
           {"topology", where->summary()}};
   std::vector<std::string> worker_binding(std::size_t(receiver_rank ? 0 : o.threads));
   std::mutex binding_mutex;
-  const double cpu0 = process_cpu_seconds();
-  const double progress_cpu0 = rt.call([] { return thread_cpu_seconds(); });
+  double cpu0 = process_cpu_seconds();
+  double progress_cpu0 = rt.call([] { return thread_cpu_seconds(); });
+  std::uint64_t warmup_failures = 0;
 
   std::vector<double> event_times;
   std::vector<double> requests;  // request_record::doubles per request
@@ -258,6 +274,18 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
       lo.stream = rank - o.receivers;
       lo.validate = o.validate;
       lo.tolerance = o.tolerance;
+      offload::transmitter_stats before;  // the warm-up's share of the transmitter's counters
+      if (o.warmup_events > 0) {
+        auto wo = lo;
+        wo.events = o.warmup_events;
+        wo.seed = ~o.seed;  // other events than the measured ones
+        offload::app::event_loop warmup(tx.get(), w, module_kernels, wo);
+        warmup.run();
+        warmup_failures = warmup.failed() + warmup.mismatches();
+        if (tx) before = tx->stats();
+        cpu0 = process_cpu_seconds();
+        progress_cpu0 = rt.call([] { return thread_cpu_seconds(); });
+      }
       offload::app::event_loop loop(tx.get(), w, module_kernels, lo);
       progress_line line(!o.quiet && rank == o.receivers && stderr_is_terminal(), o.events, rank);
       const auto t0 = std::chrono::steady_clock::now();
@@ -271,7 +299,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
       offload::transmitter_stats s;
       if (tx) {
         tx->close();
-        s = tx->stats();
+        s = minus(tx->stats(), before);
       } else {
         s.submitted = o.events * w.modules.size();
       }
@@ -285,7 +313,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
                      {"fallback_timeout", s.fallback_timeout},
                      {"fallback_error", s.fallback_error},
                      {"fallback_no_receiver", s.fallback_no_receiver},
-                     {"failed", s.failed + loop.failed()},
+                     {"failed", s.failed + loop.failed() + warmup_failures},
                      {"mismatches", loop.mismatches()},
                      {"late_replies", s.late_replies},
                      {"bytes_in", s.bytes_in},

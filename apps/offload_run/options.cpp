@@ -42,6 +42,10 @@ void add_options(CLI::App& app, options& o) {
   app.add_option("--kernel", o.kernel, "kernel of the single workload");
   app.add_option("--events", o.events, "events per transmitter rank")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
+  app.add_option("--warmup-events", o.warmup_events,
+                 "events per transmitter run before the measured ones and left out of every figure (receivers' "
+                 "counters include them)")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
   app.add_option("--threads", o.threads, "worker threads per transmitter rank")->check(CLI::Range(1, 1024));
   app.add_option("--inflight", o.inflight, "events in flight per transmitter rank")->check(CLI::Range(1, 1 << 20));
   app.add_flag("--validate", o.validate, "check every remote result against the local CPU implementation");

@@ -23,6 +23,7 @@ struct options {
   std::vector<std::uint64_t> module_work;  // empty: derived from the modules' CPU costs
   std::string kernel = "mlp";
   std::uint64_t events = 1000;
+  std::uint64_t warmup_events = 0;
   int threads = 2;
   int inflight = 4;
   bool validate = false;
