@@ -5,3 +5,7 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 # More ranks than cores (the demo runs 4 ranks; our machines have 2 cores):
 export OMPI_MCA_rmaps_base_oversubscribe=1
+# mpirun binds each rank to one core when there are at most 2 ranks (bind-to core), which would
+# put all of a rank's worker threads on that core. offload-run places its own threads (--bind);
+# the scripts leave the ranks unbound.
+export OMPI_MCA_hwloc_base_binding_policy=none

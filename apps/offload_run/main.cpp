@@ -5,6 +5,7 @@
 #include "options.hpp"
 #include "placement.hpp"
 #include "report.hpp"
+#include "service.hpp"
 #include "workload.hpp"
 
 #include <offload/receiver.hpp>
@@ -68,13 +69,6 @@ offload::transmitter_stats minus(offload::transmitter_stats a, const offload::tr
   return a;
 }
 
-offload::link_emulation emulation(const options& o) {
-  offload::link_emulation e;
-  e.latency = std::chrono::nanoseconds(std::llround(o.inject_latency_ms * 1e6));
-  e.jitter = std::chrono::nanoseconds(std::llround(o.inject_jitter_ms * 1e6));
-  e.bandwidth_bps = o.inject_bandwidth_gbit * 1e9;
-  return e;
-}
 
 /// Whether the user sees this process's stderr on a terminal. Under mpirun a rank's stderr is
 /// a pipe to the launcher, so the launcher's (the parent process's) stderr is what counts.
@@ -135,7 +129,9 @@ class progress_line {
   std::chrono::steady_clock::time_point m_t0 = std::chrono::steady_clock::now();
 };
 
-int run(offload::runtime& rt, const options& o, const offload::kernel_registry& kernels, offload::app::workload w) {
+/// One run of events. `link`: this job's connection to a receiver service (every rank transmits).
+int run(offload::runtime& rt, const options& o, const offload::kernel_registry& kernels, offload::app::workload w,
+        const offload::app::service_link* link) {
   const int rank = rt.rank();
   const int world = rt.size();
   const bool receiver_rank = rank < o.receivers;
@@ -194,6 +190,11 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     where->bind_process(process);
     rt.call([&] { where->bind_thread(share.front()); });
   }
+  const int threads = receiver_rank ? int(o.receiver_threads) : o.threads;
+  if (!o.bind && threads > 1 && where->process_pus() == 1)
+    spdlog::warn("rank {}: {} threads share one PU ({}): the launcher bound this rank to it (mpirun binds to a core "
+                 "when there are at most 2 ranks); use mpirun --bind-to none, or --bind",
+                 rank, threads, where->process_binding());
   json me{{"rank", rank},
           {"role", receiver_rank ? "receiver" : "transmitter"},
           {"host", rt.host()},
@@ -216,7 +217,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     cfg.max_batch = o.max_batch;
     cfg.device = o.device;
     cfg.max_wait = std::chrono::microseconds(std::int64_t(o.max_wait_us));
-    cfg.emulate = emulation(o);
+    cfg.emulate = offload::app::emulation(o);
     try {
       rx = std::make_unique<offload::receiver>(rt, kernels, std::size_t(world - o.receivers), cfg);
     } catch (const std::invalid_argument& e) {
@@ -254,9 +255,13 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
       cfg.policy =
           o.routing == "least_outstanding" ? offload::routing::least_outstanding : offload::routing::round_robin;
       cfg.limits.max_message_bytes = o.max_message_bytes;
-      cfg.emulate = emulation(o);
+      cfg.emulate = offload::app::emulation(o);
       std::vector<int> receivers;
       for (int r = 0; r < o.receivers; ++r) receivers.push_back(r);
+      if (link) {  // the service's receivers are ranks 0..R-1 of the merged communicator
+        cfg.comm = link->merged;
+        for (int r = 0; r < link->receivers; ++r) receivers.push_back(r);
+      }
       try {
         tx = std::make_unique<offload::transmitter>(rt, kernels, receivers, cfg);
       } catch (const offload::handshake_error& e) {
@@ -421,6 +426,7 @@ int main(int argc, char** argv) {
     progress.max_sleep = std::chrono::microseconds(o.idle_sleep_us);
     progress.spin = std::chrono::microseconds(o.spin_us);
     progress.yield = std::chrono::microseconds(o.yield_us);
+    progress.thread_multiple = o.service_mode();  // the main thread blocks in accept/connect
     rt = std::make_unique<offload::runtime>(progress);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "offload-run: MPI start-up failed: %s\n", e.what());
@@ -428,7 +434,21 @@ int main(int argc, char** argv) {
   }
   spdlog::set_pattern("[%H:%M:%S.%e] [rank " + std::to_string(rt->rank()) + "] [%l] %v");
   try {
-    return run(*rt, o, *kernels, std::move(w));
+    if (o.serve) return offload::app::serve(*rt, o, *kernels);
+    if (o.stop) {
+      auto link = offload::app::connect_service(*rt, o, offload::app::service_request::stop);
+      offload::app::disconnect_service(link);
+      if (rt->rank() == 0) std::printf("offload-run: asked the receiver service to stop\n");
+      return 0;
+    }
+    if (o.connect) {
+      auto link = offload::app::connect_service(*rt, o, offload::app::service_request::run);
+      o.remote_receivers = link.receivers;
+      const int status = run(*rt, o, *kernels, std::move(w), &link);
+      offload::app::disconnect_service(link);
+      return status;
+    }
+    return run(*rt, o, *kernels, std::move(w), nullptr);
   } catch (const std::exception& e) {
     // Other ranks may be waiting on this one: end the whole job rather than hang it.
     spdlog::critical("{}", e.what());

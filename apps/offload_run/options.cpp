@@ -2,7 +2,17 @@
 
 #include "workload.hpp"
 
+#include <cmath>
+
 namespace offload::app {
+
+link_emulation emulation(const options& o) {
+  link_emulation e;
+  e.latency = std::chrono::nanoseconds(std::llround(o.inject_latency_ms * 1e6));
+  e.jitter = std::chrono::nanoseconds(std::llround(o.inject_jitter_ms * 1e6));
+  e.bandwidth_bps = o.inject_bandwidth_gbit * 1e9;
+  return e;
+}
 
 const std::vector<std::pair<std::string, double>>& distance_presets() {
   static const std::vector<std::pair<std::string, double>> presets = {
@@ -93,6 +103,13 @@ void add_options(CLI::App& app, options& o) {
   app.add_option("--inject-bandwidth", o.inject_bandwidth_gbit,
                  "emulated link bandwidth in Gbit/s per sender and destination; 0: unlimited")
       ->check(CLI::Range(0.0, 1e6));
+  app.add_flag("--serve", o.serve,
+               "run a receiver service: every rank receives; transmitter jobs --connect to it until one --stop-s it");
+  app.add_flag("--connect", o.connect, "run this job's events against a receiver service (every rank transmits)");
+  app.add_flag("--stop", o.stop, "ask a receiver service to stop once its sessions end");
+  app.add_option("--port-file", o.port_file, "service: the file holding its MPI port name (on a shared path)");
+  app.add_option("--service-name", o.service_name,
+                 "service: its name on the Open MPI name server (every mpirun needs --ompi-server)");
   app.add_option("--wait-policy", o.wait_policy,
                  "how idle progress threads wait: adaptive (spin, then yield, then sleep), spin, yield, or block "
                  "(sleep at once, woken by local work)")
@@ -109,7 +126,19 @@ void add_options(CLI::App& app, options& o) {
 }
 
 void finish_options(const CLI::App& app, options& o) {
-  if (o.mode == "local") {
+  if (int(o.serve) + int(o.connect) + int(o.stop) > 1)
+    throw CLI::ValidationError("--serve/--connect/--stop", "give at most one of them");
+  if (o.service_mode()) {
+    if (o.port_file.empty() && o.service_name.empty())
+      throw CLI::ValidationError("--port-file/--service-name", "--serve, --connect and --stop need one of them");
+    if (app.count("--receivers"))
+      throw CLI::ValidationError("--receivers", "does not apply to a service: --serve makes every rank a receiver, "
+                                                "--connect every rank a transmitter");
+    if (o.mode == "local") throw CLI::ValidationError("--mode", "local runs no receivers: it cannot use a service");
+    o.receivers = 0;  // --connect: every rank of this job transmits (--serve does not use it)
+  } else if (!o.port_file.empty() || !o.service_name.empty()) {
+    throw CLI::ValidationError("--port-file/--service-name", "apply to --serve, --connect or --stop only");
+  } else if (o.mode == "local") {
     if (o.receivers > 0)
       throw CLI::ValidationError("--receivers", "--mode local runs no receivers; leave it out or give 0");
     o.receivers = 0;

@@ -1,6 +1,8 @@
 #pragma once
 // The flags of offload-run (see add_options for what each means).
 
+#include <offload/link_emulation.hpp>
+
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
@@ -54,8 +56,18 @@ struct options {
   double inject_latency_ms = 0;        // one-way, emulated in the transport
   double inject_jitter_ms = 0;
   double inject_bandwidth_gbit = 0;    // 0: unlimited
+  bool serve = false;                  // receiver service (service.hpp)
+  bool connect = false;                // transmitter job of a service
+  bool stop = false;                   // ask a service to stop
+  std::string port_file;
+  std::string service_name;
+  int remote_receivers = 0;            // set on connecting: the service's receiver ranks
+  bool service_mode() const { return serve || connect || stop; }
   bool emulated() const { return inject_latency_ms > 0 || inject_jitter_ms > 0 || inject_bandwidth_gbit > 0; }
 };
+
+/// The emulated link of the --inject-* flags (or --distance).
+link_emulation emulation(const options& o);
 
 /// The distance presets: name and emulated one-way latency in ms (half the round trip).
 const std::vector<std::pair<std::string, double>>& distance_presets();

@@ -77,6 +77,12 @@ void placement::bind_thread(int c) const {
 std::string placement::thread_binding() const { return binding(m_topo, HWLOC_CPUBIND_THREAD); }
 std::string placement::process_binding() const { return binding(m_topo, HWLOC_CPUBIND_PROCESS); }
 
+int placement::process_pus() const {
+  bitmap b;
+  if (hwloc_get_cpubind(m_topo, b.set, HWLOC_CPUBIND_PROCESS) != 0) return -1;
+  return hwloc_bitmap_weight(b.set);
+}
+
 nlohmann::json placement::summary() const {
   nlohmann::json j;
   j["packages"] = count(m_topo, HWLOC_OBJ_PACKAGE);

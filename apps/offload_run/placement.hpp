@@ -30,6 +30,8 @@ class placement {
   /// The processing units the calling thread, or the process, may run on, as a list ("0-3,8").
   std::string thread_binding() const;
   std::string process_binding() const;
+  /// How many processing units the process may run on.
+  int process_pus() const;
   /// Packages, NUMA nodes, cores, PUs, CPU model, L3 and memory sizes of this node.
   nlohmann::json summary() const;
 

@@ -126,8 +126,9 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
                       {"ns_per_iteration", ns_per_iteration},
                       {"modules", modules},
                       {"ranks", world},
-                      {"receivers", o.receivers},
+                      {"receivers", o.receivers + o.remote_receivers},
                       {"transmitters", world - o.receivers},
+                      {"service", o.connect ? (o.service_name.empty() ? o.port_file : o.service_name) : ""},
                       {"threads", o.threads},
                       {"inflight", o.inflight},
                       {"events_per_transmitter", o.events},
@@ -161,7 +162,7 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
   std::uint64_t events = 0, submitted = 0, remote = 0, fallbacks = 0, errors = 0, bytes = 0, not_adding_up = 0,
                 digest = 0;
   bool ok = true;
-  std::string backend = o.receivers == 0 ? "none" : "";
+  std::string backend = o.remote_receivers > 0 ? "service" : o.receivers == 0 ? "none" : "";
   for (std::size_t i = 0; i < ranks.size(); ++i) {
     auto& r = ranks[i];
     ok = ok && !r.value("setup_failed", false) && u64(r, "handshake_failures") == 0;
@@ -235,7 +236,7 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
              {"modules", module_names},
              {"kernels", kernel_names},
              {"ranks", world},
-             {"receivers", o.receivers},
+             {"receivers", o.receivers + o.remote_receivers},
              {"transmitters", world - o.receivers},
              {"threads", o.threads},
              {"inflight", o.inflight},

@@ -36,6 +36,10 @@ struct receiver_config {
   std::chrono::microseconds max_wait{0};
   /// Emulated distance for the replies this receiver sends (off by default).
   link_emulation emulate;
+  /// The communicator to serve on (progress thread only); MPI_COMM_NULL: the runtime's. E.g. a
+  /// transmitter job's connection, merged (see apps/offload_run/service.hpp). It must outlive
+  /// the receiver.
+  MPI_Comm comm = MPI_COMM_NULL;
 };
 
 /// What a receiver did; every count is since construction.
@@ -54,7 +58,7 @@ struct receiver_stats {
   std::vector<std::uint64_t> batch_sizes;
 };
 
-/// Serves `expected_peers` transmitters over `rt.comm()`. Construction attaches it to the
+/// Serves `expected_peers` transmitters over `rt.comm()` (or `config.comm`). Construction attaches it to the
 /// progress thread; it serves until every expected peer said goodbye (or was turned away at
 /// the handshake) and every reply went out. Not copyable; destroy it before the runtime.
 class receiver {

@@ -34,6 +34,10 @@ struct progress_options {
   std::chrono::microseconds spin{50};
   std::chrono::microseconds yield{2000};
   std::chrono::microseconds max_sleep{200};
+  /// Initialise MPI with MPI_THREAD_MULTIPLE instead of FUNNELED, for programs whose other
+  /// threads must block in MPI themselves (MPI_Comm_accept of a receiver service) while the
+  /// progress thread keeps serving. The library's own calls stay on the progress thread.
+  bool thread_multiple = false;
 };
 
 /// Something the progress thread polls. `progress` runs on the progress thread only.

@@ -100,6 +100,9 @@ struct transmitter_config {
   std::chrono::milliseconds handshake_timeout = std::chrono::seconds(60);
   /// Emulated distance for the requests this transmitter sends (off by default).
   link_emulation emulate;
+  /// The communicator the receivers' ranks refer to; MPI_COMM_NULL: the runtime's. It must
+  /// outlive the transmitter.
+  MPI_Comm comm = MPI_COMM_NULL;
 };
 
 struct transmitter_stats {

@@ -44,10 +44,12 @@ void runtime::impl::start(std::promise<void>& ready) {
     OFFLOAD_MPI_CHECK(MPI_Initialized(&initialized));
     if (initialized) throw mpi_error("MPI is already initialised: offload::runtime must own MPI in this process");
     int provided = 0;
-    OFFLOAD_MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided));
-    if (provided < MPI_THREAD_FUNNELED) {
+    const int wanted = options.thread_multiple ? MPI_THREAD_MULTIPLE : MPI_THREAD_FUNNELED;
+    OFFLOAD_MPI_CHECK(MPI_Init_thread(nullptr, nullptr, wanted, &provided));
+    if (provided < wanted) {
       MPI_Finalize();
-      throw mpi_error("MPI provides thread level " + std::to_string(provided) + ", MPI_THREAD_FUNNELED is needed");
+      throw mpi_error("MPI provides thread level " + std::to_string(provided) + ", " +
+                      (options.thread_multiple ? "MPI_THREAD_MULTIPLE" : "MPI_THREAD_FUNNELED") + " is needed");
     }
     OFFLOAD_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
     OFFLOAD_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm));

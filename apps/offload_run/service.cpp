@@ -1,0 +1,200 @@
+#include "service.hpp"
+
+#include <offload/receiver.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace offload::app {
+namespace {
+
+/// Throws std::runtime_error with MPI's text when `rc` is not MPI_SUCCESS.
+void check(int rc, const std::string& what) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING] = {};
+  int len = 0;
+  MPI_Error_string(rc, text, &len);
+  throw std::runtime_error(what + " failed: " + std::string(text, static_cast<std::size_t>(len)));
+}
+
+void write_port_file(const std::string& path, const std::string& port) {
+  const std::string tmp = path + ".tmp." + std::to_string(getpid());
+  {
+    std::ofstream f(tmp);
+    if (!(f << port << "\n") || !f.flush()) throw std::runtime_error("cannot write the port file " + tmp);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);  // atomic: readers never see half a port name
+  if (ec) throw std::runtime_error("cannot create the port file " + path + ": " + ec.message());
+}
+
+/// Rank 0's port name of the service (file or name server), known to every rank afterwards.
+std::string find_port(runtime& rt, const options& o) {
+  std::vector<char> port(MPI_MAX_PORT_NAME, '\0');
+  std::string problem;
+  if (rt.rank() == 0) {
+    if (!o.service_name.empty()) {
+      const int rc = MPI_Lookup_name(o.service_name.c_str(), MPI_INFO_NULL, port.data());
+      if (rc != MPI_SUCCESS)
+        problem = "no service published as '" + o.service_name +
+                  "' (is ompi-server running and given to every mpirun with --ompi-server?)";
+    } else {
+      std::ifstream f(o.port_file);
+      std::string line;
+      if (!f || !std::getline(f, line) || line.empty())
+        problem = "cannot read a port name from --port-file " + o.port_file + " (is the receiver service up?)";
+      else if (line.size() >= port.size())
+        problem = "--port-file " + o.port_file + " holds " + std::to_string(line.size()) + " characters, not a port name";
+      else
+        std::copy(line.begin(), line.end(), port.begin());
+    }
+  }
+  int ok = problem.empty() ? 1 : 0;
+  check(MPI_Bcast(&ok, 1, MPI_INT, 0, rt.comm()), "MPI_Bcast");
+  if (!ok) throw std::runtime_error(rt.rank() == 0 ? problem : "rank 0 found no service port");
+  check(MPI_Bcast(port.data(), MPI_MAX_PORT_NAME, MPI_CHAR, 0, rt.comm()), "MPI_Bcast");
+  return port.data();
+}
+
+std::string stats_line(int rank, int session, int transmitters, const receiver_stats& s) {
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "receiver rank %d: session %d (%d transmitter(s)) done: requests %llu, replies %llu, error replies "
+                "%llu, malformed %llu, handshake failures %llu, MB in %.2f, MB out %.2f",
+                rank, session, transmitters, (unsigned long long)s.requests, (unsigned long long)s.replies,
+                (unsigned long long)s.error_replies, (unsigned long long)s.malformed,
+                (unsigned long long)s.handshake_failures, double(s.bytes_in) / 1e6, double(s.bytes_out) / 1e6);
+  return line;
+}
+
+}  // namespace
+
+service_link connect_service(runtime& rt, const options& o, service_request what) {
+  const std::string port = find_port(rt, o);
+  service_link link;
+  check(MPI_Comm_connect(port.c_str(), MPI_INFO_NULL, 0, rt.comm(), &link.inter), "MPI_Comm_connect to " + port);
+  check(MPI_Comm_set_errhandler(link.inter, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+  check(MPI_Comm_remote_size(link.inter, &link.receivers), "MPI_Comm_remote_size");
+  check(MPI_Intercomm_merge(link.inter, 1, &link.merged), "MPI_Intercomm_merge");  // after the receivers
+  check(MPI_Comm_set_errhandler(link.merged, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+  int request[2] = {static_cast<int>(what), rt.size()};
+  check(MPI_Bcast(request, 2, MPI_INT, link.receivers, link.merged), "MPI_Bcast of the request");
+  return link;
+}
+
+void disconnect_service(service_link& link) {
+  if (link.merged != MPI_COMM_NULL) check(MPI_Comm_free(&link.merged), "MPI_Comm_free");
+  if (link.inter != MPI_COMM_NULL) check(MPI_Comm_disconnect(&link.inter), "MPI_Comm_disconnect");
+}
+
+int serve(runtime& rt, const options& o, const kernel_registry& kernels) {
+  const int rank = rt.rank();
+  std::vector<char> port(MPI_MAX_PORT_NAME, '\0');
+  if (rank == 0) {
+    check(MPI_Open_port(MPI_INFO_NULL, port.data()), "MPI_Open_port");
+    if (!o.port_file.empty()) write_port_file(o.port_file, port.data());
+    if (!o.service_name.empty())
+      check(MPI_Publish_name(o.service_name.c_str(), MPI_INFO_NULL, port.data()),
+            "MPI_Publish_name('" + o.service_name + "') (is ompi-server running, and given with --ompi-server?)");
+    std::printf("offload-run: serving %d receiver rank(s) on port %s%s%s\n", rt.size(), port.data(),
+                o.port_file.empty() ? "" : (", port file " + o.port_file).c_str(),
+                o.service_name.empty() ? "" : (", name " + o.service_name).c_str());
+    std::fflush(stdout);
+  }
+
+  receiver_config base;
+  base.credits = o.credits;
+  base.threads = o.receiver_threads;
+  base.backend = o.backend;
+  base.limits.max_message_bytes = o.max_message_bytes;
+  base.max_batch = o.max_batch;
+  base.device = o.device;
+  base.max_wait = std::chrono::microseconds(std::int64_t(o.max_wait_us));
+  base.emulate = emulation(o);
+
+  std::mutex mutex;
+  std::vector<std::thread> sessions;
+  receiver_stats total;
+  int failures = 0;
+  for (int id = 1;; ++id) {
+    MPI_Comm inter = MPI_COMM_NULL, merged = MPI_COMM_NULL;
+    check(MPI_Comm_accept(port.data(), MPI_INFO_NULL, 0, rt.comm(), &inter), "MPI_Comm_accept");
+    check(MPI_Comm_set_errhandler(inter, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+    check(MPI_Intercomm_merge(inter, 0, &merged), "MPI_Intercomm_merge");  // receivers first
+    check(MPI_Comm_set_errhandler(merged, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+    int request[2] = {0, 0};
+    check(MPI_Bcast(request, 2, MPI_INT, rt.size(), merged), "MPI_Bcast of the request");
+    if (request[0] == static_cast<int>(service_request::stop) || request[0] != static_cast<int>(service_request::run) ||
+        request[1] < 1) {
+      const bool stop = request[0] == static_cast<int>(service_request::stop);
+      if (!stop && rank == 0)
+        spdlog::error("receiver service: connection {} asked for {} with {} rank(s): not a request; dropped", id,
+                      request[0], request[1]);
+      check(MPI_Comm_free(&merged), "MPI_Comm_free");
+      check(MPI_Comm_disconnect(&inter), "MPI_Comm_disconnect");
+      if (stop) {
+        if (rank == 0) std::printf("offload-run: stop requested; finishing %zu session(s)\n", sessions.size());
+        break;
+      }
+      continue;
+    }
+    const int transmitters = request[1];
+    if (rank == 0) {
+      std::printf("offload-run: session %d: a job of %d transmitter(s) connected\n", id, transmitters);
+      std::fflush(stdout);
+    }
+    // Each session is served by its own receiver on the merged communicator; this thread
+    // frees and disconnects it when every transmitter of that job said goodbye.
+    sessions.emplace_back([&, inter, merged, id, transmitters]() mutable {
+      receiver_stats s;
+      try {
+        receiver_config cfg = base;
+        cfg.comm = merged;
+        {
+          receiver rx(rt, kernels, std::size_t(transmitters), cfg);
+          s = rx.wait();
+        }  // detached from the progress thread before the communicator goes
+        service_link link{inter, merged, 0};
+        disconnect_service(link);
+      } catch (const std::exception& e) {
+        spdlog::error("receiver service: session {}: {}", id, e.what());
+        std::lock_guard lock(mutex);
+        ++failures;
+        return;
+      }
+      std::lock_guard lock(mutex);
+      total.requests += s.requests;
+      total.replies += s.replies;
+      total.error_replies += s.error_replies;
+      total.malformed += s.malformed;
+      total.handshake_failures += s.handshake_failures;
+      total.bytes_in += s.bytes_in;
+      total.bytes_out += s.bytes_out;
+      std::printf("%s\n", stats_line(rank, id, transmitters, s).c_str());
+      std::fflush(stdout);
+    });
+  }
+  for (auto& t : sessions) t.join();
+  if (rank == 0) {
+    if (!o.service_name.empty()) MPI_Unpublish_name(o.service_name.c_str(), MPI_INFO_NULL, port.data());
+    MPI_Close_port(port.data());
+    if (!o.port_file.empty()) std::filesystem::remove(o.port_file);
+  }
+  std::printf("receiver rank %d: served %zu session(s): requests %llu, replies %llu, error replies %llu, "
+              "handshake failures %llu\n",
+              rank, sessions.size(), (unsigned long long)total.requests, (unsigned long long)total.replies,
+              (unsigned long long)total.error_replies, (unsigned long long)total.handshake_failures);
+  std::fflush(stdout);
+  return failures == 0 && total.handshake_failures == 0 ? 0 : 1;
+}
+
+}  // namespace offload::app
