@@ -40,7 +40,10 @@ SPECIAL = ("transmitters", "receivers", "netns_delay_ms")
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, help="CSV file (created, or resumed)")
+    p.add_argument("--out", help="CSV file (created, or resumed)")
+    p.add_argument("--only", type=int, metavar="I", help="measure only point I (0-based, in product order): for job arrays")
+    p.add_argument("--count", action="store_true", help="print the number of points and exit")
+    p.add_argument("--merge", nargs="+", metavar="CSV", help="merge these sweep CSVs into --out and exit")
     p.add_argument("--axis", action="append", default=[], metavar="NAME=V1,V2", help="a sweep axis")
     p.add_argument("--build", default=os.path.join(ROOT, "build"), help="build directory")
     p.add_argument("--transmitters", type=int, default=1, help="transmitter ranks, unless an axis")
@@ -70,6 +73,10 @@ def parse_args():
         for n, vals in axes:
             if n == name and not all(v.isdigit() for v in vals):
                 p.error(f"--axis {name}: values must be whole numbers, got {vals}")
+    if not a.count and not a.out:
+        p.error("--out is required")
+    if a.merge or a.count:
+        return a, axes
     if a.min_windows < 3 or a.max_windows < a.min_windows:
         p.error("need 3 <= --min-windows <= --max-windows")
     if not os.access(os.path.join(a.build, "apps", "offload-run"), os.X_OK):
@@ -183,6 +190,15 @@ def main():
     args, axes = parse_args()
     names = [n for n, _ in axes]
     points = [dict(zip(names, combo)) for combo in itertools.product(*[v for _, v in axes])]
+    if args.count:
+        print(len(points))
+        return 0
+    if args.merge:
+        return merge(args.merge, args.out)
+    if args.only is not None:
+        if not 0 <= args.only < len(points):
+            sys.exit(f"sweep.py: --only {args.only}: there are {len(points)} points (0..{len(points) - 1})")
+        points = [points[args.only]]
     # netns points grouped by delay, so that each delay is set up once.
     if "netns_delay_ms" in names:
         points.sort(key=lambda p: float(p["netns_delay_ms"]))
@@ -229,6 +245,22 @@ def main():
     if failed:
         print(f"sweep.py: {failed} point(s) failed; the others are in {args.out}", file=sys.stderr)
         return 1
+    return 0
+
+
+def merge(parts, out):
+    """Concatenates sweep CSVs (e.g. a job array's parts) into `out`, with the union of their columns."""
+    rows, header = [], []
+    for part in parts:
+        with open(part, newline="") as f:
+            r = csv.DictReader(f)
+            header += [c for c in (r.fieldnames or []) if c not in header]
+            rows += list(r)
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=header)
+        w.writeheader()
+        w.writerows(rows)
+    print(f"sweep.py: merged {len(rows)} rows from {len(parts)} file(s) into {out}", file=sys.stderr)
     return 0
 
 

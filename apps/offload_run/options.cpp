@@ -110,6 +110,9 @@ void add_options(CLI::App& app, options& o) {
   app.add_option("--port-file", o.port_file, "service: the file holding its MPI port name (on a shared path)");
   app.add_option("--service-name", o.service_name,
                  "service: its name on the Open MPI name server (every mpirun needs --ompi-server)");
+  app.add_option("--connect-timeout", o.connect_timeout_s,
+                 "--connect/--stop: how long to wait for the service's port file or name to appear (s)")
+      ->check(CLI::Range(0.0, 86400.0));
   app.add_option("--wait-policy", o.wait_policy,
                  "how idle progress threads wait: adaptive (spin, then yield, then sleep), spin, yield, or block "
                  "(sleep at once, woken by local work)")

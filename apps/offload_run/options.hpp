@@ -61,6 +61,7 @@ struct options {
   bool stop = false;                   // ask a service to stop
   std::string port_file;
   std::string service_name;
+  double connect_timeout_s = 60;       // how long --connect/--stop wait for the service to appear
   int remote_receivers = 0;            // set on connecting: the service's receiver ranks
   bool service_mode() const { return serve || connect || stop; }
   bool emulated() const { return inject_latency_ms > 0 || inject_jitter_ms > 0 || inject_bandwidth_gbit > 0; }

@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -38,25 +39,35 @@ void write_port_file(const std::string& path, const std::string& port) {
 }
 
 /// Rank 0's port name of the service (file or name server), known to every rank afterwards.
+/// The service may not be up yet: rank 0 retries until --connect-timeout.
 std::string find_port(runtime& rt, const options& o) {
   std::vector<char> port(MPI_MAX_PORT_NAME, '\0');
   std::string problem;
   if (rt.rank() == 0) {
-    if (!o.service_name.empty()) {
-      const int rc = MPI_Lookup_name(o.service_name.c_str(), MPI_INFO_NULL, port.data());
-      if (rc != MPI_SUCCESS)
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(o.connect_timeout_s);
+    for (;;) {
+      if (!o.service_name.empty()) {
+        if (MPI_Lookup_name(o.service_name.c_str(), MPI_INFO_NULL, port.data()) == MPI_SUCCESS) break;
         problem = "no service published as '" + o.service_name +
-                  "' (is ompi-server running and given to every mpirun with --ompi-server?)";
-    } else {
-      std::ifstream f(o.port_file);
-      std::string line;
-      if (!f || !std::getline(f, line) || line.empty())
+                  "' (is it up, and ompi-server given to every mpirun with --ompi-server?)";
+      } else {
+        std::ifstream f(o.port_file);
+        std::string line;
+        if (f && std::getline(f, line) && !line.empty()) {
+          if (line.size() >= port.size()) {
+            problem = "--port-file " + o.port_file + " holds " + std::to_string(line.size()) +
+                      " characters, not a port name";
+            break;
+          }
+          std::copy(line.begin(), line.end(), port.begin());
+          break;
+        }
         problem = "cannot read a port name from --port-file " + o.port_file + " (is the receiver service up?)";
-      else if (line.size() >= port.size())
-        problem = "--port-file " + o.port_file + " holds " + std::to_string(line.size()) + " characters, not a port name";
-      else
-        std::copy(line.begin(), line.end(), port.begin());
+      }
+      if (std::chrono::steady_clock::now() >= deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
+    if (port[0] != '\0') problem.clear();
   }
   int ok = problem.empty() ? 1 : 0;
   check(MPI_Bcast(&ok, 1, MPI_INT, 0, rt.comm()), "MPI_Bcast");

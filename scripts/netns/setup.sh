@@ -6,6 +6,9 @@
 #   scripts/netns/setup.sh DELAY_MS|PRESET [NETDELAY_BINARY]      (root; undo with teardown.sh)
 # PRESET, as offload-run's --distance: same-dc (0.05 ms each way, 0.1 ms round trip), nearby-dc
 # (1 ms, 2 ms), far-dc (12.5 ms, 25 ms).
+# OFFLOAD_NETNS_SLOW_START_AFTER_IDLE=0 turns off TCP's return to slow start after an idle
+# period (net.ipv4.tcp_slow_start_after_idle, per namespace; the kernel default is 1), as is
+# usual on long-haul links: otherwise every burst after a pause restarts with a small window.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/common.sh"
@@ -34,6 +37,7 @@ for side in A B; do
   ns_var=NS_$side veth_var=VETH_$side
   ns=${!ns_var} veth=${!veth_var}
   ip -n "$ns" link set lo up
+  ip netns exec "$ns" sysctl -q -w net.ipv4.tcp_slow_start_after_idle="${OFFLOAD_NETNS_SLOW_START_AFTER_IDLE:-1}"
   ip -n "$ns" link set "$veth" up
   ip netns exec "$ns" iptables -A INPUT -i "$veth" -p tcp -m multiport \
     --ports "$MPI_PORT_MIN:$((MPI_PORT_MIN + MPI_PORT_RANGE - 1))" -j NFQUEUE --queue-num 0 --queue-bypass
@@ -45,4 +49,4 @@ for ns in "$NS_A" "$NS_B"; do
   for _ in $(seq 50); do grep -q "delay" "$STATE/$ns.log" 2>/dev/null && break; sleep 0.1; done
   kill -0 "$(cat "$STATE/$ns.pid")" 2>/dev/null || { echo "setup.sh: the delay tool in $ns died:" >&2; cat "$STATE/$ns.log" >&2; exit 1; }
 done
-echo "netns: $NS_A ($ADDR_A) <-> $NS_B ($ADDR_B), ${delay} ms added to each packet of TCP ports $MPI_PORT_MIN+$MPI_PORT_RANGE on arrival"
+echo "netns: $NS_A ($ADDR_A) <-> $NS_B ($ADDR_B), ${delay} ms added to each packet of TCP ports $MPI_PORT_MIN+$MPI_PORT_RANGE on arrival, tcp_slow_start_after_idle=${OFFLOAD_NETNS_SLOW_START_AFTER_IDLE:-1}"
