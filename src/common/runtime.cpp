@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <condition_variable>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -56,15 +57,23 @@ void runtime::impl::start(std::promise<void>& ready) {
     OFFLOAD_MPI_CHECK(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN));
     OFFLOAD_MPI_CHECK(MPI_Comm_rank(comm, &rank));
     OFFLOAD_MPI_CHECK(MPI_Comm_size(comm, &size));
-    MPI_Comm node = MPI_COMM_NULL;
-    OFFLOAD_MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node));
-    OFFLOAD_MPI_CHECK(MPI_Comm_rank(node, &local_rank));
-    OFFLOAD_MPI_CHECK(MPI_Comm_size(node, &local_size));
-    OFFLOAD_MPI_CHECK(MPI_Comm_free(&node));
-    char name[MPI_MAX_PROCESSOR_NAME];
+    // The ranks on this node are those with this processor name: one allgather of the names.
+    // (MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) hung in Slurm heterogeneous steps whose
+    // components run on one host under two node names.)
+    std::vector<char> names(static_cast<std::size_t>(size) * MPI_MAX_PROCESSOR_NAME, '\0');
+    std::vector<char> name(MPI_MAX_PROCESSOR_NAME, '\0');
     int len = 0;
-    OFFLOAD_MPI_CHECK(MPI_Get_processor_name(name, &len));
-    host.assign(name, static_cast<std::size_t>(len));
+    OFFLOAD_MPI_CHECK(MPI_Get_processor_name(name.data(), &len));
+    host.assign(name.data(), static_cast<std::size_t>(len));
+    OFFLOAD_MPI_CHECK(MPI_Allgather(name.data(), MPI_MAX_PROCESSOR_NAME, MPI_CHAR, names.data(), MPI_MAX_PROCESSOR_NAME,
+                                    MPI_CHAR, comm));
+    local_rank = 0;
+    local_size = 0;
+    for (int r = 0; r < size; ++r) {
+      if (host != names.data() + static_cast<std::size_t>(r) * MPI_MAX_PROCESSOR_NAME) continue;
+      if (r < rank) ++local_rank;
+      ++local_size;
+    }
   } catch (...) {
     ready.set_exception(std::current_exception());
     return;
