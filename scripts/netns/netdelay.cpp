@@ -112,10 +112,16 @@ int main(int argc, char** argv) {
   while (!g_stop) {
     // Release what is due, then wait for a packet or the next release.
     const std::int64_t now = now_ns();
+    // Everything due goes in one batch verdict (it accepts every id up to the last one given;
+    // ids grow in arrival order, which is release order).
+    std::uint32_t last = 0;
+    bool any = false;
     while (!s.fifo.empty() && s.fifo.front().release_ns <= now) {
-      nfq_set_verdict(s.queue, s.fifo.front().id, NF_ACCEPT, 0, nullptr);
+      last = s.fifo.front().id;
+      any = true;
       s.fifo.pop_front();
     }
+    if (any) nfq_set_verdict_batch(s.queue, last, NF_ACCEPT);
     timespec timeout{};
     timespec* wait = nullptr;  // none held: wait for a packet
     if (!s.fifo.empty()) {
