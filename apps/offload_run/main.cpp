@@ -209,15 +209,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
   std::vector<double> event_times;
   std::vector<double> requests;  // request_record::doubles per request
   if (receiver_rank) {
-    offload::receiver_config cfg;
-    cfg.credits = o.credits;
-    cfg.threads = o.receiver_threads;
-    cfg.backend = o.backend;
-    cfg.limits.max_message_bytes = o.max_message_bytes;
-    cfg.max_batch = o.max_batch;
-    cfg.device = o.device;
-    cfg.max_wait = std::chrono::microseconds(std::int64_t(o.max_wait_us));
-    cfg.emulate = offload::app::emulation(o);
+    const auto cfg = offload::app::receiver_settings(o);
     try {
       rx = std::make_unique<offload::receiver>(rt, kernels, std::size_t(world - o.receivers), cfg);
     } catch (const std::invalid_argument& e) {
@@ -249,13 +241,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
   } else {
     std::unique_ptr<offload::transmitter> tx;
     if (o.mode == "remote") {
-      offload::transmitter_config cfg;
-      cfg.credits = o.credits;
-      cfg.timeout = std::chrono::microseconds(std::int64_t(o.timeout_ms * 1e3));
-      cfg.policy =
-          o.routing == "least_outstanding" ? offload::routing::least_outstanding : offload::routing::round_robin;
-      cfg.limits.max_message_bytes = o.max_message_bytes;
-      cfg.emulate = offload::app::emulation(o);
+      auto cfg = offload::app::transmitter_settings(o);
       std::vector<int> receivers;
       for (int r = 0; r < o.receivers; ++r) receivers.push_back(r);
       if (link) {  // the service's receivers are ranks 0..R-1 of the merged communicator

@@ -14,6 +14,29 @@ link_emulation emulation(const options& o) {
   return e;
 }
 
+receiver_config receiver_settings(const options& o) {
+  receiver_config cfg;
+  cfg.credits = o.credits;
+  cfg.threads = o.receiver_threads;
+  cfg.backend = o.backend;
+  cfg.limits.max_message_bytes = o.max_message_bytes;
+  cfg.max_batch = o.max_batch;
+  cfg.device = o.device;
+  cfg.max_wait = std::chrono::microseconds(std::int64_t(o.max_wait_us));
+  cfg.emulate = emulation(o);
+  return cfg;
+}
+
+transmitter_config transmitter_settings(const options& o) {
+  transmitter_config cfg;
+  cfg.credits = o.credits;
+  cfg.timeout = std::chrono::microseconds(std::int64_t(o.timeout_ms * 1e3));
+  cfg.policy = o.routing == "least_outstanding" ? routing::least_outstanding : routing::round_robin;
+  cfg.limits.max_message_bytes = o.max_message_bytes;
+  cfg.emulate = emulation(o);
+  return cfg;
+}
+
 const std::vector<std::pair<std::string, double>>& distance_presets() {
   static const std::vector<std::pair<std::string, double>> presets = {
       {"same-node", 0.0},     // shared memory, nothing added

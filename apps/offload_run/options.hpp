@@ -2,6 +2,8 @@
 // The flags of offload-run (see add_options for what each means).
 
 #include <offload/link_emulation.hpp>
+#include <offload/receiver.hpp>
+#include <offload/transmitter.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -69,6 +71,9 @@ struct options {
 
 /// The emulated link of the --inject-* flags (or --distance).
 link_emulation emulation(const options& o);
+/// The receiver and transmitter settings the flags give (communicator: the runtime's).
+receiver_config receiver_settings(const options& o);
+transmitter_config transmitter_settings(const options& o);
 
 /// The distance presets: name and emulated one-way latency in ms (half the round trip).
 const std::vector<std::pair<std::string, double>>& distance_presets();

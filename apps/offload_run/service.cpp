@@ -122,15 +122,7 @@ int serve(runtime& rt, const options& o, const kernel_registry& kernels) {
     std::fflush(stdout);
   }
 
-  receiver_config base;
-  base.credits = o.credits;
-  base.threads = o.receiver_threads;
-  base.backend = o.backend;
-  base.limits.max_message_bytes = o.max_message_bytes;
-  base.max_batch = o.max_batch;
-  base.device = o.device;
-  base.max_wait = std::chrono::microseconds(std::int64_t(o.max_wait_us));
-  base.emulate = emulation(o);
+  const receiver_config base = receiver_settings(o);
 
   std::mutex mutex;
   std::vector<std::thread> sessions;
