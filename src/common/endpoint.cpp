@@ -13,8 +13,9 @@
 namespace offload::detail {
 
 endpoint::~endpoint() {
-  // Buffers of sends MPI still owns must not be freed under it: leak them instead. (Delayed
-  // sends MPI never saw are simply freed.)
+  // Buffers of sends and receives MPI still owns must not be freed under it: leak them instead.
+  // (Delayed sends MPI never saw are simply freed.)
+  for (auto& r : m_receiving) static_cast<void>(new buffer(std::move(r.in.bytes)));  // deliberately leaked
   for (auto& p : m_pending) {
     static_cast<void>(new buffer(std::move(p.bytes)));                      // deliberately leaked
     static_cast<void>(new std::shared_ptr<const void>(std::move(p.keep_alive)));  // likewise
@@ -22,32 +23,46 @@ endpoint::~endpoint() {
 }
 
 std::optional<incoming> endpoint::receive(std::uint64_t max_bytes) {
-  int flag = 0;
-  MPI_Message msg;
-  MPI_Status st;
-  OFFLOAD_MPI_CHECK(MPI_Improbe(MPI_ANY_SOURCE, offload_tag, m_comm, &flag, &msg, &st));
-  if (!flag) return std::nullopt;
-  MPI_Count count = 0;
-  OFFLOAD_MPI_CHECK(MPI_Get_elements_x(&st, MPI_BYTE, &count));
-  incoming in;
-  in.source = st.MPI_SOURCE;
-  in.size = static_cast<std::uint64_t>(count);
-  in.oversized = in.size > max_bytes;
-  if (count > std::numeric_limits<int>::max())
-    throw std::length_error("rank " + std::to_string(in.source) + " sent a message of " + std::to_string(in.size) +
-                            " bytes; messages of 2 GiB and more cannot be received");
-  if (in.oversized) {
+  // Match everything that has arrived and start receiving it.
+  while (m_receiving.size() < max_receiving) {
+    int flag = 0;
+    MPI_Message msg;
+    MPI_Status st;
+    OFFLOAD_MPI_CHECK(MPI_Improbe(MPI_ANY_SOURCE, offload_tag, m_comm, &flag, &msg, &st));
+    if (!flag) break;
+    MPI_Count count = 0;
+    OFFLOAD_MPI_CHECK(MPI_Get_elements_x(&st, MPI_BYTE, &count));
+    incoming in;
+    in.source = st.MPI_SOURCE;
+    in.size = static_cast<std::uint64_t>(count);
+    in.oversized = in.size > max_bytes;
+    if (count > std::numeric_limits<int>::max())
+      throw std::length_error("rank " + std::to_string(in.source) + " sent a message of " + std::to_string(in.size) +
+                              " bytes; messages of 2 GiB and more cannot be received");
     // MPI cannot drop a matched message, and a truncating receive is not safe: Open MPI 4.1's
     // shared-memory single-copy path writes the whole message into the short buffer (measured:
-    // a segfault). So it is received whole into a temporary buffer that the caller discards
-    // at once; it never enters the pool or a queue.
-    in.bytes = buffer(static_cast<std::size_t>(count));
-    OFFLOAD_MPI_CHECK(MPI_Mrecv(in.bytes.data(), static_cast<int>(count), MPI_BYTE, &msg, MPI_STATUS_IGNORE));
-    return in;
+    // a segfault). So an oversized one is received whole into a temporary buffer that the
+    // caller discards at once; it never enters the pool or a queue.
+    in.bytes = in.oversized ? buffer(static_cast<std::size_t>(count)) : m_pool.acquire(static_cast<std::size_t>(count));
+    MPI_Request request;
+    OFFLOAD_MPI_CHECK(MPI_Imrecv(in.bytes.data(), static_cast<int>(count), MPI_BYTE, &msg, &request));
+    m_receiving.push_back({request, std::move(in)});
   }
-  in.bytes = m_pool.acquire(static_cast<std::size_t>(count));
-  OFFLOAD_MPI_CHECK(MPI_Mrecv(in.bytes.data(), static_cast<int>(count), MPI_BYTE, &msg, MPI_STATUS_IGNORE));
-  return in;
+  // The first completed receive whose source has no earlier receive still running.
+  std::vector<int> waiting;  // sources with an earlier receive in progress
+  for (auto it = m_receiving.begin(); it != m_receiving.end(); ++it) {
+    if (std::find(waiting.begin(), waiting.end(), it->in.source) != waiting.end()) continue;
+    int done = 0;
+    OFFLOAD_MPI_CHECK(MPI_Test(&it->request, &done, MPI_STATUS_IGNORE));
+    if (!done) {
+      waiting.push_back(it->in.source);
+      continue;
+    }
+    incoming out = std::move(it->in);
+    m_receiving.erase(it);
+    return out;
+  }
+  return std::nullopt;
 }
 
 void endpoint::post(int dest, const std::byte* data, std::size_t size) {

@@ -38,10 +38,15 @@ class endpoint {
       : m_comm(comm), m_pool(pool), m_schedule(emulate) {}
   ~endpoint();
 
-  /// Receives the next message, if one has arrived. Messages over `max_bytes` are received
-  /// into a temporary (unpooled) buffer and flagged `oversized`, for the caller to reject.
-  /// Throws for a message of 2 GiB or more (one MPI_BYTE receive cannot hold it).
+  /// Starts non-blocking receives (MPI_Improbe, MPI_Imrecv) of what has arrived and returns
+  /// the next message whose receive completed, if any: a large message over a long link takes
+  /// round trips to arrive, and the progress thread must not block on it. Messages of one
+  /// source are returned in the order they were matched. Messages over `max_bytes` are received
+  /// into a temporary (unpooled) buffer and flagged `oversized`, for the caller to reject. At
+  /// most `max_receiving` receives run at once; the rest wait in MPI. Throws for a message of
+  /// 2 GiB or more (one MPI_BYTE receive cannot hold it).
   std::optional<incoming> receive(std::uint64_t max_bytes);
+  static constexpr std::size_t max_receiving = 256;
 
   /// Sends `bytes` to `dest`; `done` (optional) runs on the progress thread once MPI no longer
   /// needs the buffer, which then returns to the pool.
@@ -74,9 +79,14 @@ class endpoint {
   void submit(int dest, const std::byte* data, std::size_t size, pending p);
   void post(int dest, const std::byte* data, std::size_t size);
   bool post_due();
+  struct receiving {
+    MPI_Request request;
+    incoming in;
+  };
   MPI_Comm m_comm;
   buffer_pool& m_pool;
   link_schedule m_schedule;
+  std::deque<receiving> m_receiving;  // in match order
   std::map<int, std::deque<delayed>> m_delayed;  // per destination, in release order
   std::size_t m_delayed_count = 0;
   std::vector<MPI_Request> m_requests;
