@@ -24,6 +24,7 @@ receiver_config receiver_settings(const options& o) {
   cfg.device = o.device;
   cfg.max_wait = std::chrono::microseconds(std::int64_t(o.max_wait_us));
   cfg.emulate = emulation(o);
+  cfg.blocking_receive_below = o.blocking_receive_below;
   return cfg;
 }
 
@@ -34,6 +35,7 @@ transmitter_config transmitter_settings(const options& o) {
   cfg.policy = o.routing == "least_outstanding" ? routing::least_outstanding : routing::round_robin;
   cfg.limits.max_message_bytes = o.max_message_bytes;
   cfg.emulate = emulation(o);
+  cfg.blocking_receive_below = o.blocking_receive_below;
   return cfg;
 }
 
@@ -103,6 +105,10 @@ void add_options(CLI::App& app, options& o) {
       ->delimiter(',');
   app.add_option("--max-message-bytes", o.max_message_bytes, "largest message accepted")
       ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{2147483647}));
+  app.add_option("--blocking-receive-below", o.blocking_receive_below,
+                 "messages smaller than this are received with a blocking MPI_Mrecv, larger ones without blocking; "
+                 "over long TCP links use the TCP eager limit (65536) or 0")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 31));
   app.add_option("--tolerance", o.tolerance, "relative and absolute tolerance of --validate")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--device", o.device, "CUDA device of the receivers; -1: local rank modulo the visible devices")

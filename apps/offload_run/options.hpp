@@ -45,6 +45,7 @@ struct options {
   std::string backend = "auto";
   std::vector<std::string> kernel_set;
   std::uint64_t max_message_bytes = std::uint64_t{1} << 30;
+  std::uint64_t blocking_receive_below = 256 << 10;
   double tolerance = 1e-5;
   std::string log_level = "warn";
   std::string wait_policy = "adaptive";

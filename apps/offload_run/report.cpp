@@ -139,6 +139,7 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
                       {"backend", o.backend},
                       {"receiver_threads", o.receiver_threads},
                       {"routing", o.routing},
+                      {"blocking_receive_below", o.blocking_receive_below},
                       {"max_batch", o.max_batch},
                       {"max_wait_us", o.max_wait_us},
                       {"validate", o.validate},

@@ -34,6 +34,13 @@ struct receiver_config {
   /// batch holds what arrived in the same receive sweep.
   std::uint32_t max_batch = 1;
   std::chrono::microseconds max_wait{0};
+  /// Messages below this many bytes are received with a blocking MPI_Mrecv when no other
+  /// receive is running; larger ones with MPI_Imrecv, completed while the progress thread goes
+  /// on. A blocking receive of a message above the transport's eager limit holds the progress
+  /// thread for a rendezvous round trip: over a long TCP link set this to the TCP BTL's eager
+  /// limit (64 KiB) or 0. Non-blocking receives of mid-size messages cost many-to-one rate
+  /// over shared memory (results/overhead.md), hence the default.
+  std::uint64_t blocking_receive_below = 256 << 10;
   /// Emulated distance for the replies this receiver sends (off by default).
   link_emulation emulate;
   /// The communicator to serve on (progress thread only); MPI_COMM_NULL: the runtime's. E.g. a

@@ -98,6 +98,13 @@ struct transmitter_config {
   wire_limits limits;
   /// How long the constructor waits for every receiver's hello_ack, and close() for goodbye_acks.
   std::chrono::milliseconds handshake_timeout = std::chrono::seconds(60);
+  /// Messages below this many bytes are received with a blocking MPI_Mrecv when no other
+  /// receive is running; larger ones with MPI_Imrecv, completed while the progress thread goes
+  /// on. A blocking receive of a message above the transport's eager limit holds the progress
+  /// thread for a rendezvous round trip: over a long TCP link set this to the TCP BTL's eager
+  /// limit (64 KiB) or 0. Non-blocking receives of mid-size messages cost many-to-one rate
+  /// over shared memory (results/overhead.md), hence the default.
+  std::uint64_t blocking_receive_below = 256 << 10;
   /// Emulated distance for the requests this transmitter sends (off by default).
   link_emulation emulate;
   /// The communicator the receivers' ranks refer to; MPI_COMM_NULL: the runtime's. It must

@@ -44,17 +44,44 @@ std::optional<incoming> endpoint::receive(std::uint64_t max_bytes) {
     // a segfault). So an oversized one is received whole into a temporary buffer that the
     // caller discards at once; it never enters the pool or a queue.
     in.bytes = in.oversized ? buffer(static_cast<std::size_t>(count)) : m_pool.acquire(static_cast<std::size_t>(count));
+    if (in.size < m_blocking_below && m_receiving.empty()) {
+      // Small: its data is there (eager) or one local copy away; a blocking receive is cheaper.
+      OFFLOAD_MPI_CHECK(MPI_Mrecv(in.bytes.data(), static_cast<int>(count), MPI_BYTE, &msg, MPI_STATUS_IGNORE));
+      return in;
+    }
     MPI_Request request;
     OFFLOAD_MPI_CHECK(MPI_Imrecv(in.bytes.data(), static_cast<int>(count), MPI_BYTE, &msg, &request));
     m_receiving.push_back({request, std::move(in)});
   }
+  if (auto in = take_ready()) return in;
+  // One MPI_Testsome over every receive still running (each MPI_Test would poll MPI again).
+  m_test_requests.clear();
+  m_test_slots.clear();
+  for (std::size_t i = 0; i < m_receiving.size(); ++i) {
+    if (m_receiving[i].done) continue;
+    m_test_requests.push_back(m_receiving[i].request);
+    m_test_slots.push_back(i);
+  }
+  if (m_test_requests.empty()) return std::nullopt;
+  int outcount = 0;
+  m_indices.resize(m_test_requests.size());
+  OFFLOAD_MPI_CHECK(MPI_Testsome(static_cast<int>(m_test_requests.size()), m_test_requests.data(), &outcount,
+                                 m_indices.data(), MPI_STATUSES_IGNORE));
+  if (outcount <= 0) return std::nullopt;
+  for (int k = 0; k < outcount; ++k) {
+    auto& r = m_receiving[m_test_slots[static_cast<std::size_t>(m_indices[static_cast<std::size_t>(k)])]];
+    r.done = true;
+    r.request = MPI_REQUEST_NULL;
+  }
+  return take_ready();
+}
+
+std::optional<incoming> endpoint::take_ready() {
   // The first completed receive whose source has no earlier receive still running.
   std::vector<int> waiting;  // sources with an earlier receive in progress
   for (auto it = m_receiving.begin(); it != m_receiving.end(); ++it) {
     if (std::find(waiting.begin(), waiting.end(), it->in.source) != waiting.end()) continue;
-    int done = 0;
-    OFFLOAD_MPI_CHECK(MPI_Test(&it->request, &done, MPI_STATUS_IGNORE));
-    if (!done) {
+    if (!it->done) {
       waiting.push_back(it->in.source);
       continue;
     }

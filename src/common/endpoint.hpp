@@ -34,8 +34,11 @@ struct incoming {
 class endpoint {
  public:
   /// With an active `emulate`, sends wait in this endpoint until their emulated release time.
-  endpoint(MPI_Comm comm, buffer_pool& pool, const link_emulation& emulate = {})
-      : m_comm(comm), m_pool(pool), m_schedule(emulate) {}
+  /// Messages below `blocking_receive_below` bytes are received with a blocking MPI_Mrecv when
+  /// no other receive is running (cheaper: their data is there or one local copy away).
+  endpoint(MPI_Comm comm, buffer_pool& pool, const link_emulation& emulate = {},
+           std::uint64_t blocking_receive_below = 0)
+      : m_comm(comm), m_pool(pool), m_schedule(emulate), m_blocking_below(blocking_receive_below) {}
   ~endpoint();
 
   /// Starts non-blocking receives (MPI_Improbe, MPI_Imrecv) of what has arrived and returns
@@ -82,11 +85,16 @@ class endpoint {
   struct receiving {
     MPI_Request request;
     incoming in;
+    bool done = false;
   };
+  std::optional<incoming> take_ready();
   MPI_Comm m_comm;
   buffer_pool& m_pool;
   link_schedule m_schedule;
+  std::uint64_t m_blocking_below;
   std::deque<receiving> m_receiving;  // in match order
+  std::vector<MPI_Request> m_test_requests;
+  std::vector<std::size_t> m_test_slots;
   std::map<int, std::deque<delayed>> m_delayed;  // per destination, in release order
   std::size_t m_delayed_count = 0;
   std::vector<MPI_Request> m_requests;

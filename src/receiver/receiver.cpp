@@ -43,7 +43,7 @@ struct receiver::impl final : progress_client {
   };
 
   impl(runtime& r, const kernel_registry& k, std::size_t expected, receiver_config c)
-      : rt(r), kernels(k), expected_peers(expected), cfg(std::move(c)), ep(cfg.comm != MPI_COMM_NULL ? cfg.comm : r.comm(), pool, cfg.emulate),
+      : rt(r), kernels(k), expected_peers(expected), cfg(std::move(c)), ep(cfg.comm != MPI_COMM_NULL ? cfg.comm : r.comm(), pool, cfg.emulate, cfg.blocking_receive_below),
         be(detail::make_backend(cfg.backend, cfg.device, r.local_rank(), backend_note)) {
     if (!backend_note.empty()) spdlog::warn("receiver rank {}: {}", rt.rank(), backend_note);
     st.backend = be->name();

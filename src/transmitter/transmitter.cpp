@@ -79,7 +79,7 @@ std::string reply_mismatch(const std::vector<product_spec>& expected, const prod
 
 struct transmitter::impl final : progress_client {
   impl(runtime& r, const kernel_registry& k, std::vector<int> receiver_ranks, transmitter_config c)
-      : rt(r), kernels(k), cfg(std::move(c)), pool(std::make_shared<detail::buffer_pool>()), ep(cfg.comm != MPI_COMM_NULL ? cfg.comm : r.comm(), *pool, cfg.emulate) {
+      : rt(r), kernels(k), cfg(std::move(c)), pool(std::make_shared<detail::buffer_pool>()), ep(cfg.comm != MPI_COMM_NULL ? cfg.comm : r.comm(), *pool, cfg.emulate, cfg.blocking_receive_below) {
     if (cfg.credits == 0) throw std::invalid_argument("transmitter credits must be at least 1");
     if (cfg.fallback_threads == 0) throw std::invalid_argument("transmitter fallback threads must be at least 1");
     for (int rank : receiver_ranks) {
