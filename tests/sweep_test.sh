@@ -12,6 +12,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
+[ -x /usr/bin/python3 ] || { echo "SKIP: no /usr/bin/python3 (Debian's python3)"; exit 77; }
+/usr/bin/python3 -c "import matplotlib" 2>/dev/null ||
+  { echo "SKIP: Debian's python3-matplotlib is not installed (scripts/bootstrap.sh installs it)"; exit 77; }
 rows() { /usr/bin/python3 -c "import csv, sys; print(len(list(csv.DictReader(open(sys.argv[1])))))" "$1"; }
 sweep=("$root/scripts/sweep.py" --build "$build" --out "$tmp/s.csv" --warmup-events 2 --max-windows 4)
 common=(-- --kernel mlp --events 20 --threads 1)
