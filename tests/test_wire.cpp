@@ -77,7 +77,7 @@ TEST_CASE("the layout matches the documented format") {
   auto b = sample();
   CHECK(peek<std::uint32_t>(b, off_magic) == 0x464F504D);
   CHECK(std::memcmp(b.data(), "MPOF", 4) == 0);
-  CHECK(peek<std::uint16_t>(b, off_version) == 1);
+  CHECK(peek<std::uint16_t>(b, off_version) == wire_version);
   CHECK(peek<std::uint16_t>(b, off_kind) == 1);
   CHECK(peek<std::uint32_t>(b, off_count) == 2);
   CHECK(peek<std::uint64_t>(b, off_total) == b.size());
@@ -119,7 +119,7 @@ TEST_CASE("malformed messages return their specific error") {
     auto b = sample();
     poke<std::uint16_t>(b, off_kind, 0);
     CHECK(error_of(b) == wire_errc::bad_kind);
-    poke<std::uint16_t>(b, off_kind, 8);
+    poke<std::uint16_t>(b, off_kind, 9);
     CHECK(error_of(b) == wire_errc::bad_kind);
   }
   SECTION("reserved bytes") {

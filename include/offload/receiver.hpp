@@ -41,6 +41,11 @@ struct receiver_config {
   /// limit (64 KiB) or 0. Non-blocking receives of mid-size messages cost many-to-one rate
   /// over shared memory (results/overhead.md), hence the default.
   std::uint64_t blocking_receive_below = 256 << 10;
+  /// A transmitter in session that sends nothing for this long is dropped: its credits are
+  /// reclaimed, replies still owed to it are discarded, and it no longer counts as expected.
+  /// Transmitters learn it in the handshake and send keepalives when idle, so only a vanished
+  /// (or stopped) one is dropped. Zero: never.
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
   /// Emulated distance for the replies this receiver sends (off by default).
   link_emulation emulate;
   /// The communicator to serve on (progress thread only); MPI_COMM_NULL: the runtime's. E.g. a
@@ -58,7 +63,9 @@ struct receiver_stats {
   std::uint64_t handshake_failures = 0;  ///< peers turned away at hello
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
-  std::uint64_t peers_finished = 0;  ///< peers that said goodbye or failed the handshake
+  std::uint64_t peers_finished = 0;  ///< peers that said goodbye, failed the handshake or were dropped
+  std::uint64_t peers_dropped = 0;   ///< peers dropped after `idle_timeout` of silence
+  std::uint64_t replies_discarded = 0;  ///< replies owed to dropped peers: not sent, or their sends abandoned
   std::string backend;              ///< the backend in use ("cpu" or "cuda")
   std::string backend_description;  ///< for cuda: the device report (name, SMs, memory, PCI id, versions)
   /// batch_sizes[n]: how many batches of n requests ran (index 0 unused).
@@ -67,7 +74,7 @@ struct receiver_stats {
 
 /// Serves `expected_peers` transmitters over `rt.comm()` (or `config.comm`). Construction attaches it to the
 /// progress thread; it serves until every expected peer said goodbye (or was turned away at
-/// the handshake) and every reply went out. Not copyable; destroy it before the runtime.
+/// the handshake, or dropped after `idle_timeout`) and every reply went out. Not copyable; destroy it before the runtime.
 class receiver {
  public:
   receiver(runtime& rt, const kernel_registry& kernels, std::size_t expected_peers, receiver_config config = {});

@@ -87,14 +87,17 @@ class result {
 using result_callback = std::function<void(result&&)>;
 
 struct transmitter_config {
-  /// Most requests outstanding at each receiver (must not exceed the receiver's credits).
+  /// Most requests outstanding at each receiver; a receiver that grants fewer (its hello_ack
+  /// carries its credits) gets fewer.
   std::uint32_t credits = 8;
-  /// From submit to reply; past it the request falls back to the CPU.
+  /// From submit to reply; past it the request falls back to the CPU, and its receiver gets no
+  /// new requests until it answers again (any message from it will do).
   std::chrono::microseconds timeout = std::chrono::seconds(30);
   routing policy = routing::round_robin;
   /// Threads that run fallbacks.
   std::size_t fallback_threads = 1;
-  /// Limits applied to replies.
+  /// Limits applied to replies, and to requests: narrowed in the handshake to the smallest of
+  /// every receiver's, so that a request no receiver would accept is refused at submit.
   wire_limits limits;
   /// How long the constructor waits for every receiver's hello_ack, and close() for goodbye_acks.
   std::chrono::milliseconds handshake_timeout = std::chrono::seconds(60);
@@ -121,6 +124,8 @@ struct transmitter_stats {
   std::uint64_t fallback_no_receiver = 0;
   std::uint64_t failed = 0;               ///< results with !ok()
   std::uint64_t late_replies = 0;         ///< replies that came after their request fell back
+  std::uint64_t suspensions = 0;  ///< times a receiver was set aside after a request to it timed out
+  std::uint64_t sessions_lost = 0;  ///< receivers that dropped this transmitter's session (idle timeout)
   std::uint64_t bytes_out = 0;
   std::uint64_t bytes_in = 0;
 };

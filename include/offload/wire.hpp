@@ -30,7 +30,7 @@ namespace offload {
 static_assert(std::endian::native == std::endian::little, "mpi-offload assumes a little-endian host");
 
 inline constexpr std::uint32_t wire_magic = 0x464F504D;  // bytes "MPOF"
-inline constexpr std::uint16_t wire_version = 1;
+inline constexpr std::uint16_t wire_version = 2;
 inline constexpr std::size_t wire_header_size = 64;
 inline constexpr std::size_t wire_entry_size = 32;
 inline constexpr std::size_t wire_alignment = 64;
@@ -44,6 +44,7 @@ enum class message_kind : std::uint16_t {
   hello_ack = 5,    ///< receiver → transmitter: the same; `status` ok or kernel_set_mismatch
   goodbye = 6,      ///< transmitter → receiver: no more requests will follow
   goodbye_ack = 7,  ///< receiver → transmitter: every reply to this peer has been sent
+  keepalive = 8,    ///< transmitter → receiver: still here (sent when idle; no answer)
 };
 std::string_view to_string(message_kind k) noexcept;
 

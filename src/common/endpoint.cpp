@@ -16,6 +16,7 @@ endpoint::~endpoint() {
   // Buffers of sends and receives MPI still owns must not be freed under it: leak them instead.
   // (Delayed sends MPI never saw are simply freed.)
   for (auto& r : m_receiving) static_cast<void>(new buffer(std::move(r.in.bytes)));  // deliberately leaked
+  for (auto& p : m_abandoned) m_pending.push_back(std::move(p));
   for (auto& p : m_pending) {
     static_cast<void>(new buffer(std::move(p.bytes)));                      // deliberately leaked
     static_cast<void>(new std::shared_ptr<const void>(std::move(p.keep_alive)));  // likewise
@@ -139,11 +140,11 @@ std::chrono::steady_clock::time_point endpoint::next_release() const noexcept {
 void endpoint::send(int dest, buffer bytes, std::function<void()> done) {
   const std::byte* data = bytes.data();
   const std::size_t size = bytes.size();
-  submit(dest, data, size, {std::move(bytes), nullptr, std::move(done)});
+  submit(dest, data, size, {dest, std::move(bytes), nullptr, std::move(done)});
 }
 
 void endpoint::send(int dest, std::span<const std::byte> bytes, std::shared_ptr<const void> keep_alive) {
-  submit(dest, bytes.data(), bytes.size(), {{}, std::move(keep_alive), {}});
+  submit(dest, bytes.data(), bytes.size(), {dest, {}, std::move(keep_alive), {}});
 }
 
 bool endpoint::progress_sends() {
@@ -173,6 +174,31 @@ bool endpoint::progress_sends() {
   m_pending.resize(w);
   for (auto& cb : callbacks) cb();
   return true;
+}
+
+std::size_t endpoint::abandon(int dest) {
+  std::size_t n = 0;
+  if (auto it = m_delayed.find(dest); it != m_delayed.end()) {
+    n += it->second.size();
+    m_delayed_count -= it->second.size();
+    m_delayed.erase(it);
+  }
+  std::size_t w = 0;
+  for (std::size_t r = 0; r < m_requests.size(); ++r) {
+    if (m_pending[r].dest == dest) {
+      OFFLOAD_MPI_CHECK(MPI_Request_free(&m_requests[r]));
+      m_pending[r].done = nullptr;
+      m_abandoned.push_back(std::move(m_pending[r]));
+      ++n;
+      continue;
+    }
+    m_requests[w] = m_requests[r];
+    m_pending[w] = std::move(m_pending[r]);
+    ++w;
+  }
+  m_requests.resize(w);
+  m_pending.resize(w);
+  return n;
 }
 
 bool endpoint::drain_sends(double seconds) {

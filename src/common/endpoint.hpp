@@ -64,11 +64,16 @@ class endpoint {
   std::chrono::steady_clock::time_point next_release() const noexcept;
   /// Cancels nothing; waits up to `seconds` for pending sends (shutdown path), false on timeout.
   bool drain_sends(double seconds);
+  /// Gives up on every send to `dest` (a peer that is gone): delayed ones are dropped, posted
+  /// ones are freed with MPI_Request_free (Open MPI cannot cancel a send) and their buffers
+  /// kept until this endpoint is destroyed, since MPI may still read them. Returns how many.
+  std::size_t abandon(int dest);
 
   MPI_Comm comm() const noexcept { return m_comm; }
 
  private:
   struct pending {
+    int dest = -1;
     buffer bytes;
     std::shared_ptr<const void> keep_alive;
     std::function<void()> done;
@@ -99,6 +104,7 @@ class endpoint {
   std::size_t m_delayed_count = 0;
   std::vector<MPI_Request> m_requests;
   std::vector<pending> m_pending;
+  std::vector<pending> m_abandoned;  // freed requests whose buffers MPI may still read
   std::vector<int> m_indices;
 };
 

@@ -69,6 +69,7 @@ std::string_view to_string(message_kind k) noexcept {
     case message_kind::hello_ack: return "hello_ack";
     case message_kind::goodbye: return "goodbye";
     case message_kind::goodbye_ack: return "goodbye_ack";
+    case message_kind::keepalive: return "keepalive";
   }
   return "unknown";
 }
@@ -125,7 +126,7 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
   if (auto version = load<std::uint16_t>(p + h_version); version != wire_version)
     return fail(wire_errc::bad_version, "header field version is ", version, ", this side speaks ", wire_version);
   auto kind = load<std::uint16_t>(p + h_kind);
-  if (kind < 1 || kind > 7) return fail(wire_errc::bad_kind, "header field kind is ", kind, ", expected 1..7");
+  if (kind < 1 || kind > 8) return fail(wire_errc::bad_kind, "header field kind is ", kind, ", expected 1..8");
   if (!all_zero(p + h_reserved0, 4))
     return fail(wire_errc::bad_reserved, "reserved header bytes are not zero");
   auto total = load<std::uint64_t>(p + h_total);

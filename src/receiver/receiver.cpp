@@ -39,7 +39,9 @@ struct receiver::impl final : progress_client {
     bool hello = false;
     bool goodbye = false;
     bool finished = false;
+    bool dropped = false;  // silent past the idle timeout: its replies are discarded
     std::uint32_t outstanding = 0;
+    std::chrono::steady_clock::time_point last_heard;
   };
 
   impl(runtime& r, const kernel_registry& k, std::size_t expected, receiver_config c)
@@ -75,6 +77,7 @@ struct receiver::impl final : progress_client {
   std::map<int, peer_state> peers;
   std::map<std::uint32_t, batch> open_batches;  // by kernel id, while they fill
   std::size_t peers_finished = 0;
+  std::chrono::steady_clock::time_point next_idle_check;
   bool done_signalled = false;
   std::promise<void> done;
   std::shared_future<void> done_future = done.get_future().share();
@@ -92,6 +95,11 @@ struct receiver::impl final : progress_client {
   void handle_request(int source, message m, std::uint64_t received_ns);
   void send_error(int dest, std::uint64_t id, status s, const std::string& text);
   void maybe_finish(int source, peer_state& p);
+  void drop_silent_peers();
+  void finish_peer(peer_state& p);
+  detail::session_terms terms() const {
+    return {cfg.limits, cfg.credits, static_cast<std::uint64_t>(cfg.idle_timeout.count())};
+  }
   template <class F> void count(F&& f) {
     std::lock_guard lock(stats_mutex);
     f(st);
@@ -170,16 +178,20 @@ bool receiver::impl::progress() {
     replies.swap(finished_jobs);
   }
   for (auto& r : replies) {
+    auto& p = peers[r.peer];
+    --p.outstanding;
+    busy = true;
+    if (p.dropped) {
+      count([](receiver_stats& s) { s.replies_discarded += 1; });
+      continue;
+    }
     const auto bytes = r.reply.size();
     ep.send(r.peer, std::move(r.reply));
     count([&](receiver_stats& s) {
       (r.is_error ? s.error_replies : s.replies) += 1;
       s.bytes_out += bytes;
     });
-    auto& p = peers[r.peer];
-    --p.outstanding;
     maybe_finish(r.peer, p);
-    busy = true;
   }
 
   for (int i = 0; i < 64; ++i) {
@@ -197,6 +209,8 @@ bool receiver::impl::progress() {
     for (auto id : due) flush(id);
     busy = busy || !due.empty();
   }
+
+  drop_silent_peers();
 
   if (!done_signalled && peers_finished >= expected_peers && ep.pending_sends() == 0) {
     bool idle = true;
@@ -242,13 +256,19 @@ void receiver::impl::handle(detail::incoming in) {
     return;
   }
   message m = std::move(decoded.value());
+  if (auto it = peers.find(in.source); it != peers.end()) it->second.last_heard = std::chrono::steady_clock::now();
   switch (m.header().kind) {
     case message_kind::hello: handle_hello(in.source, m); break;
+    case message_kind::keepalive:
+      if (auto it = peers.find(in.source); it == peers.end() || !it->second.hello || it->second.finished)
+        send_error(in.source, id, status::no_handshake, "keepalive outside a session");
+      break;
     case message_kind::request: handle_request(in.source, std::move(m), received_ns); return;
     case message_kind::goodbye: {
       auto& p = peers[in.source];
       if (!p.hello || p.goodbye) {
-        send_error(in.source, id, status::no_handshake, "goodbye without a hello before it");
+        send_error(in.source, id, status::no_handshake,
+                   p.dropped ? "goodbye after this receiver dropped the session" : "goodbye without a hello before it");
         break;
       }
       p.goodbye = true;
@@ -267,12 +287,23 @@ void receiver::impl::handle_hello(int source, const message& m) {
     send_error(source, m.header().request_id, status::unexpected_kind, "second hello in the same session");
     return;
   }
-  p = peer_state{};  // a rank that said goodbye may start a new session
-  const std::string theirs = detail::hello_signature(m);
+  const auto hello = detail::parse_hello(m);
+  if (!hello.ok()) {
+    count([](receiver_stats& s) { s.malformed += 1; });
+    spdlog::warn("receiver rank {}: bad hello from rank {}: {}", rt.rank(), source, hello.error);
+    send_error(source, m.header().request_id, status::malformed, "bad hello: " + hello.error);
+    return;
+  }
+  const auto owed = p.outstanding;  // requests of a dropped session still running
+  p = peer_state{};                  // a rank that said goodbye (or was dropped) may start a new session
+  p.outstanding = owed;
+  p.last_heard = std::chrono::steady_clock::now();
+  const std::string& theirs = hello.signature;
   const std::string ours = kernels.signature();
   const bool match = theirs == ours;
+  const auto t = terms();
   auto ack = detail::encode_hello(message_kind::hello_ack, match ? status::ok : status::kernel_set_mismatch, ours,
-                                  rt.host());
+                                  rt.host(), &t);
   write_times(ack.span(), {m.header().times[0], detail::now_ns(), 0});  // for the transmitter's clock offset
   ep.send(source, std::move(ack));
   if (match) {
@@ -282,9 +313,7 @@ void receiver::impl::handle_hello(int source, const message& m) {
   spdlog::error("receiver rank {}: kernel set mismatch with transmitter rank {}: it has [{}], this receiver has [{}]",
                 rt.rank(), source, detail::signature_list(theirs), detail::signature_list(ours));
   count([](receiver_stats& s) { s.handshake_failures += 1; });
-  p.finished = true;
-  ++peers_finished;
-  count([&](receiver_stats& s) { s.peers_finished = peers_finished; });
+  finish_peer(p);
 }
 
 void receiver::impl::handle_request(int source, message m, std::uint64_t received_ns) {
@@ -295,7 +324,10 @@ void receiver::impl::handle_request(int source, message m, std::uint64_t receive
   status s = status::ok;
   if (!p.hello || p.goodbye) {
     s = status::no_handshake;
-    problem = p.goodbye ? "request after goodbye" : "request before the hello handshake";
+    problem = p.goodbye   ? "request after goodbye"
+              : p.dropped ? "request after this receiver dropped the session (silent for more than " +
+                                std::to_string(cfg.idle_timeout.count()) + " ms)"
+                          : "request before the hello handshake";
   } else if (p.outstanding >= cfg.credits) {
     s = status::credit_exceeded;
     problem = "peer already has " + std::to_string(p.outstanding) + " requests outstanding, its credit is " +
@@ -324,9 +356,34 @@ void receiver::impl::handle_request(int source, message m, std::uint64_t receive
 void receiver::impl::maybe_finish(int source, peer_state& p) {
   if (!p.goodbye || p.finished || p.outstanding != 0) return;
   ep.send(source, detail::encode_hello(message_kind::goodbye_ack, status::ok, {}));
+  finish_peer(p);
+}
+
+void receiver::impl::finish_peer(peer_state& p) {
   p.finished = true;
   ++peers_finished;
   count([&](receiver_stats& s) { s.peers_finished = peers_finished; });
+}
+
+void receiver::impl::drop_silent_peers() {
+  if (cfg.idle_timeout.count() <= 0) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_idle_check) return;
+  next_idle_check = now + std::min<std::chrono::milliseconds>(cfg.idle_timeout / 10, std::chrono::milliseconds(100));
+  for (auto& [rank, p] : peers) {
+    if (!p.hello || p.finished || now - p.last_heard < cfg.idle_timeout) continue;
+    const auto abandoned = ep.abandon(rank);
+    spdlog::warn("receiver rank {}: transmitter rank {} sent nothing for {} ms: dropping it, reclaiming its {} "
+                 "credit(s) in use, discarding {} unsent repl(ies) and any still being computed",
+                 rt.rank(), rank, cfg.idle_timeout.count(), p.outstanding, abandoned);
+    p.hello = false;
+    p.dropped = true;
+    count([&](receiver_stats& s) {
+      s.peers_dropped += 1;
+      s.replies_discarded += abandoned;
+    });
+    finish_peer(p);
+  }
 }
 
 receiver::receiver(runtime& rt, const kernel_registry& kernels, std::size_t expected_peers, receiver_config config)

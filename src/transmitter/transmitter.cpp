@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <queue>
 #include <thread>
 #include <unordered_map>
@@ -52,8 +53,13 @@ struct fallback_job {
 struct receiver_link {
   int rank = -1;
   std::uint32_t outstanding = 0;
+  std::uint32_t credits = 0;  // ours, or fewer when the receiver grants fewer
   bool hello_answered = false;
   bool accepted = false;
+  bool suspect = false;  // a request to it timed out: no new ones until it answers again
+  std::optional<detail::session_terms> terms;  // from its hello_ack
+  clock_type::duration keepalive{0};           // send one after this long without sending (0: never)
+  clock_type::time_point last_sent;
   bool goodbye_sent = false;
   bool goodbye_acked = false;
   std::string refusal;
@@ -79,7 +85,8 @@ std::string reply_mismatch(const std::vector<product_spec>& expected, const prod
 
 struct transmitter::impl final : progress_client {
   impl(runtime& r, const kernel_registry& k, std::vector<int> receiver_ranks, transmitter_config c)
-      : rt(r), kernels(k), cfg(std::move(c)), pool(std::make_shared<detail::buffer_pool>()), ep(cfg.comm != MPI_COMM_NULL ? cfg.comm : r.comm(), *pool, cfg.emulate, cfg.blocking_receive_below) {
+      : rt(r), kernels(k), cfg(std::move(c)), pool(std::make_shared<detail::buffer_pool>()), ep(cfg.comm != MPI_COMM_NULL ? cfg.comm : r.comm(), *pool, cfg.emulate, cfg.blocking_receive_below),
+        request_limits(cfg.limits) {
     if (cfg.credits == 0) throw std::invalid_argument("transmitter credits must be at least 1");
     if (cfg.fallback_threads == 0) throw std::invalid_argument("transmitter fallback threads must be at least 1");
     for (int rank : receiver_ranks) {
@@ -109,6 +116,8 @@ struct transmitter::impl final : progress_client {
   using deadline = std::pair<clock_type::time_point, std::uint64_t>;
   std::priority_queue<deadline, std::vector<deadline>, std::greater<>> deadlines;
   std::size_t next_link = 0;
+  clock_type::time_point next_keepalive_check;
+  wire_limits request_limits;  // ours, narrowed to every receiver's in the handshake
 
   // Handshake and goodbye progress, read by the threads that wait for them.
   std::mutex link_mutex;
@@ -138,6 +147,9 @@ struct transmitter::impl final : progress_client {
   void handle(detail::incoming in);
   void dispatch();
   int choose_link();
+  void send_keepalives(clock_type::time_point now);
+  void expire(clock_type::time_point now);
+  void accept_terms();
   void fall_back(request_ptr r, fallback_reason why, std::string remote_error = {});
   void deliver(const request_ptr& r, result&& res);
   void run_fallbacks();
@@ -202,7 +214,7 @@ int transmitter::impl::choose_link() {
   for (std::size_t k = 0; k < n; ++k) {
     const std::size_t i = (next_link + k) % n;
     const auto& l = links[i];
-    if (!l.accepted || l.goodbye_sent || l.outstanding >= cfg.credits) continue;
+    if (!l.accepted || l.goodbye_sent || l.suspect || l.outstanding >= l.credits) continue;
     if (cfg.policy == routing::round_robin) {
       best = static_cast<int>(i);
       break;
@@ -221,7 +233,7 @@ void transmitter::impl::dispatch() {
       continue;
     }
     bool any_receiver = false;
-    for (const auto& l : links) any_receiver = any_receiver || (l.accepted && !l.goodbye_sent);
+    for (const auto& l : links) any_receiver = any_receiver || (l.accepted && !l.goodbye_sent && !l.suspect);
     if (!any_receiver) {
       waiting.pop_front();
       live.erase(r->id);
@@ -235,6 +247,7 @@ void transmitter::impl::dispatch() {
     const auto bytes = r->request.bytes().span();
     r->sent_ns = detail::now_ns();
     ep.send(l.rank, bytes, r);
+    l.last_sent = clock_type::now();
     ++l.outstanding;
     in_flight.emplace(r->id, static_cast<std::size_t>(li));
     count([&](transmitter_stats& s) { s.bytes_out += bytes.size(); });
@@ -259,6 +272,10 @@ void transmitter::impl::handle(detail::incoming in) {
                  in.source);
     return;
   }
+  if (link->suspect) {
+    link->suspect = false;
+    spdlog::info("transmitter rank {}: receiver rank {} answers again; sending it requests again", rt.rank(), in.source);
+  }
   if (decoded && (decoded.value().header().kind == message_kind::hello_ack ||
                   decoded.value().header().kind == message_kind::goodbye_ack)) {
     const auto& m = decoded.value();
@@ -266,18 +283,21 @@ void transmitter::impl::handle(detail::incoming in) {
       std::lock_guard lock(link_mutex);
       if (m.header().kind == message_kind::goodbye_ack) {
         link->goodbye_acked = true;
+      } else if (const auto hello = detail::parse_hello(m); !hello.ok()) {
+        link->hello_answered = true;
+        link->refusal = "receiver rank " + std::to_string(in.source) + " sent a bad hello_ack: " + hello.error;
       } else {
         link->hello_answered = true;
         link->accepted = m.header().status == status::ok;
+        link->terms = hello.terms;
         // One host: one CLOCK_MONOTONIC, no offset. Otherwise NTP-style: the receiver answered
         // halfway through our round trip (error at most half of it).
         const auto& t = m.header().times;
-        link->clock_offset_ns = detail::text_product(m, "host") == rt.host()
-                                    ? 0
-                                    : std::int64_t(t[1]) - std::int64_t((t[0] + replied_ns) / 2);
+        link->clock_offset_ns =
+            hello.host == rt.host() ? 0 : std::int64_t(t[1]) - std::int64_t((t[0] + replied_ns) / 2);
         if (!link->accepted)
           link->refusal = "kernel set mismatch with receiver rank " + std::to_string(in.source) + ": it has [" +
-                          detail::signature_list(detail::hello_signature(m)) + "], this transmitter has [" +
+                          detail::signature_list(hello.signature) + "], this transmitter has [" +
                           detail::signature_list(kernels.signature()) + "]";
       }
     }
@@ -307,6 +327,15 @@ void transmitter::impl::handle(detail::incoming in) {
   request_ptr r = std::move(it->second);
   live.erase(it);
 
+  if (decoded && decoded.value().header().kind == message_kind::error &&
+      decoded.value().header().status == status::no_handshake && link->accepted) {
+    // The receiver dropped our session (it heard nothing from us for its idle timeout).
+    spdlog::warn("transmitter rank {}: receiver rank {} ended this session ({}); sending it nothing more", rt.rank(),
+                 in.source, error_text(decoded.value().view()));
+    std::lock_guard lock(link_mutex);
+    link->accepted = false;
+    count([](transmitter_stats& s) { s.sessions_lost += 1; });
+  }
   std::string problem;
   if (!decoded)
     problem = "malformed reply: " + decoded.error().text;
@@ -353,6 +382,15 @@ bool transmitter::impl::progress() {
   }
   if (!waiting.empty()) dispatch();
   const auto now = clock_type::now();
+  if (!deadlines.empty() && deadlines.top().first <= now) {
+    expire(now);
+    busy = true;
+  }
+  if (now >= next_keepalive_check) send_keepalives(now);
+  return busy;
+}
+
+void transmitter::impl::expire(clock_type::time_point now) {
   while (!deadlines.empty() && deadlines.top().first <= now) {
     const auto id = deadlines.top().second;
     deadlines.pop();
@@ -360,10 +398,45 @@ bool transmitter::impl::progress() {
     if (it == live.end()) continue;
     request_ptr r = std::move(it->second);
     live.erase(it);
+    // Its receiver may be stopped or gone: send it nothing new until it answers again (any
+    // message does). Its late reply, if one comes, is counted and dropped.
+    if (auto f = in_flight.find(id); f != in_flight.end() && !links[f->second].suspect) {
+      auto& l = links[f->second];
+      l.suspect = true;
+      count([](transmitter_stats& s) { s.suspensions += 1; });
+      spdlog::warn("transmitter rank {}: receiver rank {} did not answer request {} within {} ms; no new requests go "
+                   "to it until it answers",
+                   rt.rank(), l.rank, id, std::chrono::duration_cast<std::chrono::milliseconds>(cfg.timeout).count());
+    }
     fall_back(std::move(r), fallback_reason::timeout);
-    busy = true;
   }
-  return busy;
+}
+
+void transmitter::impl::send_keepalives(clock_type::time_point now) {
+  next_keepalive_check = now + std::chrono::milliseconds(100);
+  for (auto& l : links) {
+    if (!l.accepted || l.goodbye_sent || l.keepalive == clock_type::duration::zero() || now - l.last_sent < l.keepalive)
+      continue;
+    ep.send(l.rank, encode({message_kind::keepalive, 0, 0, status::ok}, product_views{}));
+    l.last_sent = now;
+  }
+}
+
+void transmitter::impl::accept_terms() {
+  for (auto& l : links) {
+    if (!l.accepted || !l.terms) continue;
+    const auto& t = *l.terms;
+    l.credits = std::min(cfg.credits, t.credits);
+    if (l.credits < cfg.credits)
+      spdlog::info("transmitter rank {}: receiver rank {} grants {} credits, fewer than the {} configured", rt.rank(),
+                   l.rank, t.credits, cfg.credits);
+    // Keepalives at a quarter of the receiver's idle timeout: three may be late or lost.
+    l.keepalive = std::chrono::milliseconds(t.idle_timeout_ms / 4);
+    l.last_sent = clock_type::now();
+    request_limits.max_message_bytes = std::min(request_limits.max_message_bytes, t.limits.max_message_bytes);
+    request_limits.max_products = std::min(request_limits.max_products, t.limits.max_products);
+    request_limits.max_name_length = std::min(request_limits.max_name_length, t.limits.max_name_length);
+  }
 }
 
 void transmitter::impl::handshake() {
@@ -429,12 +502,16 @@ transmitter::transmitter(runtime& rt, const kernel_registry& kernels, std::vecto
     throw;
   }
   std::string refusals;
-  for (const auto& l : m_impl->links)
-    if (!l.accepted) refusals += (refusals.empty() ? "" : "; ") + l.refusal;
+  {
+    std::lock_guard lock(m_impl->link_mutex);
+    for (const auto& l : m_impl->links)
+      if (!l.accepted) refusals += (refusals.empty() ? "" : "; ") + l.refusal;
+  }
   if (!refusals.empty()) {
     close();
     throw handshake_error(refusals);
   }
+  m_impl->rt.call([&] { m_impl->accept_terms(); });
 }
 
 transmitter::~transmitter() {
@@ -455,15 +532,25 @@ void transmitter::submit(std::string_view kernel_name, const product_views& inpu
   r->id = d.next_id.fetch_add(1);
   r->kernel_id = *id;
   r->done = std::move(done);
+  const wire_limits& limits = d.request_limits;  // set before the constructor returned
+  if (inputs.size() > limits.max_products)
+    throw std::length_error("request has " + std::to_string(inputs.size()) + " products; the limit is " +
+                            std::to_string(limits.max_products) + " (max_products)");
   std::vector<product_spec> specs;
-  for (const auto& p : inputs) specs.push_back({std::string(p.name), p.type, p.count});
-  if (const auto size = message_writer::size_for(specs); size > d.cfg.limits.max_message_bytes)
+  for (const auto& p : inputs) {
+    if (p.name.size() > limits.max_name_length)
+      throw std::length_error("product name '" + std::string(p.name.substr(0, 32)) + "...' has " +
+                              std::to_string(p.name.size()) + " characters; the limit is " +
+                              std::to_string(limits.max_name_length) + " (max_name_length)");
+    specs.push_back({std::string(p.name), p.type, p.count});
+  }
+  if (const auto size = message_writer::size_for(specs); size > limits.max_message_bytes)
     throw std::length_error("request of " + std::to_string(size) + " bytes exceeds the maximum message size of " +
-                            std::to_string(d.cfg.limits.max_message_bytes));
+                            std::to_string(limits.max_message_bytes) + " (max_message_bytes)");
   auto bytes = encode({message_kind::request, r->id, *id, status::ok}, inputs,
                       d.pool->acquire(static_cast<std::size_t>(message_writer::size_for(specs))));
-  auto decoded = message::from(std::move(bytes));
-  if (!decoded) throw std::logic_error("request does not decode: " + decoded.error().text);
+  auto decoded = message::from(std::move(bytes), limits);
+  if (!decoded) throw std::invalid_argument("request rejected: " + decoded.error().text);
   r->request = std::move(decoded.value());
   r->submitted = clock_type::now();
   r->submitted_ns = detail::now_ns();

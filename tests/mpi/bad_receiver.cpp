@@ -22,7 +22,8 @@ void send(runtime& rt, const buffer& b) { offload_test::raw_send(rt, 1, b); }
 void liar(runtime& rt, const kernel_registry& kernels) {
   auto hello = receive(rt);
   EXPECT(hello.header().kind == message_kind::hello, "expected hello");
-  send(rt, detail::encode_hello(message_kind::hello_ack, status::ok, kernels.signature()));
+  const detail::session_terms terms{{}, 8, 0};
+  send(rt, detail::encode_hello(message_kind::hello_ack, status::ok, kernels.signature(), {}, &terms));
   for (int n = 0; n < 5; ++n) {
     auto req = receive(rt);
     const auto id = req.header().request_id;

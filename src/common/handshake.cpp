@@ -1,0 +1,153 @@
+#include "handshake.hpp"
+
+#include <array>
+#include <cstring>
+#include <vector>
+
+namespace offload::detail {
+
+namespace {
+
+constexpr std::size_t max_host_length = 255;
+constexpr std::size_t max_signature_length = 64 * 1024;
+constexpr std::size_t terms_count = 5;  // max message bytes, max products, max name length, credits, idle timeout ms
+
+const std::byte* bytes_of(std::string_view t) { return reinterpret_cast<const std::byte*>(t.data()); }
+
+bool printable(std::string_view t) {
+  for (unsigned char c : t)
+    if (c < 0x21 || c > 0x7e) return false;
+  return true;
+}
+
+/// Every line of a signature is a printable, non-empty kernel name.
+std::string signature_problem(std::string_view sig) {
+  if (sig.size() > max_signature_length)
+    return "kernel list of " + std::to_string(sig.size()) + " bytes exceeds " + std::to_string(max_signature_length);
+  if (!sig.empty() && sig.back() != '\n') return "kernel list does not end with a newline";
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < sig.size(); ++i) {
+    if (sig[i] != '\n') continue;
+    const auto name = sig.substr(start, i - start);
+    if (name.empty()) return "kernel list has an empty line";
+    if (!printable(name)) return "kernel list has a name outside printable ASCII";
+    start = i + 1;
+  }
+  return {};
+}
+
+std::string terms_problem(const session_terms& t) {
+  if (t.limits.max_message_bytes < wire_header_size + wire_entry_size)
+    return "terms: maximum message size " + std::to_string(t.limits.max_message_bytes) + " is below " +
+           std::to_string(wire_header_size + wire_entry_size) + " bytes";
+  if (t.limits.max_products == 0) return "terms: maximum products per message is 0";
+  if (t.limits.max_name_length == 0 || t.limits.max_name_length > 0xffff)
+    return "terms: maximum name length " + std::to_string(t.limits.max_name_length) + " is outside 1..65535";
+  if (t.credits == 0) return "terms: credits are 0";
+  return {};
+}
+
+}  // namespace
+
+buffer encode_hello(message_kind kind, status s, std::string_view signature, std::string_view host,
+                    const session_terms* terms) {
+  std::vector<product_view> items{{"kernels", dtype::u8, signature.size(), bytes_of(signature)}};
+  if (!host.empty()) items.push_back({"host", dtype::u8, host.size(), bytes_of(host)});
+  std::array<std::int64_t, terms_count> t{};
+  if (terms != nullptr) {
+    t = {static_cast<std::int64_t>(terms->limits.max_message_bytes), terms->limits.max_products,
+         terms->limits.max_name_length, terms->credits, static_cast<std::int64_t>(terms->idle_timeout_ms)};
+    items.push_back({"terms", dtype::i64, t.size(), reinterpret_cast<const std::byte*>(t.data())});
+  }
+  return encode({kind, 0, 0, s}, product_views(std::move(items)));
+}
+
+std::string text_product(const message& m, std::string_view name) {
+  const auto* p = m.products().find(name);
+  if (p == nullptr || p->type != dtype::u8) return {};
+  return std::string(reinterpret_cast<const char*>(p->data), static_cast<std::size_t>(p->count));
+}
+
+hello_info parse_hello(const message& m) {
+  hello_info out;
+  const auto kind = m.header().kind;
+  const bool is_ack = kind == message_kind::hello_ack;
+  if (kind != message_kind::hello && !is_ack && kind != message_kind::goodbye && kind != message_kind::goodbye_ack) {
+    out.error = "a '" + std::string(to_string(kind)) + "' message is not part of the handshake";
+    return out;
+  }
+  const product_view* terms = nullptr;
+  bool has_kernels = false;
+  for (const auto& p : m.products()) {
+    if (p.type != (p.name == "terms" ? dtype::i64 : dtype::u8)) {
+      out.error = "product '" + std::string(p.name) + "' has dtype " + std::string(dtype_name(p.type));
+      return out;
+    }
+    if (p.name == "kernels") {
+      has_kernels = true;
+    } else if (p.name == "host" && (kind == message_kind::hello || is_ack)) {
+      if (p.count > max_host_length) {
+        out.error = "host name of " + std::to_string(p.count) + " bytes exceeds " + std::to_string(max_host_length);
+        return out;
+      }
+    } else if (p.name == "terms" && is_ack) {
+      terms = &p;
+    } else {
+      out.error = "a '" + std::string(to_string(kind)) + "' message does not carry a product '" + std::string(p.name) + "'";
+      return out;
+    }
+  }
+  if (!has_kernels) {
+    out.error = "product 'kernels' is missing";
+    return out;
+  }
+  out.signature = text_product(m, "kernels");
+  out.host = text_product(m, "host");
+  if (auto problem = signature_problem(out.signature); !problem.empty()) {
+    out.error = problem;
+    return out;
+  }
+  if (!printable(out.host)) {
+    out.error = "host name has a character outside printable ASCII";
+    return out;
+  }
+  if (!is_ack) return out;
+  if (terms == nullptr || terms->count != terms_count) {
+    out.error = terms == nullptr ? "hello_ack lacks the receiver's terms"
+                                 : "terms have " + std::to_string(terms->count) + " values, expected " +
+                                       std::to_string(terms_count);
+    return out;
+  }
+  std::array<std::int64_t, terms_count> t{};
+  std::memcpy(t.data(), terms->data, sizeof t);
+  for (std::size_t i = 0; i < terms_count; ++i)
+    if (t[i] < 0 || (i >= 1 && i <= 3 && t[i] > 0xffffffff)) {
+      out.error = "terms: value " + std::to_string(i) + " is " + std::to_string(t[i]) + ", outside its range";
+      return out;
+    }
+  session_terms s;
+  s.limits = {static_cast<std::uint64_t>(t[0]), static_cast<std::uint32_t>(t[1]), static_cast<std::uint32_t>(t[2])};
+  s.credits = static_cast<std::uint32_t>(t[3]);
+  s.idle_timeout_ms = static_cast<std::uint64_t>(t[4]);
+  if (auto problem = terms_problem(s); !problem.empty()) {
+    out.error = problem;
+    return out;
+  }
+  out.terms = s;
+  return out;
+}
+
+std::string signature_list(std::string_view signature) {
+  std::string out;
+  for (char c : signature) {
+    if (c == '\n') {
+      out += ", ";
+    } else {
+      out += c;
+    }
+  }
+  if (out.size() >= 2) out.resize(out.size() - 2);
+  return out;
+}
+
+}  // namespace offload::detail
