@@ -2,6 +2,7 @@
 // event loop (event_loop.hpp) of the chosen --workload, offloading its modules (--mode remote)
 // or running them inline (--mode local). Rank 0 prints the summary and writes --csv/--json.
 #include "event_loop.hpp"
+#include "memory.hpp"
 #include "options.hpp"
 #include "placement.hpp"
 #include "report.hpp"
@@ -64,6 +65,8 @@ offload::transmitter_stats minus(offload::transmitter_stats a, const offload::tr
   a.fallback_no_receiver -= b.fallback_no_receiver;
   a.failed -= b.failed;
   a.late_replies -= b.late_replies;
+  a.suspensions -= b.suspensions;
+  a.sessions_lost -= b.sessions_lost;
   a.bytes_out -= b.bytes_out;
   a.bytes_in -= b.bytes_in;
   return a;
@@ -208,6 +211,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
 
   std::vector<double> event_times;
   std::vector<double> requests;  // request_record::doubles per request
+  offload::app::memory_sampler memory;
   if (receiver_rank) {
     const auto cfg = offload::app::receiver_settings(o);
     try {
@@ -221,6 +225,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
 
   if (rx) {
     rt.barrier();
+    memory.mark();
     const auto t0 = std::chrono::steady_clock::now();
     auto s = rx->wait();
     me["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -232,6 +237,8 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
                    {"error_replies", s.error_replies},
                    {"malformed", s.malformed},
                    {"handshake_failures", s.handshake_failures},
+                   {"peers_dropped", s.peers_dropped},
+                   {"replies_discarded", s.replies_discarded},
                    {"bytes_in", s.bytes_in},
                    {"bytes_out", s.bytes_out},
                    {"backend", s.backend},
@@ -277,6 +284,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
         cpu0 = process_cpu_seconds();
         progress_cpu0 = rt.call([] { return thread_cpu_seconds(); });
       }
+      memory.mark();
       offload::app::event_loop loop(tx.get(), w, module_kernels, lo);
       progress_line line(!o.quiet && rank == o.receivers && stderr_is_terminal(), o.events, rank);
       const auto t0 = std::chrono::steady_clock::now();
@@ -307,6 +315,8 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
                      {"failed", s.failed + loop.failed() + warmup_failures},
                      {"mismatches", loop.mismatches()},
                      {"late_replies", s.late_replies},
+                     {"suspensions", s.suspensions},
+                     {"sessions_lost", s.sessions_lost},
                      {"bytes_in", s.bytes_in},
                      {"bytes_out", s.bytes_out},
                      {"stages_not_adding_up", loop.stages_not_adding_up()},
@@ -317,6 +327,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
   }
   const double progress_cpu = rt.call([] { return thread_cpu_seconds(); }) - progress_cpu0;
   me["cpu"] = {{"progress_thread_s", progress_cpu}, {"process_s", process_cpu_seconds() - cpu0}};
+  me["memory"] = memory.stop();
   me["binding"] = {{"bound", o.bind},
                    {"process", where->process_binding()},
                    {"progress_thread", rt.call([&] { return where->thread_binding(); })}};

@@ -14,12 +14,15 @@ link_emulation emulation(const options& o) {
   return e;
 }
 
+wire_limits limits(const options& o) { return {o.max_message_bytes, o.max_products, o.max_name_length}; }
+
 receiver_config receiver_settings(const options& o) {
   receiver_config cfg;
   cfg.credits = o.credits;
   cfg.threads = o.receiver_threads;
   cfg.backend = o.backend;
-  cfg.limits.max_message_bytes = o.max_message_bytes;
+  cfg.limits = limits(o);
+  cfg.idle_timeout = std::chrono::milliseconds(std::llround(o.idle_timeout_ms));
   cfg.max_batch = o.max_batch;
   cfg.device = o.device;
   cfg.max_wait = std::chrono::microseconds(std::int64_t(o.max_wait_us));
@@ -33,7 +36,7 @@ transmitter_config transmitter_settings(const options& o) {
   cfg.credits = o.credits;
   cfg.timeout = std::chrono::microseconds(std::int64_t(o.timeout_ms * 1e3));
   cfg.policy = o.routing == "least_outstanding" ? routing::least_outstanding : routing::round_robin;
-  cfg.limits.max_message_bytes = o.max_message_bytes;
+  cfg.limits = limits(o);
   cfg.emulate = emulation(o);
   cfg.blocking_receive_below = o.blocking_receive_below;
   return cfg;
@@ -103,8 +106,16 @@ void add_options(CLI::App& app, options& o) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   app.add_option("--kernel-set", o.kernel_set, "kernels this rank offers (default: all); ranks must agree")
       ->delimiter(',');
-  app.add_option("--max-message-bytes", o.max_message_bytes, "largest message accepted")
+  app.add_option("--max-message-bytes", o.max_message_bytes, "largest message sent or accepted")
       ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{2147483647}));
+  app.add_option("--max-products", o.max_products, "most products per message sent or accepted")
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--max-name-length", o.max_name_length, "longest product name sent or accepted")
+      ->check(CLI::Range(1, 65535));
+  app.add_option("--idle-timeout-ms", o.idle_timeout_ms,
+                 "receivers drop a transmitter silent this long, reclaiming its credits (transmitters send "
+                 "keepalives at a quarter of it); 0: never")
+      ->check(CLI::Range(0.0, 1e9));
   app.add_option("--blocking-receive-below", o.blocking_receive_below,
                  "messages smaller than this are received with a blocking MPI_Mrecv, larger ones without blocking; "
                  "over long TCP links use the TCP eager limit (65536) or 0")

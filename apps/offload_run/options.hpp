@@ -45,6 +45,9 @@ struct options {
   std::string backend = "auto";
   std::vector<std::string> kernel_set;
   std::uint64_t max_message_bytes = std::uint64_t{1} << 30;
+  std::uint32_t max_products = 1024;
+  std::uint32_t max_name_length = 255;
+  double idle_timeout_ms = 60000;
   std::uint64_t blocking_receive_below = 256 << 10;
   double tolerance = 1e-5;
   std::string log_level = "warn";
@@ -72,6 +75,8 @@ struct options {
 
 /// The emulated link of the --inject-* flags (or --distance).
 link_emulation emulation(const options& o);
+/// The wire limits both roles enforce (--max-message-bytes, --max-products, --max-name-length).
+wire_limits limits(const options& o);
 /// The receiver and transmitter settings the flags give (communicator: the runtime's).
 receiver_config receiver_settings(const options& o);
 transmitter_config transmitter_settings(const options& o);

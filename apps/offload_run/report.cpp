@@ -162,11 +162,17 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
   double wall = 0;
   std::uint64_t events = 0, submitted = 0, remote = 0, fallbacks = 0, errors = 0, bytes = 0, not_adding_up = 0,
                 digest = 0;
+  // Faults and what absorbed them, summed over the ranks that count each.
+  json faults = json::object();
+  for (const char* k : {"fallback_timeout", "fallback_error", "fallback_no_receiver", "late_replies", "suspensions",
+                        "sessions_lost", "peers_dropped", "replies_discarded", "error_replies", "malformed"})
+    faults[k] = 0;
   bool ok = true;
   std::string backend = o.remote_receivers > 0 ? "service" : o.receivers == 0 ? "none" : "";
   for (std::size_t i = 0; i < ranks.size(); ++i) {
     auto& r = ranks[i];
     ok = ok && !r.value("setup_failed", false) && u64(r, "handshake_failures") == 0;
+    for (auto& [k, v] : faults.items()) v = v.get<std::uint64_t>() + u64(r, k.c_str());
     if (r.at("role") == "receiver") {
       const double s = r.value("wall_s", 0.0);
       r["requests_per_s"] = ratio(double(u64(r, "requests")), s);
@@ -272,6 +278,7 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
     for (const char* q : {"mean_ms", "p50_ms", "p90_ms", "p99_ms"})
       total[std::string(stage_keys[s]) + "_" + q] = stages[stage_keys[s]][q];
   total["stages_not_adding_up"] = not_adding_up;
+  total["faults"] = faults;
   total["digest"] = digest_hex;
   total["status"] = ok ? "ok" : "failed";
   report["total"] = total;
@@ -378,12 +385,21 @@ std::string human_summary(const json& rep) {
     }
     os << "(module times: submit to result when remote or fallback, the kernel alone when inline)\n";
   }
+  std::string fault_line;
+  for (const auto& [k, v] : t.at("faults").items())
+    if (v.get<std::uint64_t>() > 0) fault_line += (fault_line.empty() ? "" : ", ") + k + " " + std::to_string(v.get<std::uint64_t>());
+  if (!fault_line.empty()) os << "faults: " << fault_line << "\n";
   for (const auto& r : rep.at("ranks")) {
     const auto& cpu = r.at("cpu");
     const double wall = r.value("wall_s", 0.0);
     std::snprintf(line, sizeof line, "cpu rank %d (%s): progress thread %.3f s (%.1f%% of a core), process %.3f s\n",
                   r["rank"].get<int>(), r["role"].get<std::string>().c_str(), cpu["progress_thread_s"].get<double>(),
                   100.0 * ratio(cpu["progress_thread_s"].get<double>(), wall), cpu["process_s"].get<double>());
+    os << line;
+    const auto& mem = r.at("memory");
+    std::snprintf(line, sizeof line, "memory rank %d (%s): RSS %.1f MiB at start, %.1f MiB at most, %.1f MiB at end\n",
+                  r["rank"].get<int>(), r["role"].get<std::string>().c_str(), double(u64(mem, "rss_start_kib")) / 1024,
+                  double(u64(mem, "rss_max_kib")) / 1024, double(u64(mem, "rss_end_kib")) / 1024);
     os << line;
     if (c["bind"].get<bool>()) {
       const auto& b = r.at("binding");
