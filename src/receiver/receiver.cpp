@@ -78,6 +78,7 @@ struct receiver::impl final : progress_client {
   std::map<std::uint32_t, batch> open_batches;  // by kernel id, while they fill
   std::size_t peers_finished = 0;
   std::chrono::steady_clock::time_point next_idle_check;
+  std::chrono::steady_clock::time_point sends_deadline;  // set once every peer is done
   bool done_signalled = false;
   std::promise<void> done;
   std::shared_future<void> done_future = done.get_future().share();
@@ -212,10 +213,24 @@ bool receiver::impl::progress() {
 
   drop_silent_peers();
 
-  if (!done_signalled && peers_finished >= expected_peers && ep.pending_sends() == 0) {
+  if (!done_signalled && peers_finished >= expected_peers) {
     bool idle = true;
     for (const auto& [rank, p] : peers) idle = idle && p.outstanding == 0;
-    if (idle) {
+    if (idle && ep.pending_sends() > 0) {
+      // Replies still on their way to peers that are done: give them the idle timeout to be
+      // taken (a peer that stopped receiving never takes them).
+      const auto now = std::chrono::steady_clock::now();
+      if (sends_deadline == std::chrono::steady_clock::time_point{})
+        sends_deadline = now + (cfg.idle_timeout.count() > 0 ? cfg.idle_timeout : std::chrono::seconds(60));
+      if (now >= sends_deadline) {
+        std::size_t abandoned = 0;
+        for (const auto& [rank, p] : peers) abandoned += ep.abandon(rank);
+        spdlog::warn("receiver rank {}: every peer is done but {} send(s) were not taken; giving them up", rt.rank(),
+                     abandoned);
+        count([&](receiver_stats& s) { s.replies_discarded += abandoned; });
+      }
+    }
+    if (idle && ep.pending_sends() == 0) {
       done_signalled = true;
       done.set_value();
     }

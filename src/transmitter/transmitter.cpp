@@ -61,6 +61,7 @@ struct receiver_link {
   clock_type::duration keepalive{0};           // send one after this long without sending (0: never)
   clock_type::time_point last_sent;
   bool goodbye_sent = false;
+  bool goodbye_awaited = false;  // close() waits for its goodbye_ack
   bool goodbye_acked = false;
   std::string refusal;
   std::int64_t clock_offset_ns = 0;  // receiver clock minus ours, from the handshake
@@ -463,26 +464,35 @@ void transmitter::impl::handshake() {
 }
 
 void transmitter::impl::say_goodbye() {
+  // A receiver set aside (its requests timed out) may be stopped or dead: it is told goodbye but
+  // not waited for, and sends to it are given up below.
   rt.call([&] {
+    std::lock_guard lock(link_mutex);
     for (auto& l : links) {
       if (!l.accepted || l.goodbye_sent) continue;
       ep.send(l.rank, detail::encode_hello(message_kind::goodbye, status::ok, {}));
       l.goodbye_sent = true;
+      l.goodbye_awaited = !l.suspect;
     }
   });
   {
     std::unique_lock lock(link_mutex);
     const bool acked = link_cv.wait_for(lock, cfg.handshake_timeout, [&] {
       for (const auto& l : links)
-        if (l.goodbye_sent && !l.goodbye_acked) return false;
+        if (l.goodbye_awaited && !l.goodbye_acked) return false;
       return true;
     });
     if (!acked)
       spdlog::warn("transmitter rank {}: not every receiver acknowledged goodbye within {} ms", rt.rank(),
                    cfg.handshake_timeout.count());
   }
-  if (!rt.call([&] { return ep.drain_sends(5.0); }))
-    spdlog::warn("transmitter rank {}: sends still pending at close", rt.rank());
+  const bool drained = rt.call([&] {
+    std::lock_guard lock(link_mutex);
+    for (const auto& l : links)
+      if (l.goodbye_sent && !l.goodbye_acked) ep.abandon(l.rank);
+    return ep.drain_sends(5.0);
+  });
+  if (!drained) spdlog::warn("transmitter rank {}: sends still pending at close", rt.rank());
 }
 
 void transmitter::impl::stop_workers() {

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Faults injected into real runs; every event must still complete with the right result (the
+# digest of a --mode local run of the same events, and --validate), each fault counted.
+#   faults.sh OFFLOAD_RUN MPIEXEC [MPIEXEC ARGS...]
+# 1. stopped receiver: one of two receivers gets SIGSTOP mid-run and SIGCONT 2 s later.
+# 2. stopped sole receiver: the only receiver is stopped; events go to the CPU fallback.
+# 3. killed receiver service: the receivers run as a separate job (--serve) that is killed
+#    (SIGKILL) mid-run; the transmitter job completes every event and exits 0.
+# Prints "FAULTS: ..." lines with the counts (results/reliability.md quotes them).
+set -u
+run=$1
+shift
+mpiexec=("$@")
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]+"${pids[@]}"}"; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+here=$(dirname "$0")
+# The events of every case: about 5 s of work per transmitter rank, so a fault lands mid-run.
+events=(--kernel mlp --events 500 --threads 2 --inflight 4 --cpu-before-ms 5 --seed 11 --quiet)
+
+# pid_of JOB RANK: the offload-run process of MPI rank RANK started under the process JOB.
+pid_of() {
+  for _ in $(seq 100); do
+    for p in $(pgrep offload-run); do
+      local a=$p
+      while [ "$a" -gt 1 ] && [ "$a" != "$1" ]; do a=$(ps -o ppid= -p "$a" | tr -d ' '); [ -n "$a" ] || a=1; done
+      [ "$a" = "$1" ] || continue
+      tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" && { echo "$p"; return 0; }
+    done
+    sleep 0.1
+  done
+  return 1
+}
+
+# local_digest TRANSMITTERS: the digest of the same events run inline by as many ranks.
+local_digest() {
+  timeout -s KILL 120 "${mpiexec[@]}" -np "$1" "$run" --mode local "${events[@]}" 2>&1 |
+    sed -n 's/^digest: //p'
+}
+
+# check NAME JSON DIGEST EXPR...: status ok, no errors, the local digest, and each EXPR.
+check() {
+  local name=$1 json=$2 digest=$3
+  shift 3
+  [ -s "$json" ] || { bad "$name: no report"; return; }
+  python3 "$here/json_check.py" "$json" "d['total']['status'] == 'ok'" "d['total']['errors'] == 0" \
+    "d['total']['digest'] == '$digest'" "$@" || bad "$name: a check failed"
+  python3 - "$json" "$name" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1])); t = d['total']; f = t['faults']
+print(f"FAULTS: {sys.argv[2]}: events {t['events']}, remote {t['remote']}, fallbacks {t['fallbacks']} "
+      f"(timeout {f['fallback_timeout']}, error {f['fallback_error']}, no receiver {f['fallback_no_receiver']}), "
+      f"late replies {f['late_replies']}, receivers set aside {f['suspensions']}, errors {t['errors']}, lost 0")
+EOF
+}
+
+# ---- 1 and 2: SIGSTOP / SIGCONT of a receiver in one job ----
+stop_case() {  # stop_case NAME NP RECEIVERS
+  local name=$1 np=$2 receivers=$3
+  local want
+  want=$(local_digest $((np - receivers)))
+  [ -n "$want" ] || { bad "$name: the local run failed"; return; }
+  timeout -s KILL 150 "${mpiexec[@]}" -np "$np" "$run" --receivers "$receivers" "${events[@]}" --validate \
+    --timeout-ms 300 --json "$tmp/$name.json" >"$tmp/$name.log" 2>&1 &
+  local job=$!
+  local victim
+  victim=$(pid_of $job $((receivers - 1))) || { bad "$name: receiver rank $((receivers - 1)) not found"; wait $job; return; }
+  pids+=("$victim")
+  sleep 1.5  # let the run get going: the fault must land mid-run
+  kill -STOP "$victim" && echo "$name: SIGSTOP receiver rank $((receivers - 1)) (pid $victim)"
+  sleep 2
+  kill -CONT "$victim" && echo "$name: SIGCONT"
+  wait $job
+  local rc=$?
+  grep -vE "CUDA|did not answer" "$tmp/$name.log" | tail -n 4
+  [ $rc -eq 0 ] || { bad "$name: exited $rc"; cat "$tmp/$name.log"; return; }
+  check "$name" "$tmp/$name.json" "$want" "d['total']['faults']['suspensions'] >= 1" \
+    "d['total']['faults']['fallback_timeout'] + d['total']['faults']['fallback_no_receiver'] >= 1" \
+    "d['total']['events'] == $(((np - receivers) * 500))"
+}
+stop_case stopped_receiver 4 2
+python3 "$here/json_check.py" "$tmp/stopped_receiver.json" "d['ranks'][0]['requests'] > d['ranks'][1]['requests']" ||
+  bad "stopped_receiver: the running receiver did not take over"
+stop_case stopped_sole_receiver 3 1
+
+# ---- 3: the receiver service (a separate job) is killed ----
+ompi-server --no-daemonize --report-uri "$tmp/uri" >"$tmp/server.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 200); do [ -s "$tmp/uri" ] && break; sleep 0.1; done
+mpi=("${mpiexec[@]}" --ompi-server "file:$tmp/uri")
+"${mpi[@]}" -np 1 "$run" --serve --port-file "$tmp/port" >"$tmp/rx.log" 2>&1 &
+rx_job=$!
+for _ in $(seq 300); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+if [ -s "$tmp/port" ]; then
+  want=$(local_digest 2)
+  timeout -s KILL 150 "${mpi[@]}" -np 2 "$run" --connect --port-file "$tmp/port" "${events[@]}" --validate \
+    --timeout-ms 300 --json "$tmp/killed.json" >"$tmp/killed.log" 2>&1 &
+  tx_job=$!
+  victim=$(pid_of $rx_job 0)
+  sleep 1.5
+  kill -KILL "$victim" && echo "killed_service: SIGKILL the receiver service (pid $victim)"
+  wait $tx_job
+  rc=$?
+  wait $rx_job 2>/dev/null
+  grep -vE "CUDA|did not answer" "$tmp/killed.log" | tail -n 4
+  if [ $rc -ne 0 ]; then
+    bad "killed_service: the transmitter job exited $rc"
+    cat "$tmp/killed.log"
+  else
+    check killed_service "$tmp/killed.json" "$want" "d['total']['fallbacks'] >= 1" "d['total']['events'] == 1000"
+  fi
+else
+  bad "killed_service: the receiver service wrote no port file: $(cat "$tmp/rx.log")"
+fi
+
+[ $fail -eq 0 ] && echo "PASS: every event completed correctly through every fault"
+exit $fail
