@@ -24,7 +24,8 @@ std::optional<std::vector<product>> join_inputs(const kernel& k, std::span<const
       const auto& v = (*in)[p];
       if (v.name != head.name || v.type != head.type) return std::nullopt;
       if (is_param(head.name) &&
-          (v.count != head.count || std::memcmp(v.data, head.data, static_cast<std::size_t>(head.size_bytes())) != 0))
+          (v.count != head.count ||
+           (head.size_bytes() > 0 && std::memcmp(v.data, head.data, static_cast<std::size_t>(head.size_bytes())) != 0)))
         return std::nullopt;
       count += v.count;
     }

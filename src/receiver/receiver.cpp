@@ -389,7 +389,7 @@ void receiver::impl::drop_silent_peers() {
     if (!p.hello || p.finished || now - p.last_heard < cfg.idle_timeout) continue;
     const auto abandoned = ep.abandon(rank);
     spdlog::warn("receiver rank {}: transmitter rank {} sent nothing for {} ms: dropping it, reclaiming its {} "
-                 "credit(s) in use, discarding {} unsent repl(ies) and any still being computed",
+                 "credit(s) in use, giving up {} repl(ies) it has not taken and discarding any still being computed",
                  rt.rank(), rank, cfg.idle_timeout.count(), p.outstanding, abandoned);
     p.hello = false;
     p.dropped = true;

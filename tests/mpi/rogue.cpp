@@ -46,6 +46,9 @@ void rogue(runtime& rt, const kernel_registry& kernels) {
   expect_error(rt, request(1, *kernels.id_of("echo"), echo_inputs), status::no_handshake, "before the hello",
                "request before hello");
 
+  std::vector<product> bad_list{product::make("kernels", std::vector<std::uint8_t>{'e', 'c', 'h', 'o'})};
+  expect_error(rt, encode({message_kind::hello, 0, 0, status::ok}, product_views(bad_list)), status::malformed,
+               "bad hello: kernel list does not end with a newline", "hello with a bad kernel list");
   auto ack = exchange(rt, detail::encode_hello(message_kind::hello, status::ok, kernels.signature()));
   EXPECT(ack.header().kind == message_kind::hello_ack && ack.header().status == status::ok, "hello refused");
 
@@ -58,7 +61,7 @@ void rogue(runtime& rt, const kernel_registry& kernels) {
   expect_error(rt, bad_version, status::malformed, "version is 9", "bad version");
 
   auto past_table = request(3, 0, echo_inputs);
-  const std::uint32_t many = 1000;
+  const std::uint32_t many = 7;  // within the limit of 8, past the message end
   std::memcpy(past_table.data() + 24, &many, 4);
   expect_error(rt, past_table, status::malformed, "product table", "product count past the table");
 
@@ -71,6 +74,14 @@ void rogue(runtime& rt, const kernel_registry& kernels) {
                "oversized message");
 
   expect_error(rt, request(6, 99, echo_inputs), status::unknown_kernel, "kernel id 99", "unknown kernel id");
+
+  std::vector<product> nine;
+  for (int i = 0; i < 9; ++i) nine.push_back(product::make("p" + std::to_string(i), std::vector<float>{1}));
+  expect_error(rt, request(9, *kernels.id_of("echo"), nine), status::malformed, "product_count is 9, the maximum is 8",
+               "9 products, limit 8");
+  std::vector<product> long_name{product::make(std::string(17, 'n'), std::vector<float>{1})};
+  expect_error(rt, request(10, *kernels.id_of("echo"), long_name), status::malformed, "name length 17 is outside 1..16",
+               "17-character name, limit 16");
 
   std::vector<product> odd{product::make("features", std::vector<float>(17, 0.5f))};
   expect_error(rt, request(7, *kernels.id_of("mlp"), odd), status::bad_input, "not a multiple of 16",
@@ -150,7 +161,7 @@ int main() {
     const auto& kernels = kernel_registry::builtin();
     if (rt.rank() == 0) {
       receiver_config cfg;
-      cfg.limits.max_message_bytes = max_bytes;
+      cfg.limits = {max_bytes, 8, 16};
       cfg.max_batch = 4;  // batching on: bad requests in a batch must not spoil the others
       cfg.max_wait = std::chrono::milliseconds(5);
       receiver rx(rt, kernels, 3, cfg);
@@ -162,9 +173,9 @@ int main() {
       std::printf("receiver: requests %llu, replies %llu, error replies %llu, malformed %llu\n",
                   (unsigned long long)s.requests, (unsigned long long)s.replies, (unsigned long long)s.error_replies,
                   (unsigned long long)s.malformed);
-      EXPECT(s.malformed == 6, "malformed %llu", (unsigned long long)s.malformed);
+      EXPECT(s.malformed == 9, "malformed %llu", (unsigned long long)s.malformed);
       EXPECT(s.replies == 411, "replies %llu", (unsigned long long)s.replies);
-      EXPECT(s.error_replies == 11, "error replies %llu", (unsigned long long)s.error_replies);
+      EXPECT(s.error_replies == 14, "error replies %llu", (unsigned long long)s.error_replies);
     } else if (rt.rank() == 3) {
       rogue(rt, kernels);
     } else {

@@ -1,0 +1,103 @@
+// A transmitter that vanishes without goodbye: rank 2 says hello, sends four 1 MiB echo
+// requests, then neither reads its replies nor sends anything for three idle timeouts. The
+// receiver (rank 0, idle timeout 1 s) must drop it and give up its replies, keep serving the
+// honest transmitter (rank 1), answer rank 2's next request with no_handshake, and serve it
+// again after a new hello. The receiver ends after three sessions: rank 1's, rank 2's dropped
+// one and rank 2's second. Run with 3 ranks.
+#include <offload/receiver.hpp>
+#include <offload/runtime.hpp>
+#include <offload/transmitter.hpp>
+
+#include "../../src/common/handshake.hpp"
+#include "finish.hpp"
+#include "raw.hpp"
+
+#include <chrono>
+#include <thread>
+
+using namespace offload;
+
+namespace {
+
+constexpr auto idle_timeout = std::chrono::milliseconds(1000);
+
+buffer echo_request(std::uint64_t id, const kernel_registry& kernels, std::size_t bytes) {
+  const std::vector<product> in{product::make("v", std::vector<std::uint8_t>(bytes, std::uint8_t(id)))};
+  return encode({message_kind::request, id, *kernels.id_of("echo"), status::ok}, product_views(in));
+}
+
+void vanisher(runtime& rt, const kernel_registry& kernels) {
+  offload_test::raw_send(rt, 0, detail::encode_hello(message_kind::hello, status::ok, kernels.signature()));
+  auto ack = offload_test::raw_receive(rt, 0);
+  const auto hello = detail::parse_hello(ack);
+  EXPECT(hello.ok() && hello.terms && hello.terms->idle_timeout_ms == 1000, "hello_ack terms: %s", hello.error.c_str());
+  for (std::uint64_t id = 1; id <= 4; ++id) {
+    auto b = echo_request(id, kernels, 1 << 20);
+    offload_test::raw_send(rt, 0, b);
+  }
+  // Gone quiet: no keepalive, no reads. (Waiting out the receiver's timeout is the point.)
+  std::this_thread::sleep_for(3 * idle_timeout);
+  offload_test::raw_send(rt, 0, echo_request(99, kernels, 64));
+  int old_replies = 0;
+  for (;;) {  // the replies of the dropped session may still arrive first
+    auto m = offload_test::raw_receive(rt, 0);
+    if (m.header().request_id != 99) {
+      ++old_replies;
+      continue;
+    }
+    EXPECT(m.header().kind == message_kind::error && m.header().status == status::no_handshake,
+           "request after the drop: %s", std::string(to_string(m.header().status)).c_str());
+    std::printf("vanisher: after the drop -> %s: %s (%d old replies arrived first)\n",
+                std::string(to_string(m.header().status)).c_str(), error_text(m.view()).c_str(), old_replies);
+    break;
+  }
+  // A new session works.
+  offload_test::raw_send(rt, 0, detail::encode_hello(message_kind::hello, status::ok, kernels.signature()));
+  auto again = offload_test::raw_receive(rt, 0);
+  EXPECT(again.header().kind == message_kind::hello_ack && again.header().status == status::ok, "second hello refused");
+  offload_test::raw_send(rt, 0, echo_request(100, kernels, 64));
+  auto reply = offload_test::raw_receive(rt, 0);
+  EXPECT(reply.header().kind == message_kind::reply && reply.header().request_id == 100, "no reply in the new session");
+  offload_test::raw_send(rt, 0, detail::encode_hello(message_kind::goodbye, status::ok, {}));
+  auto bye = offload_test::raw_receive(rt, 0);
+  EXPECT(bye.header().kind == message_kind::goodbye_ack, "goodbye not acknowledged");
+}
+
+void honest(runtime& rt, const kernel_registry& kernels) {
+  transmitter tx(rt, kernels, {0});
+  const auto& mlp = *kernels.find("mlp");
+  std::vector<std::vector<product>> inputs;
+  for (int i = 0; i < 200; ++i) inputs.push_back(mlp.make_inputs({std::uint64_t(i), 32, 0}));
+  std::vector<std::future<result>> futures;
+  for (const auto& in : inputs) futures.push_back(tx.submit("mlp", product_views(in)));
+  for (std::size_t i = 0; i < futures.size(); ++i) {
+    auto r = futures[i].get();
+    EXPECT(r.ok() && r.receiver() == 0, "event %zu not served remotely", i);
+    EXPECT(compare_with_cpu(mlp, product_views(inputs[i]), r.products()).empty(), "event %zu: wrong result", i);
+  }
+}
+
+}  // namespace
+
+int main() {
+  return offload_test::run_test(3, [](runtime& rt) {
+    const auto& kernels = kernel_registry::builtin();
+    if (rt.rank() == 0) {
+      receiver_config cfg;
+      cfg.idle_timeout = idle_timeout;
+      receiver rx(rt, kernels, 3, cfg);
+      const auto s = rx.wait();
+      std::printf("receiver: requests %llu, replies %llu, peers dropped %llu, replies discarded %llu, error replies %llu\n",
+                  (unsigned long long)s.requests, (unsigned long long)s.replies, (unsigned long long)s.peers_dropped,
+                  (unsigned long long)s.replies_discarded, (unsigned long long)s.error_replies);
+      EXPECT(s.peers_dropped == 1, "peers dropped: %llu", (unsigned long long)s.peers_dropped);
+      EXPECT(s.requests == 200 + 4 + 1, "requests: %llu", (unsigned long long)s.requests);
+      EXPECT(s.replies_discarded >= 1, "no reply of the vanished peer was given up");
+      EXPECT(s.peers_finished == 3, "sessions finished: %llu", (unsigned long long)s.peers_finished);
+    } else if (rt.rank() == 1) {
+      honest(rt, kernels);
+    } else {
+      vanisher(rt, kernels);
+    }
+  });
+}
