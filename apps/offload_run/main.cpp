@@ -228,6 +228,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     memory.mark();
     const auto t0 = std::chrono::steady_clock::now();
     auto s = rx->wait();
+    me["memory"] = memory.stop();
     me["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     json batches = json::object();
     for (std::size_t n = 1; n < s.batch_sizes.size(); ++n)
@@ -284,8 +285,8 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
         cpu0 = process_cpu_seconds();
         progress_cpu0 = rt.call([] { return thread_cpu_seconds(); });
       }
-      memory.mark();
       offload::app::event_loop loop(tx.get(), w, module_kernels, lo);
+      memory.mark();  // after the loop's result storage is allocated and touched
       progress_line line(!o.quiet && rank == o.receivers && stderr_is_terminal(), o.events, rank);
       const auto t0 = std::chrono::steady_clock::now();
       loop.run([&](std::uint64_t done) { line(done); },
@@ -295,6 +296,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
                  worker_binding[std::size_t(t)] = where->thread_binding();
                });
       me["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      me["memory"] = memory.stop();  // before the report's own allocations
       offload::transmitter_stats s;
       if (tx) {
         tx->close();
@@ -327,7 +329,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
   }
   const double progress_cpu = rt.call([] { return thread_cpu_seconds(); }) - progress_cpu0;
   me["cpu"] = {{"progress_thread_s", progress_cpu}, {"process_s", process_cpu_seconds() - cpu0}};
-  me["memory"] = memory.stop();
+  if (!me.contains("memory")) me["memory"] = memory.stop();
   me["binding"] = {{"bound", o.bind},
                    {"process", where->process_binding()},
                    {"progress_thread", rt.call([&] { return where->thread_binding(); })}};

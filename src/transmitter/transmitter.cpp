@@ -56,12 +56,11 @@ struct receiver_link {
   std::uint32_t credits = 0;  // ours, or fewer when the receiver grants fewer
   bool hello_answered = false;
   bool accepted = false;
-  bool suspect = false;  // a request to it timed out: no new ones until it answers again
+  bool suspect = false;  // a request to it timed out: no new ones until it answers (guarded by link_mutex)
   std::optional<detail::session_terms> terms;  // from its hello_ack
   clock_type::duration keepalive{0};           // send one after this long without sending (0: never)
   clock_type::time_point last_sent;
   bool goodbye_sent = false;
-  bool goodbye_awaited = false;  // close() waits for its goodbye_ack
   bool goodbye_acked = false;
   std::string refusal;
   std::int64_t clock_offset_ns = 0;  // receiver clock minus ours, from the handshake
@@ -274,6 +273,7 @@ void transmitter::impl::handle(detail::incoming in) {
     return;
   }
   if (link->suspect) {
+    std::lock_guard lock(link_mutex);
     link->suspect = false;
     spdlog::info("transmitter rank {}: receiver rank {} answers again; sending it requests again", rt.rank(), in.source);
   }
@@ -403,7 +403,10 @@ void transmitter::impl::expire(clock_type::time_point now) {
     // message does). Its late reply, if one comes, is counted and dropped.
     if (auto f = in_flight.find(id); f != in_flight.end() && !links[f->second].suspect) {
       auto& l = links[f->second];
-      l.suspect = true;
+      {
+        std::lock_guard lock(link_mutex);
+        l.suspect = true;
+      }
       count([](transmitter_stats& s) { s.suspensions += 1; });
       spdlog::warn("transmitter rank {}: receiver rank {} did not answer request {} within {} ms; no new requests go "
                    "to it until it answers",
@@ -464,22 +467,21 @@ void transmitter::impl::handshake() {
 }
 
 void transmitter::impl::say_goodbye() {
-  // A receiver set aside (its requests timed out) may be stopped or dead: it is told goodbye but
-  // not waited for, and sends to it are given up below.
+  // A receiver set aside (a request to it timed out) may be stopped or dead: it is told goodbye
+  // but not waited for (unless it answers meanwhile), and sends to it are given up below.
   rt.call([&] {
     std::lock_guard lock(link_mutex);
     for (auto& l : links) {
       if (!l.accepted || l.goodbye_sent) continue;
       ep.send(l.rank, detail::encode_hello(message_kind::goodbye, status::ok, {}));
       l.goodbye_sent = true;
-      l.goodbye_awaited = !l.suspect;
     }
   });
   {
     std::unique_lock lock(link_mutex);
     const bool acked = link_cv.wait_for(lock, cfg.handshake_timeout, [&] {
       for (const auto& l : links)
-        if (l.goodbye_awaited && !l.goodbye_acked) return false;
+        if (l.goodbye_sent && !l.goodbye_acked && !l.suspect) return false;
       return true;
     });
     if (!acked)

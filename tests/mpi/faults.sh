@@ -53,7 +53,7 @@ check() {
     "d['total']['digest'] == '$digest'" "$@" || bad "$name: a check failed"
   python3 - "$json" "$name" <<'EOF'
 import json, sys
-d = json.load(open(sys.argv[1])); t = d['total']; f = t['faults']
+d = json.load(open(sys.argv[1])); t = d['total']; f = {k[7:]: v for k, v in t.items() if k.startswith('faults_')}
 print(f"FAULTS: {sys.argv[2]}: events {t['events']}, remote {t['remote']}, fallbacks {t['fallbacks']} "
       f"(timeout {f['fallback_timeout']}, error {f['fallback_error']}, no receiver {f['fallback_no_receiver']}), "
       f"late replies {f['late_replies']}, receivers set aside {f['suspensions']}, errors {t['errors']}, lost 0")
@@ -80,8 +80,8 @@ stop_case() {  # stop_case NAME NP RECEIVERS
   local rc=$?
   grep -vE "CUDA|did not answer" "$tmp/$name.log" | tail -n 4
   [ $rc -eq 0 ] || { bad "$name: exited $rc"; cat "$tmp/$name.log"; return; }
-  check "$name" "$tmp/$name.json" "$want" "d['total']['faults']['suspensions'] >= 1" \
-    "d['total']['faults']['fallback_timeout'] + d['total']['faults']['fallback_no_receiver'] >= 1" \
+  check "$name" "$tmp/$name.json" "$want" "d['total']['faults_suspensions'] >= 1" \
+    "d['total']['faults_fallback_timeout'] + d['total']['faults_fallback_no_receiver'] >= 1" \
     "d['total']['events'] == $(((np - receivers) * 500))"
 }
 stop_case stopped_receiver 4 2

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# ThreadSanitizer on the threaded core (preset tsan): the work queues and buffer pool (unit
+# tests), then transmitters, receivers and progress threads on real ranks: one-to-one,
+# many-to-one, batching, the transmitter API from many threads, timeouts and fallbacks, a
+# vanished transmitter, and the fault cases. Suppressions cover Open MPI's internals only
+# (tests/sanitizers/tsan.supp). Extra arguments go to ctest.
+#   scripts/tsan.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OFFLOAD_PRESET=tsan scripts/build.sh >/dev/null
+source scripts/env.sh
+# halt_on_error: a race fails the test at once. history_size: longer stacks for the second access.
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:history_size=4:suppressions=$PWD/tests/sanitizers/tsan.supp}
+ctest --preset tsan -R "unit.common|mpi.one_to_one$|mpi.three_to_one|mpi.batching|mpi.transmitter_api|mpi.timeout_fallback|mpi.vanished_transmitter|mpi.limits|mpi.wait_policy_block|mpi.faults" "$@"
