@@ -6,6 +6,9 @@
 # 2. stopped sole receiver: the only receiver is stopped; events go to the CPU fallback.
 # 3. killed receiver service: the receivers run as a separate job (--serve) that is killed
 #    (SIGKILL) mid-run; the transmitter job completes every event and exits 0.
+# 4. killed transmitter job: a transmitter of a job connected to a receiver service is killed
+#    (SIGKILL; its mpirun then ends the whole job); the service drops the job's ranks after its
+#    idle timeout, reclaims their credits, and serves the next job.
 # Prints "FAULTS: ..." lines with the counts (results/reliability.md quotes them).
 set -u
 run=$1
@@ -118,6 +121,29 @@ if [ -s "$tmp/port" ]; then
 else
   bad "killed_service: the receiver service wrote no port file: $(cat "$tmp/rx.log")"
 fi
+
+# ---- 4: a transmitter job connected to the service is killed ----
+"${mpi[@]}" -np 1 "$run" --serve --port-file "$tmp/port4" --idle-timeout-ms 2000 >"$tmp/rx4.log" 2>&1 &
+rx_job=$!
+for _ in $(seq 300); do [ -s "$tmp/port4" ] && break; sleep 0.1; done
+timeout -s KILL 150 "${mpi[@]}" -np 2 "$run" --connect --port-file "$tmp/port4" --kernel echo --size 1000000 \
+  --events 100000 --quiet >"$tmp/doomed.log" 2>&1 &
+doomed=$!
+victim=$(pid_of $doomed 0)
+sleep 1.5
+kill -KILL "$victim" && echo "killed_transmitter: SIGKILL transmitter rank 0 (pid $victim)"
+wait $doomed
+out=$(timeout -s KILL 120 "${mpi[@]}" -np 2 "$run" --connect --port-file "$tmp/port4" --kernel mlp --events 100 \
+  --validate --quiet 2>&1)
+echo "$out" | grep -E "^ +all|^status" | sed "s/^/killed_transmitter: next job: /"
+echo "$out" | grep -Eq "^ +all +200 .* 200 +0 +0$" || bad "killed_transmitter: the next job was not served: $out"
+timeout -s KILL 60 "${mpi[@]}" -np 1 "$run" --stop --port-file "$tmp/port4" >/dev/null 2>&1 || bad "killed_transmitter: --stop failed"
+wait $rx_job || bad "killed_transmitter: the service exited $?"
+grep -E "dropping it|session [0-9]+ .* done|served" "$tmp/rx4.log" | sed "s/^/killed_transmitter: /"
+dropped=$(grep -c "dropping it" "$tmp/rx4.log")
+[ "$dropped" -eq 2 ] || bad "killed_transmitter: the service dropped $dropped transmitters, expected 2"
+grep -q "served 2 session(s)" "$tmp/rx4.log" || bad "killed_transmitter: the service did not serve 2 sessions"
+echo "FAULTS: killed_transmitter: 2 transmitter ranks dropped after the idle timeout, the service served the next job"
 
 [ $fail -eq 0 ] && echo "PASS: every event completed correctly through every fault"
 exit $fail
