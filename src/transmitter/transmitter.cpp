@@ -306,6 +306,16 @@ void transmitter::impl::handle(detail::incoming in) {
     return;
   }
 
+  if (decoded && decoded.value().header().kind == message_kind::error &&
+      decoded.value().header().status == status::no_handshake && link->accepted) {
+    // The receiver dropped our session (it heard nothing from us for its idle timeout).
+    spdlog::warn("transmitter rank {}: receiver rank {} ended this session ({}); sending it nothing more", rt.rank(),
+                 in.source, error_text(decoded.value().view()));
+    std::lock_guard lock(link_mutex);
+    link->accepted = false;
+    count([](transmitter_stats& s) { s.sessions_lost += 1; });
+  }
+
   // A reply or an error for a request; the id comes from the header even when it is malformed.
   const std::uint64_t id = decoded ? decoded.value().header().request_id : peeked;
   auto flight = in_flight.find(id);
@@ -328,15 +338,6 @@ void transmitter::impl::handle(detail::incoming in) {
   request_ptr r = std::move(it->second);
   live.erase(it);
 
-  if (decoded && decoded.value().header().kind == message_kind::error &&
-      decoded.value().header().status == status::no_handshake && link->accepted) {
-    // The receiver dropped our session (it heard nothing from us for its idle timeout).
-    spdlog::warn("transmitter rank {}: receiver rank {} ended this session ({}); sending it nothing more", rt.rank(),
-                 in.source, error_text(decoded.value().view()));
-    std::lock_guard lock(link_mutex);
-    link->accepted = false;
-    count([](transmitter_stats& s) { s.sessions_lost += 1; });
-  }
   std::string problem;
   if (!decoded)
     problem = "malformed reply: " + decoded.error().text;
