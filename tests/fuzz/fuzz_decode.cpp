@@ -4,19 +4,11 @@
 // names, types, counts and bytes.
 #include <offload/wire.hpp>
 
-#include <cstdio>
-#include <cstdlib>
+#include "require.hpp"
+
 #include <cstring>
 
-namespace {
-
-void require(bool ok, const char* what) {
-  if (ok) return;
-  std::fprintf(stderr, "fuzz_decode: broken promise: %s\n", what);
-  std::abort();
-}
-
-}  // namespace
+using offload_fuzz::require;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace offload;

@@ -4,19 +4,11 @@
 // and encoding what it parsed must parse back to the same.
 #include "../../src/common/handshake.hpp"
 
-#include <cstdio>
-#include <cstdlib>
+#include "require.hpp"
+
 #include <cstring>
 
-namespace {
-
-void require(bool ok, const char* what) {
-  if (ok) return;
-  std::fprintf(stderr, "fuzz_handshake: broken promise: %s\n", what);
-  std::abort();
-}
-
-}  // namespace
+using offload_fuzz::require;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace offload;
