@@ -386,7 +386,8 @@ void receiver::impl::drop_silent_peers() {
   if (now < next_idle_check) return;
   next_idle_check = now + std::min<std::chrono::milliseconds>(cfg.idle_timeout / 10, std::chrono::milliseconds(100));
   for (auto& [rank, p] : peers) {
-    if (!p.hello || p.finished || now - p.last_heard < cfg.idle_timeout) continue;
+    // (A peer that said goodbye is waiting for us, not gone: its last replies are still owed.)
+    if (!p.hello || p.goodbye || p.finished || now - p.last_heard < cfg.idle_timeout) continue;
     const auto abandoned = ep.abandon(rank);
     spdlog::warn("receiver rank {}: transmitter rank {} sent nothing for {} ms: dropping it, reclaiming its {} "
                  "credit(s) in use, giving up {} repl(ies) it has not taken and discarding any still being computed",
