@@ -5,7 +5,8 @@
 # 1. stopped receiver: one of two receivers gets SIGSTOP mid-run and SIGCONT 2 s later.
 # 2. stopped sole receiver: the only receiver is stopped; events go to the CPU fallback.
 # 3. killed receiver service: the receivers run as a separate job (--serve) that is killed
-#    (SIGKILL) mid-run; the transmitter job completes every event and exits 0.
+#    (SIGKILL) mid-run; the transmitter job completes and reports every event (its exit may
+#    hang in Open MPI's teardown: then it is killed 30 s after its report, and that is said).
 # 4. killed transmitter job: a transmitter of a job connected to a receiver service is killed
 #    (SIGKILL; its mpirun then ends the whole job); the service drops the job's ranks after its
 #    idle timeout, reclaims their credits, and serves the next job.
@@ -109,14 +110,24 @@ if [ -s "$tmp/port" ]; then
   victim=$(pid_of $rx_job 0)
   sleep 1.5
   kill -KILL "$victim" && echo "killed_service: SIGKILL the receiver service (pid $victim)"
+  # Every event must complete and be reported. The job's exit may then hang in Open MPI's
+  # teardown (MPI_Comm_disconnect/MPI_Finalize wait for a send to the dead job that never
+  # completes; seen in 1 of 4 runs here, results/reliability.md): give it 30 s after the report.
+  for _ in $(seq 1200); do [ -s "$tmp/killed.json" ] || ! kill -0 $tx_job 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 300); do kill -0 $tx_job 2>/dev/null || break; sleep 0.1; done
+  if kill -0 $tx_job 2>/dev/null; then
+    echo "killed_service: NOTE: the transmitter job wrote its report but hung in MPI teardown; ending it"
+    kill -TERM $tx_job  # timeout passes it to mpirun, which ends its ranks
+  fi
   wait $tx_job
   rc=$?
   wait $rx_job 2>/dev/null
   grep -vE "CUDA|did not answer" "$tmp/killed.log" | tail -n 4
-  if [ $rc -ne 0 ]; then
-    bad "killed_service: the transmitter job exited $rc"
+  if [ ! -s "$tmp/killed.json" ]; then
+    bad "killed_service: the transmitter job exited $rc without a report"
     cat "$tmp/killed.log"
   else
+    [ $rc -eq 0 ] || echo "killed_service: the transmitter job exited $rc after its report"
     check killed_service "$tmp/killed.json" "$want" 1000 "d['total']['fallbacks'] >= 1"
   fi
 else
