@@ -72,12 +72,26 @@ struct receiver_stats {
   std::vector<std::uint64_t> batch_sizes;
 };
 
+/// Serve over gRPC instead of MPI: listen on `address` ("host:port"; port 0 picks a free one,
+/// see receiver::port()) with `threads` completion-queue threads. Each transmitter's stream
+/// is one peer.
+struct grpc_listen {
+  std::string address;
+  std::size_t threads = 2;
+};
+
 /// Serves `expected_peers` transmitters over `rt.comm()` (or `config.comm`). Construction attaches it to the
 /// progress thread; it serves until every expected peer said goodbye (or was turned away at
 /// the handshake, or dropped after `idle_timeout`) and every reply went out. Not copyable; destroy it before the runtime.
 class receiver {
  public:
   receiver(runtime& rt, const kernel_registry& kernels, std::size_t expected_peers, receiver_config config = {});
+  /// The same over gRPC (`config.comm` and `blocking_receive_below` do not apply); it listens
+  /// once constructed. Throws std::runtime_error when it cannot listen or the build has no gRPC.
+  receiver(runtime& rt, const kernel_registry& kernels, grpc_listen listen, std::size_t expected_peers,
+           receiver_config config = {});
+  /// The port it listens on (gRPC; 0 over MPI).
+  int port() const noexcept;
   ~receiver();
   receiver(const receiver&) = delete;
   receiver& operator=(const receiver&) = delete;

@@ -38,6 +38,10 @@ struct progress_options {
   /// threads must block in MPI themselves (MPI_Comm_accept of a receiver service) while the
   /// progress thread keeps serving. The library's own calls stay on the progress thread.
   bool thread_multiple = false;
+  /// False: no MPI in this process at all (a gRPC-only program, run without mpirun): rank 0 of
+  /// 1, comm() is MPI_COMM_NULL, barrier() and all_agree() involve no other process, and
+  /// abort() exits. The progress thread serves its clients all the same.
+  bool mpi = true;
 };
 
 /// Something the progress thread polls. `progress` runs on the progress thread only.
@@ -52,7 +56,8 @@ class progress_client {
 };
 
 /// Owns MPI for this process: initialisation, a duplicate of MPI_COMM_WORLD (errors
-/// return), the progress thread, and MPI_Finalize when destroyed. One per process.
+/// return), the progress thread, and MPI_Finalize when destroyed. One per process. (Without
+/// MPI, see progress_options::mpi: the progress thread only.)
 class runtime {
  public:
   explicit runtime(const progress_options& options = {});
@@ -66,9 +71,9 @@ class runtime {
   /// (MPI_Comm_split_type with MPI_COMM_TYPE_SHARED): the usual way to pick a GPU.
   int local_rank() const noexcept;
   int local_size() const noexcept;
-  /// This rank's duplicate of MPI_COMM_WORLD. Use it only on the progress thread.
+  /// This rank's duplicate of MPI_COMM_WORLD (MPI_COMM_NULL without MPI). Use it only on the progress thread.
   MPI_Comm comm() const noexcept;
-  /// MPI_Get_processor_name of this rank.
+  /// MPI_Get_processor_name of this rank (without MPI: the host name).
   const std::string& host() const noexcept;
   /// True when the calling thread is the progress thread.
   bool on_progress_thread() const noexcept;

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// The transmitter: what an event loop links. Worker threads `submit` a kernel name and input
-/// products; the request goes to a receiver over MPI and the outputs come back to a callback.
+/// products; the request goes to a receiver over MPI (or gRPC) and the outputs come back to a callback.
 /// When no receiver answers in time, answers with an error, or there is none, the kernel's CPU
 /// implementation runs locally (fallback) and the callback still gets a correct result.
 
@@ -61,7 +61,8 @@ class result {
   const std::string& error() const noexcept { return m_error; }
   /// The output products (empty when !ok()).
   const product_views& products() const noexcept { return m_message.products(); }
-  /// Rank of the receiver that computed it, or -1 for a local fallback.
+  /// The receiver that computed it (its rank; over gRPC its index in the address list), or -1
+  /// for a local fallback.
   int receiver() const noexcept { return m_receiver; }
   fallback_reason fallback() const noexcept { return m_fallback; }
   /// The receiver's error text when fallback() == error_reply.
@@ -130,12 +131,22 @@ struct transmitter_stats {
   std::uint64_t bytes_in = 0;
 };
 
+/// Receivers reached over gRPC instead of MPI: "host:port" each (offload-serve, or a receiver
+/// constructed with grpc_listen). Everything else (credits, timeouts, fallback, statistics)
+/// is the same.
+struct grpc_receivers {
+  std::vector<std::string> addresses;
+};
+
 /// Sends requests to `receivers` (ranks of rt.comm()). The constructor performs the handshake
 /// with each and throws handshake_error on a mismatch (after saying goodbye to the others).
 /// Thread-safe: any number of threads may submit at once. Destroy it before the runtime.
 class transmitter {
  public:
   transmitter(runtime& rt, const kernel_registry& kernels, std::vector<int> receivers, transmitter_config config = {});
+  /// The same over gRPC. `config.comm` and `blocking_receive_below` do not apply. Throws
+  /// handshake_error when a receiver cannot be reached, std::runtime_error when the build has no gRPC.
+  transmitter(runtime& rt, const kernel_registry& kernels, grpc_receivers receivers, transmitter_config config = {});
   ~transmitter();
   transmitter(const transmitter&) = delete;
   transmitter& operator=(const transmitter&) = delete;
@@ -153,6 +164,7 @@ class transmitter {
   transmitter_stats stats() const;
 
  private:
+  void start();  // attach, handshake
   struct impl;
   std::shared_ptr<impl> m_impl;
 };

@@ -1,133 +1,21 @@
 #include "endpoint.hpp"
 
 #include "clock.hpp"
-#include "mpi_check.hpp"
 
-#include <offload/wire.hpp>
-
-#include <algorithm>
-#include <chrono>
 #include <limits>
-#include <mutex>
 #include <thread>
 
 namespace offload::detail {
 
-namespace {
-
-/// Buffers of sends and receives that MPI may still use when their endpoint goes: kept for the
-/// life of the process (reachable, so LeakSanitizer does not count them as leaks).
-struct graveyard {
-  std::mutex mutex;
-  std::vector<buffer> buffers;
-  std::vector<std::shared_ptr<const void>> others;
-};
-graveyard& the_graveyard() {
-  static auto* g = new graveyard;  // never destroyed: MPI may write into these until exit
-  return *g;
-}
-
-}  // namespace
-
-endpoint::~endpoint() {
-  // Buffers MPI still owns must not be freed under it. (Delayed sends MPI never saw are freed.)
-  auto& g = the_graveyard();
-  std::lock_guard lock(g.mutex);
-  for (auto& r : m_receiving) g.buffers.push_back(std::move(r.in.bytes));
-  for (auto* list : {&m_pending, &m_abandoned})
-    for (auto& p : *list) {
-      if (p.bytes.size() > 0) g.buffers.push_back(std::move(p.bytes));
-      if (p.keep_alive) g.others.push_back(std::move(p.keep_alive));
-    }
-}
-
-std::optional<incoming> endpoint::receive(std::uint64_t max_bytes) {
-  // Match everything that has arrived and start receiving it.
-  while (m_receiving.size() < max_receiving) {
-    int flag = 0;
-    MPI_Message msg;
-    MPI_Status st;
-    OFFLOAD_MPI_CHECK(MPI_Improbe(MPI_ANY_SOURCE, offload_tag, m_comm, &flag, &msg, &st));
-    if (!flag) break;
-    MPI_Count count = 0;
-    OFFLOAD_MPI_CHECK(MPI_Get_elements_x(&st, MPI_BYTE, &count));
-    incoming in;
-    in.source = st.MPI_SOURCE;
-    in.size = static_cast<std::uint64_t>(count);
-    in.oversized = in.size > max_bytes;
-    if (count > std::numeric_limits<int>::max())
-      throw std::length_error("rank " + std::to_string(in.source) + " sent a message of " + std::to_string(in.size) +
-                              " bytes; messages of 2 GiB and more cannot be received");
-    // MPI cannot drop a matched message, and a truncating receive is not safe: Open MPI 4.1's
-    // shared-memory single-copy path writes the whole message into the short buffer (measured:
-    // a segfault). So an oversized one is received whole into a temporary buffer that the
-    // caller discards at once; it never enters the pool or a queue.
-    in.bytes = in.oversized ? buffer(static_cast<std::size_t>(count)) : m_pool.acquire(static_cast<std::size_t>(count));
-    if (in.size < m_blocking_below && m_receiving.empty()) {
-      // Small: its data is there (eager) or one local copy away; a blocking receive is cheaper.
-      OFFLOAD_MPI_CHECK(MPI_Mrecv(in.bytes.data(), static_cast<int>(count), MPI_BYTE, &msg, MPI_STATUS_IGNORE));
-      return in;
-    }
-    MPI_Request request;
-    OFFLOAD_MPI_CHECK(MPI_Imrecv(in.bytes.data(), static_cast<int>(count), MPI_BYTE, &msg, &request));
-    m_receiving.push_back({request, std::move(in)});
-  }
-  if (auto in = take_ready()) return in;
-  // One MPI_Testsome over every receive still running (each MPI_Test would poll MPI again).
-  m_test_requests.clear();
-  m_test_slots.clear();
-  for (std::size_t i = 0; i < m_receiving.size(); ++i) {
-    if (m_receiving[i].done) continue;
-    m_test_requests.push_back(m_receiving[i].request);
-    m_test_slots.push_back(i);
-  }
-  if (m_test_requests.empty()) return std::nullopt;
-  int outcount = 0;
-  m_indices.resize(m_test_requests.size());
-  OFFLOAD_MPI_CHECK(MPI_Testsome(static_cast<int>(m_test_requests.size()), m_test_requests.data(), &outcount,
-                                 m_indices.data(), MPI_STATUSES_IGNORE));
-  if (outcount <= 0) return std::nullopt;
-  for (int k = 0; k < outcount; ++k) {
-    auto& r = m_receiving[m_test_slots[static_cast<std::size_t>(m_indices[static_cast<std::size_t>(k)])]];
-    r.done = true;
-    r.request = MPI_REQUEST_NULL;
-  }
-  return take_ready();
-}
-
-std::optional<incoming> endpoint::take_ready() {
-  // The first completed receive whose source has no earlier receive still running.
-  std::vector<int> waiting;  // sources with an earlier receive in progress
-  for (auto it = m_receiving.begin(); it != m_receiving.end(); ++it) {
-    if (std::find(waiting.begin(), waiting.end(), it->in.source) != waiting.end()) continue;
-    if (!it->done) {
-      waiting.push_back(it->in.source);
-      continue;
-    }
-    incoming out = std::move(it->in);
-    m_receiving.erase(it);
-    return out;
-  }
-  return std::nullopt;
-}
-
-void endpoint::post(int dest, const std::byte* data, std::size_t size) {
-  MPI_Request req;
-  OFFLOAD_MPI_CHECK(MPI_Isend(data, static_cast<int>(size), MPI_BYTE, dest, offload_tag, m_comm, &req));
-  m_requests.push_back(req);
-}
-
-void endpoint::submit(int dest, const std::byte* data, std::size_t size, pending p) {
-  if (size > static_cast<std::size_t>(std::numeric_limits<int>::max()))
-    throw std::length_error("message of " + std::to_string(size) + " bytes is too large for one MPI send");
+void endpoint::submit(outgoing o) {
   if (m_schedule.active()) {
     const auto now = static_cast<std::int64_t>(now_ns());
-    m_delayed[dest].push_back({m_schedule.release(dest, size, now), data, size, std::move(p)});
+    const auto release = m_schedule.release(o.dest, o.size, now);
+    m_delayed[o.dest].push_back({release, std::move(o)});
     ++m_delayed_count;
     return;
   }
-  post(dest, data, size);
-  m_pending.push_back(std::move(p));
+  post(std::move(o));
 }
 
 bool endpoint::post_due() {
@@ -136,9 +24,7 @@ bool endpoint::post_due() {
   bool any = false;
   for (auto& [dest, queue] : m_delayed) {
     while (!queue.empty() && queue.front().release_ns <= now) {
-      auto& d = queue.front();
-      post(dest, d.data, d.size);
-      m_pending.push_back(std::move(d.p));
+      post(std::move(queue.front().o));
       queue.pop_front();
       --m_delayed_count;
       any = true;
@@ -155,43 +41,19 @@ std::chrono::steady_clock::time_point endpoint::next_release() const noexcept {
   return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(next));
 }
 
-void endpoint::send(int dest, buffer bytes, std::function<void()> done) {
-  const std::byte* data = bytes.data();
-  const std::size_t size = bytes.size();
-  submit(dest, data, size, {dest, std::move(bytes), nullptr, std::move(done)});
+void endpoint::send(int dest, buffer bytes) {
+  outgoing o{dest, bytes.data(), bytes.size(), {}, nullptr};
+  o.bytes = std::move(bytes);  // (moving a buffer keeps its data where it is)
+  submit(std::move(o));
 }
 
 void endpoint::send(int dest, std::span<const std::byte> bytes, std::shared_ptr<const void> keep_alive) {
-  submit(dest, bytes.data(), bytes.size(), {dest, {}, std::move(keep_alive), {}});
+  submit({dest, bytes.data(), bytes.size(), {}, std::move(keep_alive)});
 }
 
 bool endpoint::progress_sends() {
   const bool posted = post_due();
-  if (m_requests.empty()) return posted;
-  int outcount = 0;
-  m_indices.resize(m_requests.size());
-  OFFLOAD_MPI_CHECK(
-      MPI_Testsome(static_cast<int>(m_requests.size()), m_requests.data(), &outcount, m_indices.data(), MPI_STATUSES_IGNORE));
-  if (outcount <= 0) return posted;
-  std::vector<std::function<void()>> callbacks;
-  for (int k = 0; k < outcount; ++k) {
-    auto& p = m_pending[static_cast<std::size_t>(m_indices[k])];
-    if (p.done) callbacks.push_back(std::move(p.done));
-    p.bytes = buffer{};  // a pooled buffer goes back to its pool
-    p.keep_alive.reset();
-  }
-  // Compact: completed requests are MPI_REQUEST_NULL now.
-  std::size_t w = 0;
-  for (std::size_t r = 0; r < m_requests.size(); ++r) {
-    if (m_requests[r] == MPI_REQUEST_NULL) continue;
-    m_requests[w] = m_requests[r];
-    m_pending[w] = std::move(m_pending[r]);
-    ++w;
-  }
-  m_requests.resize(w);
-  m_pending.resize(w);
-  for (auto& cb : callbacks) cb();
-  return true;
+  return complete_sends() || posted;
 }
 
 std::size_t endpoint::abandon(int dest) {
@@ -201,22 +63,7 @@ std::size_t endpoint::abandon(int dest) {
     m_delayed_count -= it->second.size();
     m_delayed.erase(it);
   }
-  std::size_t w = 0;
-  for (std::size_t r = 0; r < m_requests.size(); ++r) {
-    if (m_pending[r].dest == dest) {
-      OFFLOAD_MPI_CHECK(MPI_Request_free(&m_requests[r]));
-      m_pending[r].done = nullptr;
-      m_abandoned.push_back(std::move(m_pending[r]));
-      ++n;
-      continue;
-    }
-    m_requests[w] = m_requests[r];
-    m_pending[w] = std::move(m_pending[r]);
-    ++w;
-  }
-  m_requests.resize(w);
-  m_pending.resize(w);
-  return n;
+  return n + abandon_posted(dest);
 }
 
 bool endpoint::drain_sends(double seconds) {

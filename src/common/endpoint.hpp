@@ -1,111 +1,100 @@
 #pragma once
-// The MPI side of a transmitter or receiver: matched-probe receives into pooled buffers and
-// non-blocking sends whose buffers are kept alive until MPI is done with them. Progress
-// thread only.
+// One side's transport: whole messages in from, and out to, peers numbered from 0. The
+// transmitter and receiver speak the protocol over this interface only, so credits,
+// timeouts, keepalives and fallback are the same code over MPI (mpi_endpoint.hpp) and gRPC
+// (grpc_endpoint.hpp). The base class holds what every transport shares: the emulated-link
+// schedule (sends wait here until their release time) and the send bookkeeping. Every member
+// is called from the progress thread only.
 
 #include "buffer_pool.hpp"
 #include "link_schedule.hpp"
 
-#include <mpi.h>
-
 #include <chrono>
 #include <cstdint>
 #include <deque>
-#include <functional>
 #include <map>
 #include <memory>
-#include <span>
 #include <optional>
-#include <vector>
+#include <span>
+#include <string>
 
 namespace offload::detail {
 
-/// The one tag mpi-offload uses on its communicator; the kind is in the message header.
-inline constexpr int offload_tag = 0x0ff1;
-
-/// A message taken off the wire.
+/// A message taken off the wire, or the end of a peer's connection.
 struct incoming {
   int source = -1;
   std::uint64_t size = 0;  ///< bytes the sender sent
-  bool oversized = false;  ///< size exceeded the limit; discard `bytes` after reading its header
+  bool oversized = false;  ///< size exceeded the limit; `bytes` holds at most its header, to read the id
   buffer bytes;
+  /// The connection to `source` ended (gRPC: the stream closed or failed; never over MPI):
+  /// nothing more comes from it and nothing sent to it arrives. `closed_reason` says why.
+  bool closed = false;
+  std::string closed_reason;
+};
+
+/// A message on its way out: the bytes, and what keeps them alive until the transport is done.
+struct outgoing {
+  int dest = -1;
+  const std::byte* data = nullptr;
+  std::size_t size = 0;
+  buffer bytes;                            // owned bytes (data points into them), or
+  std::shared_ptr<const void> keep_alive;  // the owner of bytes held elsewhere
 };
 
 class endpoint {
  public:
-  /// With an active `emulate`, sends wait in this endpoint until their emulated release time.
-  /// Messages below `blocking_receive_below` bytes are received with a blocking MPI_Mrecv when
-  /// no other receive is running (cheaper: their data is there or one local copy away).
-  endpoint(MPI_Comm comm, buffer_pool& pool, const link_emulation& emulate = {},
-           std::uint64_t blocking_receive_below = 0)
-      : m_comm(comm), m_pool(pool), m_schedule(emulate), m_blocking_below(blocking_receive_below) {}
-  ~endpoint();
+  /// Messages over `max_receive_bytes` are flagged `oversized`, for the caller to reject. With
+  /// an active `emulate`, sends wait in this endpoint until their emulated release time.
+  endpoint(buffer_pool& pool, std::uint64_t max_receive_bytes, const link_emulation& emulate)
+      : m_pool(pool), m_max_receive(max_receive_bytes), m_schedule(emulate) {}
+  virtual ~endpoint() = default;
+  endpoint(const endpoint&) = delete;
+  endpoint& operator=(const endpoint&) = delete;
 
-  /// Starts non-blocking receives (MPI_Improbe, MPI_Imrecv) of what has arrived and returns
-  /// the next message whose receive completed, if any: a large message over a long link takes
-  /// round trips to arrive, and the progress thread must not block on it. Messages of one
-  /// source are returned in the order they were matched. Messages over `max_bytes` are received
-  /// into a temporary (unpooled) buffer and flagged `oversized`, for the caller to reject. At
-  /// most `max_receiving` receives run at once; the rest wait in MPI. Throws for a message of
-  /// 2 GiB or more (one MPI_BYTE receive cannot hold it).
-  std::optional<incoming> receive(std::uint64_t max_bytes);
-  static constexpr std::size_t max_receiving = 256;
+  /// The next message that has arrived, if any; messages of one source come in the order sent.
+  virtual std::optional<incoming> receive() = 0;
+  /// A peer, for messages: "rank 3", "127.0.0.1:7000", "peer 2 (ipv4:127.0.0.1:53412)".
+  virtual std::string describe(int peer) const = 0;
 
-  /// Sends `bytes` to `dest`; `done` (optional) runs on the progress thread once MPI no longer
-  /// needs the buffer, which then returns to the pool.
-  void send(int dest, buffer bytes, std::function<void()> done = {});
-  /// Sends bytes owned elsewhere; `keep_alive` holds them until MPI is done.
+  /// Sends `bytes` to `dest`; the buffer returns to its pool once the transport is done with it.
+  void send(int dest, buffer bytes);
+  /// Sends bytes owned elsewhere; `keep_alive` holds them until the transport is done.
   void send(int dest, std::span<const std::byte> bytes, std::shared_ptr<const void> keep_alive);
-  /// Posts delayed sends that are due and completes finished ones; true when any did.
+  /// Hands delayed sends that are due to the transport and completes finished ones; true when any did.
   bool progress_sends();
   /// Sends not yet completed, delayed ones included.
-  std::size_t pending_sends() const noexcept { return m_requests.size() + m_delayed_count; }
+  std::size_t pending_sends() const noexcept { return posted_sends() + m_delayed_count; }
   /// When the next delayed send is due (time_point::max() when none is waiting).
   std::chrono::steady_clock::time_point next_release() const noexcept;
-  /// Cancels nothing; waits up to `seconds` for pending sends (shutdown path), false on timeout.
+  /// Waits up to `seconds` for pending sends (shutdown path), false on timeout.
   bool drain_sends(double seconds);
-  /// Gives up on every send to `dest` (a peer that is gone): delayed ones are dropped, posted
-  /// ones are freed with MPI_Request_free (Open MPI cannot cancel a send) and their buffers
-  /// kept until this endpoint is destroyed, since MPI may still read them. Returns how many.
+  /// Gives up on every send to `dest` (a peer that is gone) and returns how many: delayed ones
+  /// are dropped, and the transport gives up those it has (see abandon_posted).
   std::size_t abandon(int dest);
 
-  MPI_Comm comm() const noexcept { return m_comm; }
+ protected:
+  /// Hands one message to the transport.
+  virtual void post(outgoing o) = 0;
+  /// Completes what the transport finished; true when any send completed.
+  virtual bool complete_sends() = 0;
+  /// Sends handed to the transport and not completed.
+  virtual std::size_t posted_sends() const noexcept = 0;
+  /// Gives up the transport's sends to `dest`; returns how many.
+  virtual std::size_t abandon_posted(int dest) = 0;
+
+  buffer_pool& m_pool;
+  std::uint64_t m_max_receive;
 
  private:
-  struct pending {
-    int dest = -1;
-    buffer bytes;
-    std::shared_ptr<const void> keep_alive;
-    std::function<void()> done;
-  };
+  void submit(outgoing o);
+  bool post_due();
   struct delayed {
     std::int64_t release_ns;
-    const std::byte* data;
-    std::size_t size;
-    pending p;
+    outgoing o;
   };
-  void submit(int dest, const std::byte* data, std::size_t size, pending p);
-  void post(int dest, const std::byte* data, std::size_t size);
-  bool post_due();
-  struct receiving {
-    MPI_Request request;
-    incoming in;
-    bool done = false;
-  };
-  std::optional<incoming> take_ready();
-  MPI_Comm m_comm;
-  buffer_pool& m_pool;
   link_schedule m_schedule;
-  std::uint64_t m_blocking_below;
-  std::deque<receiving> m_receiving;  // in match order
-  std::vector<MPI_Request> m_test_requests;
-  std::vector<std::size_t> m_test_slots;
   std::map<int, std::deque<delayed>> m_delayed;  // per destination, in release order
   std::size_t m_delayed_count = 0;
-  std::vector<MPI_Request> m_requests;
-  std::vector<pending> m_pending;
-  std::vector<pending> m_abandoned;  // freed requests whose buffers MPI may still read
-  std::vector<int> m_indices;
 };
 
 }  // namespace offload::detail

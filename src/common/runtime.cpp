@@ -5,12 +5,15 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 namespace offload {
 
@@ -40,6 +43,15 @@ struct runtime::impl {
 };
 
 void runtime::impl::start(std::promise<void>& ready) {
+  if (!options.mpi) {
+    rank = 0;
+    size = 1;
+    std::array<char, 256> name{};
+    if (gethostname(name.data(), name.size() - 1) == 0) host = name.data();
+    ready.set_value();
+    loop();
+    return;
+  }
   try {
     int initialized = 0;
     OFFLOAD_MPI_CHECK(MPI_Initialized(&initialized));
@@ -126,7 +138,8 @@ void runtime::impl::loop() {
     } catch (const std::exception& e) {
       // An MPI failure inside the progress engine leaves MPI in an unknown state: end the job.
       spdlog::critical("progress thread of rank {}: {}", rank, e.what());
-      MPI_Abort(MPI_COMM_WORLD, 3);
+      if (options.mpi) MPI_Abort(MPI_COMM_WORLD, 3);
+      std::_Exit(3);
     }
     {
       std::lock_guard lock(mutex);
@@ -209,12 +222,14 @@ void complete(runtime& rt, MPI_Request& req) {
 }  // namespace
 
 void runtime::barrier() {
+  if (!m_impl->options.mpi) return;
   MPI_Request req = MPI_REQUEST_NULL;
   call([&] { OFFLOAD_MPI_CHECK(MPI_Ibarrier(m_impl->comm, &req)); });
   complete(*this, req);
 }
 
 bool runtime::all_agree(bool mine) {
+  if (!m_impl->options.mpi) return mine;
   int in = mine ? 1 : 0, out = 0;
   MPI_Request req = MPI_REQUEST_NULL;
   call([&] { OFFLOAD_MPI_CHECK(MPI_Iallreduce(&in, &out, 1, MPI_INT, MPI_MIN, m_impl->comm, &req)); });
@@ -223,6 +238,7 @@ bool runtime::all_agree(bool mine) {
 }
 
 void runtime::abort(int code) noexcept {
+  if (!m_impl->options.mpi) std::_Exit(code);
   MPI_Abort(MPI_COMM_WORLD, code);
   std::abort();
 }

@@ -1,8 +1,9 @@
 #include <offload/receiver.hpp>
 
 #include "../common/clock.hpp"
-#include "../common/endpoint.hpp"
+#include "../common/grpc_endpoint.hpp"
 #include "../common/handshake.hpp"
+#include "../common/mpi_endpoint.hpp"
 #include "../common/work_queue.hpp"
 #include "backend.hpp"
 
@@ -17,6 +18,11 @@ namespace offload {
 
 using detail::buffer_pool;
 using detail::endpoint;
+
+namespace {
+/// Makes the transport; a gRPC one sets the port it listens on.
+using endpoint_factory = std::function<std::unique_ptr<endpoint>(runtime&, const receiver_config&, buffer_pool&, int& port)>;
+}  // namespace
 
 struct receiver::impl final : progress_client {
   struct job {
@@ -44,10 +50,10 @@ struct receiver::impl final : progress_client {
     std::chrono::steady_clock::time_point last_heard;
   };
 
-  impl(runtime& r, const kernel_registry& k, std::size_t expected, receiver_config c)
-      : rt(r), kernels(k), expected_peers(expected), cfg(std::move(c)), ep(cfg.comm != MPI_COMM_NULL ? cfg.comm : r.comm(), pool, cfg.emulate, cfg.blocking_receive_below),
+  impl(runtime& r, const kernel_registry& k, std::size_t expected, receiver_config c, const endpoint_factory& make)
+      : rt(r), self("receiver rank " + std::to_string(r.rank())), kernels(k), expected_peers(expected), cfg(std::move(c)), ep(make(r, cfg, pool, port)),
         be(detail::make_backend(cfg.backend, cfg.device, r.local_rank(), backend_note)) {
-    if (!backend_note.empty()) spdlog::warn("receiver rank {}: {}", rt.rank(), backend_note);
+    if (!backend_note.empty()) spdlog::warn("{}: {}", self, backend_note);
     st.backend = be->name();
     st.backend_description = be->description();
     if (cfg.credits == 0) throw std::invalid_argument("receiver credits must be at least 1");
@@ -58,13 +64,15 @@ struct receiver::impl final : progress_client {
   }
 
   runtime& rt;
+  std::string self;          // "receiver rank 3", "receiver at 0.0.0.0:7000": how its messages start
   std::string backend_note;  // initialised before `be`, which may fill it
   kernel_registry kernels;
   std::size_t expected_peers;
   receiver_config cfg;
   std::shared_ptr<buffer_pool> pool_ptr = std::make_shared<buffer_pool>();
   buffer_pool& pool = *pool_ptr;
-  endpoint ep;
+  int port = 0;  // gRPC: the port listened on (set by the endpoint's factory)
+  std::unique_ptr<endpoint> ep;
   std::unique_ptr<detail::backend> be;
 
   // Kernel execution: jobs in, finished replies out.
@@ -90,13 +98,14 @@ struct receiver::impl final : progress_client {
   void run_batch(batch& b);
   void flush(std::uint32_t kernel_id);
   bool progress() override;
-  std::chrono::steady_clock::time_point wake_by() const override { return ep.next_release(); }
+  std::chrono::steady_clock::time_point wake_by() const override { return ep->next_release(); }
   void handle(detail::incoming in);
   void handle_hello(int source, const message& m);
   void handle_request(int source, message m, std::uint64_t received_ns);
   void send_error(int dest, std::uint64_t id, status s, const std::string& text);
   void maybe_finish(int source, peer_state& p);
   void drop_silent_peers();
+  void drop_peer(int peer, peer_state& p, const std::string& why);
   void finish_peer(peer_state& p);
   detail::session_terms terms() const {
     return {cfg.limits, cfg.credits, static_cast<std::uint64_t>(cfg.idle_timeout.count())};
@@ -171,7 +180,7 @@ void receiver::impl::flush(std::uint32_t kernel_id) {
 }
 
 bool receiver::impl::progress() {
-  bool busy = ep.progress_sends();
+  bool busy = ep->progress_sends();
 
   std::vector<finished_job> replies;
   {
@@ -187,7 +196,7 @@ bool receiver::impl::progress() {
       continue;
     }
     const auto bytes = r.reply.size();
-    ep.send(r.peer, std::move(r.reply));
+    ep->send(r.peer, std::move(r.reply));
     count([&](receiver_stats& s) {
       (r.is_error ? s.error_replies : s.replies) += 1;
       s.bytes_out += bytes;
@@ -196,7 +205,7 @@ bool receiver::impl::progress() {
   }
 
   for (int i = 0; i < 64; ++i) {
-    auto in = ep.receive(cfg.limits.max_message_bytes);
+    auto in = ep->receive();
     if (!in) break;
     handle(std::move(*in));
     busy = true;
@@ -216,7 +225,7 @@ bool receiver::impl::progress() {
   if (!done_signalled && peers_finished >= expected_peers) {
     bool idle = true;
     for (const auto& [rank, p] : peers) idle = idle && p.outstanding == 0;
-    if (idle && ep.pending_sends() > 0) {
+    if (idle && ep->pending_sends() > 0) {
       // Replies still on their way to peers that are done: give them the idle timeout to be
       // taken (a peer that stopped receiving never takes them).
       const auto now = std::chrono::steady_clock::now();
@@ -224,13 +233,13 @@ bool receiver::impl::progress() {
         sends_deadline = now + (cfg.idle_timeout.count() > 0 ? cfg.idle_timeout : std::chrono::seconds(60));
       if (now >= sends_deadline) {
         std::size_t abandoned = 0;
-        for (const auto& [rank, p] : peers) abandoned += ep.abandon(rank);
-        spdlog::warn("receiver rank {}: every peer is done but {} send(s) were not taken; giving them up", rt.rank(),
+        for (const auto& [rank, p] : peers) abandoned += ep->abandon(rank);
+        spdlog::warn("{}: every peer is done but {} send(s) were not taken; giving them up", self,
                      abandoned);
         count([&](receiver_stats& s) { s.replies_discarded += abandoned; });
       }
     }
-    if (idle && ep.pending_sends() == 0) {
+    if (idle && ep->pending_sends() == 0) {
       done_signalled = true;
       done.set_value();
     }
@@ -241,7 +250,7 @@ bool receiver::impl::progress() {
 void receiver::impl::send_error(int dest, std::uint64_t id, status s, const std::string& text) {
   auto bytes = encode_error(id, s, text, pool.acquire(wire_header_size + wire_entry_size + 64 + text.size()));
   const auto n = bytes.size();
-  ep.send(dest, std::move(bytes));
+  ep->send(dest, std::move(bytes));
   count([&](receiver_stats& x) {
     x.error_replies += 1;
     x.bytes_out += n;
@@ -249,6 +258,12 @@ void receiver::impl::send_error(int dest, std::uint64_t id, status s, const std:
 }
 
 void receiver::impl::handle(detail::incoming in) {
+  if (in.closed) {  // (gRPC) its stream ended: a peer still in session is gone
+    auto it = peers.find(in.source);
+    if (it != peers.end() && it->second.hello && !it->second.finished)
+      drop_peer(in.source, it->second, "closed its connection (" + in.closed_reason + ")");
+    return;
+  }
   const std::uint64_t received_ns = detail::now_ns();
   count([&](receiver_stats& s) { s.bytes_in += in.size; });
   const std::uint64_t id = peek_request_id(in.bytes.span());
@@ -256,7 +271,7 @@ void receiver::impl::handle(detail::incoming in) {
     count([](receiver_stats& s) { s.malformed += 1; });
     const auto text = "message of " + std::to_string(in.size) + " bytes exceeds the receiver's maximum of " +
                       std::to_string(cfg.limits.max_message_bytes);
-    spdlog::warn("receiver rank {}: from rank {}: {}", rt.rank(), in.source, text);
+    spdlog::warn("{}: from {}: {}", self, ep->describe(in.source), text);
     send_error(in.source, id, status::too_large, text);
     return;
   }
@@ -264,7 +279,7 @@ void receiver::impl::handle(detail::incoming in) {
   if (!decoded) {
     count([](receiver_stats& s) { s.malformed += 1; });
     const auto& e = decoded.error();
-    spdlog::warn("receiver rank {}: malformed message from rank {}: {} ({})", rt.rank(), in.source, e.text,
+    spdlog::warn("{}: malformed message from {}: {} ({})", self, ep->describe(in.source), e.text,
                  to_string(e.code));
     send_error(in.source, id, status::malformed,
                "malformed message: " + e.text + " (" + std::string(to_string(e.code)) + ")");
@@ -305,7 +320,7 @@ void receiver::impl::handle_hello(int source, const message& m) {
   const auto hello = detail::parse_hello(m);
   if (!hello.ok()) {
     count([](receiver_stats& s) { s.malformed += 1; });
-    spdlog::warn("receiver rank {}: bad hello from rank {}: {}", rt.rank(), source, hello.error);
+    spdlog::warn("{}: bad hello from {}: {}", self, ep->describe(source), hello.error);
     send_error(source, m.header().request_id, status::malformed, "bad hello: " + hello.error);
     return;
   }
@@ -320,13 +335,13 @@ void receiver::impl::handle_hello(int source, const message& m) {
   auto ack = detail::encode_hello(message_kind::hello_ack, match ? status::ok : status::kernel_set_mismatch, ours,
                                   rt.host(), &t);
   write_times(ack.span(), {m.header().times[0], detail::now_ns(), 0});  // for the transmitter's clock offset
-  ep.send(source, std::move(ack));
+  ep->send(source, std::move(ack));
   if (match) {
     p.hello = true;
     return;
   }
-  spdlog::error("receiver rank {}: kernel set mismatch with transmitter rank {}: it has [{}], this receiver has [{}]",
-                rt.rank(), source, detail::signature_list(theirs), detail::signature_list(ours));
+  spdlog::error("{}: kernel set mismatch with transmitter {}: it has [{}], this receiver has [{}]",
+                self, ep->describe(source), detail::signature_list(theirs), detail::signature_list(ours));
   count([](receiver_stats& s) { s.handshake_failures += 1; });
   finish_peer(p);
 }
@@ -370,7 +385,7 @@ void receiver::impl::handle_request(int source, message m, std::uint64_t receive
 
 void receiver::impl::maybe_finish(int source, peer_state& p) {
   if (!p.goodbye || p.finished || p.outstanding != 0) return;
-  ep.send(source, detail::encode_hello(message_kind::goodbye_ack, status::ok, {}));
+  ep->send(source, detail::encode_hello(message_kind::goodbye_ack, status::ok, {}));
   finish_peer(p);
 }
 
@@ -385,27 +400,50 @@ void receiver::impl::drop_silent_peers() {
   const auto now = std::chrono::steady_clock::now();
   if (now < next_idle_check) return;
   next_idle_check = now + std::min<std::chrono::milliseconds>(cfg.idle_timeout / 10, std::chrono::milliseconds(100));
-  for (auto& [rank, p] : peers) {
+  for (auto& [peer, p] : peers) {
     // (A peer that said goodbye is waiting for us, not gone: its last replies are still owed.)
     if (!p.hello || p.goodbye || p.finished || now - p.last_heard < cfg.idle_timeout) continue;
-    const auto abandoned = ep.abandon(rank);
-    spdlog::warn("receiver rank {}: transmitter rank {} sent nothing for {} ms: dropping it, reclaiming its {} "
-                 "credit(s) in use, giving up {} repl(ies) it has not taken and discarding any still being computed",
-                 rt.rank(), rank, cfg.idle_timeout.count(), p.outstanding, abandoned);
-    p.hello = false;
-    p.dropped = true;
-    count([&](receiver_stats& s) {
-      s.peers_dropped += 1;
-      s.replies_discarded += abandoned;
-    });
-    finish_peer(p);
+    drop_peer(peer, p, "sent nothing for " + std::to_string(cfg.idle_timeout.count()) + " ms");
   }
 }
 
+void receiver::impl::drop_peer(int peer, peer_state& p, const std::string& why) {
+  const auto abandoned = ep->abandon(peer);
+  spdlog::warn("{}: transmitter {} {}: dropping it, reclaiming its {} credit(s) in use, giving up {} repl(ies) it "
+               "has not taken and discarding any still being computed",
+               self, ep->describe(peer), why, p.outstanding, abandoned);
+  p.hello = false;
+  p.dropped = true;
+  count([&](receiver_stats& s) {
+    s.peers_dropped += 1;
+    s.replies_discarded += abandoned;
+  });
+  finish_peer(p);
+}
+
 receiver::receiver(runtime& rt, const kernel_registry& kernels, std::size_t expected_peers, receiver_config config)
-    : m_impl(std::make_unique<impl>(rt, kernels, expected_peers, std::move(config))) {
+    : m_impl(std::make_unique<impl>(rt, kernels, expected_peers, std::move(config),
+                                    [](runtime& r, const receiver_config& c, buffer_pool& pool, int&) {
+                                      return std::make_unique<detail::mpi_endpoint>(
+                                          c.comm != MPI_COMM_NULL ? c.comm : r.comm(), pool, c.limits.max_message_bytes,
+                                          c.emulate, c.blocking_receive_below);
+                                    })) {
   rt.attach(*m_impl);
 }
+
+receiver::receiver(runtime& rt, const kernel_registry& kernels, grpc_listen listen, std::size_t expected_peers,
+                   receiver_config config)
+    : m_impl(std::make_unique<impl>(rt, kernels, expected_peers, std::move(config),
+                                    [&](runtime& r, const receiver_config& c, buffer_pool& pool, int& port) {
+                                      return detail::make_grpc_server(listen.address, listen.threads, pool,
+                                                                      c.limits.max_message_bytes, c.emulate,
+                                                                      [&r] { r.wake(); }, port);
+                                    })) {
+  m_impl->self = "receiver at " + listen.address.substr(0, listen.address.rfind(':')) + ":" + std::to_string(m_impl->port);
+  rt.attach(*m_impl);
+}
+
+int receiver::port() const noexcept { return m_impl->port; }
 
 receiver::~receiver() {
   m_impl->rt.detach(*m_impl);

@@ -1,8 +1,9 @@
 #include <offload/transmitter.hpp>
 
 #include "../common/clock.hpp"
-#include "../common/endpoint.hpp"
+#include "../common/grpc_endpoint.hpp"
 #include "../common/handshake.hpp"
+#include "../common/mpi_endpoint.hpp"
 #include "../common/work_queue.hpp"
 
 #include <spdlog/spdlog.h>
@@ -51,7 +52,7 @@ struct fallback_job {
 };
 
 struct receiver_link {
-  int rank = -1;
+  int peer = -1;  // the endpoint's number for it: its rank over MPI, its index over gRPC
   std::uint32_t outstanding = 0;
   std::uint32_t credits = 0;  // ours, or fewer when the receiver grants fewer
   bool hello_answered = false;
@@ -84,14 +85,15 @@ std::string reply_mismatch(const std::vector<product_spec>& expected, const prod
 }  // namespace
 
 struct transmitter::impl final : progress_client {
-  impl(runtime& r, const kernel_registry& k, std::vector<int> receiver_ranks, transmitter_config c)
-      : rt(r), kernels(k), cfg(std::move(c)), pool(std::make_shared<detail::buffer_pool>()), ep(cfg.comm != MPI_COMM_NULL ? cfg.comm : r.comm(), *pool, cfg.emulate, cfg.blocking_receive_below),
+  using endpoint_factory = std::function<std::unique_ptr<detail::endpoint>(runtime&, const transmitter_config&, detail::buffer_pool&)>;
+  impl(runtime& r, const kernel_registry& k, std::vector<int> peers, transmitter_config c, const endpoint_factory& make)
+      : rt(r), kernels(k), cfg(std::move(c)), pool(std::make_shared<detail::buffer_pool>()), ep(make(r, cfg, *pool)),
         request_limits(cfg.limits) {
     if (cfg.credits == 0) throw std::invalid_argument("transmitter credits must be at least 1");
     if (cfg.fallback_threads == 0) throw std::invalid_argument("transmitter fallback threads must be at least 1");
-    for (int rank : receiver_ranks) {
+    for (int peer : peers) {
       receiver_link l;
-      l.rank = rank;
+      l.peer = peer;
       links.push_back(std::move(l));
     }
     for (std::size_t i = 0; i < cfg.fallback_threads; ++i) fallback_workers.emplace_back([this] { run_fallbacks(); });
@@ -101,7 +103,7 @@ struct transmitter::impl final : progress_client {
   kernel_registry kernels;
   transmitter_config cfg;
   std::shared_ptr<detail::buffer_pool> pool;  // shared with requests that outlive a call
-  detail::endpoint ep;
+  std::unique_ptr<detail::endpoint> ep;
   std::atomic<std::uint64_t> next_id{1};
 
   // Submissions from worker threads.
@@ -143,8 +145,9 @@ struct transmitter::impl final : progress_client {
   }
 
   bool progress() override;
-  std::chrono::steady_clock::time_point wake_by() const override { return ep.next_release(); }
+  std::chrono::steady_clock::time_point wake_by() const override { return ep->next_release(); }
   void handle(detail::incoming in);
+  void connection_closed(std::size_t link, const std::string& reason);
   void dispatch();
   int choose_link();
   void send_keepalives(clock_type::time_point now);
@@ -246,7 +249,7 @@ void transmitter::impl::dispatch() {
     waiting.pop_front();
     const auto bytes = r->request.bytes().span();
     r->sent_ns = detail::now_ns();
-    ep.send(l.rank, bytes, r);
+    ep->send(l.peer, bytes, r);
     l.last_sent = clock_type::now();
     ++l.outstanding;
     in_flight.emplace(r->id, static_cast<std::size_t>(li));
@@ -254,28 +257,65 @@ void transmitter::impl::dispatch() {
   }
 }
 
+void transmitter::impl::connection_closed(std::size_t li, const std::string& reason) {
+  auto& l = links[li];
+  {
+    std::lock_guard lock(link_mutex);
+    if (!l.hello_answered) {
+      l.hello_answered = true;
+      l.refusal = "cannot reach receiver " + ep->describe(l.peer) + ": " + reason;
+    } else if (l.accepted && !l.goodbye_sent) {
+      spdlog::warn("transmitter rank {}: {}; sending it nothing more", rt.rank(), reason);
+      count([](transmitter_stats& s) { s.sessions_lost += 1; });
+    }
+    l.accepted = false;
+    l.suspect = false;
+    if (l.goodbye_sent) l.goodbye_acked = true;  // no acknowledgement can come now
+  }
+  link_cv.notify_all();
+  // Requests in flight to it get no reply: they fall back now, not at their timeout.
+  for (auto it = in_flight.begin(); it != in_flight.end();) {
+    if (it->second != li) {
+      ++it;
+      continue;
+    }
+    --l.outstanding;
+    const auto lv = live.find(it->first);
+    it = in_flight.erase(it);
+    if (lv == live.end()) continue;
+    request_ptr r = std::move(lv->second);
+    live.erase(lv);
+    fall_back(std::move(r), fallback_reason::error_reply, reason);
+  }
+}
+
 void transmitter::impl::handle(detail::incoming in) {
+  if (in.closed) {
+    for (std::size_t li = 0; li < links.size(); ++li)
+      if (links[li].peer == in.source) connection_closed(li, in.closed_reason);
+    return;
+  }
   const std::uint64_t replied_ns = detail::now_ns();
   count([&](transmitter_stats& s) { s.bytes_in += in.size; });
   const std::uint64_t peeked = peek_request_id(in.bytes.span());
   auto decoded = in.oversized ? wire_result<message>(wire_error{wire_errc::too_large, "reply of " + std::to_string(in.size) +
                                                                                           " bytes exceeds the maximum"})
                               : message::from(std::move(in.bytes), cfg.limits);
-  auto link_of = [&](int rank) -> receiver_link* {
+  auto link_of = [&](int peer) -> receiver_link* {
     for (auto& l : links)
-      if (l.rank == rank) return &l;
+      if (l.peer == peer) return &l;
     return nullptr;
   };
   receiver_link* link = link_of(in.source);
   if (link == nullptr) {
-    spdlog::warn("transmitter rank {}: ignoring a message from rank {}, which is not one of its receivers", rt.rank(),
-                 in.source);
+    spdlog::warn("transmitter rank {}: ignoring a message from {}, which is not one of its receivers", rt.rank(),
+                 ep->describe(in.source));
     return;
   }
   if (link->suspect) {
     std::lock_guard lock(link_mutex);
     link->suspect = false;
-    spdlog::info("transmitter rank {}: receiver rank {} answers again; sending it requests again", rt.rank(), in.source);
+    spdlog::info("transmitter rank {}: receiver {} answers again; sending it requests again", rt.rank(), ep->describe(in.source));
   }
   if (decoded && (decoded.value().header().kind == message_kind::hello_ack ||
                   decoded.value().header().kind == message_kind::goodbye_ack)) {
@@ -286,7 +326,7 @@ void transmitter::impl::handle(detail::incoming in) {
         link->goodbye_acked = true;
       } else if (const auto hello = detail::parse_hello(m); !hello.ok()) {
         link->hello_answered = true;
-        link->refusal = "receiver rank " + std::to_string(in.source) + " sent a bad hello_ack: " + hello.error;
+        link->refusal = "receiver " + ep->describe(in.source) + " sent a bad hello_ack: " + hello.error;
       } else {
         link->hello_answered = true;
         link->accepted = m.header().status == status::ok;
@@ -297,7 +337,7 @@ void transmitter::impl::handle(detail::incoming in) {
         link->clock_offset_ns =
             hello.host == rt.host() ? 0 : std::int64_t(t[1]) - std::int64_t((t[0] + replied_ns) / 2);
         if (!link->accepted)
-          link->refusal = "kernel set mismatch with receiver rank " + std::to_string(in.source) + ": it has [" +
+          link->refusal = "kernel set mismatch with receiver " + ep->describe(in.source) + ": it has [" +
                           detail::signature_list(hello.signature) + "], this transmitter has [" +
                           detail::signature_list(kernels.signature()) + "]";
       }
@@ -309,8 +349,8 @@ void transmitter::impl::handle(detail::incoming in) {
   if (decoded && decoded.value().header().kind == message_kind::error &&
       decoded.value().header().status == status::no_handshake && link->accepted) {
     // The receiver dropped our session (it heard nothing from us for its idle timeout).
-    spdlog::warn("transmitter rank {}: receiver rank {} ended this session ({}); sending it nothing more", rt.rank(),
-                 in.source, error_text(decoded.value().view()));
+    spdlog::warn("transmitter rank {}: receiver {} ended this session ({}); sending it nothing more", rt.rank(),
+                 ep->describe(in.source), error_text(decoded.value().view()));
     std::lock_guard lock(link_mutex);
     link->accepted = false;
     count([](transmitter_stats& s) { s.sessions_lost += 1; });
@@ -321,10 +361,10 @@ void transmitter::impl::handle(detail::incoming in) {
   auto flight = in_flight.find(id);
   if (flight == in_flight.end()) {
     if (decoded && decoded.value().header().kind == message_kind::error)
-      spdlog::error("transmitter rank {}: error from receiver rank {}: {}", rt.rank(), in.source,
+      spdlog::error("transmitter rank {}: error from receiver {}: {}", rt.rank(), ep->describe(in.source),
                     error_text(decoded.value().view()));
     else
-      spdlog::warn("transmitter rank {}: message from rank {} for unknown request {} dropped", rt.rank(), in.source, id);
+      spdlog::warn("transmitter rank {}: message from {} for unknown request {} dropped", rt.rank(), ep->describe(in.source), id);
     return;
   }
   --links[flight->second].outstanding;
@@ -348,8 +388,8 @@ void transmitter::impl::handle(detail::incoming in) {
   else
     problem = reply_mismatch(r->outputs, decoded.value().products());
   if (!problem.empty()) {
-    spdlog::debug("transmitter rank {}: request {} failed at receiver rank {}: {}", rt.rank(), id, in.source, problem);
-    fall_back(std::move(r), fallback_reason::error_reply, "receiver rank " + std::to_string(in.source) + ": " + problem);
+    spdlog::debug("transmitter rank {}: request {} failed at receiver {}: {}", rt.rank(), id, ep->describe(in.source), problem);
+    fall_back(std::move(r), fallback_reason::error_reply, "receiver " + ep->describe(in.source) + ": " + problem);
     return;
   }
   result res;
@@ -363,7 +403,7 @@ void transmitter::impl::handle(detail::incoming in) {
 }
 
 bool transmitter::impl::progress() {
-  bool busy = ep.progress_sends();
+  bool busy = ep->progress_sends();
   std::vector<request_ptr> fresh;
   {
     std::lock_guard lock(submit_mutex);
@@ -377,7 +417,7 @@ bool transmitter::impl::progress() {
   }
   if (!waiting.empty()) dispatch();
   for (int i = 0; i < 64; ++i) {
-    auto in = ep.receive(cfg.limits.max_message_bytes);
+    auto in = ep->receive();
     if (!in) break;
     handle(std::move(*in));
     busy = true;
@@ -409,9 +449,9 @@ void transmitter::impl::expire(clock_type::time_point now) {
         l.suspect = true;
       }
       count([](transmitter_stats& s) { s.suspensions += 1; });
-      spdlog::warn("transmitter rank {}: receiver rank {} did not answer request {} within {} ms; no new requests go "
+      spdlog::warn("transmitter rank {}: receiver {} did not answer request {} within {} ms; no new requests go "
                    "to it until it answers",
-                   rt.rank(), l.rank, id, std::chrono::duration_cast<std::chrono::milliseconds>(cfg.timeout).count());
+                   rt.rank(), ep->describe(l.peer), id, std::chrono::duration_cast<std::chrono::milliseconds>(cfg.timeout).count());
     }
     fall_back(std::move(r), fallback_reason::timeout);
   }
@@ -422,7 +462,7 @@ void transmitter::impl::send_keepalives(clock_type::time_point now) {
   for (auto& l : links) {
     if (!l.accepted || l.goodbye_sent || l.keepalive == clock_type::duration::zero() || now - l.last_sent < l.keepalive)
       continue;
-    ep.send(l.rank, encode({message_kind::keepalive, 0, 0, status::ok}, product_views{}));
+    ep->send(l.peer, encode({message_kind::keepalive, 0, 0, status::ok}, product_views{}));
     l.last_sent = now;
   }
 }
@@ -433,8 +473,8 @@ void transmitter::impl::accept_terms() {
     const auto& t = *l.terms;
     l.credits = std::min(cfg.credits, t.credits);
     if (l.credits < cfg.credits)
-      spdlog::info("transmitter rank {}: receiver rank {} grants {} credits, fewer than the {} configured", rt.rank(),
-                   l.rank, t.credits, cfg.credits);
+      spdlog::info("transmitter rank {}: receiver {} grants {} credits, fewer than the {} configured", rt.rank(),
+                   ep->describe(l.peer), t.credits, cfg.credits);
     // Keepalives at a quarter of the receiver's idle timeout: three may be late or lost.
     l.keepalive = std::chrono::milliseconds(t.idle_timeout_ms / 4);
     l.last_sent = clock_type::now();
@@ -450,7 +490,7 @@ void transmitter::impl::handshake() {
     for (const auto& l : links) {
       auto hello = detail::encode_hello(message_kind::hello, status::ok, signature);
       write_times(hello.span(), {detail::now_ns(), 0, 0});
-      ep.send(l.rank, std::move(hello));
+      ep->send(l.peer, std::move(hello));
     }
   });
   std::unique_lock lock(link_mutex);
@@ -462,7 +502,7 @@ void transmitter::impl::handshake() {
   if (!answered) {
     for (const auto& l : links)
       if (!l.hello_answered)
-        throw handshake_error("receiver rank " + std::to_string(l.rank) + " did not answer the handshake within " +
+        throw handshake_error("receiver " + ep->describe(l.peer) + " did not answer the handshake within " +
                               std::to_string(cfg.handshake_timeout.count()) + " ms");
   }
 }
@@ -474,7 +514,7 @@ void transmitter::impl::say_goodbye() {
     std::lock_guard lock(link_mutex);
     for (auto& l : links) {
       if (!l.accepted || l.goodbye_sent) continue;
-      ep.send(l.rank, detail::encode_hello(message_kind::goodbye, status::ok, {}));
+      ep->send(l.peer, detail::encode_hello(message_kind::goodbye, status::ok, {}));
       l.goodbye_sent = true;
     }
   });
@@ -492,8 +532,8 @@ void transmitter::impl::say_goodbye() {
   const bool drained = rt.call([&] {
     std::lock_guard lock(link_mutex);
     for (const auto& l : links)
-      if (l.goodbye_sent && !l.goodbye_acked) ep.abandon(l.rank);
-    return ep.drain_sends(5.0);
+      if (l.goodbye_sent && !l.goodbye_acked) ep->abandon(l.peer);
+    return ep->drain_sends(5.0);
   });
   if (!drained) spdlog::warn("transmitter rank {}: sends still pending at close", rt.rank());
 }
@@ -504,9 +544,38 @@ void transmitter::impl::stop_workers() {
     if (t.joinable()) t.join();
 }
 
+namespace {
+std::vector<int> first_n(std::size_t n) {
+  std::vector<int> peers(n);
+  for (std::size_t i = 0; i < n; ++i) peers[i] = static_cast<int>(i);
+  return peers;
+}
+}  // namespace
+
 transmitter::transmitter(runtime& rt, const kernel_registry& kernels, std::vector<int> receivers,
                          transmitter_config config)
-    : m_impl(std::make_shared<impl>(rt, kernels, std::move(receivers), std::move(config))) {
+    : m_impl(std::make_shared<impl>(rt, kernels, std::move(receivers), std::move(config),
+                                    [](runtime& r, const transmitter_config& c, detail::buffer_pool& pool) {
+                                      return std::make_unique<detail::mpi_endpoint>(
+                                          c.comm != MPI_COMM_NULL ? c.comm : r.comm(), pool, c.limits.max_message_bytes,
+                                          c.emulate, c.blocking_receive_below);
+                                    })) {
+  start();
+}
+
+transmitter::transmitter(runtime& rt, const kernel_registry& kernels, grpc_receivers receivers,
+                         transmitter_config config)
+    : m_impl(std::make_shared<impl>(rt, kernels, first_n(receivers.addresses.size()), std::move(config),
+                                    [&](runtime& r, const transmitter_config& c, detail::buffer_pool& pool) {
+                                      return detail::make_grpc_client(receivers.addresses, pool,
+                                                                      c.limits.max_message_bytes, c.emulate,
+                                                                      [&r] { r.wake(); });
+                                    })) {
+  start();
+}
+
+void transmitter::start() {
+  auto& rt = m_impl->rt;
   rt.attach(*m_impl);
   try {
     m_impl->handshake();
@@ -524,7 +593,7 @@ transmitter::transmitter(runtime& rt, const kernel_registry& kernels, std::vecto
     close();
     throw handshake_error(refusals);
   }
-  m_impl->rt.call([&] { m_impl->accept_terms(); });
+  rt.call([&] { m_impl->accept_terms(); });
 }
 
 transmitter::~transmitter() {

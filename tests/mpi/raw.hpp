@@ -4,7 +4,7 @@
 #include <offload/runtime.hpp>
 #include <offload/wire.hpp>
 
-#include "../../src/common/endpoint.hpp"
+#include "../../src/common/mpi_endpoint.hpp"
 
 #include <stdexcept>
 

@@ -125,7 +125,7 @@ void timeouts(runtime& rt, const kernel_registry& kernels) {
 }
 
 void no_receiver(runtime& rt, const kernel_registry& kernels) {
-  transmitter tx(rt, kernels, {});
+  transmitter tx(rt, kernels, std::vector<int>{});
   const auto& k = *kernels.find("mlp");
   auto in = k.make_inputs({5, 3, 0});
   auto r = tx.submit("mlp", product_views(in)).get();

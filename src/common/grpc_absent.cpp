@@ -1,0 +1,26 @@
+// A build without gRPC (OFFLOAD_GRPC=OFF, or no gRPC package found): the transport is absent,
+// and asking for it says so.
+#include "grpc_endpoint.hpp"
+
+namespace offload::detail {
+
+namespace {
+[[noreturn]] void absent() {
+  throw grpc_unavailable("this build has no gRPC transport (configured with OFFLOAD_GRPC=OFF, or gRPC's CMake package "
+                         "was not found: install libgrpc++-dev and reconfigure)");
+}
+}  // namespace
+
+bool grpc_available() noexcept { return false; }
+
+std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>&, buffer_pool&, std::uint64_t,
+                                           const link_emulation&, std::function<void()>) {
+  absent();
+}
+
+std::unique_ptr<endpoint> make_grpc_server(const std::string&, std::size_t, buffer_pool&, std::uint64_t,
+                                           const link_emulation&, std::function<void()>, int&) {
+  absent();
+}
+
+}  // namespace offload::detail

@@ -1,0 +1,555 @@
+#include "grpc_endpoint.hpp"
+
+#include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+namespace offload::detail {
+
+bool grpc_available() noexcept { return true; }
+
+namespace {
+
+/// What the streams of one endpoint share with its progress-thread side.
+struct shared_state {
+  shared_state(buffer_pool& p, std::uint64_t max, std::function<void()> w)
+      : pool(p), max_receive(max), wake(std::move(w)) {}
+  buffer_pool& pool;
+  std::uint64_t max_receive;
+  std::function<void()> wake;
+  std::mutex mutex;
+  std::deque<incoming> arrived;  // guarded by mutex
+  std::atomic<std::size_t> posted{0};
+  std::atomic<bool> completed{false};  // a send completed since complete_sends() last looked
+
+  void push(incoming in) {
+    {
+      std::lock_guard lock(mutex);
+      arrived.push_back(std::move(in));
+    }
+    wake();
+  }
+};
+
+/// What a slice handed to gRPC keeps alive: gRPC may hold the slice past the write's completion.
+struct held_bytes {
+  buffer bytes;
+  std::shared_ptr<const void> keep_alive;
+};
+
+class stream;
+
+/// A completion-queue tag: a stream and one of its operations.
+struct op {
+  enum kind_t { start, read, write, writes_done, finish } kind;
+  stream* s;
+};
+
+/// One bidirectional stream, client or server side: at most one read and one write
+/// outstanding (gRPC's rule), sends queued behind the write in progress, every read re-armed
+/// until the other side closes. Handlers run on completion-queue threads; post() and cancel()
+/// on the progress thread; the mutex orders them.
+class stream {
+ public:
+  stream(shared_state& shared, int peer) : m_shared(shared), m_peer(peer) {}
+  virtual ~stream() = default;
+
+  /// Dispatches a completed operation. The stream may be destroyed by the progress thread as
+  /// soon as its `closed` incoming is pushed, so that push is the last thing done here.
+  void on(op::kind_t kind, bool ok) {
+    std::optional<incoming> arrived;
+    {
+      std::lock_guard lock(m_mutex);
+      --m_ops;
+      switch (kind) {
+        case op::start: on_start(ok); break;
+        case op::read: arrived = on_read(ok); break;
+        case op::write: on_write(ok); break;
+        case op::writes_done: break;
+        case op::finish:
+          m_done = true;
+          if (m_peer < 0) break;  // a stream of another method: nobody to tell
+          arrived = incoming{};
+          arrived->source = m_peer;
+          arrived->closed = true;
+          arrived->closed_reason = closed_reason();
+          break;
+      }
+      maybe_finish();
+    }
+    if (arrived) m_shared.push(std::move(*arrived));
+  }
+
+  /// Queues a message; dropped (its buffer released) when the stream is over.
+  void post(outgoing o) {
+    std::lock_guard lock(m_mutex);
+    if (m_broken || m_finishing || m_done || m_closing) return;
+    m_writes.push_back(std::move(o));
+    m_shared.posted.fetch_add(1);
+    if (m_open && !m_writing) start_write();
+  }
+
+  /// Ends the stream at once: every operation completes, failed. Returns the sends given up.
+  std::size_t cancel() {
+    std::lock_guard lock(m_mutex);
+    const std::size_t n = m_writes.size();
+    m_broken = true;
+    drop_queued();
+    if (!m_done) try_cancel();
+    return n;
+  }
+
+  /// Client: no more writes after those queued (the server then finishes the stream).
+  void close_writes() {
+    std::lock_guard lock(m_mutex);
+    m_closing = true;
+    maybe_close_writes();
+  }
+
+  bool done() const {
+    std::lock_guard lock(m_mutex);
+    return m_done && m_ops == 0;
+  }
+  int peer() const noexcept { return m_peer; }
+
+ protected:
+  // What differs between the client and the server side.
+  virtual void do_read(grpc::ByteBuffer* into, void* tag) = 0;
+  virtual void do_write(const grpc::ByteBuffer& b, void* tag) = 0;
+  virtual void do_writes_done(void* tag) = 0;
+  virtual void do_finish(void* tag) = 0;
+  virtual void try_cancel() = 0;
+  virtual std::string closed_reason() const = 0;
+  /// The stream is open (client: started; server: accepted): reads and writes may begin.
+  virtual void on_start(bool ok) = 0;
+
+  void opened() {
+    m_open = true;
+    arm_read();
+    if (!m_writes.empty()) start_write();
+  }
+  void fail_start() {  // the call failed to start or was turned away: Finish ends it
+    m_broken = true;
+    m_read_closed = true;
+    drop_queued();
+  }
+  void never_started() {  // a server's call that was never accepted: there is nothing to finish
+    m_broken = m_read_closed = m_finishing = m_done = true;
+  }
+
+  shared_state& m_shared;
+  int m_peer;
+  mutable std::mutex m_mutex;
+  bool m_closing = false;
+
+ private:
+  void arm_read() {
+    ++m_ops;
+    do_read(&m_read_buffer, &m_read_op);
+  }
+
+  void start_write() {
+    outgoing& o = m_writes.front();
+    auto* held = new held_bytes{std::move(o.bytes), std::move(o.keep_alive)};
+    grpc::Slice slice(const_cast<std::byte*>(o.data), o.size, [](void* p) { delete static_cast<held_bytes*>(p); },
+                      held);
+    m_write_buffer = grpc::ByteBuffer(&slice, 1);
+    m_writing = true;
+    ++m_ops;
+    do_write(m_write_buffer, &m_write_op);
+  }
+
+  std::optional<incoming> on_read(bool ok) {
+    if (!ok) {  // the other side closed its writes, or the stream failed
+      m_read_closed = true;
+      return std::nullopt;
+    }
+    incoming in;
+    in.source = m_peer;
+    in.size = m_read_buffer.Length();
+    in.oversized = in.size > m_shared.max_receive;
+    // Oversized: keep just the header, for the request id of the error reply.
+    const std::size_t keep = in.oversized ? std::min<std::size_t>(in.size, 64) : in.size;
+    in.bytes = in.oversized ? buffer(keep) : m_shared.pool.acquire(keep);
+    std::vector<grpc::Slice> slices;
+    if (!m_read_buffer.Dump(&slices).ok()) slices.clear();
+    std::size_t at = 0;
+    for (const auto& s : slices) {
+      const std::size_t n = std::min(s.size(), keep - at);
+      std::memcpy(in.bytes.data() + at, s.begin(), n);
+      at += n;
+      if (at == keep) break;
+    }
+    m_read_buffer.Clear();
+    if (!m_broken) arm_read();
+    return in;
+  }
+
+  void on_write(bool ok) {
+    m_writing = false;
+    m_write_buffer.Clear();
+    m_writes.pop_front();
+    m_shared.posted.fetch_sub(1);
+    m_shared.completed.store(true);
+    if (!ok) {
+      m_broken = true;
+      drop_queued();
+    }
+    if (!m_writes.empty() && !m_broken) start_write();
+    maybe_close_writes();
+  }
+
+  void drop_queued() {
+    // The one being written (if any) is gRPC's until its completion comes.
+    const std::size_t keep = m_writing ? 1 : 0;
+    const std::size_t n = m_writes.size() - keep;
+    m_writes.resize(keep);
+    if (n > 0) {
+      m_shared.posted.fetch_sub(n);
+      m_shared.completed.store(true);
+    }
+  }
+
+  void maybe_close_writes() {
+    if (!m_closing || m_writes_done || !m_open || m_writing || m_broken || m_done || !m_writes.empty()) return;
+    m_writes_done = true;
+    ++m_ops;
+    do_writes_done(&m_writes_done_op);
+  }
+
+  void maybe_finish() {
+    // Both sides finish once nothing more can be read and no write is outstanding.
+    if (!m_read_closed || m_writing || m_finishing) return;
+    m_finishing = true;
+    ++m_ops;
+    do_finish(&m_finish_op);
+  }
+
+ protected:
+  int m_ops = 0;  // operations whose tag has not come back
+
+ private:
+  std::deque<outgoing> m_writes;  // the front is being written while m_writing
+  bool m_open = false;
+  bool m_writing = false;
+  bool m_read_closed = false;
+  bool m_broken = false;
+  bool m_writes_done = false;
+  bool m_finishing = false;
+  bool m_done = false;
+  grpc::ByteBuffer m_read_buffer;
+  grpc::ByteBuffer m_write_buffer;
+  op m_read_op{op::read, this};
+  op m_write_op{op::write, this};
+  op m_writes_done_op{op::writes_done, this};
+  op m_finish_op{op::finish, this};
+
+ protected:
+  op m_start_op{op::start, this};
+};
+
+/// Serves a completion queue until it is shut down and drained.
+void serve_queue(grpc::CompletionQueue& cq) {
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq.Next(&tag, &ok)) {
+    auto* o = static_cast<op*>(tag);
+    o->s->on(o->kind, ok);
+  }
+}
+
+// ---- client ----
+
+class client_stream final : public stream {
+ public:
+  client_stream(shared_state& shared, int peer, grpc::GenericStub& stub, grpc::CompletionQueue& cq,
+                std::string address)
+      : stream(shared, peer), m_address(std::move(address)) {
+    std::lock_guard lock(m_mutex);
+    m_call = stub.PrepareCall(&m_context, grpc_session_method, &cq);
+    ++m_ops;
+    m_call->StartCall(&m_start_op);
+  }
+
+ private:
+  void on_start(bool ok) override {
+    if (ok)
+      opened();
+    else
+      fail_start();
+  }
+  void do_read(grpc::ByteBuffer* into, void* tag) override { m_call->Read(into, tag); }
+  void do_write(const grpc::ByteBuffer& b, void* tag) override { m_call->Write(b, tag); }
+  void do_writes_done(void* tag) override { m_call->WritesDone(tag); }
+  void do_finish(void* tag) override { m_call->Finish(&m_status, tag); }
+  void try_cancel() override { m_context.TryCancel(); }
+  std::string closed_reason() const override {
+    if (m_status.ok()) return "the receiver at " + m_address + " ended the stream";
+    return "gRPC stream to " + m_address + " failed: " + m_status.error_message() + " (code " +
+           std::to_string(static_cast<int>(m_status.error_code())) + ")";
+  }
+
+  std::string m_address;
+  grpc::ClientContext m_context;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> m_call;
+  grpc::Status m_status;
+};
+
+grpc::ChannelArguments channel_arguments() {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);  // mpi-offload's own limits apply, and answer with an error
+  args.SetMaxSendMessageSize(-1);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection per transmitter, as with MPI
+  return args;
+}
+
+class grpc_client final : public endpoint {
+ public:
+  grpc_client(const std::vector<std::string>& addresses, buffer_pool& pool, std::uint64_t max_receive,
+              const link_emulation& emulate, std::function<void()> wake)
+      : endpoint(pool, max_receive, emulate), m_shared(pool, max_receive, std::move(wake)), m_addresses(addresses) {
+    for (std::size_t i = 0; i < addresses.size(); ++i) {
+      auto channel = grpc::CreateCustomChannel(addresses[i], grpc::InsecureChannelCredentials(), channel_arguments());
+      m_stubs.push_back(std::make_unique<grpc::GenericStub>(channel));
+      m_streams.push_back(
+          std::make_unique<client_stream>(m_shared, static_cast<int>(i), *m_stubs.back(), m_cq, addresses[i]));
+    }
+    m_thread = std::thread([this] { serve_queue(m_cq); });
+  }
+
+  ~grpc_client() override {
+    // Close writes; each receiver then finishes its stream. Streams not done in a second are cancelled.
+    for (auto& s : m_streams) s->close_writes();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    auto all_done = [&] {
+      return std::all_of(m_streams.begin(), m_streams.end(), [](const auto& s) { return s->done(); });
+    };
+    while (!all_done() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (auto& s : m_streams)
+      if (!s->done()) s->cancel();
+    while (!all_done()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    m_cq.Shutdown();
+    m_thread.join();
+  }
+
+  std::optional<incoming> receive() override {
+    std::lock_guard lock(m_shared.mutex);
+    if (m_shared.arrived.empty()) return std::nullopt;
+    incoming in = std::move(m_shared.arrived.front());
+    m_shared.arrived.pop_front();
+    return in;
+  }
+  std::string describe(int peer) const override {
+    return peer >= 0 && std::size_t(peer) < m_addresses.size() ? m_addresses[std::size_t(peer)]
+                                                                 : "peer " + std::to_string(peer);
+  }
+
+ protected:
+  void post(outgoing o) override { m_streams.at(static_cast<std::size_t>(o.dest))->post(std::move(o)); }
+  bool complete_sends() override { return m_shared.completed.exchange(false); }
+  std::size_t posted_sends() const noexcept override { return m_shared.posted.load(); }
+  std::size_t abandon_posted(int dest) override { return m_streams.at(static_cast<std::size_t>(dest))->cancel(); }
+
+ private:
+  shared_state m_shared;
+  std::vector<std::string> m_addresses;
+  grpc::CompletionQueue m_cq;
+  std::vector<std::unique_ptr<grpc::GenericStub>> m_stubs;
+  std::vector<std::unique_ptr<client_stream>> m_streams;
+  std::thread m_thread;
+};
+
+// ---- server ----
+
+class grpc_server;
+
+class server_stream final : public stream {
+ public:
+  server_stream(shared_state& shared, grpc_server& server, grpc::ServerCompletionQueue& cq)
+      : stream(shared, -1), m_server(server), m_cq(cq), m_call(&m_context) {}
+  void request(grpc::AsyncGenericService& service) {
+    std::lock_guard lock(m_mutex);
+    ++m_ops;
+    service.RequestCall(&m_context, &m_call, &m_cq, &m_cq, &m_start_op);
+  }
+  const std::string& description() const noexcept { return m_description; }
+
+ private:
+  void on_start(bool ok) override;
+  void do_read(grpc::ByteBuffer* into, void* tag) override { m_call.Read(into, tag); }
+  void do_write(const grpc::ByteBuffer& b, void* tag) override { m_call.Write(b, tag); }
+  void do_writes_done(void*) override {}  // the server ends its writes with Finish
+  void do_finish(void* tag) override {
+    if (m_method_ok)
+      m_call.Finish(grpc::Status::OK, tag);
+    else
+      m_call.Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                                 "this server has one method, " + std::string(grpc_session_method)),
+                    tag);
+  }
+  void try_cancel() override { m_context.TryCancel(); }
+  std::string closed_reason() const override { return "the stream from " + m_description + " ended"; }
+
+  grpc_server& m_server;
+  grpc::ServerCompletionQueue& m_cq;
+  grpc::GenericServerContext m_context;
+  grpc::GenericServerAsyncReaderWriter m_call;
+  std::string m_description;
+  bool m_method_ok = false;
+};
+
+class grpc_server final : public endpoint {
+ public:
+  grpc_server(const std::string& address, std::size_t threads, buffer_pool& pool, std::uint64_t max_receive,
+              const link_emulation& emulate, std::function<void()> wake, int& bound_port)
+      : endpoint(pool, max_receive, emulate), m_shared(pool, max_receive, std::move(wake)) {
+    if (threads == 0) throw std::invalid_argument("a gRPC receiver needs at least 1 completion-queue thread");
+    grpc::ServerBuilder builder;
+    builder.SetMaxReceiveMessageSize(-1);  // mpi-offload's own limits apply, and answer with an error
+    builder.SetMaxSendMessageSize(-1);
+    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &bound_port);
+    builder.RegisterAsyncGenericService(&m_service);
+    for (std::size_t i = 0; i < threads; ++i) m_queues.push_back(builder.AddCompletionQueue());
+    m_server = builder.BuildAndStart();
+    if (!m_server || bound_port == 0)
+      throw grpc_unavailable("cannot listen for gRPC on '" + address + "' (is the address valid, the port free?)");
+    for (auto& q : m_queues) accept_next(*q);
+    for (auto& q : m_queues) m_threads.emplace_back([&cq = *q] { serve_queue(cq); });
+  }
+
+  ~grpc_server() override {
+    {
+      std::lock_guard lock(m_mutex);
+      m_shutting_down = true;
+    }
+    // Streams still open get a moment to finish, then are cancelled.
+    m_server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+    for (auto& q : m_queues) q->Shutdown();
+    for (auto& t : m_threads) t.join();
+  }
+
+  /// A stream was accepted on `cq`: it becomes the next peer, and the queue accepts another.
+  int accepted(server_stream& s, grpc::ServerCompletionQueue& cq) {
+    std::lock_guard lock(m_mutex);
+    const int peer = m_next_peer++;
+    m_peers.emplace(peer, &s);
+    if (!m_shutting_down) accept_next(cq);
+    return peer;
+  }
+  void accept_other(grpc::ServerCompletionQueue& cq) {  // a stream of another method was turned away
+    std::lock_guard lock(m_mutex);
+    if (!m_shutting_down) accept_next(cq);
+  }
+
+  std::optional<incoming> receive() override {
+    std::optional<incoming> in;
+    {
+      std::lock_guard lock(m_shared.mutex);
+      if (m_shared.arrived.empty()) return std::nullopt;
+      in = std::move(m_shared.arrived.front());
+      m_shared.arrived.pop_front();
+    }
+    if (in->closed) forget(in->source);
+    return in;
+  }
+  std::string describe(int peer) const override {
+    std::lock_guard lock(m_mutex);
+    auto it = m_descriptions.find(peer);
+    return it != m_descriptions.end() ? it->second : "peer " + std::to_string(peer);
+  }
+  void describe_as(int peer, std::string text) {
+    std::lock_guard lock(m_mutex);
+    m_descriptions[peer] = std::move(text);
+  }
+
+ protected:
+  void post(outgoing o) override {
+    if (auto* s = find(o.dest)) s->post(std::move(o));  // (a stream that ended takes nothing)
+  }
+  bool complete_sends() override { return m_shared.completed.exchange(false); }
+  std::size_t posted_sends() const noexcept override { return m_shared.posted.load(); }
+  std::size_t abandon_posted(int dest) override {
+    auto* s = find(dest);
+    return s != nullptr ? s->cancel() : 0;
+  }
+
+ private:
+  void accept_next(grpc::ServerCompletionQueue& cq) {  // m_mutex held
+    auto s = std::make_unique<server_stream>(m_shared, *this, cq);
+    s->request(m_service);
+    m_streams.push_back(std::move(s));
+  }
+  server_stream* find(int peer) {
+    std::lock_guard lock(m_mutex);
+    auto it = m_peers.find(peer);
+    return it != m_peers.end() ? it->second : nullptr;
+  }
+  /// A stream whose end was reported is freed here, on the progress thread (its last handler
+  /// has returned: pushing that report was the last thing it did). So are streams of other
+  /// methods that are done.
+  void forget(int peer) {
+    std::lock_guard lock(m_mutex);
+    if (auto it = m_peers.find(peer); it != m_peers.end()) {
+      server_stream* s = it->second;
+      m_peers.erase(it);
+      std::erase_if(m_streams, [s](const auto& p) { return p.get() == s; });
+    }
+  }
+
+  shared_state m_shared;
+  grpc::AsyncGenericService m_service;
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> m_queues;
+  std::unique_ptr<grpc::Server> m_server;
+  std::vector<std::thread> m_threads;
+  mutable std::mutex m_mutex;
+  bool m_shutting_down = false;
+  int m_next_peer = 0;
+  std::vector<std::unique_ptr<server_stream>> m_streams;  // accepted, and one waiting per queue
+  std::map<int, server_stream*> m_peers;                  // accepted, not yet reported ended
+  std::map<int, std::string> m_descriptions;
+};
+
+void server_stream::on_start(bool ok) {
+  if (!ok) {  // the server is shutting down: this stream was never accepted
+    never_started();
+    return;
+  }
+  m_method_ok = m_context.method() == grpc_session_method;
+  if (!m_method_ok) {
+    m_server.accept_other(m_cq);
+    fail_start();
+    return;
+  }
+  m_peer = m_server.accepted(*this, m_cq);
+  m_description = "peer " + std::to_string(m_peer) + " (" + m_context.peer() + ")";
+  m_server.describe_as(m_peer, m_description);
+  opened();
+}
+
+}  // namespace
+
+std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>& addresses, buffer_pool& pool,
+                                           std::uint64_t max_receive_bytes, const link_emulation& emulate,
+                                           std::function<void()> wake) {
+  return std::make_unique<grpc_client>(addresses, pool, max_receive_bytes, emulate, std::move(wake));
+}
+
+std::unique_ptr<endpoint> make_grpc_server(const std::string& address, std::size_t threads, buffer_pool& pool,
+                                           std::uint64_t max_receive_bytes, const link_emulation& emulate,
+                                           std::function<void()> wake, int& bound_port) {
+  return std::make_unique<grpc_server>(address, threads, pool, max_receive_bytes, emulate, std::move(wake),
+                                       bound_port);
+}
+
+}  // namespace offload::detail

@@ -1,0 +1,48 @@
+#pragma once
+// The gRPC transport. One bidirectional stream per transmitter-receiver pair, on the method
+// "/offload.Offload/Session" (proto/offload.proto documents it); each gRPC message carries one
+// mpi-offload wire message, unchanged. gRPC's generic API moves raw byte buffers, so a send
+// hands gRPC a slice that points at our buffer (no copy) and a receive copies the slices once
+// into a pooled, aligned buffer, as an MPI receive does. Completion queues are served by
+// threads of this endpoint, which queue what arrived and wake the progress thread.
+//
+// No gRPC header is included here: a build without gRPC compiles this interface and gets a
+// clear error from the factories.
+
+#include "endpoint.hpp"
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace offload::detail {
+
+/// The build has no gRPC, or gRPC could not listen or connect.
+class grpc_unavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// The full method name of the session stream.
+inline constexpr const char* grpc_session_method = "/offload.Offload/Session";
+
+/// True when this build has the gRPC transport.
+bool grpc_available() noexcept;
+
+/// A transmitter's side: peer i is `addresses[i]` ("host:port"). Streams are opened at once;
+/// one that cannot be opened arrives as a `closed` incoming for its peer.
+std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>& addresses, buffer_pool& pool,
+                                           std::uint64_t max_receive_bytes, const link_emulation& emulate,
+                                           std::function<void()> wake);
+
+/// A receiver's side: listens on `address` ("host:port"; port 0 picks a free one, written to
+/// `bound_port`) with `threads` completion-queue threads. Each accepted stream is a new peer,
+/// numbered from 0 in the order they arrive. Throws grpc_unavailable when it cannot listen.
+std::unique_ptr<endpoint> make_grpc_server(const std::string& address, std::size_t threads, buffer_pool& pool,
+                                           std::uint64_t max_receive_bytes, const link_emulation& emulate,
+                                           std::function<void()> wake, int& bound_port);
+
+}  // namespace offload::detail
