@@ -82,8 +82,39 @@ bool stderr_is_terminal() {
   return !ec && (target.rfind("/dev/pts/", 0) == 0 || target.rfind("/dev/tty", 0) == 0);
 }
 
+/// MPI_Bcast on the progress thread; nothing to do in a process without MPI (one rank).
+void broadcast(offload::runtime& rt, void* data, int count, MPI_Datatype type, int root) {
+  if (rt.comm() == MPI_COMM_NULL) return;
+  rt.call([&] { MPI_Bcast(data, count, type, root, rt.comm()); });
+}
+
+/// True when a launcher (mpirun, srun) started this process as an MPI rank.
+bool launched_as_rank() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"})
+    if (std::getenv(v) != nullptr) return true;
+  return false;
+}
+
+/// gRPC over mpirun: every rank learns the address of each receiver rank (ranks 0..R-1).
+std::vector<std::string> receiver_addresses(offload::runtime& rt, const options& o, int my_port) {
+  constexpr std::size_t width = 512;
+  std::string mine;
+  if (rt.rank() < o.receivers) {
+    const std::string host = o.listen.substr(0, o.listen.rfind(':'));
+    const bool any = host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::";
+    mine = (any ? rt.host() : host) + ":" + std::to_string(my_port);
+  }
+  mine.resize(width, '\0');
+  std::string all(width * std::size_t(rt.size()), '\0');
+  rt.call([&] { MPI_Allgather(mine.data(), int(width), MPI_CHAR, all.data(), int(width), MPI_CHAR, rt.comm()); });
+  std::vector<std::string> out;
+  for (int r = 0; r < o.receivers; ++r) out.emplace_back(all.c_str() + std::size_t(r) * width);
+  return out;
+}
+
 /// Gathers every rank's vector on rank 0 (call on the progress thread with no client left).
 template <class T> std::vector<std::vector<T>> gather(offload::runtime& rt, const std::vector<T>& mine) {
+  if (rt.comm() == MPI_COMM_NULL) return {mine};
   const int world = rt.size();
   const int bytes = int(mine.size() * sizeof(T));
   std::vector<int> counts(static_cast<std::size_t>(world)), displs(static_cast<std::size_t>(world));
@@ -169,7 +200,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
   const bool measure = ns_per_iteration <= 0;
   if (measure) {
     if (rank == o.receivers) ns_per_iteration = offload::app::measure_ns_per_iteration();
-    rt.call([&] { MPI_Bcast(&ns_per_iteration, 1, MPI_DOUBLE, o.receivers, rt.comm()); });
+    broadcast(rt, &ns_per_iteration, 1, MPI_DOUBLE, o.receivers);
   }
   offload::app::resolve(w, o.time_scale, ns_per_iteration);
   if (!o.module_work.empty()) {
@@ -180,7 +211,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
       offload::app::refine_modules(w, o.time_scale, module_kernels);
       counts = offload::app::derived_counts(w);
     }
-    rt.call([&] { MPI_Bcast(counts.data(), int(counts.size()), MPI_UINT64_T, o.receivers, rt.comm()); });
+    broadcast(rt, counts.data(), int(counts.size()), MPI_UINT64_T, o.receivers);
     offload::app::set_derived_counts(w, counts);
   }
 
@@ -215,13 +246,19 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
   if (receiver_rank) {
     const auto cfg = offload::app::receiver_settings(o);
     try {
-      rx = std::make_unique<offload::receiver>(rt, kernels, std::size_t(world - o.receivers), cfg);
-    } catch (const std::invalid_argument& e) {
+      const auto peers = std::size_t(world - o.receivers);
+      if (o.grpc())
+        rx = std::make_unique<offload::receiver>(rt, kernels, offload::grpc_listen{o.listen, o.grpc_threads}, peers, cfg);
+      else
+        rx = std::make_unique<offload::receiver>(rt, kernels, peers, cfg);
+    } catch (const std::exception& e) {  // bad settings, or gRPC cannot listen
       problem = e.what();
       spdlog::error("{}", problem);
     }
   }
   if (!rt.all_agree(problem.empty())) return 2;
+  std::vector<std::string> grpc_addresses = o.connect_to;
+  if (o.grpc() && o.receivers > 0) grpc_addresses = receiver_addresses(rt, o, rx ? rx->port() : 0);
 
   if (rx) {
     rt.barrier();
@@ -257,7 +294,10 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
         for (int r = 0; r < link->receivers; ++r) receivers.push_back(r);
       }
       try {
-        tx = std::make_unique<offload::transmitter>(rt, kernels, receivers, cfg);
+        if (o.grpc())
+          tx = std::make_unique<offload::transmitter>(rt, kernels, offload::grpc_receivers{grpc_addresses}, cfg);
+        else
+          tx = std::make_unique<offload::transmitter>(rt, kernels, receivers, cfg);
       } catch (const offload::handshake_error& e) {
         spdlog::error("handshake failed: {}", e.what());
         me["setup_failed"] = true;
@@ -345,7 +385,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     all_times = gather(rt, event_times);
     all_requests = gather(rt, requests);
     int len = 0;
-    MPI_Get_library_version(mpi_library.data(), &len);
+    if (rt.comm() != MPI_COMM_NULL) MPI_Get_library_version(mpi_library.data(), &len);
     mpi_library.resize(std::size_t(len));
   });
   int status = 0;
@@ -376,7 +416,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
       status = 2;
     }
   }
-  rt.call([&] { MPI_Bcast(&status, 1, MPI_INT, 0, rt.comm()); });
+  broadcast(rt, &status, 1, MPI_INT, 0);
   return status;
 }
 
@@ -386,8 +426,9 @@ int main(int argc, char** argv) {
   keep_freed_memory();
   options o;
   o.argv.assign(argv, argv + argc);
-  CLI::App app{"offload-run: CPU event loops offloading their modules to receiver ranks over MPI.\n"
-               "Launch with mpirun; ranks below --receivers serve, the others run events."};
+  CLI::App app{"offload-run: CPU event loops offloading their modules to receiver ranks over MPI or gRPC.\n"
+               "Launch with mpirun; ranks below --receivers serve, the others run events. With --transport grpc\n"
+               "--connect HOST:PORT (offload-serve) every rank transmits, and mpirun is optional."};
   offload::app::add_options(app, o);
   const char* world_rank = std::getenv("OMPI_COMM_WORLD_RANK");
   const bool speaker = world_rank == nullptr || std::string(world_rank) == "0";
@@ -426,9 +467,10 @@ int main(int argc, char** argv) {
     progress.spin = std::chrono::microseconds(o.spin_us);
     progress.yield = std::chrono::microseconds(o.yield_us);
     progress.thread_multiple = o.service_mode();  // the main thread blocks in accept/connect
+    progress.mpi = !o.grpc() || launched_as_rank();  // gRPC without mpirun: no MPI at all
     rt = std::make_unique<offload::runtime>(progress);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "offload-run: MPI start-up failed: %s\n", e.what());
+    std::fprintf(stderr, "offload-run: start-up failed: %s\n", e.what());
     return 1;
   }
   spdlog::set_pattern("[%H:%M:%S.%e] [rank " + std::to_string(rt->rank()) + "] [%l] %v");

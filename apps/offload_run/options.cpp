@@ -51,8 +51,69 @@ const std::vector<std::pair<std::string, double>>& distance_presets() {
   return presets;
 }
 
-void add_options(CLI::App& app, options& o) {
+void add_receiver_options(CLI::App& app, options& o) {
   app.option_defaults()->always_capture_default();
+  app.add_option("--credits", o.credits, "requests outstanding per transmitter at each receiver")
+      ->check(CLI::Range(1, 1 << 16));
+  app.add_option("--receiver-threads", o.receiver_threads, "kernel threads per receiver")->check(CLI::Range(1, 1024));
+  app.add_option("--backend", o.backend, "receiver backend; auto: cuda where a GPU is usable, else cpu (saying why)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  app.add_option("--kernel-set", o.kernel_set, "kernels this rank offers (default: all); ranks must agree")
+      ->delimiter(',');
+  app.add_option("--max-message-bytes", o.max_message_bytes, "largest message sent or accepted")
+      ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{2147483647}));
+  app.add_option("--max-products", o.max_products, "most products per message sent or accepted")
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--max-name-length", o.max_name_length, "longest product name sent or accepted")
+      ->check(CLI::Range(1, 65535));
+  app.add_option("--idle-timeout-ms", o.idle_timeout_ms,
+                 "receivers drop a transmitter silent this long, reclaiming its credits (transmitters send "
+                 "keepalives at a quarter of it); 0: never")
+      ->check(CLI::Range(0.0, 1e9));
+  app.add_option("--device", o.device, "CUDA device of the receivers; -1: local rank modulo the visible devices")
+      ->check(CLI::Range(-1, 1024));
+  app.add_option("--max-batch", o.max_batch, "receivers run up to this many requests of one kernel together")
+      ->check(CLI::Range(1, int(max_batch_limit)));
+  app.add_option("--max-wait-us", o.max_wait_us, "how long a receiver holds a batch open for more requests")
+      ->check(CLI::Range(0.0, 1e7));
+  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_option("--wait-policy", o.wait_policy,
+                 "how idle progress threads wait: adaptive (spin, then yield, then sleep), spin, yield, or block "
+                 "(sleep at once, woken by local work)")
+      ->check(CLI::IsMember({"adaptive", "spin", "yield", "block"}));
+  app.add_option("--spin-us", o.spin_us, "adaptive: an idle progress thread polls without pause this long")
+      ->check(CLI::Range(0, 10000000));
+  app.add_option("--yield-us", o.yield_us, "adaptive: then yields between polls until this long after its last work")
+      ->check(CLI::Range(0, 10000000));
+  app.add_option("--idle-sleep-us", o.idle_sleep_us,
+                 "longest sleep of an idle progress thread: the latency an idle rank may add, against its CPU use")
+      ->check(CLI::Range(1, 100000));
+}
+
+void check_address(const std::string& flag, const std::string& address, bool any_port) {
+  const auto colon = address.rfind(':');
+  const std::string port = colon == std::string::npos ? "" : address.substr(colon + 1);
+  int value = -1;
+  if (!port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos)
+    value = std::stoi(port);
+  if (colon == 0 || value < (any_port ? 0 : 1) || value > 65535)
+    throw std::invalid_argument(flag + " '" + address + "' is not HOST:PORT with a port in " + (any_port ? "0" : "1") +
+                                "..65535");
+}
+
+void add_options(CLI::App& app, options& o) {
+  add_receiver_options(app, o);
+  app.add_option("--transport", o.transport,
+                 "the data path between transmitters and receivers: mpi, or grpc (receiver ranks listen on "
+                 "--listen; or every rank transmits to --connect HOST:PORT,... of offload-serve, without mpirun "
+                 "too)")
+      ->check(CLI::IsMember({"mpi", "grpc"}));
+  app.add_option("--listen", o.listen,
+                 "grpc: HOST:PORT receiver ranks listen on (port 0: any free one); transmitters are told HOST, or "
+                 "this rank's host name when HOST is 0.0.0.0");
+  app.add_option("--grpc-threads", o.grpc_threads, "grpc: completion-queue threads of each receiver")
+      ->check(CLI::Range(1, 64));
   app.add_option("--workload", o.workload,
                  "what an event does: single (one request of --kernel) or miniaod (CPU work and four models)")
       ->check(CLI::IsMember(workload_names()));
@@ -98,36 +159,13 @@ void add_options(CLI::App& app, options& o) {
                  "echo bytes (65536); 0 picks the kernel's default");
   app.add_option("--work", o.work, "single workload, synthetic: iterations per element");
   app.add_option("--seed", o.seed, "seed of the generated events");
-  app.add_option("--credits", o.credits, "requests outstanding per transmitter at each receiver")
-      ->check(CLI::Range(1, 1 << 16));
-  app.add_option("--receiver-threads", o.receiver_threads, "kernel threads per receiver")->check(CLI::Range(1, 1024));
   app.add_option("--routing", o.routing, "receiver choice")->check(CLI::IsMember({"round_robin", "least_outstanding"}));
-  app.add_option("--backend", o.backend, "receiver backend; auto: cuda where a GPU is usable, else cpu (saying why)")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  app.add_option("--kernel-set", o.kernel_set, "kernels this rank offers (default: all); ranks must agree")
-      ->delimiter(',');
-  app.add_option("--max-message-bytes", o.max_message_bytes, "largest message sent or accepted")
-      ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{2147483647}));
-  app.add_option("--max-products", o.max_products, "most products per message sent or accepted")
-      ->check(CLI::Range(1, 1 << 20));
-  app.add_option("--max-name-length", o.max_name_length, "longest product name sent or accepted")
-      ->check(CLI::Range(1, 65535));
-  app.add_option("--idle-timeout-ms", o.idle_timeout_ms,
-                 "receivers drop a transmitter silent this long, reclaiming its credits (transmitters send "
-                 "keepalives at a quarter of it); 0: never")
-      ->check(CLI::Range(0.0, 1e9));
   app.add_option("--blocking-receive-below", o.blocking_receive_below,
                  "messages smaller than this are received with a blocking MPI_Mrecv, larger ones without blocking; "
                  "over long TCP links use the TCP eager limit (65536) or 0")
       ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 31));
   app.add_option("--tolerance", o.tolerance, "relative and absolute tolerance of --validate")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--device", o.device, "CUDA device of the receivers; -1: local rank modulo the visible devices")
-      ->check(CLI::Range(-1, 1024));
-  app.add_option("--max-batch", o.max_batch, "receivers run up to this many requests of one kernel together")
-      ->check(CLI::Range(1, int(max_batch_limit)));
-  app.add_option("--max-wait-us", o.max_wait_us, "how long a receiver holds a batch open for more requests")
-      ->check(CLI::Range(0.0, 1e7));
   std::vector<std::string> distances;
   for (const auto& [name, ms] : distance_presets()) distances.push_back(name);
   app.add_option("--distance", o.distance,
@@ -145,7 +183,12 @@ void add_options(CLI::App& app, options& o) {
       ->check(CLI::Range(0.0, 1e6));
   app.add_flag("--serve", o.serve,
                "run a receiver service: every rank receives; transmitter jobs --connect to it until one --stop-s it");
-  app.add_flag("--connect", o.connect, "run this job's events against a receiver service (every rank transmits)");
+  app.add_option("--connect", o.connect_to,
+                 "run this job's events against a receiver service (every rank transmits): with --transport mpi "
+                 "the MPI service of --port-file/--service-name (no value), with --transport grpc the "
+                 "offload-serve instances at HOST:PORT,...")
+      ->expected(0, 1)
+      ->delimiter(',');
   app.add_flag("--stop", o.stop, "ask a receiver service to stop once its sessions end");
   app.add_option("--port-file", o.port_file, "service: the file holding its MPI port name (on a shared path)");
   app.add_option("--service-name", o.service_name,
@@ -153,22 +196,56 @@ void add_options(CLI::App& app, options& o) {
   app.add_option("--connect-timeout", o.connect_timeout_s,
                  "--connect/--stop: how long to wait for the service's port file or name to appear (s)")
       ->check(CLI::Range(0.0, 86400.0));
-  app.add_option("--wait-policy", o.wait_policy,
-                 "how idle progress threads wait: adaptive (spin, then yield, then sleep), spin, yield, or block "
-                 "(sleep at once, woken by local work)")
-      ->check(CLI::IsMember({"adaptive", "spin", "yield", "block"}));
-  app.add_option("--spin-us", o.spin_us, "adaptive: an idle progress thread polls without pause this long")
-      ->check(CLI::Range(0, 10000000));
-  app.add_option("--yield-us", o.yield_us, "adaptive: then yields between polls until this long after its last work")
-      ->check(CLI::Range(0, 10000000));
-  app.add_option("--idle-sleep-us", o.idle_sleep_us,
-                 "longest sleep of an idle progress thread: the latency an idle rank may add, against its CPU use")
-      ->check(CLI::Range(1, 100000));
-  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+}
+
+void finish_wait_policy(const CLI::App& app, options& o) {
+  const bool explicit_times = app.count("--spin-us") || app.count("--yield-us");
+  if (explicit_times && o.wait_policy != "adaptive")
+    throw CLI::ValidationError("--spin-us/--yield-us", "apply to --wait-policy adaptive only");
+  constexpr int forever = 1'000'000'000;  // µs
+  if (o.wait_policy == "spin") {
+    o.spin_us = forever;
+    o.yield_us = forever;
+  } else if (o.wait_policy == "yield") {
+    o.spin_us = 0;
+    o.yield_us = forever;
+  } else if (o.wait_policy == "block") {
+    o.spin_us = 0;
+    o.yield_us = 0;
+  }
 }
 
 void finish_options(const CLI::App& app, options& o) {
+  o.connect = app.count("--connect") > 0;
+  std::erase(o.connect_to, std::string());
+  if (o.grpc()) {
+    if (o.serve || o.stop || !o.port_file.empty() || !o.service_name.empty())
+      throw CLI::ValidationError("--serve/--stop/--port-file/--service-name",
+                                 "apply to --transport mpi; the gRPC receiver service is offload-serve");
+    try {
+      for (const auto& a : o.connect_to) check_address("--connect", a, false);
+      check_address("--listen", o.listen, true);
+    } catch (const std::invalid_argument& e) {
+      throw CLI::ValidationError("--connect/--listen", e.what());
+    }
+    if (o.connect) {
+      if (o.connect_to.empty())
+        throw CLI::ValidationError("--connect", "with --transport grpc it needs HOST:PORT[,HOST:PORT...]");
+      if (app.count("--receivers"))
+        throw CLI::ValidationError("--receivers", "does not apply with --connect: every rank transmits");
+      if (o.mode == "local") throw CLI::ValidationError("--mode", "local runs no receivers: it cannot use --connect");
+      o.receivers = 0;
+      o.remote_receivers = int(o.connect_to.size());
+      o.connect = false;  // (not the MPI service)
+      if (app.count("--listen")) throw CLI::ValidationError("--listen", "does not apply with --connect");
+    }
+  } else {
+    if (!o.connect_to.empty())
+      throw CLI::ValidationError("--connect", "HOST:PORT is for --transport grpc; the MPI service is found through "
+                                              "--port-file or --service-name");
+    if (app.count("--listen") || app.count("--grpc-threads"))
+      throw CLI::ValidationError("--listen/--grpc-threads", "apply to --transport grpc only");
+  }
   if (int(o.serve) + int(o.connect) + int(o.stop) > 1)
     throw CLI::ValidationError("--serve/--connect/--stop", "give at most one of them");
   if (o.service_mode()) {
@@ -200,20 +277,7 @@ void finish_options(const CLI::App& app, options& o) {
   }
   if (o.inject_jitter_ms > o.inject_latency_ms && o.inject_jitter_ms > 0)
     throw CLI::ValidationError("--inject-jitter", "is larger than the one-way latency; delays would be cut at zero");
-  const bool explicit_times = app.count("--spin-us") || app.count("--yield-us");
-  if (explicit_times && o.wait_policy != "adaptive")
-    throw CLI::ValidationError("--spin-us/--yield-us", "apply to --wait-policy adaptive only");
-  constexpr int forever = 1'000'000'000;  // µs
-  if (o.wait_policy == "spin") {
-    o.spin_us = forever;
-    o.yield_us = forever;
-  } else if (o.wait_policy == "yield") {
-    o.spin_us = 0;
-    o.yield_us = forever;
-  } else if (o.wait_policy == "block") {
-    o.spin_us = 0;
-    o.yield_us = 0;
-  }
+  finish_wait_policy(app, o);
 }
 
 }  // namespace offload::app

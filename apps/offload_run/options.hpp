@@ -62,6 +62,10 @@ struct options {
   double inject_latency_ms = 0;        // one-way, emulated in the transport
   double inject_jitter_ms = 0;
   double inject_bandwidth_gbit = 0;    // 0: unlimited
+  std::string transport = "mpi";      // the data path: mpi, or grpc (MPI then only starts and reports)
+  std::string listen = "0.0.0.0:0";   // grpc: where receiver ranks listen (port 0: any free one)
+  std::size_t grpc_threads = 2;       // grpc: completion-queue threads of a receiver
+  std::vector<std::string> connect_to;  // grpc: --connect HOST:PORT,...; every rank transmits to them
   bool serve = false;                  // receiver service (service.hpp)
   bool connect = false;                // transmitter job of a service
   bool stop = false;                   // ask a service to stop
@@ -70,6 +74,7 @@ struct options {
   double connect_timeout_s = 60;       // how long --connect/--stop wait for the service to appear
   int remote_receivers = 0;            // set on connecting: the service's receiver ranks
   bool service_mode() const { return serve || connect || stop; }
+  bool grpc() const { return transport == "grpc"; }
   bool emulated() const { return inject_latency_ms > 0 || inject_jitter_ms > 0 || inject_bandwidth_gbit > 0; }
 };
 
@@ -86,6 +91,12 @@ const std::vector<std::pair<std::string, double>>& distance_presets();
 
 /// Registers every flag of `o` on `app`.
 void add_options(CLI::App& app, options& o);
+/// Registers the flags that configure a receiver (offload-serve has these only).
+void add_receiver_options(CLI::App& app, options& o);
+/// "host:port" with a port in 1..65535 (0 too when `any_port`), else std::invalid_argument naming `flag`.
+void check_address(const std::string& flag, const std::string& address, bool any_port);
+/// Sets --spin-us/--yield-us from --wait-policy; throws CLI::ValidationError (part of finish_options).
+void finish_wait_policy(const CLI::App& app, options& o);
 /// Resolves defaults that depend on other flags (after parsing); throws CLI::ValidationError.
 void finish_options(const CLI::App& app, options& o);
 

@@ -24,6 +24,12 @@ constexpr const char* stage_keys[] = {"tx_queue", "net_out", "rx_queue", "kernel
 constexpr const char* stage_names[] = {"transmitter queue", "network out", "receiver queue",
                                        "kernel",            "network back", "round trip"};
 
+std::string join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : ",") + p;
+  return out;
+}
+
 std::string utc_now() {
   const std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -128,7 +134,8 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
                       {"ranks", world},
                       {"receivers", o.receivers + o.remote_receivers},
                       {"transmitters", world - o.receivers},
-                      {"service", o.connect ? (o.service_name.empty() ? o.port_file : o.service_name) : ""},
+                      {"service", o.connect ? (o.service_name.empty() ? o.port_file : o.service_name) : join(o.connect_to)},
+                      {"transport", o.transport},
                       {"threads", o.threads},
                       {"inflight", o.inflight},
                       {"events_per_transmitter", o.events},
@@ -244,6 +251,7 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
              {"git_dirty", build_info::git_dirty},
              {"workload", w.name},
              {"mode", o.mode},
+             {"transport", o.transport},
              {"modules", module_names},
              {"kernels", kernel_names},
              {"ranks", world},
@@ -295,7 +303,7 @@ std::string human_summary(const json& rep) {
   std::ostringstream os;
   char line[512];
   os << "offload-run: workload " << c["workload"].get<std::string>() << " (" << t["modules"].get<std::string>()
-     << "), mode " << c["mode"].get<std::string>() << ", time scale " << c["time_scale"].get<double>() << ", "
+     << "), mode " << c["mode"].get<std::string>() << " over " << c["transport"].get<std::string>() << ", time scale " << c["time_scale"].get<double>() << ", "
      << c["receivers"].get<int>() << " receiver(s), " << c["transmitters"].get<int>() << " transmitter(s) x "
      << c["threads"].get<int>() << " threads, " << c["inflight"].get<int>() << " in flight, credits "
      << c["credits"].get<int>() << ", backend " << c["backend"].get<std::string>() << ", batch "

@@ -98,6 +98,8 @@ class receiver {
 
   /// Blocks until the receiver is done serving, then returns its statistics.
   receiver_stats wait();
+  /// Waits at most `for_at_most` for the same; true when it is done.
+  bool wait_for(std::chrono::milliseconds for_at_most);
   /// A snapshot of the statistics (any thread).
   receiver_stats stats() const;
 

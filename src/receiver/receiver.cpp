@@ -50,8 +50,9 @@ struct receiver::impl final : progress_client {
     std::chrono::steady_clock::time_point last_heard;
   };
 
-  impl(runtime& r, const kernel_registry& k, std::size_t expected, receiver_config c, const endpoint_factory& make)
-      : rt(r), self("receiver rank " + std::to_string(r.rank())), kernels(k), expected_peers(expected), cfg(std::move(c)), ep(make(r, cfg, pool, port)),
+  impl(runtime& r, std::string name, const kernel_registry& k, std::size_t expected, receiver_config c,
+       const endpoint_factory& make)
+      : rt(r), self(std::move(name)), kernels(k), expected_peers(expected), cfg(std::move(c)), ep(make(r, cfg, pool, port)),
         be(detail::make_backend(cfg.backend, cfg.device, r.local_rank(), backend_note)) {
     if (!backend_note.empty()) spdlog::warn("{}: {}", self, backend_note);
     st.backend = be->name();
@@ -422,8 +423,8 @@ void receiver::impl::drop_peer(int peer, peer_state& p, const std::string& why) 
 }
 
 receiver::receiver(runtime& rt, const kernel_registry& kernels, std::size_t expected_peers, receiver_config config)
-    : m_impl(std::make_unique<impl>(rt, kernels, expected_peers, std::move(config),
-                                    [](runtime& r, const receiver_config& c, buffer_pool& pool, int&) {
+    : m_impl(std::make_unique<impl>(rt, "receiver rank " + std::to_string(rt.rank()), kernels, expected_peers,
+                                    std::move(config), [](runtime& r, const receiver_config& c, buffer_pool& pool, int&) {
                                       return std::make_unique<detail::mpi_endpoint>(
                                           c.comm != MPI_COMM_NULL ? c.comm : r.comm(), pool, c.limits.max_message_bytes,
                                           c.emulate, c.blocking_receive_below);
@@ -433,7 +434,7 @@ receiver::receiver(runtime& rt, const kernel_registry& kernels, std::size_t expe
 
 receiver::receiver(runtime& rt, const kernel_registry& kernels, grpc_listen listen, std::size_t expected_peers,
                    receiver_config config)
-    : m_impl(std::make_unique<impl>(rt, kernels, expected_peers, std::move(config),
+    : m_impl(std::make_unique<impl>(rt, "receiver at " + listen.address, kernels, expected_peers, std::move(config),
                                     [&](runtime& r, const receiver_config& c, buffer_pool& pool, int& port) {
                                       return detail::make_grpc_server(listen.address, listen.threads, pool,
                                                                       c.limits.max_message_bytes, c.emulate,
@@ -454,6 +455,10 @@ receiver::~receiver() {
 receiver_stats receiver::wait() {
   m_impl->done_future.wait();
   return stats();
+}
+
+bool receiver::wait_for(std::chrono::milliseconds for_at_most) {
+  return m_impl->done_future.wait_for(for_at_most) == std::future_status::ready;
 }
 
 receiver_stats receiver::stats() const {

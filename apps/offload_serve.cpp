@@ -1,0 +1,117 @@
+// offload-serve: a gRPC receiver service, no MPI. Transmitters reach it with
+//   offload-run --transport grpc --connect HOST:PORT[,HOST:PORT...]   (with or without mpirun)
+// It serves until --peers sessions have ended (0: until SIGINT or SIGTERM), then prints what it did.
+#include "offload_run/options.hpp"
+
+#include <offload/receiver.hpp>
+#include <offload/runtime.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <sys/resource.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+namespace {
+
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+/// Writes `text` to `path` whole: a reader never sees a partial file.
+void write_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << text << '\n';
+    if (!f) throw std::runtime_error("cannot write --port-file " + path);
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  offload::app::options o;
+  std::string listen;
+  std::uint64_t peers = 0;
+  std::string port_file;
+  CLI::App app{"offload-serve: a receiver reached over gRPC (offload-run --transport grpc --connect HOST:PORT).\n"
+               "No MPI: start it like any server."};
+  offload::app::add_receiver_options(app, o);
+  app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free one (see --port-file)")->required();
+  app.add_option("--peers", peers, "transmitter sessions to serve before exiting; 0: until SIGINT or SIGTERM")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
+  app.add_option("--grpc-threads", o.grpc_threads, "completion-queue threads")->check(CLI::Range(1, 64));
+  app.add_option("--port-file", port_file, "write the port listened on to this file once listening");
+  try {
+    app.parse(argc, argv);
+    offload::app::finish_wait_policy(app, o);
+    offload::app::check_address("--listen", listen, true);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "offload-serve: %s\n", e.what());
+    return 2;
+  }
+  spdlog::set_level(spdlog::level::from_str(o.log_level));
+  spdlog::set_pattern("[%H:%M:%S.%e] [offload-serve] [%l] %v");
+
+  // SIGINT and SIGTERM are taken by sigtimedwait below, in every thread started after this.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  try {
+    const auto& all = offload::kernel_registry::builtin();
+    const offload::kernel_registry kernels = o.kernel_set.empty() ? all : all.subset(o.kernel_set);
+    offload::progress_options progress;
+    progress.mpi = false;
+    progress.max_sleep = std::chrono::microseconds(o.idle_sleep_us);
+    progress.spin = std::chrono::microseconds(o.spin_us);
+    progress.yield = std::chrono::microseconds(o.yield_us);
+    offload::runtime rt(progress);
+    const std::size_t expected = peers == 0 ? std::numeric_limits<std::size_t>::max() : std::size_t(peers);
+    offload::receiver rx(rt, kernels, offload::grpc_listen{listen, o.grpc_threads}, expected,
+                         offload::app::receiver_settings(o));
+    const auto s0 = rx.stats();
+    std::printf("offload-serve: listening on %s:%d, %zu completion-queue thread(s), backend %s, %zu kernel "
+                "thread(s), credits %u, kernels %s\n",
+                listen.substr(0, listen.rfind(':')).c_str(), rx.port(), o.grpc_threads, s0.backend.c_str(),
+                o.receiver_threads, o.credits, kernels.signature() == all.signature() ? "all" : "a subset");
+    std::fflush(stdout);
+    if (!port_file.empty()) write_atomically(port_file, std::to_string(rx.port()));
+    const double cpu0 = process_cpu_seconds();
+    const auto t0 = std::chrono::steady_clock::now();
+    const timespec tick{0, 100'000'000};
+    int signal = -1;
+    while (!rx.wait_for(std::chrono::milliseconds(0))) {
+      signal = sigtimedwait(&stop_signals, nullptr, &tick);
+      if (signal > 0) break;
+    }
+    const auto s = rx.stats();
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double cpu = process_cpu_seconds() - cpu0;
+    std::printf("offload-serve: %s after %.1f s: sessions %llu (dropped %llu), requests %llu, replies %llu, error "
+                "replies %llu, malformed %llu, MB in %.2f, MB out %.2f, cpu %.3f s (%.1f us per request)\n",
+                signal > 0 ? "stopped by a signal" : "served every session", wall,
+                (unsigned long long)s.peers_finished, (unsigned long long)s.peers_dropped,
+                (unsigned long long)s.requests, (unsigned long long)s.replies, (unsigned long long)s.error_replies,
+                (unsigned long long)s.malformed, double(s.bytes_in) / 1e6, double(s.bytes_out) / 1e6, cpu,
+                s.requests ? 1e6 * cpu / double(s.requests) : 0.0);
+    std::fflush(stdout);
+    if (!port_file.empty()) std::filesystem::remove(port_file);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "offload-serve: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
