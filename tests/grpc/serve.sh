@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The gRPC service without mpirun: offload-serve, and offload-run --transport grpc --connect as
+# plain processes.
+#  1. two transmitter processes at once against one offload-serve --peers 2: every event
+#     validated, and the service exits by itself having served 2 sessions;
+#  2. the service is SIGKILLed while a transmitter runs: the transmitter learns it from the
+#     closed stream, falls back at once and completes every event with the digest of a local run;
+#  3. a transmitter pointed at a port where nothing listens fails its handshake, saying so.
+#   serve.sh OFFLOAD_SERVE OFFLOAD_RUN
+set -u
+serve=$1
+run=$2
+tmp=$(mktemp -d)
+pids=()
+trap 'kill -9 "${pids[@]}" 2>/dev/null; rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; for f in "$tmp"/*.log; do echo "--- $f"; cat "$f"; done; exit 1; }
+start_service() {  # start_service NAME ARGS...: starts offload-serve on a free port, sets $port and $service
+  local name=$1; shift
+  rm -f "$tmp/$name.port"
+  "$serve" --listen 127.0.0.1:0 --port-file "$tmp/$name.port" "$@" >"$tmp/$name.log" 2>&1 &  # (ctest times it out)
+  service=$!
+  pids+=("$service")
+  for _ in $(seq 100); do [ -s "$tmp/$name.port" ] && break; sleep 0.1; done
+  [ -s "$tmp/$name.port" ] || fail "$name: offload-serve wrote no port file"
+  port=$(cat "$tmp/$name.port")
+}
+digest() { python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['total']['digest'])" "$1"; }
+
+# 1. two transmitters, no mpirun
+start_service two --peers 2
+for i in 1 2; do
+  timeout -s KILL 120 "$run" --transport grpc --connect "127.0.0.1:$port" --kernel mlp --events 150 --seed "$i" \
+    --validate --quiet >"$tmp/tx$i.log" 2>&1 &
+  pids+=("$!")
+  eval "tx$i=$!"
+done
+wait "$tx1" || fail "transmitter 1 exited $?"
+wait "$tx2" || fail "transmitter 2 exited $?"
+for i in 1 2; do
+  grep -qE "all +150 .* 150 +0 +0$" "$tmp/tx$i.log" && grep -q "^status: ok" "$tmp/tx$i.log" ||
+    fail "transmitter $i did not get 150 validated remote results"
+done
+wait "$service" || fail "offload-serve exited $? after its sessions"
+grep -q "served every session .*sessions 2 (dropped 0), requests 300, replies 300, error replies 0" "$tmp/two.log" ||
+  fail "offload-serve's summary is not 2 sessions and 300 replies"
+echo "ok: 2 transmitter processes, 300 validated remote results, the service exited after 2 sessions"
+
+# 2. the service is killed mid-run
+"$run" --transport grpc --mode local --kernel synthetic --size 4096 --work 3000 --events 200 \
+  --threads 2 --inflight 4 --quiet --json "$tmp/local.json" >"$tmp/local.log" 2>&1 || fail "the local run failed"
+start_service killed --peers 1
+timeout -s KILL 120 "$run" --transport grpc --connect "127.0.0.1:$port" --kernel synthetic --size 4096 --work 3000 \
+  --events 200 --threads 2 --inflight 4 --quiet --json "$tmp/killed.json" >"$tmp/killed.log" 2>&1 &
+tx=$!
+pids+=("$tx")
+sleep 1
+kill -9 "$service"
+wait "$tx" || fail "the transmitter exited $? after its service was killed"
+grep -q "^status: ok" "$tmp/killed.log" || fail "the transmitter's run is not ok after its service was killed"
+python3 - "$tmp/killed.json" "$tmp/local.json" <<'PY' || fail "the run's counts or digest are wrong"
+import json, sys
+k = json.load(open(sys.argv[1]))["total"]
+events, remote, fallbacks = k["events"], k["remote"], k["fallbacks"]
+print(f"killed service: events {events}, remote {remote}, fallbacks {fallbacks} (error {k['faults_fallback_error']}, "
+      f"no receiver {k['faults_fallback_no_receiver']}), sessions lost {k['faults_sessions_lost']}")
+local = json.load(open(sys.argv[2]))["total"]
+assert k["digest"] == local["digest"], f"digest {k['digest']}, the local run's {local['digest']}"
+assert events == 200 and remote + fallbacks == 200 and remote > 0 and fallbacks > 0, "not a mix of remote and fallback"
+assert k["faults_sessions_lost"] == 1, "the lost session is not counted"
+PY
+echo "ok: the transmitter finished every event after its service was killed"
+
+# 3. nothing listens
+timeout -s KILL 60 "$run" --transport grpc --connect 127.0.0.1:9 --kernel echo --events 10 --quiet \
+  >"$tmp/nobody.log" 2>&1 && fail "a run against a port where nothing listens exited 0"
+grep -q "handshake failed: cannot reach receiver 127.0.0.1:9: gRPC stream to 127.0.0.1:9 failed" "$tmp/nobody.log" ||
+  fail "no clear error for a receiver that cannot be reached"
+echo "ok: $(grep -o 'handshake failed: .*' "$tmp/nobody.log" | head -1)"
+echo "PASS: gRPC service"
