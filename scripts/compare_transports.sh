@@ -40,18 +40,30 @@ trap 'rm -rf "$tmp"; [ -n "${netns_up:-}" ] && scripts/netns/teardown.sh' EXIT
 rows=$tmp/rows.jsonl
 
 sizes="64 1024 16384 262144 1048576"
-lat_events=400 tput_events=3000
+lat_events=1000 tput_events=3000
 if [ "$quick" = 1 ]; then sizes="64 65536"; lat_events=100 tput_events=500; fi
 
-# measure LINK TRANSPORT TEST SIZE TRANSMITTERS LAUNCHER... -- offload-run args: one run, one row.
+# How each transport is launched on each link: sets the arrays `launcher` (mpirun and its
+# options) and `extra` (offload-run options).
+setup_transport() {  # setup_transport LINK TRANSPORT
+  local eager=(env OMPI_MCA_btl_tcp_eager_limit=2097152 OMPI_MCA_btl_tcp_rndv_eager_limit=2097152
+               OMPI_MCA_btl_tcp_max_send_size=2097152)
+  case "$1/$2" in
+    loopback/mpi) launcher=(mpirun); extra=() ;;
+    loopback/mpi-tcp) launcher=(mpirun --mca btl self,tcp --mca btl_tcp_if_include lo); extra=() ;;
+    loopback/grpc) launcher=(mpirun); extra=(--transport grpc --listen 127.0.0.1:0) ;;
+    # MPI as results/overhead.md advises over a long TCP link: eager-size messages received blocking.
+    netns/mpi) launcher=(scripts/netns/mpirun.sh); extra=(--blocking-receive-below 65536) ;;
+    netns/mpi-eager2m) launcher=("${eager[@]}" scripts/netns/mpirun.sh); extra=(--blocking-receive-below 2097152) ;;
+    netns/grpc) launcher=(scripts/netns/mpirun.sh); extra=(--transport grpc --listen "$ADDR_A:$GRPC_PORT") ;;
+  esac
+}
+
+# measure LINK TRANSPORT TEST SIZE TRANSMITTERS offload-run args...: one run, one row.
 measure() {
   local link=$1 transport=$2 test=$3 size=$4 tx=$5
   shift 5
-  local launcher=()
-  while [ "$1" != "--" ]; do launcher+=("$1"); shift; done
-  shift
-  local extra=()
-  [ "$transport" = grpc ] && extra=(--transport grpc)
+  setup_transport "$link" "$transport"
   if ! timeout -s KILL 300 "${launcher[@]}" -np $((tx + 1)) "$run" --receivers 1 --kernel echo --size "$size" \
        --quiet --json "$tmp/run.json" "${extra[@]}" "$@" >"$tmp/run.log" 2>&1 ||
      ! grep -q "^status: ok" "$tmp/run.log"; then
@@ -75,30 +87,36 @@ print(json.dumps({
     "tx_cpu_us_per_request": 1e6 * sum(r["cpu"]["process_s"] for r in txs) / max(tx_requests, 1),
 }))
 PY
-  tail -n 1 "$rows" | python3 -c "import json, sys; r = json.loads(sys.stdin.read()); print(f\"{r['link']:<9} {r['transport']:<8} {r['test']:<11} {r['payload_bytes']:>8} {r['transmitters']}->1  p50 {r['rtt_p50_us']:9.1f} us  p99 {r['rtt_p99_us']:9.1f} us  {r['requests_per_s']:9.0f} req/s  cpu/req tx {r['tx_cpu_us_per_request']:7.1f} us rx {r['rx_cpu_us_per_request']:7.1f} us\")"
+  tail -n 1 "$rows" | python3 -c "import json, sys; r = json.loads(sys.stdin.read()); print(f\"{r['link']:<9} {r['transport']:<12} {r['test']:<11} {r['payload_bytes']:>8} {r['transmitters']}->1  p50 {r['rtt_p50_us']:9.1f} us  p99 {r['rtt_p99_us']:9.1f} us  {r['requests_per_s']:9.0f} req/s  cpu/req tx {r['tx_cpu_us_per_request']:7.1f} us rx {r['rx_cpu_us_per_request']:7.1f} us\")"
 }
 
-# suite LINK TRANSPORT LAUNCHER... -- extra offload-run args
+# suite LINK TRANSPORTS...: every point, each run for every transport back to back (so that
+# the machine's drift over the run touches them alike).
 suite() {
-  local link=$1 transport=$2
-  shift 2
+  local link=$1
+  shift
+  local t size n
   for size in $sizes; do
-    local n=$lat_events
+    n=$lat_events
     [ "$size" -ge 262144 ] && n=$((lat_events / 4))
-    measure "$link" "$transport" latency "$size" 1 "$@" --events "$n" --warmup-events 20 --threads 1 --inflight 1
+    for t in "$@"; do
+      measure "$link" "$t" latency "$size" 1 --events "$n" --warmup-events 100 --threads 1 --inflight 1
+    done
   done
   for size in 64 65536; do
-    measure "$link" "$transport" throughput "$size" 1 "$@" --events "$tput_events" --warmup-events 100 --threads 2 \
-      --inflight 16 --credits 16
-    measure "$link" "$transport" throughput "$size" 7 "$@" --events $((tput_events / 4)) --warmup-events 50 \
-      --threads 2 --inflight 16 --credits 16
+    for t in "$@"; do
+      measure "$link" "$t" throughput "$size" 1 --events "$tput_events" --warmup-events 200 --threads 2 \
+        --inflight 16 --credits 16
+    done
+    for t in "$@"; do
+      measure "$link" "$t" throughput "$size" 7 --events $((tput_events / 4)) --warmup-events 50 --threads 2 \
+        --inflight 16 --credits 16
+    done
   done
 }
 
 echo "== loopback (one host) =="
-suite loopback mpi mpirun --
-suite loopback mpi-tcp mpirun --mca btl self,tcp --mca btl_tcp_if_include lo --
-suite loopback grpc mpirun -- --listen 127.0.0.1:0
+suite loopback mpi mpi-tcp grpc
 
 echo "== netns: two namespaces, ${delay} ms added per packet in each direction =="
 netns_skip=""
@@ -111,11 +129,7 @@ if [ -z "$netns_skip" ]; then
   scripts/netns/setup.sh "$delay" "$netdelay"
   netns_up=1
   export OFFLOAD_NETNS_LAYOUT=first-on-a
-  # MPI as the TCP notes of results/overhead.md advise over a long link: receive eager-size messages blocking.
-  suite netns mpi scripts/netns/mpirun.sh -- --blocking-receive-below 65536
-  suite netns mpi-eager2m env OMPI_MCA_btl_tcp_eager_limit=2097152 OMPI_MCA_btl_tcp_rndv_eager_limit=2097152 \
-    OMPI_MCA_btl_tcp_max_send_size=2097152 scripts/netns/mpirun.sh -- --blocking-receive-below 2097152
-  suite netns grpc scripts/netns/mpirun.sh -- --listen "$ADDR_A:$GRPC_PORT"
+  suite netns mpi mpi-eager2m grpc
 else
   echo "left out: $netns_skip"
 fi

@@ -1,7 +1,7 @@
 #pragma once
 // The gRPC transport. One bidirectional stream per transmitter-receiver pair, on the method
-// "/offload.Offload/Session" (proto/offload.proto documents it); each gRPC message carries one
-// mpi-offload wire message, unchanged. gRPC's generic API moves raw byte buffers, so a send
+// "/offload.Offload/Session"; each gRPC message is one mpi-offload wire message, unchanged (no
+// protobuf framing: the wire format already is the serialization). gRPC's generic API moves raw byte buffers, so a send
 // hands gRPC a slice that points at our buffer (no copy) and a receive copies the slices once
 // into a pooled, aligned buffer, as an MPI receive does. Completion queues are served by
 // threads of this endpoint, which queue what arrived and wake the progress thread.
