@@ -2,9 +2,11 @@
 # ThreadSanitizer on the threaded core (preset tsan): the work queues and buffer pool (unit
 # tests), then transmitters, receivers and progress threads on real ranks: one-to-one,
 # many-to-one, batching, the transmitter API from many threads, timeouts and fallbacks, a
-# vanished transmitter and the limits. (mpi.faults is left out: its faults are timed for an
+# vanished transmitter and the limits; then the gRPC transport's completion-queue threads
+# against the progress threads (1->1, 3->1, timeouts, rogue clients, offload-serve with a
+# killed service). (mpi.faults is left out: its faults are timed for an
 # uninstrumented build, and under TSan they land before the run starts.) Suppressions cover Open MPI's internals only
-# (tests/sanitizers/tsan.supp). Extra arguments go to ctest.
+# (tests/sanitizers/tsan.supp), and gRPC's and Abseil's. Extra arguments go to ctest.
 #   scripts/tsan.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,4 +14,4 @@ OFFLOAD_PRESET=tsan scripts/build.sh >/dev/null
 source scripts/env.sh
 # halt_on_error: a race fails the test at once. history_size: longer stacks for the second access.
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:history_size=4:suppressions=$PWD/tests/sanitizers/tsan.supp}
-ctest --preset tsan -R "unit.common|mpi.one_to_one$|mpi.three_to_one|mpi.batching|mpi.transmitter_api|mpi.timeout_fallback|mpi.vanished_transmitter|mpi.limits|mpi.wait_policy_block" "$@"
+ctest --preset tsan -R "unit.common|mpi.one_to_one$|mpi.three_to_one|mpi.batching|mpi.transmitter_api|mpi.timeout_fallback|mpi.vanished_transmitter|mpi.limits|mpi.wait_policy_block|grpc.one_to_one$|grpc.three_to_one|grpc.timeout_fallback|grpc.rogue|grpc.serve" "$@"

@@ -67,6 +67,7 @@ class stream {
   /// Dispatches a completed operation. The stream may be destroyed by the progress thread as
   /// soon as its `closed` incoming is pushed, so that push is the last thing done here.
   void on(op::kind_t kind, bool ok) {
+    if (kind == op::start) starting(ok);
     std::optional<incoming> arrived;
     {
       std::lock_guard lock(m_mutex);
@@ -130,6 +131,9 @@ class stream {
   virtual void do_finish(void* tag) = 0;
   virtual void try_cancel() = 0;
   virtual std::string closed_reason() const = 0;
+  /// Called first for the start operation, without the stream's mutex: a server registers the
+  /// stream with its endpoint here, whose mutex is taken before a stream's, never after.
+  virtual void starting(bool) {}
   /// The stream is open (client: started; server: accepted): reads and writes may begin.
   virtual void on_start(bool ok) = 0;
 
@@ -386,6 +390,7 @@ class server_stream final : public stream {
   const std::string& description() const noexcept { return m_description; }
 
  private:
+  void starting(bool ok) override;
   void on_start(bool ok) override;
   void do_read(grpc::ByteBuffer* into, void* tag) override { m_call.Read(into, tag); }
   void do_write(const grpc::ByteBuffer& b, void* tag) override { m_call.Write(b, tag); }
@@ -520,21 +525,28 @@ class grpc_server final : public endpoint {
   std::map<int, std::string> m_descriptions;
 };
 
-void server_stream::on_start(bool ok) {
-  if (!ok) {  // the server is shutting down: this stream was never accepted
-    never_started();
-    return;
-  }
+void server_stream::starting(bool ok) {
+  // (Each stream is served by the one thread of its completion queue: what is set here is
+  // read by that thread only, or under the endpoint's mutex.)
+  if (!ok) return;
   m_method_ok = m_context.method() == grpc_session_method;
   if (!m_method_ok) {
     m_server.accept_other(m_cq);
-    fail_start();
     return;
   }
   m_peer = m_server.accepted(*this, m_cq);
   m_description = "peer " + std::to_string(m_peer) + " (" + m_context.peer() + ")";
   m_server.describe_as(m_peer, m_description);
-  opened();
+}
+
+void server_stream::on_start(bool ok) {
+  if (!ok) {  // the server is shutting down: this stream was never accepted
+    never_started();
+  } else if (!m_method_ok) {
+    fail_start();  // Finish answers UNIMPLEMENTED
+  } else {
+    opened();
+  }
 }
 
 }  // namespace
