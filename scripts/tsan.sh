@@ -5,8 +5,8 @@
 # vanished transmitter and the limits; then the gRPC transport's completion-queue threads
 # against the progress threads (1->1, 3->1, timeouts, rogue clients, offload-serve with a
 # killed service). (mpi.faults is left out: its faults are timed for an
-# uninstrumented build, and under TSan they land before the run starts.) Suppressions cover Open MPI's internals only
-# (tests/sanitizers/tsan.supp), and gRPC's and Abseil's. Extra arguments go to ctest.
+# uninstrumented build, and under TSan they land before the run starts.) Suppressions cover the internals of Open MPI,
+# gRPC and Abseil only (tests/sanitizers/tsan.supp). Extra arguments go to ctest.
 #   scripts/tsan.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
