@@ -121,7 +121,6 @@ class stream {
     std::lock_guard lock(m_mutex);
     return m_done && m_ops == 0;
   }
-  int peer() const noexcept { return m_peer; }
 
  protected:
   // What differs between the client and the server side.
