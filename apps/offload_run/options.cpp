@@ -3,6 +3,7 @@
 #include "workload.hpp"
 
 #include <cmath>
+#include <sstream>
 
 namespace offload::app {
 
@@ -183,12 +184,14 @@ void add_options(CLI::App& app, options& o) {
       ->check(CLI::Range(0.0, 1e6));
   app.add_flag("--serve", o.serve,
                "run a receiver service: every rank receives; transmitter jobs --connect to it until one --stop-s it");
+  // A bare --connect must count: CLI11 2.1 drops a value-less option that captures its default.
+  app.option_defaults()->always_capture_default(false);
   app.add_option("--connect", o.connect_to,
                  "run this job's events against a receiver service (every rank transmits): with --transport mpi "
                  "the MPI service of --port-file/--service-name (no value), with --transport grpc the "
-                 "offload-serve instances at HOST:PORT,...")
-      ->expected(0, 1)
-      ->delimiter(',');
+                 "offload-serve instances at HOST:PORT[,HOST:PORT...]")
+      ->expected(0, 1);
+  app.option_defaults()->always_capture_default();
   app.add_flag("--stop", o.stop, "ask a receiver service to stop once its sessions end");
   app.add_option("--port-file", o.port_file, "service: the file holding its MPI port name (on a shared path)");
   app.add_option("--service-name", o.service_name,
@@ -217,7 +220,13 @@ void finish_wait_policy(const CLI::App& app, options& o) {
 
 void finish_options(const CLI::App& app, options& o) {
   o.connect = app.count("--connect") > 0;
-  std::erase(o.connect_to, std::string());
+  std::vector<std::string> addresses;  // --connect A,B
+  for (const auto& list : o.connect_to) {
+    std::stringstream in(list);
+    for (std::string a; std::getline(in, a, ',');)
+      if (!a.empty()) addresses.push_back(a);
+  }
+  o.connect_to = std::move(addresses);
   if (o.grpc()) {
     if (o.serve || o.stop || !o.port_file.empty() || !o.service_name.empty())
       throw CLI::ValidationError("--serve/--stop/--port-file/--service-name",

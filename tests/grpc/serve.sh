@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The gRPC service without mpirun: offload-serve, and offload-run --transport grpc --connect as
 # plain processes.
-#  1. two transmitter processes at once against one offload-serve --peers 2: every event
-#     validated, and the service exits by itself having served 2 sessions;
+#  1. two transmitter processes at once, each with --connect to two offload-serve --peers 2:
+#     every event validated, both services served requests and exit by themselves after their
+#     2 sessions;
 #  2. the service is SIGKILLed while a transmitter runs: the transmitter learns it from the
 #     closed stream, falls back at once and completes every event with the digest of a local run;
 #  3. a transmitter pointed at a port where nothing listens fails its handshake, saying so.
@@ -26,11 +27,14 @@ start_service() {  # start_service NAME ARGS...: starts offload-serve on a free 
 }
 digest() { python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['total']['digest'])" "$1"; }
 
-# 1. two transmitters, no mpirun
+# 1. two transmitters, each connected to two services, no mpirun
+start_service one --peers 2
+service_one=$service port_one=$port
 start_service two --peers 2
+service_two=$service port_two=$port
 for i in 1 2; do
-  timeout -s KILL 120 "$run" --transport grpc --connect "127.0.0.1:$port" --kernel mlp --events 150 --seed "$i" \
-    --validate --quiet >"$tmp/tx$i.log" 2>&1 &
+  timeout -s KILL 120 "$run" --transport grpc --connect "127.0.0.1:$port_one,127.0.0.1:$port_two" --kernel mlp \
+    --events 150 --seed "$i" --validate --quiet >"$tmp/tx$i.log" 2>&1 &
   pids+=("$!")
   eval "tx$i=$!"
 done
@@ -40,10 +44,18 @@ for i in 1 2; do
   grep -qE "all +150 .* 150 +0 +0$" "$tmp/tx$i.log" && grep -q "^status: ok" "$tmp/tx$i.log" ||
     fail "transmitter $i did not get 150 validated remote results"
 done
-wait "$service" || fail "offload-serve exited $? after its sessions"
-grep -q "served every session .*sessions 2 (dropped 0), requests 300, replies 300, error replies 0" "$tmp/two.log" ||
-  fail "offload-serve's summary is not 2 sessions and 300 replies"
-echo "ok: 2 transmitter processes, 300 validated remote results, the service exited after 2 sessions"
+wait "$service_one" || fail "offload-serve one exited $? after its sessions"
+wait "$service_two" || fail "offload-serve two exited $? after its sessions"
+total=0
+for name in one two; do
+  line=$(grep -o "served every session .*sessions 2 (dropped 0), requests [0-9]*, replies [0-9]*, error replies 0" \
+    "$tmp/$name.log") || fail "offload-serve $name's summary is not 2 sessions without errors"
+  requests=$(echo "$line" | sed -E 's/.*requests ([0-9]+),.*/\1/')
+  [ "$requests" -gt 0 ] || fail "offload-serve $name served no request"
+  total=$((total + requests))
+done
+[ "$total" -eq 300 ] || fail "the two services served $total requests, not 300"
+echo "ok: 2 transmitter processes x 2 services, 300 validated remote results, both services exited after 2 sessions"
 
 # 2. the service is killed mid-run
 "$run" --transport grpc --mode local --kernel synthetic --size 4096 --work 3000 --events 200 \
