@@ -10,6 +10,7 @@
 #include <offload/transmitter.hpp>
 
 #include "finish.hpp"
+#include "transport.hpp"
 
 #include <atomic>
 #include <cmath>
@@ -26,11 +27,11 @@ std::string check_result(const kernel& k, const std::vector<product>& in, const 
   return compare_with_cpu(k, product_views(in), r.products());
 }
 
-void many_threads(runtime& rt, const kernel_registry& kernels, routing policy) {
+void many_threads(runtime& rt, const offload_test::transport& T, const kernel_registry& kernels, routing policy) {
   transmitter_config cfg;
   cfg.policy = policy;
   cfg.credits = 4;
-  transmitter tx(rt, kernels, {0, 1}, cfg);
+  auto tx = T.transmitter(rt, kernels, {0, 1}, cfg);
   const auto& k = *kernels.find("clustering");
   constexpr int threads = 8, per_thread = 40;
   std::vector<std::atomic<int>> calls(threads * per_thread);
@@ -43,7 +44,7 @@ void many_threads(runtime& rt, const kernel_registry& kernels, routing policy) {
       for (int i = 0; i < per_thread; ++i) {
         const int n = t * per_thread + i;
         auto in = std::make_shared<std::vector<product>>(k.make_inputs({std::uint64_t(n + 1), 12, 0}));
-        tx.submit("clustering", product_views(*in), [&, n, in](result&& r) {
+        tx->submit("clustering", product_views(*in), [&, n, in](result&& r) {
           calls[std::size_t(n)]++;
           if (!check_result(k, *in, r).empty()) wrong++;
           std::lock_guard lock(m);
@@ -52,26 +53,26 @@ void many_threads(runtime& rt, const kernel_registry& kernels, routing policy) {
       }
     });
   for (auto& t : pool) t.join();
-  tx.close();
+  tx->close();
   for (std::size_t n = 0; n < calls.size(); ++n) EXPECT(calls[n] == 1, "request %zu delivered %d times", n, calls[n].load());
   EXPECT(wrong == 0, "%d wrong results", wrong.load());
   EXPECT(receivers_seen == (std::set<int>{0, 1}), "not every receiver was used (%zu seen)", receivers_seen.size());
-  EXPECT(tx.stats().remote == threads * per_thread, "remote %llu", (unsigned long long)tx.stats().remote);
+  EXPECT(tx->stats().remote == threads * per_thread, "remote %llu", (unsigned long long)tx->stats().remote);
 }
 
-void rejects_bad_submits(runtime& rt, const kernel_registry& kernels) {
-  transmitter tx(rt, kernels, {0, 1});
+void rejects_bad_submits(runtime& rt, const offload_test::transport& T, const kernel_registry& kernels) {
+  auto tx = T.transmitter(rt, kernels, {0, 1});
   std::vector<product> in{product::make("x", std::vector<double>{1.0})};  // no "iterations"
   bool threw = false;
   try {
-    tx.submit("nope", product_views(in));
+    tx->submit("nope", product_views(in));
   } catch (const std::invalid_argument& e) {
     threw = std::string(e.what()).find("unknown kernel 'nope'") != std::string::npos;
   }
   EXPECT(threw, "unknown kernel accepted");
   threw = false;
   try {
-    tx.submit("synthetic", product_views(in));
+    tx->submit("synthetic", product_views(in));
   } catch (const input_error& e) {
     threw = std::string(e.what()).find("'iterations' is missing") != std::string::npos;
   }
@@ -79,7 +80,7 @@ void rejects_bad_submits(runtime& rt, const kernel_registry& kernels) {
   // The future form.
   const auto& k = *kernels.find("synthetic");
   auto good = k.make_inputs({3, 100, 5});
-  auto r = tx.submit("synthetic", product_views(good)).get();
+  auto r = tx->submit("synthetic", product_views(good)).get();
   EXPECT(r.receiver() >= 0 && r.fallback() == fallback_reason::none, "not remote");
   const auto& t = r.timing();  // times taken on one clock each are ordered exactly
   EXPECT(t.submitted > 0 && t.submitted <= t.sent && t.sent <= t.replied && t.kernel_start <= t.kernel_end,
@@ -88,19 +89,19 @@ void rejects_bad_submits(runtime& rt, const kernel_registry& kernels) {
                   t.round_trip()) < 1e-9,
          "stages do not add up");
   EXPECT(check_result(k, good, r).empty(), "future result wrong");
-  tx.close();
-  EXPECT(tx.stats().submitted == 1, "submitted %llu", (unsigned long long)tx.stats().submitted);
+  tx->close();
+  EXPECT(tx->stats().submitted == 1, "submitted %llu", (unsigned long long)tx->stats().submitted);
 }
 
-void timeouts(runtime& rt, const kernel_registry& kernels) {
+void timeouts(runtime& rt, const offload_test::transport& T, const kernel_registry& kernels) {
   transmitter_config cfg;
   cfg.timeout = std::chrono::microseconds(1000);
-  transmitter tx(rt, kernels, {0, 1}, cfg);
+  auto tx = T.transmitter(rt, kernels, {0, 1}, cfg);
   const auto& k = *kernels.find("synthetic");
   std::vector<std::vector<product>> inputs;
   std::vector<std::future<result>> fs;
   for (int i = 0; i < 6; ++i) inputs.push_back(k.make_inputs({std::uint64_t(i), 2000, 20000}));  // tens of ms each
-  for (const auto& in : inputs) fs.push_back(tx.submit("synthetic", product_views(in)));
+  for (const auto& in : inputs) fs.push_back(tx->submit("synthetic", product_views(in)));
   for (std::size_t i = 0; i < fs.size(); ++i) {
     auto r = fs[i].get();
     // A receiver whose request timed out is set aside: requests not yet sent then fall back at once.
@@ -110,10 +111,10 @@ void timeouts(runtime& rt, const kernel_registry& kernels) {
   }
   // The receivers are slow, not gone: their late replies come (and bring them back).
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (tx.stats().late_replies == 0 && std::chrono::steady_clock::now() < deadline)
+  while (tx->stats().late_replies == 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  tx.close();
-  auto s = tx.stats();
+  tx->close();
+  auto s = tx->stats();
   EXPECT(s.fallback_timeout >= 1 && s.fallback_timeout + s.fallback_no_receiver == 6 && s.remote == 0,
          "timeouts %llu, no receiver %llu, remote %llu", (unsigned long long)s.fallback_timeout,
          (unsigned long long)s.fallback_no_receiver, (unsigned long long)s.remote);
@@ -124,11 +125,11 @@ void timeouts(runtime& rt, const kernel_registry& kernels) {
               (unsigned long long)s.late_replies);
 }
 
-void no_receiver(runtime& rt, const kernel_registry& kernels) {
-  transmitter tx(rt, kernels, std::vector<int>{});
+void no_receiver(runtime& rt, const offload_test::transport& T, const kernel_registry& kernels) {
+  auto tx = T.transmitter(rt, kernels, {});
   const auto& k = *kernels.find("mlp");
   auto in = k.make_inputs({5, 3, 0});
-  auto r = tx.submit("mlp", product_views(in)).get();
+  auto r = tx->submit("mlp", product_views(in)).get();
   EXPECT(r.fallback() == fallback_reason::no_receiver, "fallback %s", std::string(to_string(r.fallback())).c_str());
   EXPECT(r.timing().round_trip() == 0.0, "a local result has remote timing");
   EXPECT(check_result(k, in, r).empty(), "wrong local result");
@@ -136,22 +137,25 @@ void no_receiver(runtime& rt, const kernel_registry& kernels) {
 
 }  // namespace
 
-int main() {
-  return offload_test::run_test(4, [](runtime& rt) {
+int main(int argc, char** argv) {
+  offload_test::transport T(argc, argv);
+  return offload_test::run_test(4, [&](runtime& rt) {
     const auto& kernels = kernel_registry::builtin();
     // One node: every rank is local, and local ranks follow world ranks.
     EXPECT(rt.local_size() == 4 && rt.local_rank() == rt.rank(), "local rank %d of %d", rt.local_rank(),
            rt.local_size());
     if (rt.rank() < 2) {
       // Each transmitter rank connects four times (four transmitter objects).
-      receiver rx(rt, kernels, 2 * 4);
-      rx.wait();
+      auto rx = T.receiver(rt, kernels, 2 * 4);
+      T.exchange(rt, rx.get());
+      rx->wait();
     } else {
-      many_threads(rt, kernels, routing::round_robin);
-      many_threads(rt, kernels, routing::least_outstanding);
-      rejects_bad_submits(rt, kernels);
-      timeouts(rt, kernels);
-      no_receiver(rt, kernels);
+      T.exchange(rt, nullptr);
+      many_threads(rt, T, kernels, routing::round_robin);
+      many_threads(rt, T, kernels, routing::least_outstanding);
+      rejects_bad_submits(rt, T, kernels);
+      timeouts(rt, T, kernels);
+      no_receiver(rt, T, kernels);
     }
   });
 }
