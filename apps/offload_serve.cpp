@@ -48,7 +48,6 @@ int main(int argc, char** argv) {
   app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free one (see --port-file)")->required();
   app.add_option("--peers", peers, "transmitter sessions to serve before exiting; 0: until SIGINT or SIGTERM")
       ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
-  app.add_option("--grpc-threads", o.grpc_threads, "completion-queue threads")->check(CLI::Range(1, 64));
   app.add_option("--port-file", port_file, "write the port listened on to this file once listening");
   try {
     app.parse(argc, argv);

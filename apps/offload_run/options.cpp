@@ -54,6 +54,8 @@ const std::vector<std::pair<std::string, double>>& distance_presets() {
 
 void add_receiver_options(CLI::App& app, options& o) {
   app.option_defaults()->always_capture_default();
+  app.add_option("--grpc-threads", o.grpc_threads, "grpc: completion-queue threads of each receiver")
+      ->check(CLI::Range(1, 64));
   app.add_option("--credits", o.credits, "requests outstanding per transmitter at each receiver")
       ->check(CLI::Range(1, 1 << 16));
   app.add_option("--receiver-threads", o.receiver_threads, "kernel threads per receiver")->check(CLI::Range(1, 1024));
@@ -113,8 +115,6 @@ void add_options(CLI::App& app, options& o) {
   app.add_option("--listen", o.listen,
                  "grpc: HOST:PORT receiver ranks listen on (port 0: any free one); transmitters are told HOST, or "
                  "this rank's host name when HOST is 0.0.0.0");
-  app.add_option("--grpc-threads", o.grpc_threads, "grpc: completion-queue threads of each receiver")
-      ->check(CLI::Range(1, 64));
   app.add_option("--workload", o.workload,
                  "what an event does: single (one request of --kernel) or miniaod (CPU work and four models)")
       ->check(CLI::IsMember(workload_names()));
