@@ -31,6 +31,7 @@ struct shared_state {
   std::deque<incoming> arrived;  // guarded by mutex
   std::atomic<std::size_t> posted{0};
   std::atomic<bool> completed{false};  // a send completed since complete_sends() last looked
+  std::condition_variable op_completed;  // with mutex: an operation of some stream completed
 
   void push(incoming in) {
     {
@@ -38,6 +39,12 @@ struct shared_state {
       arrived.push_back(std::move(in));
     }
     wake();
+  }
+  /// Wakes whoever waits for streams to end. Taking the mutex orders this after a waiter's
+  /// check of the streams' state, so the wake-up cannot fall between its check and its wait.
+  void notify_op_completed() {
+    { std::lock_guard lock(mutex); }
+    op_completed.notify_all();
   }
 };
 
@@ -88,7 +95,10 @@ class stream {
       }
       maybe_finish();
     }
-    if (arrived) m_shared.push(std::move(*arrived));
+    // Neither touches the stream, which may be gone once its end is pushed.
+    shared_state& shared = m_shared;
+    if (arrived) shared.push(std::move(*arrived));
+    shared.notify_op_completed();
   }
 
   /// Queues a message; dropped (its buffer released) when the stream is over.
@@ -333,15 +343,18 @@ class grpc_client final : public endpoint {
   ~grpc_client() override {
     // Close writes; each receiver then finishes its stream. Streams not done in a second are cancelled.
     for (auto& s : m_streams) s->close_writes();
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     auto all_done = [&] {
       return std::all_of(m_streams.begin(), m_streams.end(), [](const auto& s) { return s->done(); });
     };
-    while (!all_done() && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    for (auto& s : m_streams)
-      if (!s->done()) s->cancel();
-    while (!all_done()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::unique_lock lock(m_shared.mutex);
+    if (!m_shared.op_completed.wait_for(lock, std::chrono::seconds(1), all_done)) {
+      lock.unlock();
+      for (auto& s : m_streams)
+        if (!s->done()) s->cancel();
+      lock.lock();
+      m_shared.op_completed.wait(lock, all_done);
+    }
+    lock.unlock();
     m_cq.Shutdown();
     m_thread.join();
   }

@@ -120,6 +120,24 @@ void mpi_endpoint::post(outgoing o) {
   m_pending.push_back(std::move(o));
 }
 
+template <class Remove>
+std::size_t mpi_endpoint::remove_sends_if(Remove remove) {
+  // Compacts the posted sends in place, keeping their order; remove(r) says whether slot r goes.
+  std::size_t w = 0;
+  for (std::size_t r = 0; r < m_requests.size(); ++r) {
+    if (remove(r)) continue;
+    if (w != r) {
+      m_requests[w] = m_requests[r];
+      m_pending[w] = std::move(m_pending[r]);
+    }
+    ++w;
+  }
+  const std::size_t removed = m_requests.size() - w;
+  m_requests.resize(w);
+  m_pending.resize(w);
+  return removed;
+}
+
 bool mpi_endpoint::complete_sends() {
   if (m_requests.empty()) return false;
   int outcount = 0;
@@ -127,40 +145,18 @@ bool mpi_endpoint::complete_sends() {
   OFFLOAD_MPI_CHECK(
       MPI_Testsome(static_cast<int>(m_requests.size()), m_requests.data(), &outcount, m_indices.data(), MPI_STATUSES_IGNORE));
   if (outcount <= 0) return false;
-  // Compact: completed requests are MPI_REQUEST_NULL now; their buffers go back to the pool.
-  std::size_t w = 0;
-  for (std::size_t r = 0; r < m_requests.size(); ++r) {
-    if (m_requests[r] == MPI_REQUEST_NULL) continue;
-    if (w != r) {
-      m_requests[w] = m_requests[r];
-      m_pending[w] = std::move(m_pending[r]);
-    }
-    ++w;
-  }
-  m_requests.resize(w);
-  m_pending.resize(w);
+  // Completed requests are MPI_REQUEST_NULL now; their buffers go back to the pool.
+  remove_sends_if([&](std::size_t r) { return m_requests[r] == MPI_REQUEST_NULL; });
   return true;
 }
 
 std::size_t mpi_endpoint::abandon_posted(int dest) {
-  std::size_t n = 0;
-  std::size_t w = 0;
-  for (std::size_t r = 0; r < m_requests.size(); ++r) {
-    if (m_pending[r].dest == dest) {
-      OFFLOAD_MPI_CHECK(MPI_Request_free(&m_requests[r]));
-      m_abandoned.push_back(std::move(m_pending[r]));
-      ++n;
-      continue;
-    }
-    if (w != r) {
-      m_requests[w] = m_requests[r];
-      m_pending[w] = std::move(m_pending[r]);
-    }
-    ++w;
-  }
-  m_requests.resize(w);
-  m_pending.resize(w);
-  return n;
+  return remove_sends_if([&](std::size_t r) {
+    if (m_pending[r].dest != dest) return false;
+    OFFLOAD_MPI_CHECK(MPI_Request_free(&m_requests[r]));
+    m_abandoned.push_back(std::move(m_pending[r]));
+    return true;
+  });
 }
 
 }  // namespace offload::detail
