@@ -3,8 +3,8 @@
 # tests), then transmitters, receivers and progress threads on real ranks: one-to-one,
 # many-to-one, batching, the transmitter API from many threads, timeouts and fallbacks, a
 # vanished transmitter and the limits; then the gRPC transport's completion-queue threads
-# against the progress threads (1->1, 3->1, batching, the API, timeouts, limits, rogue clients, offload-serve with a
-# killed service). (mpi.faults is left out: its faults are timed for an
+# against the progress threads (1->1, 3->1, batching, the API, timeouts, limits, rogue
+# clients, offload-serve with a killed service). (mpi.faults is left out: its faults are timed for an
 # uninstrumented build, and under TSan they land before the run starts.) Suppressions cover the internals of Open MPI,
 # gRPC and Abseil only (tests/sanitizers/tsan.supp). Extra arguments go to ctest.
 #   scripts/tsan.sh
