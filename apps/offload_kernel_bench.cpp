@@ -3,7 +3,7 @@
 // on the current GPU. Staging copies are not included (see offload-run for end to end).
 #include <offload/kernel.hpp>
 
-#include "cuda_kernels.hpp"
+#include "kernels/cuda/cuda_kernels.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -55,7 +55,10 @@ int main(int argc, char** argv) {
     const std::uint64_t iterations = 64;
     std::vector<case_def> cases{
         {"echo", {1, echo_bytes, 0}, 0, false, std::to_string(echo_bytes >> 20) + " MiB"},
-        {"synthetic", {1, elements, iterations}, 2.0 * double(iterations) * double(elements), true,
+        {"synthetic",
+         {1, elements, iterations},
+         2.0 * double(iterations) * double(elements),
+         true,
          std::to_string(elements) + " x " + std::to_string(iterations) + " it"},
         {"mlp", {1, jets, 0}, mlp_flops_per_jet * double(jets), false, std::to_string(jets) + " jets"},
         {"clustering", {1, side, 0}, 0, false, std::to_string(side) + "^2 cells"},

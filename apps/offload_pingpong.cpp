@@ -5,7 +5,7 @@
 //   bandwidth    rank 0 streams a window of non-blocking sends to rank 1, which acks each window
 //   many-to-one  every rank but 0 keeps `window` requests of --mr-bytes in flight to rank 0,
 //                which answers each with --mr-reply-bytes: requests per second
-#include "../src/common/mpi_check.hpp"
+#include "src/runtime/mpi_check.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -147,9 +147,11 @@ void many_to_one(const mpi_session& mpi, const options& o, std::vector<row>& row
       std::vector<MPI_Request> sends(std::size_t(o.mr_window), MPI_REQUEST_NULL);
       int sent = 0;
       for (; sent < std::min(o.mr_window, per_sender); ++sent)
-        OFFLOAD_MPI_CHECK(MPI_Isend(req.data(), int(o.mr_bytes), MPI_BYTE, 0, 4, MPI_COMM_WORLD, &sends[std::size_t(sent)]));
+        OFFLOAD_MPI_CHECK(
+            MPI_Isend(req.data(), int(o.mr_bytes), MPI_BYTE, 0, 4, MPI_COMM_WORLD, &sends[std::size_t(sent)]));
       for (int got = 0; got < per_sender; ++got) {
-        OFFLOAD_MPI_CHECK(MPI_Recv(reply.data(), int(o.mr_reply_bytes), MPI_BYTE, 0, 5, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+        OFFLOAD_MPI_CHECK(
+            MPI_Recv(reply.data(), int(o.mr_reply_bytes), MPI_BYTE, 0, 5, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
         if (sent < per_sender) {
           auto& slot = sends[std::size_t(sent % o.mr_window)];
           OFFLOAD_MPI_CHECK(MPI_Wait(&slot, MPI_STATUS_IGNORE));
@@ -174,7 +176,8 @@ int main(int argc, char** argv) {
   app.option_defaults()->always_capture_default();
   app.add_option("--pattern", o.pattern, "what to measure")
       ->check(CLI::IsMember({"all", "latency", "bandwidth", "many-to-one"}));
-  app.add_option("--min-bytes", o.min_bytes, "smallest message")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30));
+  app.add_option("--min-bytes", o.min_bytes, "smallest message")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30));
   app.add_option("--max-bytes", o.max_bytes, "largest message (sizes double from the smallest)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30));
   app.add_option("--iterations", o.iterations, "round trips per size at most (fewer for large sizes)")
@@ -183,7 +186,8 @@ int main(int argc, char** argv) {
   app.add_option("--repeats", o.repeats, "timed repetitions of the bandwidth and many-to-one loops (median)")
       ->check(CLI::Range(1, 1000));
   app.add_option("--window", o.window, "sends in flight in the bandwidth test")->check(CLI::Range(1, 4096));
-  app.add_option("--mr-bytes", o.mr_bytes, "many-to-one: request size")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30));
+  app.add_option("--mr-bytes", o.mr_bytes, "many-to-one: request size")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30));
   app.add_option("--mr-reply-bytes", o.mr_reply_bytes, "many-to-one: reply size")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30));
   app.add_option("--mr-window", o.mr_window, "many-to-one: requests in flight per sender")->check(CLI::Range(1, 4096));
@@ -212,7 +216,7 @@ int main(int argc, char** argv) {
       std::printf("%-12s %10s %6s %14s\n", "pattern", "bytes", "ranks", "value");
       for (const auto& r : rows)
         std::printf("%-12s %10zu %6d %14.2f %s\n", r.pattern.c_str(), r.bytes, r.ranks, r.value,
-                    r.pattern == "latency" ? "us (half round trip, median)"
+                    r.pattern == "latency"     ? "us (half round trip, median)"
                     : r.pattern == "bandwidth" ? "MB/s (median)"
                                                : "requests/s (median)");
       if (!o.json.empty()) {
@@ -220,10 +224,12 @@ int main(int argc, char** argv) {
         if (!f) throw std::runtime_error("cannot write --json file '" + o.json + "'");
         f << "{\"rows\": [\n";
         for (std::size_t i = 0; i < rows.size(); ++i)
-          f << "  {\"pattern\": \"" << rows[i].pattern << "\", \"bytes\": " << rows[i].bytes << ", \"ranks\": "
-            << rows[i].ranks << ", \"value\": " << rows[i].value << ", \"unit\": \""
-            << (rows[i].pattern == "latency" ? "us" : rows[i].pattern == "bandwidth" ? "MB/s" : "requests/s") << "\"}"
-            << (i + 1 < rows.size() ? "," : "") << "\n";
+          f << "  {\"pattern\": \"" << rows[i].pattern << "\", \"bytes\": " << rows[i].bytes
+            << ", \"ranks\": " << rows[i].ranks << ", \"value\": " << rows[i].value << ", \"unit\": \""
+            << (rows[i].pattern == "latency"     ? "us"
+                : rows[i].pattern == "bandwidth" ? "MB/s"
+                                                 : "requests/s")
+            << "\"}" << (i + 1 < rows.size() ? "," : "") << "\n";
         f << "]}\n";
       }
     }

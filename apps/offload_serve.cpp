@@ -1,8 +1,10 @@
 // offload-serve: a gRPC receiver service, no MPI. Transmitters reach it with
 //   offload-run --transport grpc --connect HOST:PORT[,HOST:PORT...]   (with or without mpirun)
 // It serves until --peers sessions have ended (0: until SIGINT or SIGTERM), then prints what it did.
-#include "offload_run/options.hpp"
+#include "apps/common/options.hpp"
+#include "apps/common/process.hpp"
 
+#include <offload/grpc.hpp>
 #include <offload/receiver.hpp>
 #include <offload/runtime.hpp>
 
@@ -16,34 +18,14 @@
 #include <fstream>
 #include <limits>
 
-namespace {
-
-double process_cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
-
-/// Writes `text` to `path` whole: a reader never sees a partial file.
-void write_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    f << text << '\n';
-    if (!f) throw std::runtime_error("cannot write --port-file " + path);
-  }
-  std::filesystem::rename(tmp, path);
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   offload::app::options o;
   std::string listen;
   std::uint64_t peers = 0;
   std::string port_file;
-  CLI::App app{"offload-serve: a receiver reached over gRPC (offload-run --transport grpc --connect HOST:PORT).\n"
-               "No MPI: start it like any server."};
+  CLI::App app{
+      "offload-serve: a receiver reached over gRPC (offload-run --transport grpc --connect HOST:PORT).\n"
+      "No MPI: start it like any server."};
   offload::app::add_receiver_options(app, o);
   app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free one (see --port-file)")->required();
   app.add_option("--peers", peers, "transmitter sessions to serve before exiting; 0: until SIGINT or SIGTERM")
@@ -82,13 +64,14 @@ int main(int argc, char** argv) {
     offload::receiver rx(rt, kernels, offload::grpc_listen{listen, o.grpc_threads}, expected,
                          offload::app::receiver_settings(o));
     const auto s0 = rx.stats();
-    std::printf("offload-serve: listening on %s:%d, %zu completion-queue thread(s), backend %s, %zu kernel "
-                "thread(s), credits %u, kernels %s\n",
-                listen.substr(0, listen.rfind(':')).c_str(), rx.port(), o.grpc_threads, s0.backend.c_str(),
-                o.receiver_threads, o.credits, kernels.signature() == all.signature() ? "all" : "a subset");
+    std::printf(
+        "offload-serve: listening on %s:%d, %zu completion-queue thread(s), backend %s, %zu kernel "
+        "thread(s), credits %u, kernels %s\n",
+        listen.substr(0, listen.rfind(':')).c_str(), rx.port(), o.grpc_threads, s0.backend.c_str(), o.receiver_threads,
+        o.credits, kernels.signature() == all.signature() ? "all" : "a subset");
     std::fflush(stdout);
-    if (!port_file.empty()) write_atomically(port_file, std::to_string(rx.port()));
-    const double cpu0 = process_cpu_seconds();
+    if (!port_file.empty()) offload::app::write_file_atomically(port_file, std::to_string(rx.port()));
+    const double cpu0 = offload::app::process_cpu_seconds();
     const auto t0 = std::chrono::steady_clock::now();
     const timespec tick{0, 100'000'000};
     int signal = -1;
@@ -98,14 +81,14 @@ int main(int argc, char** argv) {
     }
     const auto s = rx.stats();
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double cpu = process_cpu_seconds() - cpu0;
-    std::printf("offload-serve: %s after %.1f s: sessions %llu (dropped %llu), requests %llu, replies %llu, error "
-                "replies %llu, malformed %llu, MB in %.2f, MB out %.2f, cpu %.3f s (%.1f us per request)\n",
-                signal > 0 ? "stopped by a signal" : "served every session", wall,
-                (unsigned long long)s.peers_finished, (unsigned long long)s.peers_dropped,
-                (unsigned long long)s.requests, (unsigned long long)s.replies, (unsigned long long)s.error_replies,
-                (unsigned long long)s.malformed, double(s.bytes_in) / 1e6, double(s.bytes_out) / 1e6, cpu,
-                s.requests ? 1e6 * cpu / double(s.requests) : 0.0);
+    const double cpu = offload::app::process_cpu_seconds() - cpu0;
+    std::printf(
+        "offload-serve: %s after %.1f s: sessions %llu (dropped %llu), requests %llu, replies %llu, error "
+        "replies %llu, malformed %llu, MB in %.2f, MB out %.2f, cpu %.3f s (%.1f us per request)\n",
+        signal > 0 ? "stopped by a signal" : "served every session", wall, (unsigned long long)s.peers_finished,
+        (unsigned long long)s.peers_dropped, (unsigned long long)s.requests, (unsigned long long)s.replies,
+        (unsigned long long)s.error_replies, (unsigned long long)s.malformed, double(s.bytes_in) / 1e6,
+        double(s.bytes_out) / 1e6, cpu, s.requests ? 1e6 * cpu / double(s.requests) : 0.0);
     std::fflush(stdout);
     if (!port_file.empty()) std::filesystem::remove(port_file);
   } catch (const std::exception& e) {

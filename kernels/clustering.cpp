@@ -50,9 +50,6 @@ constexpr std::int64_t max_cells = std::int64_t{1} << 30;
 class clustering final : public kernel {
  public:
   std::string_view name() const noexcept override { return "clustering"; }
-  std::string_view summary() const noexcept override {
-    return "4-connected clusters of calorimeter cells above a threshold, with cluster energies";
-  }
   std::vector<product_spec> output_specs(const product_views& in) const override {
     auto e = in.get<float>("energy");
     auto shape = in.get<std::int32_t>("shape");

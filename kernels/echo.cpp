@@ -9,7 +9,6 @@ namespace {
 class echo final : public kernel {
  public:
   std::string_view name() const noexcept override { return "echo"; }
-  std::string_view summary() const noexcept override { return "returns its inputs unchanged (pure transport)"; }
   std::vector<product_spec> output_specs(const product_views& in) const override {
     std::vector<product_spec> out;
     for (const auto& p : in) out.push_back({std::string(p.name), p.type, p.count});
@@ -19,9 +18,7 @@ class echo final : public kernel {
     for (std::size_t i = 0; i < in.size(); ++i)
       if (in[i].size_bytes() > 0) std::memcpy(out.payload(i).data(), in[i].data, in[i].size_bytes());
   }
-  batch_rule batching() const override {
-    return {true, {}};
-  }
+  batch_rule batching() const override { return {true, {}}; }
   /// size: bytes of the u8 product "payload".
   std::vector<product> make_inputs(const input_params& p) const override {
     splitmix64 rng{p.seed};

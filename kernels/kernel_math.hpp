@@ -2,8 +2,8 @@
 // Per-element math shared by the CPU and CUDA implementations of the kernels: one definition,
 // compiled by g++ for the host and by nvcc for the device.
 
-#include <cstdint>
 #include <math.h>
+#include <cstdint>
 
 #if defined(__CUDACC__)
 #define OFFLOAD_HD __host__ __device__

@@ -36,9 +36,6 @@ namespace {
 class mlp final : public kernel {
  public:
   std::string_view name() const noexcept override { return "mlp"; }
-  std::string_view summary() const noexcept override {
-    return "jet tagger stand-in: 16 features -> 64 -> 64 -> 4 classes, ReLU, softmax";
-  }
   std::vector<product_spec> output_specs(const product_views& in) const override {
     auto f = in.get<float>("features");
     if (f.size() % mlp_features != 0)
@@ -53,9 +50,7 @@ class mlp final : public kernel {
     const std::size_t jets = f.size() / mlp_features;
     for (std::size_t j = 0; j < jets; ++j) mlp_forward(layers.data(), &f[j * mlp_features], &s[j * mlp_classes]);
   }
-  batch_rule batching() const override {
-    return {true, {}};
-  }
+  batch_rule batching() const override { return {true, {}}; }
   /// size: number of jets; features uniform in [-1, 1).
   std::vector<product> make_inputs(const input_params& p) const override {
     splitmix64 rng{p.seed};

@@ -32,8 +32,8 @@ kernel_registry::kernel_registry(std::vector<const kernel*> kernels) : m_kernels
 }
 
 const kernel_registry& kernel_registry::builtin() {
-  static const kernel_registry all({&kernels::clustering_kernel(), &kernels::echo_kernel(), &kernels::mlp_kernel(),
-                                    &kernels::synthetic_kernel()});
+  static const kernel_registry all(
+      {&kernels::clustering_kernel(), &kernels::echo_kernel(), &kernels::mlp_kernel(), &kernels::synthetic_kernel()});
   return all;
 }
 

@@ -9,14 +9,12 @@ constexpr std::int64_t max_iterations = 1'000'000'000;
 class synthetic final : public kernel {
  public:
   std::string_view name() const noexcept override { return "synthetic"; }
-  std::string_view summary() const noexcept override {
-    return "y[i] = `iterations` steps of acc = acc/2 + x[i] (tunable cost)";
-  }
   std::vector<product_spec> output_specs(const product_views& in) const override {
     auto x = in.get<double>("x");
     auto it = scalar_input<std::int64_t>(in, "iterations");
     if (it < 0 || it > max_iterations)
-      throw input_error("input 'iterations' is " + std::to_string(it) + ", outside 0.." + std::to_string(max_iterations));
+      throw input_error("input 'iterations' is " + std::to_string(it) + ", outside 0.." +
+                        std::to_string(max_iterations));
     return {{"y", dtype::f64, x.size()}};
   }
   void run_cpu(const product_views& in, message_writer& out) const override {
@@ -25,9 +23,7 @@ class synthetic final : public kernel {
     auto y = out.payload_as<double>(0);
     for (std::size_t i = 0; i < x.size(); ++i) y[i] = synthetic_element(x[i], it);
   }
-  batch_rule batching() const override {
-    return {true, {"iterations"}};
-  }
+  batch_rule batching() const override { return {true, {"iterations"}}; }
   /// size: elements of "x"; work: iterations per element.
   std::vector<product> make_inputs(const input_params& p) const override {
     splitmix64 rng{p.seed};

@@ -1,12 +1,12 @@
-#include "../src/common/buffer_pool.hpp"
-#include "../src/common/link_schedule.hpp"
-#include "../src/common/work_queue.hpp"
+#include "src/runtime/work_queue.hpp"
+#include "src/transport/link_schedule.hpp"
+#include "src/wire/buffer_pool.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <cstdint>
-#include <vector>
 #include <thread>
+#include <vector>
 
 using namespace offload;
 
@@ -32,7 +32,7 @@ TEST_CASE("the buffer pool reuses buffers by power-of-two size class") {
   CHECK(a.capacity() == 8192);
   const auto* p = a.data();
   { buffer drop = std::move(a); }  // back to the pool
-  auto b = pool.acquire(7000);  // same class: the same storage
+  auto b = pool.acquire(7000);     // same class: the same storage
   CHECK(b.data() == p);
   auto c = pool.acquire(100);  // smallest class is 4 KiB
   CHECK(c.capacity() == 4096);
@@ -102,8 +102,8 @@ TEST_CASE("an emulated link delays by its latency, keeps order and serialises at
   SECTION("bandwidth: a message waits for the ones before it on the same link only") {
     detail::link_schedule s({0ns, 0ns, 8e9});  // 8 Gbit/s: 1 byte per ns
     CHECK(s.release(1, 1'000'000, 0) == 1'000'000);
-    CHECK(s.release(1, 1'000'000, 0) == 2'000'000);    // queued behind the first
-    CHECK(s.release(2, 1'000'000, 0) == 1'000'000);    // another link is free
+    CHECK(s.release(1, 1'000'000, 0) == 2'000'000);     // queued behind the first
+    CHECK(s.release(2, 1'000'000, 0) == 1'000'000);     // another link is free
     CHECK(s.release(1, 1000, 5'000'000) == 5'001'000);  // the wire was idle again
   }
   SECTION("off by default") {

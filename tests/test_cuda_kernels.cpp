@@ -2,8 +2,8 @@
 // each CUDA run so that unwritten elements show. Exits 77 (skipped) without a usable GPU.
 #include <offload/kernel.hpp>
 
-#include "cuda_kernels.hpp"
-#include "mpi/check.hpp"
+#include "kernels/cuda/cuda_kernels.hpp"
+#include "tests/mpi/check.hpp"
 
 #include <cstring>
 #include <random>
@@ -14,9 +14,14 @@ namespace {
 std::string compare_per_dtype(const offload::product_views& expected, const offload::product_views& got) {
   if (expected.size() != got.size()) return offload::compare_products(expected, got);
   for (std::size_t i = 0; i < expected.size(); ++i) {
-    const double rel = expected[i].type == offload::dtype::f32 ? 1e-5 : expected[i].type == offload::dtype::f64 ? 1e-12 : 0;
-    const double abs = expected[i].type == offload::dtype::f32 ? 1e-6 : expected[i].type == offload::dtype::f64 ? 1e-14 : 0;
-    auto diff = offload::compare_products(offload::product_views({expected[i]}), offload::product_views({got[i]}), rel, abs);
+    const double rel = expected[i].type == offload::dtype::f32   ? 1e-5
+                       : expected[i].type == offload::dtype::f64 ? 1e-12
+                                                                 : 0;
+    const double abs = expected[i].type == offload::dtype::f32   ? 1e-6
+                       : expected[i].type == offload::dtype::f64 ? 1e-14
+                                                                 : 0;
+    auto diff =
+        offload::compare_products(offload::product_views({expected[i]}), offload::product_views({got[i]}), rel, abs);
     if (!diff.empty()) return diff;
   }
   return {};
@@ -79,7 +84,8 @@ int main(int argc, char** argv) {
         product_views jv(*joined);
         auto jspecs = k.output_specs(jv);
         message_writer jout({message_kind::reply, 0, 0, status::ok}, jspecs);
-        for (std::size_t i = 0; i < jspecs.size(); ++i) std::memset(jout.payload(i).data(), 0xFF, jout.payload(i).size());
+        for (std::size_t i = 0; i < jspecs.size(); ++i)
+          std::memset(jout.payload(i).data(), 0xFF, jout.payload(i).size());
         impl(jv, jout);
         auto jm = message::from(std::move(jout).finish());
         std::vector<message_writer> writers;

@@ -1,4 +1,4 @@
-#include "../src/common/handshake.hpp"
+#include "src/session/handshake.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -23,7 +23,9 @@ message decoded(const buffer& b) {
 
 const session_terms terms{{1 << 20, 64, 32}, 8, 60000};
 
-buffer with_products(message_kind kind, std::vector<product> ps) { return encode({kind, 0, 0, status::ok}, product_views(ps)); }
+buffer with_products(message_kind kind, std::vector<product> ps) {
+  return encode({kind, 0, 0, status::ok}, product_views(ps));
+}
 
 product text(std::string name, std::string_view t) {
   return product::make(std::move(name), std::vector<std::uint8_t>(t.begin(), t.end()));
@@ -32,12 +34,14 @@ product text(std::string name, std::string_view t) {
 }  // namespace
 
 TEST_CASE("hello and hello_ack round trip with host and terms") {
-  const auto hello = parse_hello(decoded(detail::encode_hello(message_kind::hello, status::ok, "echo\nmlp\n", "node1")));
+  const auto hello =
+      parse_hello(decoded(detail::encode_hello(message_kind::hello, status::ok, "echo\nmlp\n", "node1")));
   REQUIRE(hello.ok());
   CHECK(hello.signature == "echo\nmlp\n");
   CHECK(hello.host == "node1");
   CHECK_FALSE(hello.terms);
-  const auto ack = parse_hello(decoded(detail::encode_hello(message_kind::hello_ack, status::ok, "echo\n", "gpu", &terms)));
+  const auto ack =
+      parse_hello(decoded(detail::encode_hello(message_kind::hello_ack, status::ok, "echo\n", "gpu", &terms)));
   REQUIRE(ack.ok());
   REQUIRE(ack.terms);
   CHECK(ack.terms->limits.max_message_bytes == 1 << 20);
@@ -65,14 +69,18 @@ TEST_CASE("bad handshake messages say what is wrong") {
         "kernel list has a name outside printable ASCII");
   CHECK(error_of(with_products(message_kind::hello, {text("kernels", "echo\n"), text("host", "a\tb")})) ==
         "host name has a character outside printable ASCII");
-  CHECK(error_of(with_products(message_kind::hello, {text("kernels", "echo\n"), text("host", std::string(300, 'h'))})) ==
-        "host name of 300 bytes exceeds 255");
+  CHECK(
+      error_of(with_products(message_kind::hello, {text("kernels", "echo\n"), text("host", std::string(300, 'h'))})) ==
+      "host name of 300 bytes exceeds 255");
   CHECK(error_of(with_products(message_kind::hello, {product::make("kernels", std::vector<float>{1})})) ==
         "product 'kernels' has dtype f32");
-  CHECK(error_of(with_products(message_kind::hello, {text("kernels", "echo\n"), product::make("terms", std::vector<std::int64_t>{1, 2, 3, 4, 5})})) ==
+  CHECK(error_of(with_products(
+            message_kind::hello,
+            {text("kernels", "echo\n"), product::make("terms", std::vector<std::int64_t>{1, 2, 3, 4, 5})})) ==
         "a 'hello' message does not carry a product 'terms'");
   auto ack_with = [&](std::vector<std::int64_t> t) {
-    return error_of(with_products(message_kind::hello_ack, {text("kernels", "echo\n"), product::make("terms", std::move(t))}));
+    return error_of(
+        with_products(message_kind::hello_ack, {text("kernels", "echo\n"), product::make("terms", std::move(t))}));
   };
   CHECK(ack_with({1 << 20, 64, 32, 8}) == "terms have 4 values, expected 5");
   CHECK(ack_with({1 << 20, 64, 32, 0, 0}) == "terms: credits are 0");

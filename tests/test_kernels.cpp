@@ -1,6 +1,6 @@
 #include <offload/kernel.hpp>
 
-#include "builtin.hpp"
+#include "kernels/builtin.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -157,8 +157,8 @@ TEST_CASE("clustering: 4-connected components of a 3x4 grid, worked by hand") {
 TEST_CASE("clustering rejects inconsistent shapes") {
   const auto& k = get("clustering");
   auto make = [](std::vector<std::int32_t> shape, std::size_t cells) {
-    return std::vector<product>{product::make("energy", std::vector<float>(cells, 1.0f)),
-                                product::make("shape", shape), product::make("threshold", std::vector<float>{0.5f})};
+    return std::vector<product>{product::make("energy", std::vector<float>(cells, 1.0f)), product::make("shape", shape),
+                                product::make("threshold", std::vector<float>{0.5f})};
   };
   CHECK_THROWS_WITH(k.output_specs(product_views(make({3, 4}, 11))), Catch::Contains("has 11 cells"));
   CHECK_THROWS_WITH(k.output_specs(product_views(make({3}, 3))), Catch::Contains("must have 2 elements"));
@@ -183,7 +183,8 @@ TEST_CASE("joined requests of row-wise kernels give exactly the outputs of separ
   for (const char* name : {"echo", "mlp", "synthetic"}) {
     INFO(name);
     const auto& k = get(name);
-    std::vector<std::vector<product>> inputs{k.make_inputs({1, 3, 7}), k.make_inputs({2, 1, 7}), k.make_inputs({3, 5, 7})};
+    std::vector<std::vector<product>> inputs{k.make_inputs({1, 3, 7}), k.make_inputs({2, 1, 7}),
+                                             k.make_inputs({3, 5, 7})};
     std::vector<product_views> views;
     for (const auto& in : inputs) views.emplace_back(in);
     std::vector<const product_views*> ins;

@@ -10,16 +10,21 @@ using namespace offload;
 namespace {
 
 // Header and table offsets, written out independently of the implementation.
-constexpr std::size_t off_magic = 0, off_version = 4, off_kind = 6, off_count = 24, off_total = 32, off_reserved = 28, off_times = 40;
+constexpr std::size_t off_magic = 0, off_version = 4, off_kind = 6, off_count = 24, off_total = 32, off_reserved = 28,
+                      off_times = 40;
 constexpr std::size_t e_count = 0, e_offset = 8, e_name_offset = 16, e_name_length = 20, e_dtype = 22;
 
-template <class T> void poke(buffer& b, std::size_t at, T v) { std::memcpy(b.data() + at, &v, sizeof v); }
+template <class T> void poke(buffer& b, std::size_t at, T v) {
+  std::memcpy(b.data() + at, &v, sizeof v);
+}
 template <class T> T peek(const buffer& b, std::size_t at) {
   T v;
   std::memcpy(&v, b.data() + at, sizeof v);
   return v;
 }
-std::size_t entry(std::size_t i) { return wire_header_size + i * wire_entry_size; }
+std::size_t entry(std::size_t i) {
+  return wire_header_size + i * wire_entry_size;
+}
 
 /// A two-product request: "a" f32[3], "bb" i64[2].
 buffer sample() {
@@ -224,8 +229,7 @@ TEST_CASE("every truncation and every single-byte corruption of the header and t
     b.data()[i] ^= std::byte{0xA5};
     auto r = decode(b.span());
     if (r.ok())
-      for (const auto& p : r.value().products)
-        CHECK(p.data + p.size_bytes() <= b.data() + b.size());
+      for (const auto& p : r.value().products) CHECK(p.data + p.size_bytes() <= b.data() + b.size());
   }
 }
 

@@ -72,13 +72,17 @@ request_record request_record::unflatten(const double* p) {
 struct event_loop::event {
   std::uint64_t index = 0;
   std::chrono::steady_clock::time_point t0;
-  std::uint64_t hash = 0;                       // of the "before" work, then of everything
-  std::vector<std::optional<result>> results;   // remote mode: one per module
+  std::uint64_t hash = 0;                      // of the "before" work, then of everything
+  std::vector<std::optional<result>> results;  // remote mode: one per module
   std::atomic<std::size_t> pending{0};
 };
 
 event_loop::event_loop(transmitter* tx, const workload& w, std::vector<const kernel*> kernels, const loop_options& o)
-    : m_tx(tx), m_w(w), m_kernels(std::move(kernels)), m_opt(o), m_event_time(o.events, 0.0),
+    : m_tx(tx),
+      m_w(w),
+      m_kernels(std::move(kernels)),
+      m_opt(o),
+      m_event_time(o.events, 0.0),
       m_requests(o.events * w.modules.size()) {}
 
 input_params event_loop::params(std::uint64_t index, std::size_t module) const {
@@ -91,7 +95,8 @@ void event_loop::run(const std::function<void(std::uint64_t)>& tick, const std::
   const auto first = std::min<std::uint64_t>(std::uint64_t(m_opt.inflight), m_opt.events);
   for (std::uint64_t i = 0; i < first; ++i) push([this] { start(); });
   std::vector<std::thread> workers;
-  for (int t = 0; t < m_opt.threads; ++t) workers.emplace_back([this, t, &on_worker_start] { work(t, on_worker_start); });
+  for (int t = 0; t < m_opt.threads; ++t)
+    workers.emplace_back([this, t, &on_worker_start] { work(t, on_worker_start); });
   {
     std::unique_lock lock(m_mutex);
     while (!m_done_cv.wait_for(lock, std::chrono::seconds(1), [&] { return m_produced == m_opt.events; }))
@@ -105,7 +110,9 @@ void event_loop::run(const std::function<void(std::uint64_t)>& tick, const std::
   for (auto& w : workers) w.join();
 }
 
-std::vector<request_record> event_loop::requests() const { return m_requests; }
+std::vector<request_record> event_loop::requests() const {
+  return m_requests;
+}
 
 void event_loop::push(std::function<void()> task) {
   {

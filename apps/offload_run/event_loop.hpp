@@ -5,7 +5,7 @@
 // schedules the produce step (validate, "after" CPU work, digest). A worker never waits on the
 // network. In local mode the modules run inline on the event's thread instead.
 
-#include "workload.hpp"
+#include "apps/common/workload.hpp"
 
 #include <offload/transmitter.hpp>
 
@@ -53,8 +53,7 @@ class event_loop {
 
   /// Runs every event. `tick(done)` is called on this thread about once a second;
   /// `on_worker_start(t)` on worker t before it takes work (e.g. to bind it to a core).
-  void run(const std::function<void(std::uint64_t)>& tick = {},
-           const std::function<void(int)>& on_worker_start = {});
+  void run(const std::function<void(std::uint64_t)>& tick = {}, const std::function<void(int)>& on_worker_start = {});
 
   /// Seconds from the start of each event to the end of its produce step.
   const std::vector<double>& event_times() const { return m_event_time; }

@@ -1,14 +1,17 @@
 // offload-run: the measurement app. Ranks below --receivers serve; the others run a cmsRun-like
 // event loop (event_loop.hpp) of the chosen --workload, offloading its modules (--mode remote)
 // or running them inline (--mode local). Rank 0 prints the summary and writes --csv/--json.
+#include "apps/common/options.hpp"
+#include "apps/common/process.hpp"
+#include "apps/common/workload.hpp"
 #include "event_loop.hpp"
 #include "memory.hpp"
-#include "options.hpp"
 #include "placement.hpp"
 #include "report.hpp"
 #include "service.hpp"
-#include "workload.hpp"
 
+#include <offload/grpc.hpp>
+#include <offload/mpi.hpp>
 #include <offload/receiver.hpp>
 #include <offload/runtime.hpp>
 #include <offload/transmitter.hpp>
@@ -32,17 +35,8 @@ namespace {
 using offload::app::json;
 using offload::app::options;
 
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
-
-double process_cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
+using offload::app::process_cpu_seconds;
+using offload::app::thread_cpu_seconds;
 
 /// Keeps glibc's malloc from handing freed memory back to the kernel after every event. By
 /// default it trims a thread arena once 128 KiB at its top are free (madvise, a TLB shootdown
@@ -51,27 +45,9 @@ double process_cpu_seconds() {
 /// 7 -> 1 echo benchmark two thirds of its rate (results/overhead.md). cmsRun avoids the same
 /// with jemalloc; here two mallopt calls do.
 void keep_freed_memory() {
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);   // the largest glibc accepts
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest glibc accepts
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
-
-/// a - b, counter by counter.
-offload::transmitter_stats minus(offload::transmitter_stats a, const offload::transmitter_stats& b) {
-  a.submitted -= b.submitted;
-  a.remote -= b.remote;
-  a.fallbacks -= b.fallbacks;
-  a.fallback_timeout -= b.fallback_timeout;
-  a.fallback_error -= b.fallback_error;
-  a.fallback_no_receiver -= b.fallback_no_receiver;
-  a.failed -= b.failed;
-  a.late_replies -= b.late_replies;
-  a.suspensions -= b.suspensions;
-  a.sessions_lost -= b.sessions_lost;
-  a.bytes_out -= b.bytes_out;
-  a.bytes_in -= b.bytes_in;
-  return a;
-}
-
 
 /// Whether the user sees this process's stderr on a terminal. Under mpirun a rank's stderr is
 /// a pipe to the launcher, so the launcher's (the parent process's) stderr is what counts.
@@ -84,8 +60,8 @@ bool stderr_is_terminal() {
 
 /// MPI_Bcast on the progress thread; nothing to do in a process without MPI (one rank).
 void broadcast(offload::runtime& rt, void* data, int count, MPI_Datatype type, int root) {
-  if (rt.comm() == MPI_COMM_NULL) return;
-  rt.call([&] { MPI_Bcast(data, count, type, root, rt.comm()); });
+  if (offload::comm_of(rt) == MPI_COMM_NULL) return;
+  rt.call([&] { MPI_Bcast(data, count, type, root, offload::comm_of(rt)); });
 }
 
 /// True when a launcher (mpirun, srun) started this process as an MPI rank.
@@ -106,7 +82,9 @@ std::vector<std::string> receiver_addresses(offload::runtime& rt, const options&
   }
   mine.resize(width, '\0');
   std::string all(width * std::size_t(rt.size()), '\0');
-  rt.call([&] { MPI_Allgather(mine.data(), int(width), MPI_CHAR, all.data(), int(width), MPI_CHAR, rt.comm()); });
+  rt.call([&] {
+    MPI_Allgather(mine.data(), int(width), MPI_CHAR, all.data(), int(width), MPI_CHAR, offload::comm_of(rt));
+  });
   std::vector<std::string> out;
   for (int r = 0; r < o.receivers; ++r) out.emplace_back(all.c_str() + std::size_t(r) * width);
   return out;
@@ -114,18 +92,19 @@ std::vector<std::string> receiver_addresses(offload::runtime& rt, const options&
 
 /// Gathers every rank's vector on rank 0 (call on the progress thread with no client left).
 template <class T> std::vector<std::vector<T>> gather(offload::runtime& rt, const std::vector<T>& mine) {
-  if (rt.comm() == MPI_COMM_NULL) return {mine};
+  if (offload::comm_of(rt) == MPI_COMM_NULL) return {mine};
   const int world = rt.size();
   const int bytes = int(mine.size() * sizeof(T));
   std::vector<int> counts(static_cast<std::size_t>(world)), displs(static_cast<std::size_t>(world));
-  MPI_Gather(&bytes, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, rt.comm());
+  MPI_Gather(&bytes, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, offload::comm_of(rt));
   int total = 0;
   for (int i = 0; i < world; ++i) {
     displs[std::size_t(i)] = total;
     total += counts[std::size_t(i)];
   }
   std::vector<char> all(rt.rank() == 0 ? std::size_t(total) : 0);
-  MPI_Gatherv(mine.data(), bytes, MPI_BYTE, all.data(), counts.data(), displs.data(), MPI_BYTE, 0, rt.comm());
+  MPI_Gatherv(mine.data(), bytes, MPI_BYTE, all.data(), counts.data(), displs.data(), MPI_BYTE, 0,
+              offload::comm_of(rt));
   std::vector<std::vector<T>> out;
   if (rt.rank() != 0) return out;
   for (int i = 0; i < world; ++i) {
@@ -226,9 +205,10 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
   }
   const int threads = receiver_rank ? int(o.receiver_threads) : o.threads;
   if (!o.bind && threads > 1 && where->process_pus() == 1)
-    spdlog::warn("rank {}: {} threads share one PU ({}): the launcher bound this rank to it (mpirun binds to a core "
-                 "when there are at most 2 ranks); use mpirun --bind-to none, or --bind",
-                 rank, threads, where->process_binding());
+    spdlog::warn(
+        "rank {}: {} threads share one PU ({}): the launcher bound this rank to it (mpirun binds to a core "
+        "when there are at most 2 ranks); use mpirun --bind-to none, or --bind",
+        rank, threads, where->process_binding());
   json me{{"rank", rank},
           {"role", receiver_rank ? "receiver" : "transmitter"},
           {"host", rt.host()},
@@ -248,9 +228,11 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     try {
       const auto peers = std::size_t(world - o.receivers);
       if (o.grpc())
-        rx = std::make_unique<offload::receiver>(rt, kernels, offload::grpc_listen{o.listen, o.grpc_threads}, peers, cfg);
+        rx = std::make_unique<offload::receiver>(rt, kernels, offload::grpc_listen{o.listen, o.grpc_threads}, peers,
+                                                 cfg);
       else
-        rx = std::make_unique<offload::receiver>(rt, kernels, peers, cfg);
+        rx = std::make_unique<offload::receiver>(
+            rt, kernels, offload::mpi_link{{}, MPI_COMM_NULL, o.blocking_receive_below}, peers, cfg);
     } catch (const std::exception& e) {  // bad settings, or gRPC cannot listen
       problem = e.what();
       spdlog::error("{}", problem);
@@ -270,32 +252,22 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     json batches = json::object();
     for (std::size_t n = 1; n < s.batch_sizes.size(); ++n)
       if (s.batch_sizes[n]) batches[std::to_string(n)] = s.batch_sizes[n];
-    me.update(json{{"requests", s.requests},
-                   {"replies", s.replies},
-                   {"error_replies", s.error_replies},
-                   {"malformed", s.malformed},
-                   {"handshake_failures", s.handshake_failures},
-                   {"peers_dropped", s.peers_dropped},
-                   {"replies_discarded", s.replies_discarded},
-                   {"bytes_in", s.bytes_in},
-                   {"bytes_out", s.bytes_out},
-                   {"backend", s.backend},
-                   {"backend_description", s.backend_description},
-                   {"batch_sizes", batches}});
+    for (const auto& c : offload::receiver_stats::counters()) me[c.name] = s.*c.member;
+    me.update(json{{"backend", s.backend}, {"backend_description", s.backend_description}, {"batch_sizes", batches}});
     rx.reset();
   } else {
     std::unique_ptr<offload::transmitter> tx;
     if (o.mode == "remote") {
       auto cfg = offload::app::transmitter_settings(o);
-      std::vector<int> receivers;
-      for (int r = 0; r < o.receivers; ++r) receivers.push_back(r);
+      offload::mpi_link receivers{{}, MPI_COMM_NULL, o.blocking_receive_below};
+      for (int r = 0; r < o.receivers; ++r) receivers.ranks.push_back(r);
       if (link) {  // the service's receivers are ranks 0..R-1 of the merged communicator
-        cfg.comm = link->merged;
-        for (int r = 0; r < link->receivers; ++r) receivers.push_back(r);
+        receivers.comm = link->merged;
+        for (int r = 0; r < link->receivers; ++r) receivers.ranks.push_back(r);
       }
       try {
         if (o.grpc())
-          tx = std::make_unique<offload::transmitter>(rt, kernels, offload::grpc_receivers{grpc_addresses}, cfg);
+          tx = std::make_unique<offload::transmitter>(rt, kernels, offload::grpc_link{grpc_addresses}, cfg);
         else
           tx = std::make_unique<offload::transmitter>(rt, kernels, receivers, cfg);
       } catch (const offload::handshake_error& e) {
@@ -340,27 +312,17 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
       offload::transmitter_stats s;
       if (tx) {
         tx->close();
-        s = minus(tx->stats(), before);
+        s = offload::counters_minus(tx->stats(), before);
       } else {
         s.submitted = o.events * w.modules.size();
       }
       char digest[17];
       std::snprintf(digest, sizeof digest, "%016llx", static_cast<unsigned long long>(loop.digest()));
+      for (const auto& c : offload::transmitter_stats::counters()) me[c.name] = s.*c.member;
       me.update(json{{"stream", lo.stream},
                      {"events", o.events},
-                     {"submitted", s.submitted},
-                     {"remote", s.remote},
-                     {"fallbacks", s.fallbacks},
-                     {"fallback_timeout", s.fallback_timeout},
-                     {"fallback_error", s.fallback_error},
-                     {"fallback_no_receiver", s.fallback_no_receiver},
-                     {"failed", s.failed + loop.failed() + warmup_failures},
+                     {"failed", s.failed + loop.failed() + warmup_failures},  // the event loop's failures too
                      {"mismatches", loop.mismatches()},
-                     {"late_replies", s.late_replies},
-                     {"suspensions", s.suspensions},
-                     {"sessions_lost", s.sessions_lost},
-                     {"bytes_in", s.bytes_in},
-                     {"bytes_out", s.bytes_out},
                      {"stages_not_adding_up", loop.stages_not_adding_up()},
                      {"digest", digest}});
       event_times = loop.event_times();
@@ -385,7 +347,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     all_times = gather(rt, event_times);
     all_requests = gather(rt, requests);
     int len = 0;
-    if (rt.comm() != MPI_COMM_NULL) MPI_Get_library_version(mpi_library.data(), &len);
+    if (offload::comm_of(rt) != MPI_COMM_NULL) MPI_Get_library_version(mpi_library.data(), &len);
     mpi_library.resize(std::size_t(len));
   });
   int status = 0;
@@ -426,9 +388,10 @@ int main(int argc, char** argv) {
   keep_freed_memory();
   options o;
   o.argv.assign(argv, argv + argc);
-  CLI::App app{"offload-run: CPU event loops offloading their modules to receiver ranks over MPI or gRPC.\n"
-               "Launch with mpirun; ranks below --receivers serve, the others run events. With --transport grpc\n"
-               "--connect HOST:PORT (offload-serve) every rank transmits, and mpirun is optional."};
+  CLI::App app{
+      "offload-run: CPU event loops offloading their modules to receiver ranks over MPI or gRPC.\n"
+      "Launch with mpirun; ranks below --receivers serve, the others run events. With --transport grpc\n"
+      "--connect HOST:PORT (offload-serve) every rank transmits, and mpirun is optional."};
   offload::app::add_options(app, o);
   const char* world_rank = std::getenv("OMPI_COMM_WORLD_RANK");
   const bool speaker = world_rank == nullptr || std::string(world_rank) == "0";
@@ -449,9 +412,8 @@ int main(int argc, char** argv) {
     if (o.cpu_before_ms >= 0) w.before_ms = o.cpu_before_ms;
     if (o.cpu_after_ms >= 0) w.after_ms = o.cpu_after_ms;
     if (!o.module_work.empty() && o.module_work.size() != w.modules.size())
-      throw std::invalid_argument("--module-work has " + std::to_string(o.module_work.size()) +
-                                  " value(s); workload " + w.name + " has " + std::to_string(w.modules.size()) +
-                                  " module(s)");
+      throw std::invalid_argument("--module-work has " + std::to_string(o.module_work.size()) + " value(s); workload " +
+                                  w.name + " has " + std::to_string(w.modules.size()) + " module(s)");
     const auto& all = offload::kernel_registry::builtin();
     kernels = std::make_unique<offload::kernel_registry>(o.kernel_set.empty() ? all : all.subset(o.kernel_set));
     for (const auto& m : w.modules) all.subset({m.kernel});  // throws for an unknown kernel
@@ -466,7 +428,7 @@ int main(int argc, char** argv) {
     progress.max_sleep = std::chrono::microseconds(o.idle_sleep_us);
     progress.spin = std::chrono::microseconds(o.spin_us);
     progress.yield = std::chrono::microseconds(o.yield_us);
-    progress.thread_multiple = o.service_mode();  // the main thread blocks in accept/connect
+    progress.thread_multiple = o.service_mode();     // the main thread blocks in accept/connect
     progress.mpi = !o.grpc() || launched_as_rank();  // gRPC without mpirun: no MPI at all
     rt = std::make_unique<offload::runtime>(progress);
   } catch (const std::exception& e) {

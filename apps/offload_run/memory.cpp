@@ -12,8 +12,10 @@ rss_kib read_rss() {
   std::string key;
   std::uint64_t value = 0;
   while (in >> key) {
-    if (key == "VmRSS:" && in >> value) r.current = value;
-    else if (key == "VmHWM:" && in >> value) r.peak = value;
+    if (key == "VmRSS:" && in >> value)
+      r.current = value;
+    else if (key == "VmHWM:" && in >> value)
+      r.peak = value;
     in.ignore(1 << 12, '\n');
   }
   return r;
@@ -24,7 +26,9 @@ memory_sampler::memory_sampler(std::chrono::milliseconds period) : m_period(peri
   m_thread = std::thread([this] { run(); });
 }
 
-memory_sampler::~memory_sampler() { stop(); }
+memory_sampler::~memory_sampler() {
+  stop();
+}
 
 void memory_sampler::run() {
   std::unique_lock lock(m_mutex);
@@ -55,14 +59,10 @@ nlohmann::ordered_json memory_sampler::stop() {
   }
   const std::vector<std::uint64_t> run(m_samples.begin() + static_cast<std::ptrdiff_t>(m_mark), m_samples.end());
   auto at = [&](double q) { return run[static_cast<std::size_t>(q * double(run.size() - 1))]; };
-  return {{"rss_start_kib", run.front()},
-          {"rss_q1_kib", at(0.25)},
-          {"rss_q2_kib", at(0.5)},
-          {"rss_q3_kib", at(0.75)},
-          {"rss_end_kib", run.back()},
-          {"rss_max_kib", *std::max_element(run.begin(), run.end())},
-          {"vm_hwm_kib", read_rss().peak},
-          {"samples", run.size()}};
+  return {{"rss_start_kib", run.front()},  {"rss_q1_kib", at(0.25)},
+          {"rss_q2_kib", at(0.5)},         {"rss_q3_kib", at(0.75)},
+          {"rss_end_kib", run.back()},     {"rss_max_kib", *std::max_element(run.begin(), run.end())},
+          {"vm_hwm_kib", read_rss().peak}, {"samples", run.size()}};
 }
 
 }  // namespace offload::app

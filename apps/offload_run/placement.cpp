@@ -33,7 +33,9 @@ std::string binding(hwloc_topology_t topo, int flags) {
   return b.list();
 }
 
-int count(hwloc_topology_t topo, hwloc_obj_type_t type) { return std::max(0, hwloc_get_nbobjs_by_type(topo, type)); }
+int count(hwloc_topology_t topo, hwloc_obj_type_t type) {
+  return std::max(0, hwloc_get_nbobjs_by_type(topo, type));
+}
 
 }  // namespace
 
@@ -42,9 +44,13 @@ placement::placement() {
     throw std::runtime_error(std::string("hwloc cannot load the topology: ") + std::strerror(errno));
 }
 
-placement::~placement() { hwloc_topology_destroy(m_topo); }
+placement::~placement() {
+  hwloc_topology_destroy(m_topo);
+}
 
-int placement::cores() const noexcept { return std::max(1, count(m_topo, HWLOC_OBJ_CORE)); }
+int placement::cores() const noexcept {
+  return std::max(1, count(m_topo, HWLOC_OBJ_CORE));
+}
 
 std::vector<int> placement::share(int local_rank, int local_size) const {
   const int n = cores();
@@ -74,8 +80,12 @@ void placement::bind_thread(int c) const {
     throw std::runtime_error("cannot bind a thread to core " + std::to_string(c) + ": " + std::strerror(errno));
 }
 
-std::string placement::thread_binding() const { return binding(m_topo, HWLOC_CPUBIND_THREAD); }
-std::string placement::process_binding() const { return binding(m_topo, HWLOC_CPUBIND_PROCESS); }
+std::string placement::thread_binding() const {
+  return binding(m_topo, HWLOC_CPUBIND_THREAD);
+}
+std::string placement::process_binding() const {
+  return binding(m_topo, HWLOC_CPUBIND_PROCESS);
+}
 
 int placement::process_pus() const {
   bitmap b;

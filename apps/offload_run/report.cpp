@@ -3,7 +3,7 @@
 #include "build_info.hpp"
 
 #ifdef OFFLOAD_WITH_CUDA
-#include "cuda_kernels.hpp"
+#include "kernels/cuda/cuda_kernels.hpp"
 #endif
 
 #include <algorithm>
@@ -21,8 +21,8 @@ namespace offload::app {
 namespace {
 
 constexpr const char* stage_keys[] = {"tx_queue", "net_out", "rx_queue", "kernel", "net_back", "round_trip"};
-constexpr const char* stage_names[] = {"transmitter queue", "network out", "receiver queue",
-                                       "kernel",            "network back", "round trip"};
+constexpr const char* stage_names[] = {"transmitter queue", "network out", "receiver queue", "kernel",
+                                       "network back",      "round trip"};
 
 std::string join(const std::vector<std::string>& parts) {
   std::string out;
@@ -50,9 +50,13 @@ json stats_ms(const std::vector<double>& v) {
               {"p99_ms", 1e3 * percentile(v, 0.99)}};
 }
 
-double ratio(double a, double b) { return b > 0 ? a / b : 0.0; }
+double ratio(double a, double b) {
+  return b > 0 ? a / b : 0.0;
+}
 
-std::uint64_t u64(const json& j, const char* key) { return j.contains(key) ? j.at(key).get<std::uint64_t>() : 0; }
+std::uint64_t u64(const json& j, const char* key) {
+  return j.contains(key) ? j.at(key).get<std::uint64_t>() : 0;
+}
 
 std::string csv_cell(const json& v) {
   std::string s = v.is_string() ? v.get<std::string>() : v.dump();
@@ -110,60 +114,63 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
   metadata["hosts"] = hosts;
   json cuda = json::array();
   for (const auto& r : ranks)
-    if (r.value("backend", "") == "cuda") cuda.push_back({{"rank", r.at("rank")}, {"device", r.at("backend_description")}});
+    if (r.value("backend", "") == "cuda")
+      cuda.push_back({{"rank", r.at("rank")}, {"device", r.at("backend_description")}});
   metadata["cuda_devices"] = cuda;
   report["metadata"] = metadata;
 
   json modules = json::array();
   std::string module_names, kernel_names;
   for (const auto& m : w.modules) {
-    modules.push_back({{"name", m.name}, {"kernel", m.kernel}, {"size", m.size}, {"work", m.work}, {"cpu_ms", m.cpu_ms}});
+    modules.push_back(
+        {{"name", m.name}, {"kernel", m.kernel}, {"size", m.size}, {"work", m.work}, {"cpu_ms", m.cpu_ms}});
     module_names += (module_names.empty() ? "" : "+") + m.name;
     if (kernel_names.find(m.kernel) == std::string::npos) kernel_names += (kernel_names.empty() ? "" : "+") + m.kernel;
   }
   const int world = int(ranks.size());
-  report["config"] = {{"workload", w.name},
-                      {"mode", o.mode},
-                      {"time_scale", o.time_scale},
-                      {"cpu_before_ms", w.before_ms},
-                      {"cpu_after_ms", w.after_ms},
-                      {"cpu_before_iterations", w.before_iterations},
-                      {"cpu_after_iterations", w.after_iterations},
-                      {"ns_per_iteration", ns_per_iteration},
-                      {"modules", modules},
-                      {"ranks", world},
-                      {"receivers", o.receivers + o.remote_receivers},
-                      {"transmitters", world - o.receivers},
-                      {"service", o.connect ? (o.service_name.empty() ? o.port_file : o.service_name) : join(o.connect_to)},
-                      {"transport", o.transport},
-                      {"threads", o.threads},
-                      {"inflight", o.inflight},
-                      {"events_per_transmitter", o.events},
-                      {"warmup_events", o.warmup_events},
-                      {"seed", o.seed},
-                      {"credits", o.credits},
-                      {"timeout_ms", o.timeout_ms},
-                      {"idle_timeout_ms", o.idle_timeout_ms},
-                      {"max_message_bytes", o.max_message_bytes},
-                      {"max_products", o.max_products},
-                      {"max_name_length", o.max_name_length},
-                      {"backend", o.backend},
-                      {"receiver_threads", o.receiver_threads},
-                      {"routing", o.routing},
-                      {"blocking_receive_below", o.blocking_receive_below},
-                      {"max_batch", o.max_batch},
-                      {"max_wait_us", o.max_wait_us},
-                      {"validate", o.validate},
-                      {"wait_policy", o.wait_policy},
-                      {"spin_us", o.spin_us},
-                      {"yield_us", o.yield_us},
-                      {"idle_sleep_us", o.idle_sleep_us},
-                      {"bind", o.bind},
-                      {"network", o.emulated() ? "emulated" : "real"},
-                      {"distance", o.distance},
-                      {"inject_latency_ms", o.inject_latency_ms},
-                      {"inject_jitter_ms", o.inject_jitter_ms},
-                      {"inject_bandwidth_gbit", o.inject_bandwidth_gbit}};
+  report["config"] = {
+      {"workload", w.name},
+      {"mode", o.mode},
+      {"time_scale", o.time_scale},
+      {"cpu_before_ms", w.before_ms},
+      {"cpu_after_ms", w.after_ms},
+      {"cpu_before_iterations", w.before_iterations},
+      {"cpu_after_iterations", w.after_iterations},
+      {"ns_per_iteration", ns_per_iteration},
+      {"modules", modules},
+      {"ranks", world},
+      {"receivers", o.receivers + o.remote_receivers},
+      {"transmitters", world - o.receivers},
+      {"service", o.connect ? (o.service_name.empty() ? o.port_file : o.service_name) : join(o.connect_to)},
+      {"transport", o.transport},
+      {"threads", o.threads},
+      {"inflight", o.inflight},
+      {"events_per_transmitter", o.events},
+      {"warmup_events", o.warmup_events},
+      {"seed", o.seed},
+      {"credits", o.credits},
+      {"timeout_ms", o.timeout_ms},
+      {"idle_timeout_ms", o.idle_timeout_ms},
+      {"max_message_bytes", o.max_message_bytes},
+      {"max_products", o.max_products},
+      {"max_name_length", o.max_name_length},
+      {"backend", o.backend},
+      {"receiver_threads", o.receiver_threads},
+      {"routing", o.routing},
+      {"blocking_receive_below", o.blocking_receive_below},
+      {"max_batch", o.max_batch},
+      {"max_wait_us", o.max_wait_us},
+      {"validate", o.validate},
+      {"wait_policy", o.wait_policy},
+      {"spin_us", o.spin_us},
+      {"yield_us", o.yield_us},
+      {"idle_sleep_us", o.idle_sleep_us},
+      {"bind", o.bind},
+      {"network", o.emulated() ? "emulated" : "real"},
+      {"distance", o.distance},
+      {"inject_latency_ms", o.inject_latency_ms},
+      {"inject_jitter_ms", o.inject_jitter_ms},
+      {"inject_bandwidth_gbit", o.inject_bandwidth_gbit}};
 
   // Per rank figures, and the totals.
   std::vector<double> all_events;
@@ -175,9 +182,10 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
                 digest = 0;
   // Faults and what absorbed them, summed over the ranks that count each.
   json faults = json::object();
-  for (const char* k : {"fallback_timeout", "fallback_error", "fallback_no_receiver", "late_replies", "suspensions",
-                        "sessions_lost", "peers_dropped", "replies_discarded", "error_replies", "malformed"})
-    faults[k] = 0;
+  for (const auto& c : transmitter_stats::counters())
+    if (c.fault) faults[c.name] = 0;
+  for (const auto& c : receiver_stats::counters())
+    if (c.fault) faults[c.name] = 0;
   bool ok = true;
   std::string backend = o.remote_receivers > 0 ? "service" : o.receivers == 0 ? "none" : "";
   for (std::size_t i = 0; i < ranks.size(); ++i) {
@@ -303,18 +311,19 @@ std::string human_summary(const json& rep) {
   std::ostringstream os;
   char line[512];
   os << "offload-run: workload " << c["workload"].get<std::string>() << " (" << t["modules"].get<std::string>()
-     << "), mode " << c["mode"].get<std::string>() << " over " << c["transport"].get<std::string>() << ", time scale " << c["time_scale"].get<double>() << ", "
-     << c["receivers"].get<int>() << " receiver(s), " << c["transmitters"].get<int>() << " transmitter(s) x "
-     << c["threads"].get<int>() << " threads, " << c["inflight"].get<int>() << " in flight, credits "
-     << c["credits"].get<int>() << ", backend " << c["backend"].get<std::string>() << ", batch "
-     << c["max_batch"].get<int>() << "/" << c["max_wait_us"].get<double>() << " us, wait "
-     << c["wait_policy"].get<std::string>() << ", validate " << (c["validate"].get<bool>() ? "on" : "off") << "\n";
+     << "), mode " << c["mode"].get<std::string>() << " over " << c["transport"].get<std::string>() << ", time scale "
+     << c["time_scale"].get<double>() << ", " << c["receivers"].get<int>() << " receiver(s), "
+     << c["transmitters"].get<int>() << " transmitter(s) x " << c["threads"].get<int>() << " threads, "
+     << c["inflight"].get<int>() << " in flight, credits " << c["credits"].get<int>() << ", backend "
+     << c["backend"].get<std::string>() << ", batch " << c["max_batch"].get<int>() << "/"
+     << c["max_wait_us"].get<double>() << " us, wait " << c["wait_policy"].get<std::string>() << ", validate "
+     << (c["validate"].get<bool>() ? "on" : "off") << "\n";
   if (c["network"] == "emulated")
     os << "network: EMULATED (" << c["distance"].get<std::string>() << "): one-way delay "
        << c["inject_latency_ms"].get<double>() << " ms +- " << c["inject_jitter_ms"].get<double>() << " ms, bandwidth "
-       << (c["inject_bandwidth_gbit"].get<double>() > 0 ? std::to_string(c["inject_bandwidth_gbit"].get<double>()) +
-                                                              " Gbit/s"
-                                                        : std::string("unlimited"))
+       << (c["inject_bandwidth_gbit"].get<double>() > 0
+               ? std::to_string(c["inject_bandwidth_gbit"].get<double>()) + " Gbit/s"
+               : std::string("unlimited"))
        << ", added in mpi-offload's transport on every rank\n";
   std::snprintf(line, sizeof line, "%6s %-12s %8s %9s %10s %10s %8s %9s %9s %9s %8s %9s %7s\n", "rank", "role",
                 "events", "wall_s", "events/s", "req/s", "MB/s", "p50_ms", "p90_ms", "p99_ms", "remote", "fallbacks",
@@ -323,9 +332,9 @@ std::string human_summary(const json& rep) {
   auto row = [&](const std::string& rank, const std::string& role, std::uint64_t events, double wall, double eps,
                  double rps, double mbps, const json& et, std::uint64_t remote, std::uint64_t fb, std::uint64_t err) {
     std::snprintf(line, sizeof line, "%6s %-12s %8llu %9.3f %10.1f %10.1f %8.1f %9.3f %9.3f %9.3f %8llu %9llu %7llu\n",
-                  rank.c_str(), role.c_str(), (unsigned long long)events, wall, eps, rps, mbps,
-                  et.value("p50_ms", 0.0), et.value("p90_ms", 0.0), et.value("p99_ms", 0.0),
-                  (unsigned long long)remote, (unsigned long long)fb, (unsigned long long)err);
+                  rank.c_str(), role.c_str(), (unsigned long long)events, wall, eps, rps, mbps, et.value("p50_ms", 0.0),
+                  et.value("p90_ms", 0.0), et.value("p99_ms", 0.0), (unsigned long long)remote, (unsigned long long)fb,
+                  (unsigned long long)err);
     os << line;
   };
   for (const auto& r : rep.at("ranks")) {
@@ -380,12 +389,13 @@ std::string human_summary(const json& rep) {
                     v["p50_ms"].get<double>(), v["p90_ms"].get<double>(), v["p99_ms"].get<double>());
       os << line;
     }
-    os << "(stages not adding up to their round trip, or past the measured latency: " << st["not_adding_up"].get<std::uint64_t>() << ")\n";
+    os << "(stages not adding up to their round trip, or past the measured latency: "
+       << st["not_adding_up"].get<std::uint64_t>() << ")\n";
   }
   const auto& mods = rep.at("modules");
   if (mods.size() > 1 || c["mode"] == "local") {
-    std::snprintf(line, sizeof line, "%-12s %-10s %8s %8s %8s %9s %9s %9s\n", "module", "kernel", "remote",
-                  "fallback", "inline", "mean_ms", "p50_ms", "p99_ms");
+    std::snprintf(line, sizeof line, "%-12s %-10s %8s %8s %8s %9s %9s %9s\n", "module", "kernel", "remote", "fallback",
+                  "inline", "mean_ms", "p50_ms", "p99_ms");
     os << line;
     for (const auto& m : mods) {
       std::snprintf(line, sizeof line, "%-12s %-10s %8llu %8llu %8llu %9.3f %9.3f %9.3f\n",

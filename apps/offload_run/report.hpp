@@ -3,9 +3,9 @@
 // figures, per-module and per-stage statistics, the totals), and from it the human summary,
 // the CSV row and the JSON file.
 
+#include "apps/common/options.hpp"
+#include "apps/common/workload.hpp"
 #include "event_loop.hpp"
-#include "options.hpp"
-#include "workload.hpp"
 
 #include <nlohmann/json.hpp>
 

@@ -1,5 +1,8 @@
 #include "service.hpp"
 
+#include "apps/common/process.hpp"
+
+#include <offload/mpi.hpp>
 #include <offload/receiver.hpp>
 
 #include <spdlog/spdlog.h>
@@ -27,17 +30,6 @@ void check(int rc, const std::string& what) {
   throw std::runtime_error(what + " failed: " + std::string(text, static_cast<std::size_t>(len)));
 }
 
-void write_port_file(const std::string& path, const std::string& port) {
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  {
-    std::ofstream f(tmp);
-    if (!(f << port << "\n") || !f.flush()) throw std::runtime_error("cannot write the port file " + tmp);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);  // atomic: readers never see half a port name
-  if (ec) throw std::runtime_error("cannot create the port file " + path + ": " + ec.message());
-}
-
 /// Rank 0's port name of the service (file or name server), known to every rank afterwards.
 /// The service may not be up yet: rank 0 retries until --connect-timeout.
 std::string find_port(runtime& rt, const options& o) {
@@ -55,8 +47,8 @@ std::string find_port(runtime& rt, const options& o) {
         std::string line;
         if (f && std::getline(f, line) && !line.empty()) {
           if (line.size() >= port.size()) {
-            problem = "--port-file " + o.port_file + " holds " + std::to_string(line.size()) +
-                      " characters, not a port name";
+            problem =
+                "--port-file " + o.port_file + " holds " + std::to_string(line.size()) + " characters, not a port name";
             break;
           }
           std::copy(line.begin(), line.end(), port.begin());
@@ -70,9 +62,9 @@ std::string find_port(runtime& rt, const options& o) {
     if (port[0] != '\0') problem.clear();
   }
   int ok = problem.empty() ? 1 : 0;
-  check(MPI_Bcast(&ok, 1, MPI_INT, 0, rt.comm()), "MPI_Bcast");
+  check(MPI_Bcast(&ok, 1, MPI_INT, 0, offload::comm_of(rt)), "MPI_Bcast");
   if (!ok) throw std::runtime_error(rt.rank() == 0 ? problem : "rank 0 found no service port");
-  check(MPI_Bcast(port.data(), MPI_MAX_PORT_NAME, MPI_CHAR, 0, rt.comm()), "MPI_Bcast");
+  check(MPI_Bcast(port.data(), MPI_MAX_PORT_NAME, MPI_CHAR, 0, offload::comm_of(rt)), "MPI_Bcast");
   return port.data();
 }
 
@@ -92,7 +84,8 @@ std::string stats_line(int rank, int session, int transmitters, const receiver_s
 service_link connect_service(runtime& rt, const options& o, service_request what) {
   const std::string port = find_port(rt, o);
   service_link link;
-  check(MPI_Comm_connect(port.c_str(), MPI_INFO_NULL, 0, rt.comm(), &link.inter), "MPI_Comm_connect to " + port);
+  check(MPI_Comm_connect(port.c_str(), MPI_INFO_NULL, 0, offload::comm_of(rt), &link.inter),
+        "MPI_Comm_connect to " + port);
   check(MPI_Comm_set_errhandler(link.inter, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
   check(MPI_Comm_remote_size(link.inter, &link.receivers), "MPI_Comm_remote_size");
   check(MPI_Intercomm_merge(link.inter, 1, &link.merged), "MPI_Intercomm_merge");  // after the receivers
@@ -112,7 +105,7 @@ int serve(runtime& rt, const options& o, const kernel_registry& kernels) {
   std::vector<char> port(MPI_MAX_PORT_NAME, '\0');
   if (rank == 0) {
     check(MPI_Open_port(MPI_INFO_NULL, port.data()), "MPI_Open_port");
-    if (!o.port_file.empty()) write_port_file(o.port_file, port.data());
+    if (!o.port_file.empty()) app::write_file_atomically(o.port_file, port.data());
     if (!o.service_name.empty())
       check(MPI_Publish_name(o.service_name.c_str(), MPI_INFO_NULL, port.data()),
             "MPI_Publish_name('" + o.service_name + "') (is ompi-server running, and given with --ompi-server?)");
@@ -130,7 +123,7 @@ int serve(runtime& rt, const options& o, const kernel_registry& kernels) {
   int failures = 0;
   for (int id = 1;; ++id) {
     MPI_Comm inter = MPI_COMM_NULL, merged = MPI_COMM_NULL;
-    check(MPI_Comm_accept(port.data(), MPI_INFO_NULL, 0, rt.comm(), &inter), "MPI_Comm_accept");
+    check(MPI_Comm_accept(port.data(), MPI_INFO_NULL, 0, offload::comm_of(rt), &inter), "MPI_Comm_accept");
     check(MPI_Comm_set_errhandler(inter, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
     check(MPI_Intercomm_merge(inter, 0, &merged), "MPI_Intercomm_merge");  // receivers first
     check(MPI_Comm_set_errhandler(merged, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
@@ -161,9 +154,8 @@ int serve(runtime& rt, const options& o, const kernel_registry& kernels) {
       receiver_stats s;
       try {
         receiver_config cfg = base;
-        cfg.comm = merged;
         {
-          receiver rx(rt, kernels, std::size_t(transmitters), cfg);
+          receiver rx(rt, kernels, mpi_link{{}, merged, o.blocking_receive_below}, std::size_t(transmitters), cfg);
           s = rx.wait();
         }  // detached from the progress thread before the communicator goes
         service_link link{inter, merged, 0};
@@ -175,13 +167,7 @@ int serve(runtime& rt, const options& o, const kernel_registry& kernels) {
         return;
       }
       std::lock_guard lock(mutex);
-      total.requests += s.requests;
-      total.replies += s.replies;
-      total.error_replies += s.error_replies;
-      total.malformed += s.malformed;
-      total.handshake_failures += s.handshake_failures;
-      total.bytes_in += s.bytes_in;
-      total.bytes_out += s.bytes_out;
+      total = counters_plus(total, s);
       std::printf("%s\n", stats_line(rank, id, transmitters, s).c_str());
       std::fflush(stdout);
     });
@@ -192,10 +178,11 @@ int serve(runtime& rt, const options& o, const kernel_registry& kernels) {
     MPI_Close_port(port.data());
     if (!o.port_file.empty()) std::filesystem::remove(o.port_file);
   }
-  std::printf("receiver rank %d: served %zu session(s): requests %llu, replies %llu, error replies %llu, "
-              "handshake failures %llu\n",
-              rank, sessions.size(), (unsigned long long)total.requests, (unsigned long long)total.replies,
-              (unsigned long long)total.error_replies, (unsigned long long)total.handshake_failures);
+  std::printf(
+      "receiver rank %d: served %zu session(s): requests %llu, replies %llu, error replies %llu, "
+      "handshake failures %llu\n",
+      rank, sessions.size(), (unsigned long long)total.requests, (unsigned long long)total.replies,
+      (unsigned long long)total.error_replies, (unsigned long long)total.handshake_failures);
   std::fflush(stdout);
   return failures == 0 && total.handshake_failures == 0 ? 0 : 1;
 }

@@ -7,13 +7,14 @@
 //
 // Each connection is an intercommunicator, merged into one intracommunicator in which the
 // receivers are ranks 0..R-1 and the transmitters follow; the transmitter and receiver classes
-// run on it unchanged (their `comm` setting). MPI_Comm_accept blocks, so the receiver job's
+// run on it unchanged (mpi_link::comm). MPI_Comm_accept blocks, so the receiver job's
 // main thread accepts while the progress thread serves the sessions already open: the runtime
 // runs with MPI_THREAD_MULTIPLE in these modes.
 
-#include "options.hpp"
+#include "apps/common/options.hpp"
 
 #include <offload/kernel.hpp>
+#include <offload/mpi.hpp>
 #include <offload/runtime.hpp>
 
 #include <string>
@@ -30,7 +31,7 @@ struct service_link {
   int receivers = 0;                ///< R
 };
 
-/// Connects this job (collective over rt.comm(), from the main thread) to the service whose
+/// Connects this job (collective over comm_of(rt), from the main thread) to the service whose
 /// port is in `port_file` or published as `name`, and says what it wants. Throws
 /// std::runtime_error naming what failed (no port file, connection refused, ...).
 service_link connect_service(runtime& rt, const options& o, service_request what);

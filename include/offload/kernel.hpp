@@ -39,7 +39,6 @@ class kernel {
  public:
   virtual ~kernel() = default;
   virtual std::string_view name() const noexcept = 0;
-  virtual std::string_view summary() const noexcept = 0;
   /// Checks names, dtypes and shapes of `in` and returns the outputs the kernel will write.
   /// Throws input_error saying which input is wrong and how.
   virtual std::vector<product_spec> output_specs(const product_views& in) const = 0;

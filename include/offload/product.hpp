@@ -44,8 +44,8 @@ struct product_view {
   /// The elements as `T`; throws input_error when `T` is not this product's dtype.
   template <class T> std::span<const T> as() const {
     if (dtype_of<T> != type)
-      throw input_error("product '" + std::string(name) + "' is " + std::string(dtype_name(type)) +
-                        ", not " + std::string(dtype_name(dtype_of<T>)));
+      throw input_error("product '" + std::string(name) + "' is " + std::string(dtype_name(type)) + ", not " +
+                        std::string(dtype_name(dtype_of<T>)));
     return {reinterpret_cast<const T*>(data), static_cast<std::size_t>(count)};
   }
 };
@@ -97,7 +97,7 @@ class product_views {
 /// Compares two product lists: same names, dtypes and counts, in order, and values equal
 /// within a relative tolerance (floats: |a-b| <= rel*max(|a|,|b|) + abs; integers: exactly).
 /// Returns an empty string when they agree, otherwise a description of the first difference.
-std::string compare_products(const product_views& expected, const product_views& actual,
-                             double rel_tolerance = 0.0, double abs_tolerance = 0.0);
+std::string compare_products(const product_views& expected, const product_views& actual, double rel_tolerance = 0.0,
+                             double abs_tolerance = 0.0);
 
 }  // namespace offload

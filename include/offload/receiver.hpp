@@ -1,13 +1,16 @@
 #pragma once
 /// \file
-/// The receiver: serves any number of transmitters on one communicator, runs their requests
+/// The receiver: serves any number of transmitters over one transport, runs their requests
 /// on a backend and sends the outputs back.
 
 #include <offload/kernel.hpp>
 #include <offload/link_emulation.hpp>
 #include <offload/runtime.hpp>
+#include <offload/stats.hpp>
+#include <offload/transport.hpp>
 #include <offload/wire.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -34,13 +37,6 @@ struct receiver_config {
   /// batch holds what arrived in the same receive sweep.
   std::uint32_t max_batch = 1;
   std::chrono::microseconds max_wait{0};
-  /// Messages below this many bytes are received with a blocking MPI_Mrecv when no other
-  /// receive is running; larger ones with MPI_Imrecv, completed while the progress thread goes
-  /// on. A blocking receive of a message above the transport's eager limit holds the progress
-  /// thread for a rendezvous round trip: over a long TCP link set this to the TCP BTL's eager
-  /// limit (64 KiB) or 0. Non-blocking receives of mid-size messages cost many-to-one rate
-  /// over shared memory (results/overhead.md), hence the default.
-  std::uint64_t blocking_receive_below = 256 << 10;
   /// A transmitter in session that sends nothing for this long is dropped: its credits are
   /// reclaimed, replies still owed to it are discarded, and it no longer counts as expected.
   /// Transmitters learn it in the handshake and send keepalives when idle, so only a vanished
@@ -48,10 +44,6 @@ struct receiver_config {
   std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
   /// Emulated distance for the replies this receiver sends (off by default).
   link_emulation emulate;
-  /// The communicator to serve on (progress thread only); MPI_COMM_NULL: the runtime's. E.g. a
-  /// transmitter job's connection, merged (see apps/offload_run/service.hpp). It must outlive
-  /// the receiver.
-  MPI_Comm comm = MPI_COMM_NULL;
 };
 
 /// What a receiver did; every count is since construction.
@@ -63,32 +55,39 @@ struct receiver_stats {
   std::uint64_t handshake_failures = 0;  ///< peers turned away at hello
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
-  std::uint64_t peers_finished = 0;  ///< peers that said goodbye, failed the handshake or were dropped
-  std::uint64_t peers_dropped = 0;   ///< peers dropped after `idle_timeout` of silence
+  std::uint64_t peers_finished = 0;     ///< peers that said goodbye, failed the handshake or were dropped
+  std::uint64_t peers_dropped = 0;      ///< peers dropped after `idle_timeout` of silence
   std::uint64_t replies_discarded = 0;  ///< replies owed to dropped peers: not sent, or their sends abandoned
-  std::string backend;              ///< the backend in use ("cpu" or "cuda")
-  std::string backend_description;  ///< for cuda: the device report (name, SMs, memory, PCI id, versions)
+  std::string backend;                  ///< the backend in use ("cpu" or "cuda")
+  std::string backend_description;      ///< for cuda: the device report (name, SMs, memory, PCI id, versions)
   /// batch_sizes[n]: how many batches of n requests ran (index 0 unused).
   std::vector<std::uint64_t> batch_sizes;
+
+  /// Every counter above, once (offload/stats.hpp).
+  static constexpr auto counters() {
+    using s = receiver_stats;
+    return std::array<counter_field<s>, 10>{{{"requests", &s::requests},
+                                             {"replies", &s::replies},
+                                             {"error_replies", &s::error_replies, true},
+                                             {"malformed", &s::malformed, true},
+                                             {"handshake_failures", &s::handshake_failures},
+                                             {"bytes_in", &s::bytes_in},
+                                             {"bytes_out", &s::bytes_out},
+                                             {"peers_finished", &s::peers_finished},
+                                             {"peers_dropped", &s::peers_dropped, true},
+                                             {"replies_discarded", &s::replies_discarded, true}}};
+  }
 };
 
-/// Serve over gRPC instead of MPI: listen on `address` ("host:port"; port 0 picks a free one,
-/// see receiver::port()) with `threads` completion-queue threads. Each transmitter's stream
-/// is one peer.
-struct grpc_listen {
-  std::string address;
-  std::size_t threads = 2;
-};
-
-/// Serves `expected_peers` transmitters over `rt.comm()` (or `config.comm`). Construction attaches it to the
-/// progress thread; it serves until every expected peer said goodbye (or was turned away at
-/// the handshake, or dropped after `idle_timeout`) and every reply went out. Not copyable; destroy it before the runtime.
+/// Serves `expected_peers` transmitters over `link`: `mpi_link{}` (any rank of its
+/// communicator, offload/mpi.hpp) or `grpc_listen{address}` (offload/grpc.hpp; it listens once
+/// constructed). Construction attaches it to the progress thread; it serves until every expected
+/// peer said goodbye (or was turned away at the handshake, or dropped after `idle_timeout`) and
+/// every reply went out. Throws std::invalid_argument for bad settings, std::runtime_error when
+/// it cannot listen or the build lacks the transport. Not copyable; destroy it before the runtime.
 class receiver {
  public:
-  receiver(runtime& rt, const kernel_registry& kernels, std::size_t expected_peers, receiver_config config = {});
-  /// The same over gRPC (`config.comm` and `blocking_receive_below` do not apply); it listens
-  /// once constructed. Throws std::runtime_error when it cannot listen or the build has no gRPC.
-  receiver(runtime& rt, const kernel_registry& kernels, grpc_listen listen, std::size_t expected_peers,
+  receiver(runtime& rt, const kernel_registry& kernels, const transport& link, std::size_t expected_peers,
            receiver_config config = {});
   /// The port it listens on (gRPC; 0 over MPI).
   int port() const noexcept;

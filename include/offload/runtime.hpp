@@ -6,8 +6,6 @@
 /// MPI_THREAD_FUNNELED suffices. Transmitters and receivers attach to it as clients; every
 /// other thread talks to them through queues and `call`/`post`.
 
-#include <mpi.h>
-
 #include <chrono>
 #include <functional>
 #include <future>
@@ -17,6 +15,10 @@
 #include <type_traits>
 
 namespace offload {
+
+namespace detail {
+struct runtime_access;
+}
 
 /// An MPI call failed; the text names the call, the file and line, the rank and MPI's message.
 class mpi_error : public std::runtime_error {
@@ -56,8 +58,8 @@ class progress_client {
 };
 
 /// Owns MPI for this process: initialisation, a duplicate of MPI_COMM_WORLD (errors
-/// return), the progress thread, and MPI_Finalize when destroyed. One per process. (Without
-/// MPI, see progress_options::mpi: the progress thread only.)
+/// return; offload/mpi.hpp's comm_of gives it), the progress thread, and MPI_Finalize when destroyed. One per process.
+/// (Without MPI, see progress_options::mpi: the progress thread only.)
 class runtime {
  public:
   explicit runtime(const progress_options& options = {});
@@ -71,8 +73,6 @@ class runtime {
   /// (MPI_Comm_split_type with MPI_COMM_TYPE_SHARED): the usual way to pick a GPU.
   int local_rank() const noexcept;
   int local_size() const noexcept;
-  /// This rank's duplicate of MPI_COMM_WORLD (MPI_COMM_NULL without MPI). Use it only on the progress thread.
-  MPI_Comm comm() const noexcept;
   /// MPI_Get_processor_name of this rank (without MPI: the host name).
   const std::string& host() const noexcept;
   /// True when the calling thread is the progress thread.
@@ -105,6 +105,7 @@ class runtime {
   void detach(progress_client& client);
 
  private:
+  friend struct detail::runtime_access;  // offload/mpi.hpp's comm_of
   struct impl;
   std::unique_ptr<impl> m_impl;
 };

@@ -8,8 +8,11 @@
 #include <offload/kernel.hpp>
 #include <offload/link_emulation.hpp>
 #include <offload/runtime.hpp>
+#include <offload/stats.hpp>
+#include <offload/transport.hpp>
 #include <offload/wire.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -102,51 +105,51 @@ struct transmitter_config {
   wire_limits limits;
   /// How long the constructor waits for every receiver's hello_ack, and close() for goodbye_acks.
   std::chrono::milliseconds handshake_timeout = std::chrono::seconds(60);
-  /// Messages below this many bytes are received with a blocking MPI_Mrecv when no other
-  /// receive is running; larger ones with MPI_Imrecv, completed while the progress thread goes
-  /// on. A blocking receive of a message above the transport's eager limit holds the progress
-  /// thread for a rendezvous round trip: over a long TCP link set this to the TCP BTL's eager
-  /// limit (64 KiB) or 0. Non-blocking receives of mid-size messages cost many-to-one rate
-  /// over shared memory (results/overhead.md), hence the default.
-  std::uint64_t blocking_receive_below = 256 << 10;
   /// Emulated distance for the requests this transmitter sends (off by default).
   link_emulation emulate;
-  /// The communicator the receivers' ranks refer to; MPI_COMM_NULL: the runtime's. It must
-  /// outlive the transmitter.
-  MPI_Comm comm = MPI_COMM_NULL;
 };
 
 struct transmitter_stats {
   std::uint64_t submitted = 0;
-  std::uint64_t remote = 0;               ///< results computed by a receiver
-  std::uint64_t fallbacks = 0;            ///< results computed locally (sum of the three below)
+  std::uint64_t remote = 0;     ///< results computed by a receiver
+  std::uint64_t fallbacks = 0;  ///< results computed locally (sum of the three below)
   std::uint64_t fallback_timeout = 0;
   std::uint64_t fallback_error = 0;
   std::uint64_t fallback_no_receiver = 0;
-  std::uint64_t failed = 0;               ///< results with !ok()
-  std::uint64_t late_replies = 0;         ///< replies that came after their request fell back
-  std::uint64_t suspensions = 0;  ///< times a receiver was set aside after a request to it timed out
+  std::uint64_t failed = 0;         ///< results with !ok()
+  std::uint64_t late_replies = 0;   ///< replies that came after their request fell back
+  std::uint64_t suspensions = 0;    ///< times a receiver was set aside after a request to it timed out
   std::uint64_t sessions_lost = 0;  ///< receivers that dropped this transmitter's session (idle timeout)
   std::uint64_t bytes_out = 0;
   std::uint64_t bytes_in = 0;
+
+  /// Every counter above, once (offload/stats.hpp).
+  static constexpr auto counters() {
+    using s = transmitter_stats;
+    return std::array<counter_field<s>, 12>{{{"submitted", &s::submitted},
+                                             {"remote", &s::remote},
+                                             {"fallbacks", &s::fallbacks},
+                                             {"fallback_timeout", &s::fallback_timeout, true},
+                                             {"fallback_error", &s::fallback_error, true},
+                                             {"fallback_no_receiver", &s::fallback_no_receiver, true},
+                                             {"failed", &s::failed},
+                                             {"late_replies", &s::late_replies, true},
+                                             {"suspensions", &s::suspensions, true},
+                                             {"sessions_lost", &s::sessions_lost, true},
+                                             {"bytes_out", &s::bytes_out},
+                                             {"bytes_in", &s::bytes_in}}};
+  }
 };
 
-/// Receivers reached over gRPC instead of MPI: "host:port" each (offload-serve, or a receiver
-/// constructed with grpc_listen). Everything else (credits, timeouts, fallback, statistics)
-/// is the same.
-struct grpc_receivers {
-  std::vector<std::string> addresses;
-};
-
-/// Sends requests to `receivers` (ranks of rt.comm()). The constructor performs the handshake
-/// with each and throws handshake_error on a mismatch (after saying goodbye to the others).
-/// Thread-safe: any number of threads may submit at once. Destroy it before the runtime.
+/// Sends requests to the receivers `link` names: `mpi_link{ranks}` (offload/mpi.hpp) or
+/// `grpc_link{addresses}` (offload/grpc.hpp). The constructor performs the handshake with each
+/// and throws handshake_error on a mismatch or a receiver it cannot reach (after saying goodbye
+/// to the others); std::invalid_argument for bad settings, std::runtime_error when the build
+/// lacks the transport. Thread-safe: any number of threads may submit at once. Destroy it
+/// before the runtime.
 class transmitter {
  public:
-  transmitter(runtime& rt, const kernel_registry& kernels, std::vector<int> receivers, transmitter_config config = {});
-  /// The same over gRPC. `config.comm` and `blocking_receive_below` do not apply. Throws
-  /// handshake_error when a receiver cannot be reached, std::runtime_error when the build has no gRPC.
-  transmitter(runtime& rt, const kernel_registry& kernels, grpc_receivers receivers, transmitter_config config = {});
+  transmitter(runtime& rt, const kernel_registry& kernels, const transport& link, transmitter_config config = {});
   ~transmitter();
   transmitter(const transmitter&) = delete;
   transmitter& operator=(const transmitter&) = delete;

@@ -15,15 +15,8 @@ namespace offload::kernels::cuda {
 
 }  // namespace offload::kernels::cuda
 
-#define OFFLOAD_CUDA_CHECK(call)                                                              \
-  do {                                                                                        \
-    if (const cudaError_t offload_cuda_rc_ = (call); offload_cuda_rc_ != cudaSuccess)         \
+#define OFFLOAD_CUDA_CHECK(call)                                                               \
+  do {                                                                                         \
+    if (const cudaError_t offload_cuda_rc_ = (call); offload_cuda_rc_ != cudaSuccess)          \
       ::offload::kernels::cuda::throw_cuda_error(offload_cuda_rc_, #call, __FILE__, __LINE__); \
-  } while (false)
-
-/// Checks the last launch, then waits for the device and checks again.
-#define OFFLOAD_CUDA_CHECK_LAUNCH()                   \
-  do {                                                \
-    OFFLOAD_CUDA_CHECK(cudaGetLastError());           \
-    OFFLOAD_CUDA_CHECK(cudaDeviceSynchronize());      \
   } while (false)

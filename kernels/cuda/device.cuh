@@ -66,7 +66,9 @@ struct device_kernel {
 const device_kernel* find_device_kernel(std::string_view name) noexcept;
 
 inline constexpr std::size_t device_alignment = 256;
-inline std::size_t align_device(std::size_t n) { return (n + device_alignment - 1) / device_alignment * device_alignment; }
+inline std::size_t align_device(std::size_t n) {
+  return (n + device_alignment - 1) / device_alignment * device_alignment;
+}
 
 // The launchers (kernels.cu).
 extern const device_kernel echo_device;

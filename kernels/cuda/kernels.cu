@@ -1,7 +1,7 @@
 // The CUDA launchers of the four kernels. Per-element math comes from kernel_math.hpp, shared
 // with the CPU implementations.
-#include "../builtin.hpp"
 #include "device.cuh"
+#include "kernels/builtin.hpp"
 
 #include <thrust/execution_policy.h>
 #include <thrust/transform.h>
@@ -14,16 +14,20 @@ namespace offload::kernels::cuda {
 namespace {
 
 constexpr unsigned block = 256;
-unsigned blocks_for(std::uint64_t n) { return unsigned((n + block - 1) / block); }
-std::size_t no_scratch(const product_views&) { return 0; }
+unsigned blocks_for(std::uint64_t n) {
+  return unsigned((n + block - 1) / block);
+}
+std::size_t no_scratch(const product_views&) {
+  return 0;
+}
 
 // ---- echo: the staging copies are the work; on the device it is one copy per product ----
 void echo_launch(stream_context& ctx, const product_views& host_in, std::span<const device_product> in,
                  std::span<const device_product> out, std::byte*) {
   for (std::size_t i = 0; i < in.size(); ++i)
     if (host_in[i].size_bytes() > 0)
-      OFFLOAD_CUDA_CHECK(cudaMemcpyAsync(out[i].data, in[i].data, host_in[i].size_bytes(), cudaMemcpyDeviceToDevice,
-                                         ctx.stream()));
+      OFFLOAD_CUDA_CHECK(
+          cudaMemcpyAsync(out[i].data, in[i].data, host_in[i].size_bytes(), cudaMemcpyDeviceToDevice, ctx.stream()));
 }
 
 // ---- synthetic: thrust::transform of the shared per-element loop ----

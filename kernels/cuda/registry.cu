@@ -17,7 +17,9 @@ bool device_available(std::string& why) {
   return true;
 }
 
-void use_device(int device) { OFFLOAD_CUDA_CHECK(cudaSetDevice(device)); }
+void use_device(int device) {
+  OFFLOAD_CUDA_CHECK(cudaSetDevice(device));
+}
 
 int device_count() noexcept {
   int n = 0;
@@ -25,7 +27,9 @@ int device_count() noexcept {
 }
 
 namespace {
-std::string version_text(int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); }
+std::string version_text(int v) {
+  return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10);
+}
 }  // namespace
 
 std::string versions() noexcept {

@@ -43,7 +43,8 @@ struct event_timer {
 };
 
 __global__ void copy_kernel(const float4* __restrict__ in, float4* __restrict__ out, std::size_t n) {
-  for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
+  for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += std::size_t(gridDim.x) * blockDim.x)
     out[i] = in[i];
 }
 
@@ -67,9 +68,8 @@ template <class T> double peak_flops(stream_context& ctx) {
   const unsigned blocks = unsigned(sms) * 8, threads = 256;
   T* out = reinterpret_cast<T*>(ctx.device(sizeof(T)));
   event_timer t;
-  const double s = t.median(ctx.stream(), 5, [&] {
-    fma_kernel<T><<<blocks, threads, 0, ctx.stream()>>>(out, T(0.999), T(0.001));
-  });
+  const double s =
+      t.median(ctx.stream(), 5, [&] { fma_kernel<T><<<blocks, threads, 0, ctx.stream()>>>(out, T(0.999), T(0.001)); });
   OFFLOAD_CUDA_CHECK(cudaGetLastError());
   return 2.0 * double(blocks) * threads * fma_chains * fma_steps / s;
 }
@@ -85,7 +85,8 @@ device_peaks measure_peaks() {
   event_timer t;
   const std::size_t n = bytes / sizeof(float4);
   const double s = t.median(ctx.stream(), 10, [&] {
-    copy_kernel<<<4096, 256, 0, ctx.stream()>>>(reinterpret_cast<const float4*>(mem), reinterpret_cast<float4*>(mem + bytes), n);
+    copy_kernel<<<4096, 256, 0, ctx.stream()>>>(reinterpret_cast<const float4*>(mem),
+                                                reinterpret_cast<float4*>(mem + bytes), n);
   });
   OFFLOAD_CUDA_CHECK(cudaGetLastError());
   p.bandwidth = 2.0 * double(bytes) / s;  // read + write
@@ -112,8 +113,8 @@ double time_launch(std::string_view name, const product_views& in, const std::ve
   const std::size_t data = pos;
   std::byte* dev = ctx.device(data + align_device(k->scratch_bytes(in)) + 1);
   for (std::size_t i = 0; i < in.size(); ++i)
-    OFFLOAD_CUDA_CHECK(cudaMemcpy(dev + in_at[i], in[i].data, static_cast<std::size_t>(in[i].size_bytes()),
-                                  cudaMemcpyHostToDevice));
+    OFFLOAD_CUDA_CHECK(
+        cudaMemcpy(dev + in_at[i], in[i].data, static_cast<std::size_t>(in[i].size_bytes()), cudaMemcpyHostToDevice));
   std::vector<device_product> din, dout;
   for (std::size_t i = 0; i < in.size(); ++i) din.push_back({dev + in_at[i], in[i].count});
   for (std::size_t i = 0; i < out_specs.size(); ++i) dout.push_back({dev + out_at[i], out_specs[i].count});

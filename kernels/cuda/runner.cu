@@ -13,7 +13,9 @@
 namespace offload::kernels::cuda {
 
 namespace {
-std::size_t grow_to(std::size_t bytes) { return std::bit_ceil(std::max<std::size_t>(bytes, std::size_t{1} << 20)); }
+std::size_t grow_to(std::size_t bytes) {
+  return std::bit_ceil(std::max<std::size_t>(bytes, std::size_t{1} << 20));
+}
 void ignore(cudaError_t) noexcept {}  // teardown: nothing useful to do with an error
 }  // namespace
 
@@ -49,14 +51,16 @@ std::byte* grow(std::byte*& mem, std::size_t& size, std::size_t bytes, Alloc all
 
 std::byte* stream_context::pinned(std::size_t bytes) {
   if (bytes > m_pinned_size) OFFLOAD_CUDA_CHECK(cudaStreamSynchronize(m_stream));
-  return grow(m_pinned, m_pinned_size, bytes, [](void** p, std::size_t n) { return cudaMallocHost(p, n); },
-              [](void* p) { return cudaFreeHost(p); });
+  return grow(
+      m_pinned, m_pinned_size, bytes, [](void** p, std::size_t n) { return cudaMallocHost(p, n); },
+      [](void* p) { return cudaFreeHost(p); });
 }
 
 std::byte* stream_context::device(std::size_t bytes) {
   if (bytes > m_device_size) OFFLOAD_CUDA_CHECK(cudaStreamSynchronize(m_stream));
-  return grow(m_device_mem, m_device_size, bytes, [](void** p, std::size_t n) { return cudaMalloc(p, n); },
-              [](void* p) { return cudaFree(p); });
+  return grow(
+      m_device_mem, m_device_size, bytes, [](void** p, std::size_t n) { return cudaMalloc(p, n); },
+      [](void* p) { return cudaFree(p); });
 }
 
 stream_context& stream_context::current() {
@@ -74,7 +78,9 @@ const device_kernel* find_device_kernel(std::string_view name) noexcept {
   return nullptr;
 }
 
-bool has(std::string_view name) noexcept { return find_device_kernel(name) != nullptr; }
+bool has(std::string_view name) noexcept {
+  return find_device_kernel(name) != nullptr;
+}
 
 void run(std::string_view name, const product_views& in, message_writer& out) {
   const device_kernel* k = find_device_kernel(name);

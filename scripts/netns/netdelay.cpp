@@ -10,8 +10,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <time.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <libnetfilter_queue/libnetfilter_queue.h>
 #include <linux/netfilter.h>

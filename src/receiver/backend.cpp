@@ -3,7 +3,7 @@
 #include <stdexcept>
 
 #ifdef OFFLOAD_WITH_CUDA
-#include "cuda_kernels.hpp"
+#include "kernels/cuda/cuda_kernels.hpp"
 #endif
 
 namespace offload::detail {

@@ -1,11 +1,10 @@
 #include <offload/receiver.hpp>
 
-#include "../common/clock.hpp"
-#include "../common/grpc_endpoint.hpp"
-#include "../common/handshake.hpp"
-#include "../common/mpi_endpoint.hpp"
-#include "../common/work_queue.hpp"
 #include "backend.hpp"
+#include "src/runtime/work_queue.hpp"
+#include "src/session/handshake.hpp"
+#include "src/transport/transport.hpp"
+#include "src/wire/clock.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -18,11 +17,6 @@ namespace offload {
 
 using detail::buffer_pool;
 using detail::endpoint;
-
-namespace {
-/// Makes the transport; a gRPC one sets the port it listens on.
-using endpoint_factory = std::function<std::unique_ptr<endpoint>(runtime&, const receiver_config&, buffer_pool&, int& port)>;
-}  // namespace
 
 struct receiver::impl final : progress_client {
   struct job {
@@ -50,9 +44,13 @@ struct receiver::impl final : progress_client {
     std::chrono::steady_clock::time_point last_heard;
   };
 
-  impl(runtime& r, std::string name, const kernel_registry& k, std::size_t expected, receiver_config c,
-       const endpoint_factory& make)
-      : rt(r), self(std::move(name)), kernels(k), expected_peers(expected), cfg(std::move(c)), ep(make(r, cfg, pool, port)),
+  impl(runtime& r, const kernel_registry& k, const transport& link, std::size_t expected, receiver_config c)
+      : rt(r),
+        kernels(k),
+        expected_peers(expected),
+        cfg(std::move(c)),
+        ep(link.impl().listen(r, {pool, cfg.limits.max_message_bytes, cfg.emulate})),
+        self(link.impl().receiver_name(r, *ep)),
         be(detail::make_backend(cfg.backend, cfg.device, r.local_rank(), backend_note)) {
     if (!backend_note.empty()) spdlog::warn("{}: {}", self, backend_note);
     st.backend = be->name();
@@ -65,15 +63,14 @@ struct receiver::impl final : progress_client {
   }
 
   runtime& rt;
-  std::string self;          // "receiver rank 3", "receiver at 0.0.0.0:7000": how its messages start
   std::string backend_note;  // initialised before `be`, which may fill it
   kernel_registry kernels;
   std::size_t expected_peers;
   receiver_config cfg;
   std::shared_ptr<buffer_pool> pool_ptr = std::make_shared<buffer_pool>();
   buffer_pool& pool = *pool_ptr;
-  int port = 0;  // gRPC: the port listened on (set by the endpoint's factory)
   std::unique_ptr<endpoint> ep;
+  std::string self;  // "receiver rank 3", "receiver at 0.0.0.0:7000": how its messages start
   std::unique_ptr<detail::backend> be;
 
   // Kernel execution: jobs in, finished replies out.
@@ -141,7 +138,9 @@ void receiver::impl::run_batch(batch& b) {
       ids.push_back(h.request_id);
       received.push_back(j.received_ns);
     } catch (const input_error& e) {
-      out.push_back({j.peer, encode_error(h.request_id, status::bad_input, "kernel '" + std::string(k.name()) + "': " + e.what()), true});
+      out.push_back(
+          {j.peer, encode_error(h.request_id, status::bad_input, "kernel '" + std::string(k.name()) + "': " + e.what()),
+           true});
       write_times(out.back().reply.span(), {j.received_ns, 0, 0});
     }
   }
@@ -235,8 +234,7 @@ bool receiver::impl::progress() {
       if (now >= sends_deadline) {
         std::size_t abandoned = 0;
         for (const auto& [rank, p] : peers) abandoned += ep->abandon(rank);
-        spdlog::warn("{}: every peer is done but {} send(s) were not taken; giving them up", self,
-                     abandoned);
+        spdlog::warn("{}: every peer is done but {} send(s) were not taken; giving them up", self, abandoned);
         count([&](receiver_stats& s) { s.replies_discarded += abandoned; });
       }
     }
@@ -280,8 +278,7 @@ void receiver::impl::handle(detail::incoming in) {
   if (!decoded) {
     count([](receiver_stats& s) { s.malformed += 1; });
     const auto& e = decoded.error();
-    spdlog::warn("{}: malformed message from {}: {} ({})", self, ep->describe(in.source), e.text,
-                 to_string(e.code));
+    spdlog::warn("{}: malformed message from {}: {} ({})", self, ep->describe(in.source), e.text, to_string(e.code));
     send_error(in.source, id, status::malformed,
                "malformed message: " + e.text + " (" + std::string(to_string(e.code)) + ")");
     return;
@@ -326,7 +323,7 @@ void receiver::impl::handle_hello(int source, const message& m) {
     return;
   }
   const auto owed = p.outstanding;  // requests of a dropped session still running
-  p = peer_state{};                  // a rank that said goodbye (or was dropped) may start a new session
+  p = peer_state{};                 // a rank that said goodbye (or was dropped) may start a new session
   p.outstanding = owed;
   p.last_heard = std::chrono::steady_clock::now();
   const std::string& theirs = hello.signature;
@@ -341,8 +338,8 @@ void receiver::impl::handle_hello(int source, const message& m) {
     p.hello = true;
     return;
   }
-  spdlog::error("{}: kernel set mismatch with transmitter {}: it has [{}], this receiver has [{}]",
-                self, ep->describe(source), detail::signature_list(theirs), detail::signature_list(ours));
+  spdlog::error("{}: kernel set mismatch with transmitter {}: it has [{}], this receiver has [{}]", self,
+                ep->describe(source), detail::signature_list(theirs), detail::signature_list(ours));
   count([](receiver_stats& s) { s.handshake_failures += 1; });
   finish_peer(p);
 }
@@ -410,9 +407,10 @@ void receiver::impl::drop_silent_peers() {
 
 void receiver::impl::drop_peer(int peer, peer_state& p, const std::string& why) {
   const auto abandoned = ep->abandon(peer);
-  spdlog::warn("{}: transmitter {} {}: dropping it, reclaiming its {} credit(s) in use, giving up {} repl(ies) it "
-               "has not taken and discarding any still being computed",
-               self, ep->describe(peer), why, p.outstanding, abandoned);
+  spdlog::warn(
+      "{}: transmitter {} {}: dropping it, reclaiming its {} credit(s) in use, giving up {} repl(ies) it "
+      "has not taken and discarding any still being computed",
+      self, ep->describe(peer), why, p.outstanding, abandoned);
   p.hello = false;
   p.dropped = true;
   count([&](receiver_stats& s) {
@@ -422,29 +420,15 @@ void receiver::impl::drop_peer(int peer, peer_state& p, const std::string& why) 
   finish_peer(p);
 }
 
-receiver::receiver(runtime& rt, const kernel_registry& kernels, std::size_t expected_peers, receiver_config config)
-    : m_impl(std::make_unique<impl>(rt, "receiver rank " + std::to_string(rt.rank()), kernels, expected_peers,
-                                    std::move(config), [](runtime& r, const receiver_config& c, buffer_pool& pool, int&) {
-                                      return std::make_unique<detail::mpi_endpoint>(
-                                          c.comm != MPI_COMM_NULL ? c.comm : r.comm(), pool, c.limits.max_message_bytes,
-                                          c.emulate, c.blocking_receive_below);
-                                    })) {
-  rt.attach(*m_impl);
-}
-
-receiver::receiver(runtime& rt, const kernel_registry& kernels, grpc_listen listen, std::size_t expected_peers,
+receiver::receiver(runtime& rt, const kernel_registry& kernels, const transport& link, std::size_t expected_peers,
                    receiver_config config)
-    : m_impl(std::make_unique<impl>(rt, "receiver at " + listen.address, kernels, expected_peers, std::move(config),
-                                    [&](runtime& r, const receiver_config& c, buffer_pool& pool, int& port) {
-                                      return detail::make_grpc_server(listen.address, listen.threads, pool,
-                                                                      c.limits.max_message_bytes, c.emulate,
-                                                                      [&r] { r.wake(); }, port);
-                                    })) {
-  m_impl->self = "receiver at " + listen.address.substr(0, listen.address.rfind(':')) + ":" + std::to_string(m_impl->port);
+    : m_impl(std::make_unique<impl>(rt, kernels, link, expected_peers, std::move(config))) {
   rt.attach(*m_impl);
 }
 
-int receiver::port() const noexcept { return m_impl->port; }
+int receiver::port() const noexcept {
+  return m_impl->ep->port();
+}
 
 receiver::~receiver() {
   m_impl->rt.detach(*m_impl);

@@ -1,10 +1,9 @@
 #include <offload/transmitter.hpp>
 
-#include "../common/clock.hpp"
-#include "../common/grpc_endpoint.hpp"
-#include "../common/handshake.hpp"
-#include "../common/mpi_endpoint.hpp"
-#include "../common/work_queue.hpp"
+#include "src/runtime/work_queue.hpp"
+#include "src/session/handshake.hpp"
+#include "src/transport/transport.hpp"
+#include "src/wire/clock.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -85,12 +84,16 @@ std::string reply_mismatch(const std::vector<product_spec>& expected, const prod
 }  // namespace
 
 struct transmitter::impl final : progress_client {
-  using endpoint_factory = std::function<std::unique_ptr<detail::endpoint>(runtime&, const transmitter_config&, detail::buffer_pool&)>;
-  impl(runtime& r, const kernel_registry& k, std::vector<int> peers, transmitter_config c, const endpoint_factory& make)
-      : rt(r), kernels(k), cfg(std::move(c)), pool(std::make_shared<detail::buffer_pool>()), ep(make(r, cfg, *pool)),
+  impl(runtime& r, const kernel_registry& k, const transport& link, transmitter_config c)
+      : rt(r),
+        kernels(k),
+        cfg(std::move(c)),
+        pool(std::make_shared<detail::buffer_pool>()),
         request_limits(cfg.limits) {
     if (cfg.credits == 0) throw std::invalid_argument("transmitter credits must be at least 1");
     if (cfg.fallback_threads == 0) throw std::invalid_argument("transmitter fallback threads must be at least 1");
+    std::vector<int> peers;
+    ep = link.impl().connect(rt, {*pool, cfg.limits.max_message_bytes, cfg.emulate}, peers);
     for (int peer : peers) {
       receiver_link l;
       l.peer = peer;
@@ -111,10 +114,10 @@ struct transmitter::impl final : progress_client {
   std::vector<request_ptr> submissions;
 
   // Progress-thread state.
-  std::vector<receiver_link> links;                                   // guarded by link_mutex for readers
-  std::unordered_map<std::uint64_t, request_ptr> live;                // not yet delivered nor fallen back
-  std::unordered_map<std::uint64_t, std::size_t> in_flight;           // sent, no reply yet: id -> link
-  std::deque<request_ptr> waiting;                                    // for a credit
+  std::vector<receiver_link> links;                          // guarded by link_mutex for readers
+  std::unordered_map<std::uint64_t, request_ptr> live;       // not yet delivered nor fallen back
+  std::unordered_map<std::uint64_t, std::size_t> in_flight;  // sent, no reply yet: id -> link
+  std::deque<request_ptr> waiting;                           // for a credit
   using deadline = std::pair<clock_type::time_point, std::uint64_t>;
   std::priority_queue<deadline, std::vector<deadline>, std::greater<>> deadlines;
   std::size_t next_link = 0;
@@ -298,9 +301,10 @@ void transmitter::impl::handle(detail::incoming in) {
   const std::uint64_t replied_ns = detail::now_ns();
   count([&](transmitter_stats& s) { s.bytes_in += in.size; });
   const std::uint64_t peeked = peek_request_id(in.bytes.span());
-  auto decoded = in.oversized ? wire_result<message>(wire_error{wire_errc::too_large, "reply of " + std::to_string(in.size) +
-                                                                                          " bytes exceeds the maximum"})
-                              : message::from(std::move(in.bytes), cfg.limits);
+  auto decoded = in.oversized
+                     ? wire_result<message>(wire_error{
+                           wire_errc::too_large, "reply of " + std::to_string(in.size) + " bytes exceeds the maximum"})
+                     : message::from(std::move(in.bytes), cfg.limits);
   auto link_of = [&](int peer) -> receiver_link* {
     for (auto& l : links)
       if (l.peer == peer) return &l;
@@ -315,7 +319,8 @@ void transmitter::impl::handle(detail::incoming in) {
   if (link->suspect) {
     std::lock_guard lock(link_mutex);
     link->suspect = false;
-    spdlog::info("transmitter rank {}: receiver {} answers again; sending it requests again", rt.rank(), ep->describe(in.source));
+    spdlog::info("transmitter rank {}: receiver {} answers again; sending it requests again", rt.rank(),
+                 ep->describe(in.source));
   }
   if (decoded && (decoded.value().header().kind == message_kind::hello_ack ||
                   decoded.value().header().kind == message_kind::goodbye_ack)) {
@@ -364,7 +369,8 @@ void transmitter::impl::handle(detail::incoming in) {
       spdlog::error("transmitter rank {}: error from receiver {}: {}", rt.rank(), ep->describe(in.source),
                     error_text(decoded.value().view()));
     else
-      spdlog::warn("transmitter rank {}: message from {} for unknown request {} dropped", rt.rank(), ep->describe(in.source), id);
+      spdlog::warn("transmitter rank {}: message from {} for unknown request {} dropped", rt.rank(),
+                   ep->describe(in.source), id);
     return;
   }
   --links[flight->second].outstanding;
@@ -388,13 +394,16 @@ void transmitter::impl::handle(detail::incoming in) {
   else
     problem = reply_mismatch(r->outputs, decoded.value().products());
   if (!problem.empty()) {
-    spdlog::debug("transmitter rank {}: request {} failed at receiver {}: {}", rt.rank(), id, ep->describe(in.source), problem);
+    spdlog::debug("transmitter rank {}: request {} failed at receiver {}: {}", rt.rank(), id, ep->describe(in.source),
+                  problem);
     fall_back(std::move(r), fallback_reason::error_reply, "receiver " + ep->describe(in.source) + ": " + problem);
     return;
   }
   result res;
   const auto& t = decoded.value().header().times;
-  auto ours = [&](std::uint64_t receiver_ns) { return 1e-9 * double(std::int64_t(receiver_ns) - link->clock_offset_ns); };
+  auto ours = [&](std::uint64_t receiver_ns) {
+    return 1e-9 * double(std::int64_t(receiver_ns) - link->clock_offset_ns);
+  };
   res.m_timing = {1e-9 * double(r->submitted_ns), 1e-9 * double(r->sent_ns), ours(t[0]), ours(t[1]), ours(t[2]),
                   1e-9 * double(replied_ns)};
   res.m_message = std::move(decoded.value());
@@ -449,9 +458,11 @@ void transmitter::impl::expire(clock_type::time_point now) {
         l.suspect = true;
       }
       count([](transmitter_stats& s) { s.suspensions += 1; });
-      spdlog::warn("transmitter rank {}: receiver {} did not answer request {} within {} ms; no new requests go "
-                   "to it until it answers",
-                   rt.rank(), ep->describe(l.peer), id, std::chrono::duration_cast<std::chrono::milliseconds>(cfg.timeout).count());
+      spdlog::warn(
+          "transmitter rank {}: receiver {} did not answer request {} within {} ms; no new requests go "
+          "to it until it answers",
+          rt.rank(), ep->describe(l.peer), id,
+          std::chrono::duration_cast<std::chrono::milliseconds>(cfg.timeout).count());
     }
     fall_back(std::move(r), fallback_reason::timeout);
   }
@@ -544,33 +555,8 @@ void transmitter::impl::stop_workers() {
     if (t.joinable()) t.join();
 }
 
-namespace {
-std::vector<int> first_n(std::size_t n) {
-  std::vector<int> peers(n);
-  for (std::size_t i = 0; i < n; ++i) peers[i] = static_cast<int>(i);
-  return peers;
-}
-}  // namespace
-
-transmitter::transmitter(runtime& rt, const kernel_registry& kernels, std::vector<int> receivers,
-                         transmitter_config config)
-    : m_impl(std::make_shared<impl>(rt, kernels, std::move(receivers), std::move(config),
-                                    [](runtime& r, const transmitter_config& c, detail::buffer_pool& pool) {
-                                      return std::make_unique<detail::mpi_endpoint>(
-                                          c.comm != MPI_COMM_NULL ? c.comm : r.comm(), pool, c.limits.max_message_bytes,
-                                          c.emulate, c.blocking_receive_below);
-                                    })) {
-  start();
-}
-
-transmitter::transmitter(runtime& rt, const kernel_registry& kernels, grpc_receivers receivers,
-                         transmitter_config config)
-    : m_impl(std::make_shared<impl>(rt, kernels, first_n(receivers.addresses.size()), std::move(config),
-                                    [&](runtime& r, const transmitter_config& c, detail::buffer_pool& pool) {
-                                      return detail::make_grpc_client(receivers.addresses, pool,
-                                                                      c.limits.max_message_bytes, c.emulate,
-                                                                      [&r] { r.wake(); });
-                                    })) {
+transmitter::transmitter(runtime& rt, const kernel_registry& kernels, const transport& link, transmitter_config config)
+    : m_impl(std::make_shared<impl>(rt, kernels, link, std::move(config))) {
   start();
 }
 

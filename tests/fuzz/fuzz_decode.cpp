@@ -35,8 +35,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       require((p.data - bytes.data()) % wire_alignment == 0, "payload not aligned");
     }
     // Round trip.
-    const buffer again = encode({m.header.kind, m.header.request_id, m.header.kernel_id, m.header.status, m.header.times},
-                                m.products);
+    const buffer again =
+        encode({m.header.kind, m.header.request_id, m.header.kernel_id, m.header.status, m.header.times}, m.products);
     auto redecoded = decode(again.span());
     require(redecoded.ok(), "re-encoded message does not decode");
     const auto& r = redecoded.value();
@@ -48,7 +48,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (std::size_t i = 0; i < r.products.size(); ++i) {
       const auto &a = m.products[i], &b = r.products[i];
       require(a.name == b.name && a.type == b.type && a.count == b.count, "product changed in the round trip");
-      require(a.size_bytes() == 0 || std::memcmp(a.data, b.data, a.size_bytes()) == 0, "payload changed in the round trip");
+      require(a.size_bytes() == 0 || std::memcmp(a.data, b.data, a.size_bytes()) == 0,
+              "payload changed in the round trip");
     }
   }
   return 0;

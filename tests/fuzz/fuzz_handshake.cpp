@@ -2,7 +2,7 @@
 // transmitter with a hello_ack, short of MPI: decode, then parse_hello. Whatever parse_hello
 // accepts must be well-formed: printable names one per line, a hello_ack with sane terms,
 // and encoding what it parsed must parse back to the same.
-#include "../../src/common/handshake.hpp"
+#include "src/session/handshake.hpp"
 
 #include "require.hpp"
 
@@ -31,8 +31,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     require(!detail::signature_list(hello.signature).empty() || hello.signature.empty(), "signature list lost names");
   }
   // Round trip through our own encoder.
-  const auto again = detail::encode_hello(kind, m.header().status, hello.signature, hello.host,
-                                          hello.terms ? &*hello.terms : nullptr);
+  const auto again =
+      detail::encode_hello(kind, m.header().status, hello.signature, hello.host, hello.terms ? &*hello.terms : nullptr);
   buffer copy(again.size());
   std::memcpy(copy.data(), again.data(), again.size());
   auto redecoded = message::from(std::move(copy));

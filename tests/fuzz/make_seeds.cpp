@@ -1,7 +1,7 @@
 // Writes the seed corpus of the fuzz harnesses: one valid message of every kind, and a few
 // shapes (no products, many, every dtype), each named for what it is.
 //   make_seeds DIR   (writes DIR/decode/*.bin and DIR/handshake/*.bin)
-#include "../../src/common/handshake.hpp"
+#include "src/session/handshake.hpp"
 
 #include <offload/wire.hpp>
 
@@ -25,19 +25,21 @@ int main(int argc, char** argv) {
   if (argc != 2) return 2;
   const std::filesystem::path root = argv[1];
   const auto decode_dir = root / "decode", hello_dir = root / "handshake";
-  const std::vector<product> mixed{product::make("f", std::vector<float>{1.5f, -2}),
-                                   product::make("d", std::vector<double>{3.25}),
-                                   product::make("i", std::vector<std::int32_t>{-7, 8, 9}),
-                                   product::make("l", std::vector<std::int64_t>{1LL << 40}),
-                                   product::make("bytes", std::vector<std::uint8_t>{1, 2, 3, 4, 5})};
-  write(decode_dir, "request_mixed", encode({message_kind::request, 42, 1, status::ok, {1, 2, 3}}, product_views(mixed)));
-  write(decode_dir, "reply_one", encode({message_kind::reply, 7, 2, status::ok, {4, 5, 6}},
-                                        product_views(std::vector<product>{product::make("out", std::vector<float>(20, 0.5f))})));
+  const std::vector<product> mixed{
+      product::make("f", std::vector<float>{1.5f, -2}), product::make("d", std::vector<double>{3.25}),
+      product::make("i", std::vector<std::int32_t>{-7, 8, 9}), product::make("l", std::vector<std::int64_t>{1LL << 40}),
+      product::make("bytes", std::vector<std::uint8_t>{1, 2, 3, 4, 5})};
+  write(decode_dir, "request_mixed",
+        encode({message_kind::request, 42, 1, status::ok, {1, 2, 3}}, product_views(mixed)));
+  write(decode_dir, "reply_one",
+        encode({message_kind::reply, 7, 2, status::ok, {4, 5, 6}},
+               product_views(std::vector<product>{product::make("out", std::vector<float>(20, 0.5f))})));
   write(decode_dir, "request_empty", encode({message_kind::request, 1, 0, status::ok}, product_views{}));
   write(decode_dir, "error", encode_error(9, status::bad_input, "kernel 'mlp': input 'features' has 15 columns"));
   write(decode_dir, "keepalive", encode({message_kind::keepalive, 0, 0, status::ok}, product_views{}));
   std::vector<product> many;
-  for (int i = 0; i < 12; ++i) many.push_back(product::make("p" + std::to_string(i), std::vector<std::uint8_t>(std::size_t(i), 1)));
+  for (int i = 0; i < 12; ++i)
+    many.push_back(product::make("p" + std::to_string(i), std::vector<std::uint8_t>(std::size_t(i), 1)));
   write(decode_dir, "request_many", encode({message_kind::request, 3, 0, status::ok}, product_views(many)));
 
   const std::string kernels = "clustering\necho\nmlp\nsynthetic\n";

@@ -2,13 +2,14 @@
 // requests, all in one process and without MPI: every bad message gets a specific error reply
 // on its stream, a stream of another method is refused, a stream cut mid-session is dropped
 // with its credits, and the honest transmitter loses nothing.
+#include <offload/grpc.hpp>
 #include <offload/receiver.hpp>
 #include <offload/runtime.hpp>
 #include <offload/transmitter.hpp>
 
-#include "../../src/common/grpc_endpoint.hpp"
-#include "../../src/common/handshake.hpp"
-#include "../mpi/check.hpp"
+#include "src/session/handshake.hpp"
+#include "src/transport/grpc_endpoint.hpp"
+#include "tests/mpi/check.hpp"
 
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
@@ -103,7 +104,8 @@ void expect_error(raw_stream& s, const buffer& bytes, status st, const std::stri
   auto m = s.receive();
   EXPECT(m.has_value(), "%s: no answer", what);
   if (!m) return;
-  EXPECT(m->header().kind == message_kind::error, "%s: answer is %s", what, std::string(to_string(m->header().kind)).c_str());
+  EXPECT(m->header().kind == message_kind::error, "%s: answer is %s", what,
+         std::string(to_string(m->header().kind)).c_str());
   EXPECT(m->header().status == st, "%s: status %s", what, std::string(to_string(m->header().status)).c_str());
   EXPECT(m->header().request_id == id, "%s: error for request %llu, expected %llu", what,
          (unsigned long long)m->header().request_id, (unsigned long long)id);
@@ -183,7 +185,7 @@ int main() {
   std::thread honest([&] {
     transmitter_config tc;
     tc.credits = 4;
-    transmitter tx(rt, kernels, grpc_receivers{{address}}, tc);
+    transmitter tx(rt, kernels, grpc_link{{address}}, tc);
     std::vector<std::future<result>> pending;
     for (int i = 0; i < 200; ++i) {
       std::vector<float> v(256);
@@ -203,11 +205,11 @@ int main() {
   const bool done = rx.wait_for(std::chrono::seconds(30));
   EXPECT(done, "the receiver did not finish its 3 sessions");
   const auto st = rx.stats();
-  std::printf("receiver: requests %llu, replies %llu, error replies %llu, malformed %llu, peers finished %llu, "
-              "dropped %llu\n",
-              (unsigned long long)st.requests, (unsigned long long)st.replies, (unsigned long long)st.error_replies,
-              (unsigned long long)st.malformed, (unsigned long long)st.peers_finished,
-              (unsigned long long)st.peers_dropped);
+  std::printf(
+      "receiver: requests %llu, replies %llu, error replies %llu, malformed %llu, peers finished %llu, "
+      "dropped %llu\n",
+      (unsigned long long)st.requests, (unsigned long long)st.replies, (unsigned long long)st.error_replies,
+      (unsigned long long)st.malformed, (unsigned long long)st.peers_finished, (unsigned long long)st.peers_dropped);
   EXPECT(st.peers_dropped == 1, "peers dropped %llu, expected the cut session", (unsigned long long)st.peers_dropped);
   EXPECT(st.malformed == 3, "malformed %llu, expected 3", (unsigned long long)st.malformed);
   std::printf("%s: %d failed checks\n", offload_test::failures == 0 ? "PASS" : "FAIL", offload_test::failures);

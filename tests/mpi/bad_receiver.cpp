@@ -3,12 +3,13 @@
 // The transmitter must deliver every result once: the wrong values as they came (and
 // compare_with_cpu, i.e. --validate, must catch them), the other four through the CPU fallback
 // with the right reason. Run with 2 ranks.
+#include <offload/mpi.hpp>
 #include <offload/runtime.hpp>
 #include <offload/transmitter.hpp>
 
-#include "../../src/common/handshake.hpp"
 #include "finish.hpp"
 #include "raw.hpp"
+#include "src/session/handshake.hpp"
 
 #include <cstring>
 
@@ -16,8 +17,12 @@ using namespace offload;
 
 namespace {
 
-message receive(runtime& rt) { return offload_test::raw_receive(rt, 1); }
-void send(runtime& rt, const buffer& b) { offload_test::raw_send(rt, 1, b); }
+message receive(runtime& rt) {
+  return offload_test::raw_receive(rt, 1);
+}
+void send(runtime& rt, const buffer& b) {
+  offload_test::raw_send(rt, 1, b);
+}
 
 void liar(runtime& rt, const kernel_registry& kernels) {
   auto hello = receive(rt);
@@ -31,7 +36,8 @@ void liar(runtime& rt, const kernel_registry& kernels) {
     if (n == 0) {  // wrong values
       std::vector<std::uint8_t> wrong(v.count, 7);
       send(rt, encode({message_kind::reply, id, 0, status::ok},
-                      product_views({product_view{v.name, v.type, v.count, reinterpret_cast<const std::byte*>(wrong.data())}})));
+                      product_views(
+                          {product_view{v.name, v.type, v.count, reinterpret_cast<const std::byte*>(wrong.data())}})));
     } else if (n == 1) {  // wrong shape
       std::vector<std::uint8_t> shorter(v.count - 1, 1);
       send(rt, encode({message_kind::reply, id, 0, status::ok},
@@ -53,7 +59,7 @@ void liar(runtime& rt, const kernel_registry& kernels) {
 void victim(runtime& rt, const kernel_registry& kernels) {
   transmitter_config cfg;
   cfg.timeout = std::chrono::milliseconds(500);
-  transmitter tx(rt, kernels, {0}, cfg);
+  transmitter tx(rt, kernels, mpi_link{{0}}, cfg);
   const auto& echo = *kernels.find("echo");
   std::vector<std::vector<product>> inputs;
   std::vector<std::future<result>> fs;
@@ -68,7 +74,8 @@ void victim(runtime& rt, const kernel_registry& kernels) {
   EXPECT(diff.find("expected") != std::string::npos, "validation missed the wrong values: '%s'", diff.c_str());
   std::printf("wrong values caught: %s\n", diff.c_str());
   const char* reasons[] = {"", "reply product 0 is 'payload' u8[99], expected 'payload' u8[100]",
-                           "kernel_failed: the GPU fell off the bus", "malformed reply: header field version is 77", ""};
+                           "kernel_failed: the GPU fell off the bus", "malformed reply: header field version is 77",
+                           ""};
   for (int n = 1; n < 5; ++n) {
     const auto& r = rs[std::size_t(n)];
     const auto want = n == 4 ? fallback_reason::timeout : fallback_reason::error_reply;

@@ -6,12 +6,12 @@ namespace offload_test {
 inline int failures = 0;
 }
 
-#define EXPECT(cond, ...)                                                    \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      ++offload_test::failures;                                              \
+#define EXPECT(cond, ...)                                                           \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
+      ++offload_test::failures;                                                     \
       std::fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-      std::fprintf(stderr, __VA_ARGS__);                                     \
-      std::fprintf(stderr, "\n");                                            \
-    }                                                                        \
+      std::fprintf(stderr, __VA_ARGS__);                                            \
+      std::fprintf(stderr, "\n");                                                   \
+    }                                                                               \
   } while (false)

@@ -1,5 +1,6 @@
 #pragma once
 // The end of every MPI test program: sum the failed checks of all ranks.
+#include <offload/mpi.hpp>
 #include <offload/runtime.hpp>
 
 #include "check.hpp"
@@ -11,7 +12,7 @@ namespace offload_test {
 /// Rank 0 prints the verdict; returns the exit code for every rank.
 inline int finish(offload::runtime& rt) {
   int mine = failures, total = 0;
-  rt.call([&] { MPI_Allreduce(&mine, &total, 1, MPI_INT, MPI_SUM, rt.comm()); });
+  rt.call([&] { MPI_Allreduce(&mine, &total, 1, MPI_INT, MPI_SUM, offload::comm_of(rt)); });
   if (rt.rank() == 0) std::printf("%s: %d failed checks\n", total == 0 ? "PASS" : "FAIL", total);
   return total == 0 ? 0 : 1;
 }

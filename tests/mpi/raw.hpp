@@ -1,10 +1,11 @@
 #pragma once
 // Speaking the protocol by hand, for test ranks that play a misbehaving peer: blocking sends
 // and receives of whole messages on the runtime's communicator and mpi-offload's tag.
+#include <offload/mpi.hpp>
 #include <offload/runtime.hpp>
 #include <offload/wire.hpp>
 
-#include "../../src/common/mpi_endpoint.hpp"
+#include "src/transport/mpi_endpoint.hpp"
 
 #include <stdexcept>
 
@@ -12,7 +13,7 @@ namespace offload_test {
 
 inline void raw_send(offload::runtime& rt, int dest, const offload::buffer& bytes) {
   rt.call([&] {
-    MPI_Send(bytes.data(), int(bytes.size()), MPI_BYTE, dest, offload::detail::offload_tag, rt.comm());
+    MPI_Send(bytes.data(), int(bytes.size()), MPI_BYTE, dest, offload::detail::offload_tag, offload::comm_of(rt));
   });
 }
 
@@ -20,11 +21,11 @@ inline void raw_send(offload::runtime& rt, int dest, const offload::buffer& byte
 inline offload::message raw_receive(offload::runtime& rt, int source) {
   return rt.call([&] {
     MPI_Status st;
-    MPI_Probe(source, offload::detail::offload_tag, rt.comm(), &st);
+    MPI_Probe(source, offload::detail::offload_tag, offload::comm_of(rt), &st);
     int n = 0;
     MPI_Get_count(&st, MPI_BYTE, &n);
     offload::buffer in(static_cast<std::size_t>(n));
-    MPI_Recv(in.data(), n, MPI_BYTE, source, offload::detail::offload_tag, rt.comm(), MPI_STATUS_IGNORE);
+    MPI_Recv(in.data(), n, MPI_BYTE, source, offload::detail::offload_tag, offload::comm_of(rt), MPI_STATUS_IGNORE);
     auto m = offload::message::from(std::move(in));
     if (!m) throw std::runtime_error("rank " + std::to_string(source) + " sent a malformed message: " + m.error().text);
     return std::move(m.value());

@@ -54,7 +54,8 @@ void many_threads(runtime& rt, const offload_test::transport& T, const kernel_re
     });
   for (auto& t : pool) t.join();
   tx->close();
-  for (std::size_t n = 0; n < calls.size(); ++n) EXPECT(calls[n] == 1, "request %zu delivered %d times", n, calls[n].load());
+  for (std::size_t n = 0; n < calls.size(); ++n)
+    EXPECT(calls[n] == 1, "request %zu delivered %d times", n, calls[n].load());
   EXPECT(wrong == 0, "%d wrong results", wrong.load());
   EXPECT(receivers_seen == (std::set<int>{0, 1}), "not every receiver was used (%zu seen)", receivers_seen.size());
   EXPECT(tx->stats().remote == threads * per_thread, "remote %llu", (unsigned long long)tx->stats().remote);

@@ -3,6 +3,8 @@
 // same case over MPI and over gRPC: `--transport grpc` on its command line (ctest's grpc.X
 // appends it) makes receiver ranks listen on 127.0.0.1 (any free port) and transmitters reach
 // them by address; MPI then only starts the ranks and tells everyone the ports.
+#include <offload/grpc.hpp>
+#include <offload/mpi.hpp>
 #include <offload/receiver.hpp>
 #include <offload/runtime.hpp>
 #include <offload/transmitter.hpp>
@@ -26,7 +28,7 @@ class transport {
                                               std::size_t peers, offload::receiver_config cfg = {}) const {
     if (m_grpc)
       return std::make_unique<offload::receiver>(rt, kernels, offload::grpc_listen{"127.0.0.1:0", 2}, peers, cfg);
-    return std::make_unique<offload::receiver>(rt, kernels, peers, cfg);
+    return std::make_unique<offload::receiver>(rt, kernels, offload::mpi_link{}, peers, cfg);
   }
 
   /// Every rank calls this once, receivers after making their receiver (`mine`), before any
@@ -35,15 +37,15 @@ class transport {
     if (!m_grpc) return;
     int port = mine != nullptr ? mine->port() : 0;
     m_ports.assign(std::size_t(rt.size()), 0);
-    rt.call([&] { MPI_Allgather(&port, 1, MPI_INT, m_ports.data(), 1, MPI_INT, rt.comm()); });
+    rt.call([&] { MPI_Allgather(&port, 1, MPI_INT, m_ports.data(), 1, MPI_INT, offload::comm_of(rt)); });
   }
 
   /// A transmitter to the receivers of these ranks.
   std::unique_ptr<offload::transmitter> transmitter(offload::runtime& rt, const offload::kernel_registry& kernels,
                                                     const std::vector<int>& ranks,
                                                     offload::transmitter_config cfg = {}) const {
-    if (!m_grpc) return std::make_unique<offload::transmitter>(rt, kernels, ranks, cfg);
-    offload::grpc_receivers to;
+    if (!m_grpc) return std::make_unique<offload::transmitter>(rt, kernels, offload::mpi_link{ranks}, cfg);
+    offload::grpc_link to;
     for (int r : ranks) to.addresses.push_back("127.0.0.1:" + std::to_string(m_ports.at(std::size_t(r))));
     return std::make_unique<offload::transmitter>(rt, kernels, to, cfg);
   }

@@ -7,13 +7,14 @@
 // request's no_handshake error (a fallback, and the session counted as lost) and send that
 // receiver nothing more. The receiver ends after four sessions: rank 1's, rank 2's two and rank
 // 3's. Run with 4 ranks.
+#include <offload/mpi.hpp>
 #include <offload/receiver.hpp>
 #include <offload/runtime.hpp>
 #include <offload/transmitter.hpp>
 
-#include "../../src/common/handshake.hpp"
 #include "finish.hpp"
 #include "raw.hpp"
+#include "src/session/handshake.hpp"
 
 #include <chrono>
 #include <thread>
@@ -26,7 +27,7 @@ constexpr auto idle_timeout = std::chrono::milliseconds(1000);
 constexpr int done_tag = 77;  // rank 3 to rank 2: "my checks are done"
 
 void held(runtime& rt, const kernel_registry& kernels) {
-  transmitter tx(rt, kernels, {0});
+  transmitter tx(rt, kernels, mpi_link{{0}});
   const auto& echo = *kernels.find("echo");
   const auto in = echo.make_inputs({1, 64, 0});
   auto first = tx.submit("echo", product_views(in)).get();
@@ -47,7 +48,7 @@ void held(runtime& rt, const kernel_registry& kernels) {
   std::printf("held: sessions lost %llu, fallbacks %llu (error %llu, no receiver %llu)\n",
               (unsigned long long)s.sessions_lost, (unsigned long long)s.fallbacks,
               (unsigned long long)s.fallback_error, (unsigned long long)s.fallback_no_receiver);
-  rt.call([&] { MPI_Send(nullptr, 0, MPI_BYTE, 2, done_tag, rt.comm()); });
+  rt.call([&] { MPI_Send(nullptr, 0, MPI_BYTE, 2, done_tag, offload::comm_of(rt)); });
 }
 
 buffer echo_request(std::uint64_t id, const kernel_registry& kernels, std::size_t bytes) {
@@ -81,7 +82,7 @@ void vanisher(runtime& rt, const kernel_registry& kernels) {
     break;
   }
   // Rank 3 first finishes with its dropped session (the receiver must still be serving then).
-  rt.call([&] { MPI_Recv(nullptr, 0, MPI_BYTE, 3, done_tag, rt.comm(), MPI_STATUS_IGNORE); });
+  rt.call([&] { MPI_Recv(nullptr, 0, MPI_BYTE, 3, done_tag, offload::comm_of(rt), MPI_STATUS_IGNORE); });
   // A new session works.
   offload_test::raw_send(rt, 0, detail::encode_hello(message_kind::hello, status::ok, kernels.signature()));
   auto again = offload_test::raw_receive(rt, 0);
@@ -95,7 +96,7 @@ void vanisher(runtime& rt, const kernel_registry& kernels) {
 }
 
 void honest(runtime& rt, const kernel_registry& kernels) {
-  transmitter tx(rt, kernels, {0});
+  transmitter tx(rt, kernels, mpi_link{{0}});
   const auto& mlp = *kernels.find("mlp");
   std::vector<std::vector<product>> inputs;
   for (int i = 0; i < 200; ++i) inputs.push_back(mlp.make_inputs({std::uint64_t(i), 32, 0}));
@@ -116,11 +117,12 @@ int main() {
     if (rt.rank() == 0) {
       receiver_config cfg;
       cfg.idle_timeout = idle_timeout;
-      receiver rx(rt, kernels, 4, cfg);
+      receiver rx(rt, kernels, mpi_link{}, 4, cfg);
       const auto s = rx.wait();
-      std::printf("receiver: requests %llu, replies %llu, peers dropped %llu, replies discarded %llu, error replies %llu\n",
-                  (unsigned long long)s.requests, (unsigned long long)s.replies, (unsigned long long)s.peers_dropped,
-                  (unsigned long long)s.replies_discarded, (unsigned long long)s.error_replies);
+      std::printf(
+          "receiver: requests %llu, replies %llu, peers dropped %llu, replies discarded %llu, error replies %llu\n",
+          (unsigned long long)s.requests, (unsigned long long)s.replies, (unsigned long long)s.peers_dropped,
+          (unsigned long long)s.replies_discarded, (unsigned long long)s.error_replies);
       EXPECT(s.peers_dropped == 2, "peers dropped: %llu", (unsigned long long)s.peers_dropped);
       EXPECT(s.requests == 200 + 4 + 1 + 1, "requests: %llu", (unsigned long long)s.requests);
       EXPECT(s.replies_discarded >= 1, "no reply of the vanished peer was given up");

@@ -8,7 +8,9 @@ std::byte* buffer::allocate(std::size_t capacity) {
   return static_cast<std::byte*>(::operator new[](capacity, std::align_val_t{alignment}));
 }
 
-void buffer::deallocate(std::byte* block) noexcept { ::operator delete[](block, std::align_val_t{alignment}); }
+void buffer::deallocate(std::byte* block) noexcept {
+  ::operator delete[](block, std::align_val_t{alignment});
+}
 
 void buffer::deleter::operator()(std::byte* p) const noexcept {
   if (owner)
@@ -17,7 +19,9 @@ void buffer::deleter::operator()(std::byte* p) const noexcept {
     deallocate(p);
 }
 
-buffer::buffer(std::size_t size) { resize(size); }
+buffer::buffer(std::size_t size) {
+  resize(size);
+}
 
 buffer::buffer(std::byte* block, std::size_t size, std::size_t capacity, std::shared_ptr<home> owner) noexcept
     : m_data(block, deleter{std::move(owner), capacity}), m_size(size), m_capacity(capacity) {}

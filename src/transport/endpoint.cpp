@@ -1,6 +1,6 @@
 #include "endpoint.hpp"
 
-#include "clock.hpp"
+#include "src/wire/clock.hpp"
 
 #include <limits>
 #include <thread>

@@ -27,8 +27,7 @@ const product_view& product_views::at(std::string_view name) const {
 
 namespace {
 
-template <class T>
-std::string compare_values(const product_view& e, const product_view& a, double rel, double abs) {
+template <class T> std::string compare_values(const product_view& e, const product_view& a, double rel, double abs) {
   auto ev = e.as<T>();
   auto av = a.as<T>();
   for (std::size_t i = 0; i < ev.size(); ++i) {

@@ -11,18 +11,20 @@ namespace offload {
 namespace {
 
 // Header layout (byte offsets).
-constexpr std::size_t h_magic = 0, h_version = 4, h_kind = 6, h_request = 8, h_kernel = 16, h_status = 20,
-                      h_count = 24, h_reserved0 = 28, h_total = 32, h_times = 40;
+constexpr std::size_t h_magic = 0, h_version = 4, h_kind = 6, h_request = 8, h_kernel = 16, h_status = 20, h_count = 24,
+                      h_reserved0 = 28, h_total = 32, h_times = 40;
 // Table entry layout.
-constexpr std::size_t e_count = 0, e_offset = 8, e_name_offset = 16, e_name_length = 20, e_dtype = 22,
-                      e_reserved0 = 23, e_reserved1 = 24;
+constexpr std::size_t e_count = 0, e_offset = 8, e_name_offset = 16, e_name_length = 20, e_dtype = 22, e_reserved0 = 23,
+                      e_reserved1 = 24;
 
 template <class T> T load(const std::byte* p) noexcept {
   T v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-template <class T> void store(std::byte* p, T v) noexcept { std::memcpy(p, &v, sizeof v); }
+template <class T> void store(std::byte* p, T v) noexcept {
+  std::memcpy(p, &v, sizeof v);
+}
 
 bool all_zero(const std::byte* p, std::size_t n) noexcept {
   for (std::size_t i = 0; i < n; ++i)
@@ -30,7 +32,9 @@ bool all_zero(const std::byte* p, std::size_t n) noexcept {
   return true;
 }
 
-constexpr std::uint64_t align_up(std::uint64_t v) noexcept { return (v + wire_alignment - 1) / wire_alignment * wire_alignment; }
+constexpr std::uint64_t align_up(std::uint64_t v) noexcept {
+  return (v + wire_alignment - 1) / wire_alignment * wire_alignment;
+}
 
 template <class... A> wire_error fail(wire_errc code, const A&... parts) {
   std::ostringstream os;
@@ -127,8 +131,7 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
     return fail(wire_errc::bad_version, "header field version is ", version, ", this side speaks ", wire_version);
   auto kind = load<std::uint16_t>(p + h_kind);
   if (kind < 1 || kind > 8) return fail(wire_errc::bad_kind, "header field kind is ", kind, ", expected 1..8");
-  if (!all_zero(p + h_reserved0, 4))
-    return fail(wire_errc::bad_reserved, "reserved header bytes are not zero");
+  if (!all_zero(p + h_reserved0, 4)) return fail(wire_errc::bad_reserved, "reserved header bytes are not zero");
   auto total = load<std::uint64_t>(p + h_total);
   if (total != size)
     return fail(wire_errc::size_mismatch, "header field total_size is ", total, " but ", size, " bytes were received");
@@ -158,7 +161,8 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
   for (std::uint32_t i = 0; i < count; ++i) {
     const std::byte* e = entry(i);
     auto raw_dtype = load<std::uint8_t>(e + e_dtype);
-    if (!is_valid_dtype(raw_dtype)) return fail(wire_errc::bad_dtype, "product ", i, ": dtype ", +raw_dtype, " is unknown");
+    if (!is_valid_dtype(raw_dtype))
+      return fail(wire_errc::bad_dtype, "product ", i, ": dtype ", +raw_dtype, " is unknown");
     if (!all_zero(e + e_reserved0, 1) || !all_zero(e + e_reserved1, wire_entry_size - e_reserved1))
       return fail(wire_errc::bad_reserved, "product ", i, ": reserved table bytes are not zero");
     auto name_offset = load<std::uint32_t>(e + e_name_offset);
@@ -175,7 +179,8 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
       if (c < 0x21 || c > 0x7e)
         return fail(wire_errc::bad_name, "product ", i, ": name '", printable(name),
                     "' has a character outside printable ASCII");
-    if (!names.insert(name).second) return fail(wire_errc::duplicate_name, "product ", i, ": name '", name, "' repeats");
+    if (!names.insert(name).second)
+      return fail(wire_errc::duplicate_name, "product ", i, ": name '", name, "' repeats");
     names_end = std::max(names_end, name_end);
     items[i].name = name;
     items[i].type = static_cast<dtype>(raw_dtype);
@@ -193,8 +198,8 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
                   " bytes overflows");
     const std::uint64_t nbytes = elements * esize;
     if (offset % wire_alignment != 0)
-      return fail(wire_errc::misaligned_offset, "product '", item.name, "': offset ", offset,
-                  " is not a multiple of ", wire_alignment);
+      return fail(wire_errc::misaligned_offset, "product '", item.name, "': offset ", offset, " is not a multiple of ",
+                  wire_alignment);
     if (offset > std::numeric_limits<std::uint64_t>::max() - nbytes)
       return fail(wire_errc::overflow, "product '", item.name, "': offset ", offset, " + length ", nbytes,
                   " overflows");

@@ -1,7 +1,7 @@
 #include "mpi_endpoint.hpp"
 
-#include "clock.hpp"
-#include "mpi_check.hpp"
+#include "src/runtime/mpi_check.hpp"
+#include "src/wire/clock.hpp"
 
 #include <offload/wire.hpp>
 
@@ -120,8 +120,7 @@ void mpi_endpoint::post(outgoing o) {
   m_pending.push_back(std::move(o));
 }
 
-template <class Remove>
-std::size_t mpi_endpoint::remove_sends_if(Remove remove) {
+template <class Remove> std::size_t mpi_endpoint::remove_sends_if(Remove remove) {
   // Compacts the posted sends in place, keeping their order; remove(r) says whether slot r goes.
   std::size_t w = 0;
   for (std::size_t r = 0; r < m_requests.size(); ++r) {
@@ -142,8 +141,8 @@ bool mpi_endpoint::complete_sends() {
   if (m_requests.empty()) return false;
   int outcount = 0;
   m_indices.resize(m_requests.size());
-  OFFLOAD_MPI_CHECK(
-      MPI_Testsome(static_cast<int>(m_requests.size()), m_requests.data(), &outcount, m_indices.data(), MPI_STATUSES_IGNORE));
+  OFFLOAD_MPI_CHECK(MPI_Testsome(static_cast<int>(m_requests.size()), m_requests.data(), &outcount, m_indices.data(),
+                                 MPI_STATUSES_IGNORE));
   if (outcount <= 0) return false;
   // Completed requests are MPI_REQUEST_NULL now; their buffers go back to the pool.
   remove_sends_if([&](std::size_t r) { return m_requests[r] == MPI_REQUEST_NULL; });

@@ -23,7 +23,7 @@ struct options {
   double time_scale = 1.0;
   double cpu_before_ms = -1;  // -1: the workload's
   double cpu_after_ms = -1;
-  double ns_per_iteration = 0;  // 0: measured at start-up
+  double ns_per_iteration = 0;             // 0: measured at start-up
   std::vector<std::uint64_t> module_work;  // empty: derived from the modules' CPU costs
   std::string kernel = "mlp";
   std::uint64_t events = 1000;
@@ -61,18 +61,18 @@ struct options {
   std::string distance = "same-node";  // a preset of inject_latency_ms; "custom" when given
   double inject_latency_ms = 0;        // one-way, emulated in the transport
   double inject_jitter_ms = 0;
-  double inject_bandwidth_gbit = 0;    // 0: unlimited
-  std::string transport = "mpi";      // the data path: mpi, or grpc (MPI then only starts and reports)
-  std::string listen = "0.0.0.0:0";   // grpc: where receiver ranks listen (port 0: any free one)
-  std::size_t grpc_threads = 2;       // grpc: completion-queue threads of a receiver
+  double inject_bandwidth_gbit = 0;     // 0: unlimited
+  std::string transport = "mpi";        // the data path: mpi, or grpc (MPI then only starts and reports)
+  std::string listen = "0.0.0.0:0";     // grpc: where receiver ranks listen (port 0: any free one)
+  std::size_t grpc_threads = 2;         // grpc: completion-queue threads of a receiver
   std::vector<std::string> connect_to;  // grpc: --connect HOST:PORT,...; every rank transmits to them
-  bool serve = false;                  // receiver service (service.hpp)
-  bool connect = false;                // transmitter job of a service
-  bool stop = false;                   // ask a service to stop
+  bool serve = false;                   // receiver service (service.hpp)
+  bool connect = false;                 // transmitter job of a service
+  bool stop = false;                    // ask a service to stop
   std::string port_file;
   std::string service_name;
-  double connect_timeout_s = 60;       // how long --connect/--stop wait for the service to appear
-  int remote_receivers = 0;            // set on connecting: the service's receiver ranks
+  double connect_timeout_s = 60;  // how long --connect/--stop wait for the service to appear
+  int remote_receivers = 0;       // set on connecting: the service's receiver ranks
   bool service_mode() const { return serve || connect || stop; }
   bool grpc() const { return transport == "grpc"; }
   bool emulated() const { return inject_latency_ms > 0 || inject_jitter_ms > 0 || inject_bandwidth_gbit > 0; }

@@ -12,7 +12,9 @@ constexpr std::size_t max_host_length = 255;
 constexpr std::size_t max_signature_length = 64 * 1024;
 constexpr std::size_t terms_count = 5;  // max message bytes, max products, max name length, credits, idle timeout ms
 
-const std::byte* bytes_of(std::string_view t) { return reinterpret_cast<const std::byte*>(t.data()); }
+const std::byte* bytes_of(std::string_view t) {
+  return reinterpret_cast<const std::byte*>(t.data());
+}
 
 bool printable(std::string_view t) {
   for (unsigned char c : t)
@@ -93,7 +95,8 @@ hello_info parse_hello(const message& m) {
     } else if (p.name == "terms" && is_ack) {
       terms = &p;
     } else {
-      out.error = "a '" + std::string(to_string(kind)) + "' message does not carry a product '" + std::string(p.name) + "'";
+      out.error =
+          "a '" + std::string(to_string(kind)) + "' message does not carry a product '" + std::string(p.name) + "'";
       return out;
     }
   }
@@ -113,9 +116,9 @@ hello_info parse_hello(const message& m) {
   }
   if (!is_ack) return out;
   if (terms == nullptr || terms->count != terms_count) {
-    out.error = terms == nullptr ? "hello_ack lacks the receiver's terms"
-                                 : "terms have " + std::to_string(terms->count) + " values, expected " +
-                                       std::to_string(terms_count);
+    out.error = terms == nullptr
+                    ? "hello_ack lacks the receiver's terms"
+                    : "terms have " + std::to_string(terms->count) + " values, expected " + std::to_string(terms_count);
     return out;
   }
   std::array<std::int64_t, terms_count> t{};

@@ -15,7 +15,9 @@ link_emulation emulation(const options& o) {
   return e;
 }
 
-wire_limits limits(const options& o) { return {o.max_message_bytes, o.max_products, o.max_name_length}; }
+wire_limits limits(const options& o) {
+  return {o.max_message_bytes, o.max_products, o.max_name_length};
+}
 
 receiver_config receiver_settings(const options& o) {
   receiver_config cfg;
@@ -28,7 +30,6 @@ receiver_config receiver_settings(const options& o) {
   cfg.device = o.device;
   cfg.max_wait = std::chrono::microseconds(std::int64_t(o.max_wait_us));
   cfg.emulate = emulation(o);
-  cfg.blocking_receive_below = o.blocking_receive_below;
   return cfg;
 }
 
@@ -39,16 +40,15 @@ transmitter_config transmitter_settings(const options& o) {
   cfg.policy = o.routing == "least_outstanding" ? routing::least_outstanding : routing::round_robin;
   cfg.limits = limits(o);
   cfg.emulate = emulation(o);
-  cfg.blocking_receive_below = o.blocking_receive_below;
   return cfg;
 }
 
 const std::vector<std::pair<std::string, double>>& distance_presets() {
   static const std::vector<std::pair<std::string, double>> presets = {
-      {"same-node", 0.0},     // shared memory, nothing added
-      {"same-dc", 0.05},      // 0.1 ms round trip
-      {"nearby-dc", 1.0},     // 2 ms round trip
-      {"far-dc", 12.5}};      // 25 ms round trip: about half the width of the US
+      {"same-node", 0.0},  // shared memory, nothing added
+      {"same-dc", 0.05},   // 0.1 ms round trip
+      {"nearby-dc", 1.0},  // 2 ms round trip
+      {"far-dc", 12.5}};   // 25 ms round trip: about half the width of the US
   return presets;
 }
 
@@ -250,8 +250,9 @@ void finish_options(const CLI::App& app, options& o) {
     }
   } else {
     if (!o.connect_to.empty())
-      throw CLI::ValidationError("--connect", "HOST:PORT is for --transport grpc; the MPI service is found through "
-                                              "--port-file or --service-name");
+      throw CLI::ValidationError("--connect",
+                                 "HOST:PORT is for --transport grpc; the MPI service is found through "
+                                 "--port-file or --service-name");
     if (app.count("--listen") || app.count("--grpc-threads"))
       throw CLI::ValidationError("--listen/--grpc-threads", "apply to --transport grpc only");
   }
@@ -261,8 +262,9 @@ void finish_options(const CLI::App& app, options& o) {
     if (o.port_file.empty() && o.service_name.empty())
       throw CLI::ValidationError("--port-file/--service-name", "--serve, --connect and --stop need one of them");
     if (app.count("--receivers"))
-      throw CLI::ValidationError("--receivers", "does not apply to a service: --serve makes every rank a receiver, "
-                                                "--connect every rank a transmitter");
+      throw CLI::ValidationError("--receivers",
+                                 "does not apply to a service: --serve makes every rank a receiver, "
+                                 "--connect every rank a transmitter");
     if (o.mode == "local") throw CLI::ValidationError("--mode", "local runs no receivers: it cannot use a service");
     o.receivers = 0;  // --connect: every rank of this job transmits (--serve does not use it)
   } else if (!o.port_file.empty() || !o.service_name.empty()) {

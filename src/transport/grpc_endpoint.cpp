@@ -16,8 +16,6 @@
 
 namespace offload::detail {
 
-bool grpc_available() noexcept { return true; }
-
 namespace {
 
 /// What the streams of one endpoint share with its progress-thread side.
@@ -30,7 +28,7 @@ struct shared_state {
   std::mutex mutex;
   std::deque<incoming> arrived;  // guarded by mutex
   std::atomic<std::size_t> posted{0};
-  std::atomic<bool> completed{false};  // a send completed since complete_sends() last looked
+  std::atomic<bool> completed{false};    // a send completed since complete_sends() last looked
   std::condition_variable op_completed;  // with mutex: an operation of some stream completed
 
   void push(incoming in) {
@@ -174,8 +172,8 @@ class stream {
   void start_write() {
     outgoing& o = m_writes.front();
     auto* held = new held_bytes{std::move(o.bytes), std::move(o.keep_alive)};
-    grpc::Slice slice(const_cast<std::byte*>(o.data), o.size, [](void* p) { delete static_cast<held_bytes*>(p); },
-                      held);
+    grpc::Slice slice(
+        const_cast<std::byte*>(o.data), o.size, [](void* p) { delete static_cast<held_bytes*>(p); }, held);
     m_write_buffer = grpc::ByteBuffer(&slice, 1);
     m_writing = true;
     ++m_ops;
@@ -285,8 +283,7 @@ void serve_queue(grpc::CompletionQueue& cq) {
 
 class client_stream final : public stream {
  public:
-  client_stream(shared_state& shared, int peer, grpc::GenericStub& stub, grpc::CompletionQueue& cq,
-                std::string address)
+  client_stream(shared_state& shared, int peer, grpc::GenericStub& stub, grpc::CompletionQueue& cq, std::string address)
       : stream(shared, peer), m_address(std::move(address)) {
     std::lock_guard lock(m_mutex);
     m_call = stub.PrepareCall(&m_context, grpc_session_method, &cq);
@@ -368,7 +365,7 @@ class grpc_client final : public endpoint {
   }
   std::string describe(int peer) const override {
     return peer >= 0 && std::size_t(peer) < m_addresses.size() ? m_addresses[std::size_t(peer)]
-                                                                 : "peer " + std::to_string(peer);
+                                                               : "peer " + std::to_string(peer);
   }
 
  protected:
@@ -429,8 +426,9 @@ class server_stream final : public stream {
 class grpc_server final : public endpoint {
  public:
   grpc_server(const std::string& address, std::size_t threads, buffer_pool& pool, std::uint64_t max_receive,
-              const link_emulation& emulate, std::function<void()> wake, int& bound_port)
+              const link_emulation& emulate, std::function<void()> wake)
       : endpoint(pool, max_receive, emulate), m_shared(pool, max_receive, std::move(wake)) {
+    int& bound_port = m_port;
     if (threads == 0) throw std::invalid_argument("a gRPC receiver needs at least 1 completion-queue thread");
     grpc::ServerBuilder builder;
     builder.SetMaxReceiveMessageSize(-1);  // mpi-offload's own limits apply, and answer with an error
@@ -444,6 +442,8 @@ class grpc_server final : public endpoint {
     for (auto& q : m_queues) accept_next(*q);
     for (auto& q : m_queues) m_threads.emplace_back([&cq = *q] { serve_queue(cq); });
   }
+
+  int port() const noexcept override { return m_port; }
 
   ~grpc_server() override {
     {
@@ -525,6 +525,7 @@ class grpc_server final : public endpoint {
   }
 
   shared_state m_shared;
+  int m_port = 0;
   grpc::AsyncGenericService m_service;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> m_queues;
   std::unique_ptr<grpc::Server> m_server;
@@ -571,9 +572,8 @@ std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>& addre
 
 std::unique_ptr<endpoint> make_grpc_server(const std::string& address, std::size_t threads, buffer_pool& pool,
                                            std::uint64_t max_receive_bytes, const link_emulation& emulate,
-                                           std::function<void()> wake, int& bound_port) {
-  return std::make_unique<grpc_server>(address, threads, pool, max_receive_bytes, emulate, std::move(wake),
-                                       bound_port);
+                                           std::function<void()> wake) {
+  return std::make_unique<grpc_server>(address, threads, pool, max_receive_bytes, emulate, std::move(wake));
 }
 
 }  // namespace offload::detail

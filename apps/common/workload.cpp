@@ -1,21 +1,23 @@
 #include "workload.hpp"
 
-#include "kernel_math.hpp"
+#include "kernels/kernel_math.hpp"
 
 #include <algorithm>
-#include <ctime>
 #include <cmath>
+#include <ctime>
 #include <stdexcept>
 
 namespace offload::app {
 
-std::vector<std::string> workload_names() { return {"single", "miniaod"}; }
+std::vector<std::string> workload_names() {
+  return {"single", "miniaod"};
+}
 
 std::uint64_t default_size(const std::string& kernel) {
-  if (kernel == "mlp") return 256;          // jets per event
-  if (kernel == "clustering") return 64;    // 64 x 64 cells
-  if (kernel == "synthetic") return 4096;   // elements
-  return 65536;                             // echo: bytes
+  if (kernel == "mlp") return 256;         // jets per event
+  if (kernel == "clustering") return 64;   // 64 x 64 cells
+  if (kernel == "synthetic") return 4096;  // elements
+  return 65536;                            // echo: bytes
 }
 
 workload make_workload(const std::string& name, const std::string& kernel, std::uint64_t size, std::uint64_t work) {
@@ -58,8 +60,7 @@ double measure_ns_per_iteration() {
   double sink = 0;
   for (int rep = 0; rep < 7; ++rep) {
     const double t0 = thread_cpu_ns();
-    for (int e = 0; e < elements; ++e)
-      sink += kernels::synthetic_element(1.0 / double(e + rep + 2), iterations);
+    for (int e = 0; e < elements; ++e) sink += kernels::synthetic_element(1.0 / double(e + rep + 2), iterations);
     times.push_back((thread_cpu_ns() - t0) / (double(elements) * double(iterations)));
   }
   if (!std::isfinite(sink)) throw std::logic_error("calibration loop diverged");
@@ -80,7 +81,8 @@ void resolve(workload& w, double time_scale, double ns_per_iteration) {
   for (auto& m : w.modules) {
     if (m.cpu_ms <= 0) continue;
     if (m.kernel != "synthetic")
-      throw std::invalid_argument("module " + m.name + ": a CPU cost in ms needs the synthetic kernel, not " + m.kernel);
+      throw std::invalid_argument("module " + m.name + ": a CPU cost in ms needs the synthetic kernel, not " +
+                                  m.kernel);
     if (m.size == 0) throw std::invalid_argument("module " + m.name + " has no elements");
     m.work = std::max<std::uint64_t>(1, iterations_for(m.cpu_ms, time_scale, ns_per_iteration) / m.size);
   }

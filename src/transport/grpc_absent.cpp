@@ -6,12 +6,11 @@ namespace offload::detail {
 
 namespace {
 [[noreturn]] void absent() {
-  throw grpc_unavailable("this build has no gRPC transport (configured with OFFLOAD_GRPC=OFF, or gRPC's CMake package "
-                         "was not found: install libgrpc++-dev and reconfigure)");
+  throw grpc_unavailable(
+      "this build has no gRPC transport (configured with OFFLOAD_GRPC=OFF, or gRPC's CMake package "
+      "was not found: install libgrpc++-dev and reconfigure)");
 }
 }  // namespace
-
-bool grpc_available() noexcept { return false; }
 
 std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>&, buffer_pool&, std::uint64_t,
                                            const link_emulation&, std::function<void()>) {
@@ -19,7 +18,7 @@ std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>&, buff
 }
 
 std::unique_ptr<endpoint> make_grpc_server(const std::string&, std::size_t, buffer_pool&, std::uint64_t,
-                                           const link_emulation&, std::function<void()>, int&) {
+                                           const link_emulation&, std::function<void()>) {
   absent();
 }
 

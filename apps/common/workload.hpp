@@ -14,8 +14,8 @@ namespace offload::app {
 
 /// One offloaded module: a kernel request per event.
 struct module_spec {
-  std::string name;    ///< e.g. "DeepTau"
-  std::string kernel;  ///< registered kernel it calls
+  std::string name;        ///< e.g. "DeepTau"
+  std::string kernel;      ///< registered kernel it calls
   std::uint64_t size = 0;  ///< kernel input size (see input_params::size)
   std::uint64_t work = 0;  ///< kernel work knob (synthetic: iterations per element)
   /// When > 0: the module's CPU cost in ms at time scale 1; `work` is derived from it.

@@ -17,8 +17,8 @@ namespace offload::detail {
 
 /// What a receiver grants each transmitter; sent in hello_ack.
 struct session_terms {
-  wire_limits limits;              ///< the receiver's maximum message size, products per message, name length
-  std::uint32_t credits = 0;       ///< requests a transmitter may have outstanding there
+  wire_limits limits;                 ///< the receiver's maximum message size, products per message, name length
+  std::uint32_t credits = 0;          ///< requests a transmitter may have outstanding there
   std::uint64_t idle_timeout_ms = 0;  ///< silence after which the receiver drops a peer (0: never)
 };
 
@@ -27,7 +27,7 @@ struct hello_info {
   std::string signature;  ///< kernel names, one per line
   std::string host;
   std::optional<session_terms> terms;  ///< always set in a valid hello_ack
-  std::string error;      ///< why the message is not a valid handshake message ("" when it is)
+  std::string error;                   ///< why the message is not a valid handshake message ("" when it is)
   bool ok() const noexcept { return error.empty(); }
 };
 

@@ -29,20 +29,17 @@ class grpc_unavailable : public std::runtime_error {
 /// The full method name of the session stream.
 inline constexpr const char* grpc_session_method = "/offload.Offload/Session";
 
-/// True when this build has the gRPC transport.
-bool grpc_available() noexcept;
-
 /// A transmitter's side: peer i is `addresses[i]` ("host:port"). Streams are opened at once;
 /// one that cannot be opened arrives as a `closed` incoming for its peer.
 std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>& addresses, buffer_pool& pool,
                                            std::uint64_t max_receive_bytes, const link_emulation& emulate,
                                            std::function<void()> wake);
 
-/// A receiver's side: listens on `address` ("host:port"; port 0 picks a free one, written to
-/// `bound_port`) with `threads` completion-queue threads. Each accepted stream is a new peer,
+/// A receiver's side: listens on `address` ("host:port"; port 0 picks a free one: see
+/// endpoint::port()) with `threads` completion-queue threads. Each accepted stream is a new peer,
 /// numbered from 0 in the order they arrive. Throws grpc_unavailable when it cannot listen.
 std::unique_ptr<endpoint> make_grpc_server(const std::string& address, std::size_t threads, buffer_pool& pool,
                                            std::uint64_t max_receive_bytes, const link_emulation& emulate,
-                                           std::function<void()> wake, int& bound_port);
+                                           std::function<void()> wake);
 
 }  // namespace offload::detail

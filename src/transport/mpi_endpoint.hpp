@@ -48,8 +48,7 @@ class mpi_endpoint final : public endpoint {
     bool done = false;
   };
   std::optional<incoming> take_ready();
-  template <class Remove>
-  std::size_t remove_sends_if(Remove remove);
+  template <class Remove> std::size_t remove_sends_if(Remove remove);
   MPI_Comm m_comm;
   std::uint64_t m_blocking_below;
   std::deque<receiving> m_receiving;  // in match order

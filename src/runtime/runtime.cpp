@@ -1,3 +1,4 @@
+#include <offload/mpi.hpp>
 #include <offload/runtime.hpp>
 
 #include "mpi_check.hpp"
@@ -6,8 +7,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdlib>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -31,9 +32,9 @@ struct runtime::impl {
   std::mutex mutex;
   std::condition_variable cv;
   std::vector<std::function<void()>> tasks;  // guarded by mutex
-  bool woken = false;                         // guarded by mutex
-  bool stopping = false;                      // guarded by mutex
-  std::vector<progress_client*> clients;      // progress thread only
+  bool woken = false;                        // guarded by mutex
+  bool stopping = false;                     // guarded by mutex
+  std::vector<progress_client*> clients;     // progress thread only
 
   void start(std::promise<void>& ready);
   void loop();
@@ -118,10 +119,10 @@ void runtime::impl::idle_wait(std::chrono::steady_clock::time_point last_busy, s
   for (const auto* c : clients) due = std::min(due, c->wake_by());
   const auto now = std::chrono::steady_clock::now();
   if (due <= now) return;
-  const auto nap = due == std::chrono::steady_clock::time_point::max()
-                       ? sleep
-                       : std::min<std::chrono::microseconds>(
-                             sleep, std::chrono::ceil<std::chrono::microseconds>(due - now));
+  const auto nap =
+      due == std::chrono::steady_clock::time_point::max()
+          ? sleep
+          : std::min<std::chrono::microseconds>(sleep, std::chrono::ceil<std::chrono::microseconds>(due - now));
   std::unique_lock lock(mutex);
   cv.wait_for(lock, nap, [&] { return woken || stopping || !tasks.empty(); });
   sleep = std::min(sleep * 2, options.max_sleep);
@@ -184,13 +185,34 @@ runtime::~runtime() {
   m_impl->thread.join();
 }
 
-int runtime::rank() const noexcept { return m_impl->rank; }
-int runtime::size() const noexcept { return m_impl->size; }
-int runtime::local_rank() const noexcept { return m_impl->local_rank; }
-int runtime::local_size() const noexcept { return m_impl->local_size; }
-MPI_Comm runtime::comm() const noexcept { return m_impl->comm; }
-const std::string& runtime::host() const noexcept { return m_impl->host; }
-bool runtime::on_progress_thread() const noexcept { return std::this_thread::get_id() == m_impl->thread_id; }
+int runtime::rank() const noexcept {
+  return m_impl->rank;
+}
+int runtime::size() const noexcept {
+  return m_impl->size;
+}
+int runtime::local_rank() const noexcept {
+  return m_impl->local_rank;
+}
+int runtime::local_size() const noexcept {
+  return m_impl->local_size;
+}
+
+namespace detail {
+struct runtime_access {
+  static MPI_Comm comm(const runtime& rt) noexcept { return rt.m_impl->comm; }
+};
+}  // namespace detail
+
+MPI_Comm comm_of(const runtime& rt) noexcept {
+  return detail::runtime_access::comm(rt);
+}
+const std::string& runtime::host() const noexcept {
+  return m_impl->host;
+}
+bool runtime::on_progress_thread() const noexcept {
+  return std::this_thread::get_id() == m_impl->thread_id;
+}
 
 void runtime::post(std::function<void()> f) {
   {

@@ -6,8 +6,8 @@
 // schedule (sends wait here until their release time) and the send bookkeeping. Every member
 // is called from the progress thread only.
 
-#include "buffer_pool.hpp"
 #include "link_schedule.hpp"
+#include "src/wire/buffer_pool.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -55,6 +55,8 @@ class endpoint {
   virtual std::optional<incoming> receive() = 0;
   /// A peer, for messages: "rank 3", "127.0.0.1:7000", "peer 2 (ipv4:127.0.0.1:53412)".
   virtual std::string describe(int peer) const = 0;
+  /// The port a listening endpoint listens on (gRPC receivers); 0 for the others.
+  virtual int port() const noexcept { return 0; }
 
   /// Sends `bytes` to `dest`; the buffer returns to its pool once the transport is done with it.
   void send(int dest, buffer bytes);

@@ -1,0 +1,36 @@
+#pragma once
+/// \file
+/// The MPI side of the public API: the runtime's communicator and the MPI transport's settings.
+/// The only public header that includes <mpi.h>.
+
+#include <offload/runtime.hpp>
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace offload {
+
+/// The runtime's duplicate of MPI_COMM_WORLD (MPI_COMM_NULL when it runs without MPI). Use it
+/// on the progress thread only (runtime::call).
+MPI_Comm comm_of(const runtime& rt) noexcept;
+
+/// The MPI transport (convert it to an offload::transport).
+struct mpi_link {
+  /// A transmitter's receivers, as ranks of `comm`. A receiver leaves it empty: it serves
+  /// whichever ranks of `comm` say hello.
+  std::vector<int> ranks;
+  /// The communicator the ranks refer to; MPI_COMM_NULL: the runtime's (comm_of). Another one
+  /// (e.g. a job's connection to a service, merged) must outlive the transmitter or receiver.
+  MPI_Comm comm = MPI_COMM_NULL;
+  /// Messages below this many bytes are received with a blocking MPI_Mrecv when no other
+  /// receive is running; larger ones with MPI_Imrecv, completed while the progress thread goes
+  /// on. A blocking receive of a message above the transport's eager limit holds the progress
+  /// thread for a rendezvous round trip: over a long TCP link set this to the TCP BTL's eager
+  /// limit (64 KiB) or 0. Non-blocking receives of mid-size messages cost many-to-one rate
+  /// over shared memory (results/overhead.md), hence the default.
+  std::uint64_t blocking_receive_below = 256 << 10;
+};
+
+}  // namespace offload

@@ -1,0 +1,39 @@
+#pragma once
+/// \file
+/// The transport as a value. A transmitter and a receiver each take one `transport`, made from
+/// the settings of the transport it stands for:
+///   - `mpi_link` (offload/mpi.hpp): ranks of a communicator; a transmitter's receivers, or a
+///     receiver serving whichever ranks say hello;
+///   - `grpc_link` (offload/grpc.hpp): a transmitter's receivers at "host:port" addresses;
+///   - `grpc_listen` (offload/grpc.hpp): a receiver listening on an address.
+/// Everything else (credits, timeouts, fallback, limits, batching, statistics) is the same over
+/// every transport and lives in transmitter_config / receiver_config. This header needs neither
+/// MPI nor gRPC: include offload/mpi.hpp or offload/grpc.hpp where you make the value.
+
+#include <memory>
+
+namespace offload {
+
+struct mpi_link;
+struct grpc_link;
+struct grpc_listen;
+
+namespace detail {
+class transport_impl;
+}
+
+/// A copyable, immutable handle to one transport's settings.
+class transport {
+ public:
+  transport(const mpi_link& link);       // NOLINT(google-explicit-constructor): a conversion by design
+  transport(const grpc_link& link);      // NOLINT(google-explicit-constructor)
+  transport(const grpc_listen& listen);  // NOLINT(google-explicit-constructor)
+
+  /// (For the library.) The transport's implementation, see src/transport/transport.hpp.
+  const detail::transport_impl& impl() const noexcept { return *m_impl; }
+
+ private:
+  std::shared_ptr<const detail::transport_impl> m_impl;
+};
+
+}  // namespace offload

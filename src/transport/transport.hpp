@@ -1,0 +1,39 @@
+#pragma once
+// What a transport value (offload/transport.hpp) does for the transmitter and the receiver:
+// opens their endpoint. One implementation per settings type (mpi_link, grpc_link,
+// grpc_listen); a transmitter calls connect, a receiver listen, and the wrong one for a
+// settings type throws std::invalid_argument saying which to use.
+
+#include "endpoint.hpp"
+
+#include <offload/link_emulation.hpp>
+#include <offload/runtime.hpp>
+#include <offload/transport.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace offload::detail {
+
+/// What every endpoint is opened with, whatever the transport.
+struct endpoint_settings {
+  buffer_pool& pool;
+  std::uint64_t max_receive_bytes;  ///< larger messages arrive flagged `oversized`
+  link_emulation emulate;
+};
+
+class transport_impl {
+ public:
+  virtual ~transport_impl() = default;
+  /// A transmitter's endpoint. `receivers` gets the endpoint's numbers of its receivers, in order.
+  virtual std::unique_ptr<endpoint> connect(runtime& rt, const endpoint_settings& s,
+                                            std::vector<int>& receivers) const = 0;
+  /// A receiver's endpoint.
+  virtual std::unique_ptr<endpoint> listen(runtime& rt, const endpoint_settings& s) const = 0;
+  /// How a receiver on `ep` (made by listen) names itself in messages: "receiver rank 3",
+  /// "receiver at 0.0.0.0:7000".
+  virtual std::string receiver_name(const runtime& rt, const endpoint& ep) const = 0;
+};
+
+}  // namespace offload::detail
