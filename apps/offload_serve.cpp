@@ -82,13 +82,9 @@ int main(int argc, char** argv) {
     const auto s = rx.stats();
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double cpu = offload::app::process_cpu_seconds() - cpu0;
-    std::printf(
-        "offload-serve: %s after %.1f s: sessions %llu (dropped %llu), requests %llu, replies %llu, error "
-        "replies %llu, malformed %llu, MB in %.2f, MB out %.2f, cpu %.3f s (%.1f us per request)\n",
-        signal > 0 ? "stopped by a signal" : "served every session", wall, (unsigned long long)s.peers_finished,
-        (unsigned long long)s.peers_dropped, (unsigned long long)s.requests, (unsigned long long)s.replies,
-        (unsigned long long)s.error_replies, (unsigned long long)s.malformed, double(s.bytes_in) / 1e6,
-        double(s.bytes_out) / 1e6, cpu, s.requests ? 1e6 * cpu / double(s.requests) : 0.0);
+    std::printf("offload-serve: %s after %.1f s: %s, cpu %.3f s (%.1f us per request)\n",
+                signal > 0 ? "stopped by a signal" : "served every session", wall, offload::counters_text(s).c_str(),
+                cpu, s.requests ? 1e6 * cpu / double(s.requests) : 0.0);
     std::fflush(stdout);
     if (!port_file.empty()) std::filesystem::remove(port_file);
   } catch (const std::exception& e) {

@@ -2,7 +2,8 @@
 # The dependency rule of the code (docs/design.md, "Layers"), checked on the #include lines:
 # each folder is one layer; a file may include headers of its own layer and of the layers its
 # layer builds on, never one above or beside it; no include climbs with "../"; a public header
-# (include/offload/) includes only public headers. Exits 1 listing every violation.
+# (include/offload/) includes only public headers, and only offload/mpi.hpp includes <mpi.h>.
+# Exits 1 listing every violation.
 # Usage: scripts/check_layers.sh [ROOT]   (default: this checkout)
 set -euo pipefail
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -77,6 +78,9 @@ for path in sorted(sources):
             problems.append(f"{where}: climbs out of its folder with '..'; include by the path from the project root")
             continue
         if kind == "<":
+            if target == "mpi.h" and rel.startswith("include/") and rel != "include/offload/mpi.hpp":
+                problems.append(f"{where}: only offload/mpi.hpp may include <mpi.h> (MPI-free users include the rest)")
+                continue
             if not target.startswith("offload/"):
                 continue  # system and third-party headers
             if target.startswith("offload/detail/"):

@@ -119,3 +119,33 @@ TEST_CASE("the fuzz seed corpus and every regression input are handled") {
   CHECK(seeds >= 10);
   INFO("regression inputs: " << regressions);
 }
+
+TEST_CASE("the session's messages and rules") {
+  const auto hello = decoded(detail::make_hello("echo\n", 1000));
+  CHECK(hello.header().kind == message_kind::hello);
+  CHECK(hello.header().times[0] == 1000);
+  REQUIRE(parse_hello(hello).ok());
+
+  const auto ack = decoded(detail::make_hello_ack(hello, false, "mlp\n", "gpu", terms, 5000));
+  CHECK(ack.header().kind == message_kind::hello_ack);
+  CHECK(ack.header().status == status::kernel_set_mismatch);
+  CHECK(ack.header().times[0] == 1000);  // echoed
+  CHECK(ack.header().times[1] == 5000);
+  const auto info = parse_hello(ack);
+  REQUIRE(info.ok());
+  CHECK(info.signature == "mlp\n");
+  CHECK(info.terms->credits == terms.credits);
+
+  // Sent at 1000, answered at the receiver's 5000, back at 1400: the receiver's clock is 4800 ahead.
+  CHECK(detail::clock_offset(ack, 1400, false) == 5000 - 1200);
+  CHECK(detail::clock_offset(ack, 1400, true) == 0);
+  CHECK(detail::keepalive_interval(terms) == std::chrono::milliseconds(15000));
+  CHECK(detail::keepalive_interval(session_terms{}) == std::chrono::milliseconds(0));
+  const auto n = detail::narrowed({1 << 30, 10, 255}, {1 << 20, 64, 32});
+  CHECK((n.max_message_bytes == (1 << 20) && n.max_products == 10 && n.max_name_length == 32));
+
+  CHECK(decoded(detail::make_keepalive()).header().kind == message_kind::keepalive);
+  CHECK(decoded(detail::make_keepalive()).products().empty());
+  CHECK(decoded(detail::make_goodbye()).header().kind == message_kind::goodbye);
+  CHECK(decoded(detail::make_goodbye_ack()).header().kind == message_kind::goodbye_ack);
+}

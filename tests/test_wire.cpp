@@ -262,3 +262,46 @@ TEST_CASE("dtype helpers") {
   CHECK_FALSE(is_valid_dtype(0));
   CHECK_FALSE(is_valid_dtype(6));
 }
+
+TEST_CASE("a writer hands over the same message decode would make of its bytes") {
+  const std::vector<float> f{1.5f, -2.0f, 3.25f};
+  const std::vector<std::int64_t> i{7, -9};
+  const std::vector<std::uint8_t> none;
+  const std::vector<product> owned{product::make("a", f), product::make("bb", i), product::make("empty", none)};
+  const message_info info{message_kind::reply, 42, 3, status::ok, {1, 2, 3}};
+  const message m = encode_message(info, product_views(owned));
+  const auto d = decode(m.bytes().span());
+  REQUIRE(d.ok());
+  const auto& h = m.header();
+  const auto& dh = d.value().header;
+  CHECK((h.kind == dh.kind && h.request_id == dh.request_id && h.kernel_id == dh.kernel_id && h.status == dh.status &&
+         h.product_count == dh.product_count && h.total_size == dh.total_size && h.times == dh.times));
+  REQUIRE(m.products().size() == d.value().products.size());
+  for (std::size_t k = 0; k < m.products().size(); ++k) {
+    const auto& a = m.products()[k];
+    const auto& b = d.value().products[k];
+    CHECK((a.name == b.name && a.type == b.type && a.count == b.count && a.data == b.data));
+  }
+  CHECK(m.products().get<float>("a")[2] == 3.25f);
+  CHECK(m.products().get<std::int64_t>("bb")[1] == -9);
+}
+
+TEST_CASE("check_specs finds what decode would refuse in names and counts") {
+  const wire_limits limits{1 << 20, 2, 4};
+  const auto code = [&](std::vector<product_spec> specs) {
+    auto problem = check_specs(specs, limits);
+    return problem ? std::string(to_string(problem->code)) : std::string("ok");
+  };
+  CHECK(code({{"ok", dtype::f32, 1}}) == "ok");
+  CHECK(code({{"a", dtype::f32, 1}, {"b", dtype::f32, 1}, {"c", dtype::f32, 1}}) == "too_many_products");
+  CHECK(code({{"", dtype::f32, 1}}) == "bad_name");
+  CHECK(code({{"toolong", dtype::f32, 1}}) == "bad_name");
+  CHECK(code({{"a b", dtype::f32, 1}}) == "bad_name");
+  CHECK(code({{"a\x7f", dtype::f32, 1}}) == "bad_name");
+  CHECK(code({{"x", dtype::f32, 1}, {"x", dtype::i32, 2}}) == "duplicate_name");
+  // The same texts as decode gives for the encoded message.
+  const std::vector<product_spec> bad{{"a b", dtype::u8, 0}};
+  message_writer w({}, bad);
+  const buffer b = std::move(w).finish();
+  CHECK(decode(b.span(), limits).error().text == check_specs(bad, limits)->text);
+}

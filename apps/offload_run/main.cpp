@@ -8,6 +8,7 @@
 #include "memory.hpp"
 #include "placement.hpp"
 #include "report.hpp"
+#include "report_output.hpp"
 #include "service.hpp"
 
 #include <offload/grpc.hpp>
@@ -143,90 +144,260 @@ class progress_line {
 };
 
 /// One run of events. `link`: this job's connection to a receiver service (every rank transmits).
-int run(offload::runtime& rt, const options& o, const offload::kernel_registry& kernels, offload::app::workload w,
-        const offload::app::service_link* link) {
-  const int rank = rt.rank();
-  const int world = rt.size();
-  const bool receiver_rank = rank < o.receivers;
-
-  // Start-up checks that need MPI; every rank learns whether all passed before any work.
-  std::string problem;
+/// One rank's part of a run: what the steps below share.
+struct rank_run {
+  rank_run(offload::runtime& r, const options& opts, const offload::kernel_registry& k, offload::app::workload wl,
+           const offload::app::service_link* l)
+      : rt(r), o(opts), kernels(k), w(std::move(wl)), link(l), rank(r.rank()), receiver_rank(rank < opts.receivers) {}
+  offload::runtime& rt;
+  const options& o;
+  const offload::kernel_registry& kernels;
+  offload::app::workload w;
+  const offload::app::service_link* link;  // set when this job connects to a receiver service
+  int rank = 0;
+  bool receiver_rank = false;
   std::unique_ptr<offload::app::placement> where;
+  std::vector<const offload::kernel*> module_kernels;  // a transmitter's, one per module
+  double ns_per_iteration = 0;
+  std::vector<int> share;  // --bind: this rank's PUs
+  json me;                 // what this rank reports to rank 0
+  offload::app::memory_sampler memory;
+  double cpu0 = 0, progress_cpu0 = 0;
+  std::vector<double> event_times;
+  std::vector<double> requests;  // request_record::doubles per request
+  std::vector<std::string> worker_binding;
+};
+
+/// Start-up checks that need MPI; false (on every rank) when any rank failed one.
+bool check_setup(rank_run& j) {
+  const int world = j.rt.size();
+  std::string problem;
   try {
-    where = std::make_unique<offload::app::placement>();
+    j.where = std::make_unique<offload::app::placement>();
   } catch (const std::exception& e) {
     problem = e.what();
   }
-  std::unique_ptr<offload::receiver> rx;
-  std::vector<const offload::kernel*> module_kernels;
-  if (o.receivers >= world) {
-    if (rank == 0)
-      problem = "--receivers " + std::to_string(o.receivers) + " leaves no transmitter: the job has " +
+  if (j.o.receivers >= world) {
+    if (j.rank == 0)
+      problem = "--receivers " + std::to_string(j.o.receivers) + " leaves no transmitter: the job has " +
                 std::to_string(world) + " rank(s); use --receivers < " + std::to_string(world);
-  } else if (!receiver_rank) {
-    for (const auto& m : w.modules) {
-      module_kernels.push_back(kernels.find(m.kernel));
-      if (module_kernels.back() == nullptr)
+  } else if (!j.receiver_rank) {
+    for (const auto& m : j.w.modules) {
+      j.module_kernels.push_back(j.kernels.find(m.kernel));
+      if (j.module_kernels.back() == nullptr)
         problem = "--kernel " + m.kernel + " (module " + m.name + ") is not in this rank's --kernel-set";
     }
   }
   if (!problem.empty()) spdlog::error("{}", problem);
-  if (!rt.all_agree(problem.empty())) return 2;
+  return j.rt.all_agree(problem.empty());
+}
 
-  // One calibration for the whole job, by the first transmitter, so every rank does the same
-  // work. --ns-per-iteration pins the loop's cost; --module-work pins the modules' iterations.
-  double ns_per_iteration = o.ns_per_iteration;
-  const bool measure = ns_per_iteration <= 0;
+/// One calibration for the whole job, by the first transmitter, so every rank does the same
+/// work. --ns-per-iteration pins the loop's cost; --module-work pins the modules' iterations.
+void calibrate(rank_run& j) {
+  const auto& o = j.o;
+  j.ns_per_iteration = o.ns_per_iteration;
+  const bool measure = j.ns_per_iteration <= 0;
   if (measure) {
-    if (rank == o.receivers) ns_per_iteration = offload::app::measure_ns_per_iteration();
-    broadcast(rt, &ns_per_iteration, 1, MPI_DOUBLE, o.receivers);
+    if (j.rank == o.receivers) j.ns_per_iteration = offload::app::measure_ns_per_iteration();
+    broadcast(j.rt, &j.ns_per_iteration, 1, MPI_DOUBLE, o.receivers);
   }
-  offload::app::resolve(w, o.time_scale, ns_per_iteration);
+  offload::app::resolve(j.w, o.time_scale, j.ns_per_iteration);
   if (!o.module_work.empty()) {
-    for (std::size_t i = 0; i < w.modules.size(); ++i) w.modules[i].work = o.module_work[i];
+    for (std::size_t i = 0; i < j.w.modules.size(); ++i) j.w.modules[i].work = o.module_work[i];
   } else if (measure) {
-    auto counts = offload::app::derived_counts(w);
-    if (rank == o.receivers) {
-      offload::app::refine_modules(w, o.time_scale, module_kernels);
-      counts = offload::app::derived_counts(w);
+    auto counts = offload::app::derived_counts(j.w);
+    if (j.rank == o.receivers) {
+      offload::app::refine_modules(j.w, o.time_scale, j.module_kernels);
+      counts = offload::app::derived_counts(j.w);
     }
-    broadcast(rt, counts.data(), int(counts.size()), MPI_UINT64_T, o.receivers);
-    offload::app::set_derived_counts(w, counts);
+    broadcast(j.rt, counts.data(), int(counts.size()), MPI_UINT64_T, o.receivers);
+    offload::app::set_derived_counts(j.w, counts);
   }
+}
 
-  // Placement: this rank's share of the node's cores; the progress thread on the first.
-  std::vector<int> share;
+/// Placement: this rank's share of the node's cores; the progress thread on the first.
+void place(rank_run& j) {
+  const auto& o = j.o;
   if (o.bind) {
-    share = where->share(rt.local_rank(), rt.local_size());
-    std::vector<int> process = share;
-    if (receiver_rank && share.size() > 1) process.erase(process.begin());  // kernel threads off the progress core
-    where->bind_process(process);
-    rt.call([&] { where->bind_thread(share.front()); });
+    j.share = j.where->share(j.rt.local_rank(), j.rt.local_size());
+    std::vector<int> process = j.share;
+    if (j.receiver_rank && j.share.size() > 1) process.erase(process.begin());  // kernel threads off the progress core
+    j.where->bind_process(process);
+    j.rt.call([&] { j.where->bind_thread(j.share.front()); });
   }
-  const int threads = receiver_rank ? int(o.receiver_threads) : o.threads;
-  if (!o.bind && threads > 1 && where->process_pus() == 1)
+  const int threads = j.receiver_rank ? int(o.receiver_threads) : o.threads;
+  if (!o.bind && threads > 1 && j.where->process_pus() == 1)
     spdlog::warn(
         "rank {}: {} threads share one PU ({}): the launcher bound this rank to it (mpirun binds to a core "
         "when there are at most 2 ranks); use mpirun --bind-to none, or --bind",
-        rank, threads, where->process_binding());
-  json me{{"rank", rank},
-          {"role", receiver_rank ? "receiver" : "transmitter"},
-          {"host", rt.host()},
-          {"pid", long(getpid())},
-          {"topology", where->summary()}};
-  std::vector<std::string> worker_binding(std::size_t(receiver_rank ? 0 : o.threads));
-  std::mutex binding_mutex;
-  double cpu0 = process_cpu_seconds();
-  double progress_cpu0 = rt.call([] { return thread_cpu_seconds(); });
-  std::uint64_t warmup_failures = 0;
+        j.rank, threads, j.where->process_binding());
+}
 
-  std::vector<double> event_times;
-  std::vector<double> requests;  // request_record::doubles per request
-  offload::app::memory_sampler memory;
-  if (receiver_rank) {
+/// A receiver rank: serves every transmitter of the job until each said goodbye.
+void serve(rank_run& j, std::unique_ptr<offload::receiver> rx) {
+  j.rt.barrier();
+  j.memory.mark();
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto s = rx->wait();
+  j.me["memory"] = j.memory.stop();
+  j.me["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  json batches = json::object();
+  for (std::size_t n = 1; n < s.batch_sizes.size(); ++n)
+    if (s.batch_sizes[n]) batches[std::to_string(n)] = s.batch_sizes[n];
+  for (const auto& c : offload::receiver_stats::counters()) j.me[c.name] = s.*c.member;
+  j.me.update(json{{"backend", s.backend}, {"backend_description", s.backend_description}, {"batch_sizes", batches}});
+}
+
+/// A transmitter of --mode remote: connected to the job's (or the service's) receivers, or
+/// nullptr when the handshake failed (reported as setup_failed).
+std::unique_ptr<offload::transmitter> connect(rank_run& j, const std::vector<std::string>& grpc_addresses) {
+  const auto& o = j.o;
+  const auto cfg = offload::app::transmitter_settings(o);
+  offload::mpi_link receivers{{}, MPI_COMM_NULL, o.blocking_receive_below};
+  for (int r = 0; r < o.receivers; ++r) receivers.ranks.push_back(r);
+  if (j.link) {  // the service's receivers are ranks 0..R-1 of the merged communicator
+    receivers.comm = j.link->merged;
+    for (int r = 0; r < j.link->receivers; ++r) receivers.ranks.push_back(r);
+  }
+  try {
+    if (o.grpc())
+      return std::make_unique<offload::transmitter>(j.rt, j.kernels, offload::grpc_link{grpc_addresses}, cfg);
+    return std::make_unique<offload::transmitter>(j.rt, j.kernels, receivers, cfg);
+  } catch (const offload::handshake_error& e) {
+    spdlog::error("handshake failed: {}", e.what());
+    j.me["setup_failed"] = true;
+    return nullptr;
+  }
+}
+
+/// A transmitter rank: the warm-up and the measured event loop (`tx` null: --mode local).
+void run_events(rank_run& j, offload::transmitter* tx) {
+  const auto& o = j.o;
+  offload::app::loop_options lo;
+  lo.threads = o.threads;
+  lo.inflight = o.inflight;
+  lo.events = o.events;
+  lo.seed = o.seed;
+  lo.stream = j.rank - o.receivers;
+  lo.validate = o.validate;
+  lo.tolerance = o.tolerance;
+  offload::transmitter_stats before;  // the warm-up's share of the transmitter's counters
+  std::uint64_t warmup_failures = 0;
+  if (o.warmup_events > 0) {
+    auto wo = lo;
+    wo.events = o.warmup_events;
+    wo.seed = ~o.seed;  // other events than the measured ones
+    offload::app::event_loop warmup(tx, j.w, j.module_kernels, wo);
+    warmup.run();
+    warmup_failures = warmup.failed() + warmup.mismatches();
+    if (tx) before = tx->stats();
+    j.cpu0 = process_cpu_seconds();
+    j.progress_cpu0 = j.rt.call([] { return thread_cpu_seconds(); });
+  }
+  offload::app::event_loop loop(tx, j.w, j.module_kernels, lo);
+  j.memory.mark();  // after the loop's result storage is allocated and touched
+  progress_line line(!o.quiet && j.rank == o.receivers && stderr_is_terminal(), o.events, j.rank);
+  std::mutex binding_mutex;
+  const auto t0 = std::chrono::steady_clock::now();
+  loop.run([&](std::uint64_t done) { line(done); },
+           [&](int t) {
+             if (o.bind) j.where->bind_thread(j.share[j.share.size() > 1 ? std::size_t(1 + t) % j.share.size() : 0]);
+             std::lock_guard lock(binding_mutex);
+             j.worker_binding[std::size_t(t)] = j.where->thread_binding();
+           });
+  j.me["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  j.me["memory"] = j.memory.stop();  // before the report's own allocations
+  offload::transmitter_stats s;
+  if (tx) {
+    tx->close();
+    s = offload::counters_minus(tx->stats(), before);
+  } else {
+    s.submitted = o.events * j.w.modules.size();
+  }
+  char digest[17];
+  std::snprintf(digest, sizeof digest, "%016llx", static_cast<unsigned long long>(loop.digest()));
+  for (const auto& c : offload::transmitter_stats::counters()) j.me[c.name] = s.*c.member;
+  j.me.update(json{{"stream", lo.stream},
+                   {"events", o.events},
+                   {"failed", s.failed + loop.failed() + warmup_failures},  // the event loop's failures too
+                   {"mismatches", loop.mismatches()},
+                   {"stages_not_adding_up", loop.stages_not_adding_up()},
+                   {"digest", digest}});
+  j.event_times = loop.event_times();
+  for (const auto& r : loop.requests()) r.flatten(j.requests);
+}
+
+/// Gathers every rank's figures on rank 0, which prints the summary and writes --csv/--json.
+/// Returns the run's status on every rank.
+int report(rank_run& j) {
+  const auto& o = j.o;
+  // Every client is closed: plain blocking collectives on the progress thread are safe now.
+  const std::string mine = j.me.dump();
+  std::vector<std::vector<char>> texts;
+  std::vector<std::vector<double>> all_times, all_requests;
+  std::string mpi_library(MPI_MAX_LIBRARY_VERSION_STRING, '\0');
+  j.rt.call([&] {
+    texts = gather(j.rt, std::vector<char>(mine.begin(), mine.end()));
+    all_times = gather(j.rt, j.event_times);
+    all_requests = gather(j.rt, j.requests);
+    int len = 0;
+    if (offload::comm_of(j.rt) != MPI_COMM_NULL) MPI_Get_library_version(mpi_library.data(), &len);
+    mpi_library.resize(std::size_t(len));
+  });
+  int status = 0;
+  if (j.rank == 0) {
+    json ranks = json::array();
+    std::vector<std::vector<offload::app::request_record>> records;
+    for (std::size_t r = 0; r < texts.size(); ++r) {
+      ranks.push_back(json::parse(texts[r].begin(), texts[r].end()));
+      auto& list = records.emplace_back();
+      const auto& flat = all_requests[r];
+      for (std::size_t i = 0; i + offload::app::request_record::doubles <= flat.size();
+           i += offload::app::request_record::doubles)
+        list.push_back(offload::app::request_record::unflatten(&flat[i]));
+    }
+    while (!mpi_library.empty() && (mpi_library.back() == '\n' || mpi_library.back() == '\0')) mpi_library.pop_back();
+    const json report = offload::app::make_report(
+        o, j.w, j.ns_per_iteration, offload::app::job_metadata(o, mpi_library), std::move(ranks), all_times, records);
+    const bool ok = report["total"]["status"] == "ok";
+    status = ok ? 0 : 1;
+    std::fputs(offload::app::human_summary(report).c_str(), stdout);
+    std::printf("status: %s\n", ok ? "ok" : "FAILED (see errors above)");
+    std::fflush(stdout);
+    try {
+      if (!o.csv.empty()) offload::app::append_csv(o.csv, report);
+      if (!o.json.empty()) offload::app::write_json(o.json, report);
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+      status = 2;
+    }
+  }
+  broadcast(j.rt, &status, 1, MPI_INT, 0);
+  return status;
+}
+
+int run(offload::runtime& rt, const options& o, const offload::kernel_registry& kernels, offload::app::workload w,
+        const offload::app::service_link* link) {
+  rank_run j(rt, o, kernels, std::move(w), link);
+  if (!check_setup(j)) return 2;
+  calibrate(j);
+  place(j);
+  j.me = json{{"rank", j.rank},
+              {"role", j.receiver_rank ? "receiver" : "transmitter"},
+              {"host", rt.host()},
+              {"pid", long(getpid())},
+              {"topology", j.where->summary()}};
+  j.worker_binding.resize(std::size_t(j.receiver_rank ? 0 : o.threads));
+  j.cpu0 = process_cpu_seconds();
+  j.progress_cpu0 = rt.call([] { return thread_cpu_seconds(); });
+
+  std::unique_ptr<offload::receiver> rx;
+  std::string problem;
+  if (j.receiver_rank) {
     const auto cfg = offload::app::receiver_settings(o);
     try {
-      const auto peers = std::size_t(world - o.receivers);
+      const auto peers = std::size_t(rt.size() - o.receivers);
       if (o.grpc())
         rx = std::make_unique<offload::receiver>(rt, kernels, offload::grpc_listen{o.listen, o.grpc_threads}, peers,
                                                  cfg);
@@ -243,143 +414,20 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
   if (o.grpc() && o.receivers > 0) grpc_addresses = receiver_addresses(rt, o, rx ? rx->port() : 0);
 
   if (rx) {
-    rt.barrier();
-    memory.mark();
-    const auto t0 = std::chrono::steady_clock::now();
-    auto s = rx->wait();
-    me["memory"] = memory.stop();
-    me["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    json batches = json::object();
-    for (std::size_t n = 1; n < s.batch_sizes.size(); ++n)
-      if (s.batch_sizes[n]) batches[std::to_string(n)] = s.batch_sizes[n];
-    for (const auto& c : offload::receiver_stats::counters()) me[c.name] = s.*c.member;
-    me.update(json{{"backend", s.backend}, {"backend_description", s.backend_description}, {"batch_sizes", batches}});
-    rx.reset();
+    serve(j, std::move(rx));
   } else {
-    std::unique_ptr<offload::transmitter> tx;
-    if (o.mode == "remote") {
-      auto cfg = offload::app::transmitter_settings(o);
-      offload::mpi_link receivers{{}, MPI_COMM_NULL, o.blocking_receive_below};
-      for (int r = 0; r < o.receivers; ++r) receivers.ranks.push_back(r);
-      if (link) {  // the service's receivers are ranks 0..R-1 of the merged communicator
-        receivers.comm = link->merged;
-        for (int r = 0; r < link->receivers; ++r) receivers.ranks.push_back(r);
-      }
-      try {
-        if (o.grpc())
-          tx = std::make_unique<offload::transmitter>(rt, kernels, offload::grpc_link{grpc_addresses}, cfg);
-        else
-          tx = std::make_unique<offload::transmitter>(rt, kernels, receivers, cfg);
-      } catch (const offload::handshake_error& e) {
-        spdlog::error("handshake failed: {}", e.what());
-        me["setup_failed"] = true;
-      }
-    }
+    auto tx = o.mode == "remote" ? connect(j, grpc_addresses) : nullptr;
     rt.barrier();
-    if (tx || o.mode == "local") {
-      offload::app::loop_options lo;
-      lo.threads = o.threads;
-      lo.inflight = o.inflight;
-      lo.events = o.events;
-      lo.seed = o.seed;
-      lo.stream = rank - o.receivers;
-      lo.validate = o.validate;
-      lo.tolerance = o.tolerance;
-      offload::transmitter_stats before;  // the warm-up's share of the transmitter's counters
-      if (o.warmup_events > 0) {
-        auto wo = lo;
-        wo.events = o.warmup_events;
-        wo.seed = ~o.seed;  // other events than the measured ones
-        offload::app::event_loop warmup(tx.get(), w, module_kernels, wo);
-        warmup.run();
-        warmup_failures = warmup.failed() + warmup.mismatches();
-        if (tx) before = tx->stats();
-        cpu0 = process_cpu_seconds();
-        progress_cpu0 = rt.call([] { return thread_cpu_seconds(); });
-      }
-      offload::app::event_loop loop(tx.get(), w, module_kernels, lo);
-      memory.mark();  // after the loop's result storage is allocated and touched
-      progress_line line(!o.quiet && rank == o.receivers && stderr_is_terminal(), o.events, rank);
-      const auto t0 = std::chrono::steady_clock::now();
-      loop.run([&](std::uint64_t done) { line(done); },
-               [&](int t) {
-                 if (o.bind) where->bind_thread(share[share.size() > 1 ? std::size_t(1 + t) % share.size() : 0]);
-                 std::lock_guard lock(binding_mutex);
-                 worker_binding[std::size_t(t)] = where->thread_binding();
-               });
-      me["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      me["memory"] = memory.stop();  // before the report's own allocations
-      offload::transmitter_stats s;
-      if (tx) {
-        tx->close();
-        s = offload::counters_minus(tx->stats(), before);
-      } else {
-        s.submitted = o.events * w.modules.size();
-      }
-      char digest[17];
-      std::snprintf(digest, sizeof digest, "%016llx", static_cast<unsigned long long>(loop.digest()));
-      for (const auto& c : offload::transmitter_stats::counters()) me[c.name] = s.*c.member;
-      me.update(json{{"stream", lo.stream},
-                     {"events", o.events},
-                     {"failed", s.failed + loop.failed() + warmup_failures},  // the event loop's failures too
-                     {"mismatches", loop.mismatches()},
-                     {"stages_not_adding_up", loop.stages_not_adding_up()},
-                     {"digest", digest}});
-      event_times = loop.event_times();
-      for (const auto& r : loop.requests()) r.flatten(requests);
-    }
+    if (tx || o.mode == "local") run_events(j, tx.get());
   }
-  const double progress_cpu = rt.call([] { return thread_cpu_seconds(); }) - progress_cpu0;
-  me["cpu"] = {{"progress_thread_s", progress_cpu}, {"process_s", process_cpu_seconds() - cpu0}};
-  if (!me.contains("memory")) me["memory"] = memory.stop();
-  me["binding"] = {{"bound", o.bind},
-                   {"process", where->process_binding()},
-                   {"progress_thread", rt.call([&] { return where->thread_binding(); })}};
-  if (!receiver_rank) me["binding"]["workers"] = worker_binding;
-
-  // Every client is closed: plain blocking collectives on the progress thread are safe now.
-  const std::string mine = me.dump();
-  std::vector<std::vector<char>> texts;
-  std::vector<std::vector<double>> all_times, all_requests;
-  std::string mpi_library(MPI_MAX_LIBRARY_VERSION_STRING, '\0');
-  rt.call([&] {
-    texts = gather(rt, std::vector<char>(mine.begin(), mine.end()));
-    all_times = gather(rt, event_times);
-    all_requests = gather(rt, requests);
-    int len = 0;
-    if (offload::comm_of(rt) != MPI_COMM_NULL) MPI_Get_library_version(mpi_library.data(), &len);
-    mpi_library.resize(std::size_t(len));
-  });
-  int status = 0;
-  if (rank == 0) {
-    json ranks = json::array();
-    std::vector<std::vector<offload::app::request_record>> records;
-    for (std::size_t r = 0; r < texts.size(); ++r) {
-      ranks.push_back(json::parse(texts[r].begin(), texts[r].end()));
-      auto& list = records.emplace_back();
-      const auto& flat = all_requests[r];
-      for (std::size_t i = 0; i + offload::app::request_record::doubles <= flat.size();
-           i += offload::app::request_record::doubles)
-        list.push_back(offload::app::request_record::unflatten(&flat[i]));
-    }
-    while (!mpi_library.empty() && (mpi_library.back() == '\n' || mpi_library.back() == '\0')) mpi_library.pop_back();
-    const json report = offload::app::make_report(o, w, ns_per_iteration, offload::app::job_metadata(o, mpi_library),
-                                                  std::move(ranks), all_times, records);
-    const bool ok = report["total"]["status"] == "ok";
-    status = ok ? 0 : 1;
-    std::fputs(offload::app::human_summary(report).c_str(), stdout);
-    std::printf("status: %s\n", ok ? "ok" : "FAILED (see errors above)");
-    std::fflush(stdout);
-    try {
-      if (!o.csv.empty()) offload::app::append_csv(o.csv, report);
-      if (!o.json.empty()) offload::app::write_json(o.json, report);
-    } catch (const std::exception& e) {
-      spdlog::error("{}", e.what());
-      status = 2;
-    }
-  }
-  broadcast(rt, &status, 1, MPI_INT, 0);
-  return status;
+  const double progress_cpu = rt.call([] { return thread_cpu_seconds(); }) - j.progress_cpu0;
+  j.me["cpu"] = {{"progress_thread_s", progress_cpu}, {"process_s", process_cpu_seconds() - j.cpu0}};
+  if (!j.me.contains("memory")) j.me["memory"] = j.memory.stop();
+  j.me["binding"] = {{"bound", o.bind},
+                     {"process", j.where->process_binding()},
+                     {"progress_thread", rt.call([&] { return j.where->thread_binding(); })}};
+  if (!j.receiver_rank) j.me["binding"]["workers"] = j.worker_binding;
+  return report(j);
 }
 
 }  // namespace

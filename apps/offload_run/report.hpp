@@ -1,7 +1,6 @@
 #pragma once
 // What rank 0 makes of a run: one JSON document (metadata, configuration, every rank's
-// figures, per-module and per-stage statistics, the totals), and from it the human summary,
-// the CSV row and the JSON file.
+// figures, per-module and per-stage statistics, the totals). report_output.hpp prints it.
 
 #include "apps/common/options.hpp"
 #include "apps/common/workload.hpp"
@@ -16,6 +15,16 @@ namespace offload::app {
 
 using json = nlohmann::ordered_json;
 
+/// The request stages, as keys of the report and as printed.
+inline constexpr const char* stage_keys[] = {"tx_queue", "net_out", "rx_queue", "kernel", "net_back", "round_trip"};
+inline constexpr const char* stage_names[] = {"transmitter queue", "network out", "receiver queue", "kernel",
+                                              "network back",      "round trip"};
+
+/// a / b, 0 when b is not positive.
+double ratio(double a, double b);
+/// A count of the report (0 when `j` has no `key`).
+std::uint64_t u64(const json& j, const char* key);
+
 /// Linear-interpolated quantile `q` of `v` (0 when empty).
 double percentile(std::vector<double> v, double q);
 
@@ -28,12 +37,5 @@ json job_metadata(const options& o, const std::string& mpi_library);
 json make_report(const options& o, const workload& w, double ns_per_iteration, json metadata, json ranks,
                  const std::vector<std::vector<double>>& event_times,
                  const std::vector<std::vector<request_record>>& requests);
-
-/// The tables printed at the end of a run.
-std::string human_summary(const json& report);
-/// Appends report["total"] as one CSV row; writes the header first when the file is new or
-/// empty. Throws std::runtime_error when the file's header differs (another kind of table).
-void append_csv(const std::string& path, const json& report);
-void write_json(const std::string& path, const json& report);
 
 }  // namespace offload::app

@@ -69,14 +69,8 @@ std::string find_port(runtime& rt, const options& o) {
 }
 
 std::string stats_line(int rank, int session, int transmitters, const receiver_stats& s) {
-  char line[512];
-  std::snprintf(line, sizeof line,
-                "receiver rank %d: session %d (%d transmitter(s)) done: requests %llu, replies %llu, error replies "
-                "%llu, malformed %llu, handshake failures %llu, MB in %.2f, MB out %.2f",
-                rank, session, transmitters, (unsigned long long)s.requests, (unsigned long long)s.replies,
-                (unsigned long long)s.error_replies, (unsigned long long)s.malformed,
-                (unsigned long long)s.handshake_failures, double(s.bytes_in) / 1e6, double(s.bytes_out) / 1e6);
-  return line;
+  return "receiver rank " + std::to_string(rank) + ": session " + std::to_string(session) + " (" +
+         std::to_string(transmitters) + " transmitter(s)) done: " + counters_text(s);
 }
 
 }  // namespace
@@ -178,11 +172,7 @@ int serve(runtime& rt, const options& o, const kernel_registry& kernels) {
     MPI_Close_port(port.data());
     if (!o.port_file.empty()) std::filesystem::remove(o.port_file);
   }
-  std::printf(
-      "receiver rank %d: served %zu session(s): requests %llu, replies %llu, error replies %llu, "
-      "handshake failures %llu\n",
-      rank, sessions.size(), (unsigned long long)total.requests, (unsigned long long)total.replies,
-      (unsigned long long)total.error_replies, (unsigned long long)total.handshake_failures);
+  std::printf("receiver rank %d: served %zu session(s): %s\n", rank, sessions.size(), counters_text(total).c_str());
   std::fflush(stdout);
   return failures == 0 && total.handshake_failures == 0 ? 0 : 1;
 }

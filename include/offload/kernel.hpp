@@ -56,8 +56,8 @@ class kernel {
 
 /// Runs `k` on the CPU and returns the finished message (header from `info`), its storage
 /// from `allocate(bytes)` when given (e.g. a pool). Throws input_error for bad inputs.
-buffer run_cpu(const kernel& k, const product_views& in, const message_info& info,
-               const std::function<buffer(std::size_t)>& allocate = {});
+message run_cpu(const kernel& k, const product_views& in, const message_info& info,
+                const std::function<buffer(std::size_t)>& allocate = {});
 
 /// Checks `outputs` against what `k`'s CPU implementation makes from `inputs` (see
 /// compare_products for the tolerances). Empty when they agree, else the first difference.

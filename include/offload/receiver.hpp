@@ -68,14 +68,14 @@ struct receiver_stats {
     using s = receiver_stats;
     return std::array<counter_field<s>, 10>{{{"requests", &s::requests},
                                              {"replies", &s::replies},
-                                             {"error_replies", &s::error_replies, true},
-                                             {"malformed", &s::malformed, true},
                                              {"handshake_failures", &s::handshake_failures},
                                              {"bytes_in", &s::bytes_in},
                                              {"bytes_out", &s::bytes_out},
                                              {"peers_finished", &s::peers_finished},
                                              {"peers_dropped", &s::peers_dropped, true},
-                                             {"replies_discarded", &s::replies_discarded, true}}};
+                                             {"replies_discarded", &s::replies_discarded, true},
+                                             {"error_replies", &s::error_replies, true},
+                                             {"malformed", &s::malformed, true}}};
   }
 };
 

@@ -6,6 +6,7 @@
 /// walks that list, so a new counter is one field and one line.
 
 #include <cstdint>
+#include <string>
 
 namespace offload {
 
@@ -20,6 +21,14 @@ template <class Stats> struct counter_field {
 template <class Stats> Stats counters_minus(Stats a, const Stats& b) {
   for (const auto& c : Stats::counters()) a.*c.member -= b.*c.member;
   return a;
+}
+
+/// "name value, name value, ...": every counter, in order (for log lines and summaries).
+template <class Stats> std::string counters_text(const Stats& s) {
+  std::string out;
+  for (const auto& c : Stats::counters())
+    out.append(out.empty() ? "" : ", ").append(c.name).append(" ").append(std::to_string(s.*c.member));
+  return out;
 }
 
 /// a + b, counter by counter.

@@ -24,6 +24,10 @@
 
 namespace offload {
 
+namespace detail {
+struct result_access;
+}
+
 /// The handshake with a receiver failed (kernel set or protocol mismatch, no answer).
 class handshake_error : public std::runtime_error {
  public:
@@ -76,7 +80,7 @@ class result {
   const request_timing& timing() const noexcept { return m_timing; }
 
  private:
-  friend class transmitter;
+  friend struct detail::result_access;  // the library builds results
   message m_message;
   std::string m_error;
   std::string m_remote_error;

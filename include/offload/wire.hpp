@@ -146,6 +146,13 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
 /// header's first 16 bytes are there and the magic matches, else 0. Used to address error replies.
 std::uint64_t peek_request_id(std::span<const std::byte> bytes) noexcept;
 
+/// The checks `decode` makes of product names (length, characters, repeats) and of the product
+/// count, made on specs before they are encoded: the error decode would report for the message,
+/// or nullopt. What a writer lays out is otherwise valid by construction.
+std::optional<wire_error> check_specs(std::span<const product_spec> specs, const wire_limits& limits = {});
+
+class message;
+
 /// Header fields a writer sets.
 struct message_info {
   message_kind kind = message_kind::request;
@@ -176,15 +183,22 @@ class message_writer {
   }
   /// Hands over the finished message.
   buffer finish() && { return std::move(m_buffer); }
+  /// Hands over the finished message as a `message`: its header and product views come from
+  /// the layout just written, nothing is decoded again. The specs must pass check_specs.
+  message finish_message() &&;
 
  private:
   buffer m_buffer;
   std::vector<product_spec> m_specs;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> m_offsets;  // offset, bytes
+  std::vector<std::uint64_t> m_name_offsets;
+  message_info m_info;
 };
 
 /// Encodes owned products: one copy of each payload into the message.
 buffer encode(const message_info& info, const product_views& products, buffer storage = {});
+/// The same, handed over as a `message` (see message_writer::finish_message).
+message encode_message(const message_info& info, const product_views& products, buffer storage = {});
 
 /// Encodes an error message whose product "message" carries `text`.
 buffer encode_error(std::uint64_t request_id, status s, std::string_view text, buffer storage = {});
@@ -205,6 +219,7 @@ class message {
   const buffer& bytes() const noexcept { return m_bytes; }
 
  private:
+  friend class message_writer;
   buffer m_bytes;
   message_view m_view;
 };

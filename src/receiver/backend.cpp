@@ -37,9 +37,7 @@ class cuda_backend final : public backend {
         auto specs = k.output_specs(in);
         message_writer out(message_info{}, specs);
         kernels::cuda::run(name, in, out);
-        auto result = message::from(std::move(out).finish());
-        if (!result) throw std::runtime_error("joined CUDA output does not decode: " + result.error().text);
-        split_outputs(result.value().products(), outs);
+        split_outputs(std::move(out).finish_message().products(), outs);
         return;
       }
     }

@@ -330,10 +330,7 @@ void receiver::impl::handle_hello(int source, const message& m) {
   const std::string ours = kernels.signature();
   const bool match = theirs == ours;
   const auto t = terms();
-  auto ack = detail::encode_hello(message_kind::hello_ack, match ? status::ok : status::kernel_set_mismatch, ours,
-                                  rt.host(), &t);
-  write_times(ack.span(), {m.header().times[0], detail::now_ns(), 0});  // for the transmitter's clock offset
-  ep->send(source, std::move(ack));
+  ep->send(source, detail::make_hello_ack(m, match, ours, rt.host(), t, detail::now_ns()));
   if (match) {
     p.hello = true;
     return;
@@ -383,7 +380,7 @@ void receiver::impl::handle_request(int source, message m, std::uint64_t receive
 
 void receiver::impl::maybe_finish(int source, peer_state& p) {
   if (!p.goodbye || p.finished || p.outstanding != 0) return;
-  ep->send(source, detail::encode_hello(message_kind::goodbye_ack, status::ok, {}));
+  ep->send(source, detail::make_goodbye_ack());
   finish_peer(p);
 }
 

@@ -1,5 +1,6 @@
 #include "handshake.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <vector>
@@ -62,6 +63,47 @@ buffer encode_hello(message_kind kind, status s, std::string_view signature, std
     items.push_back({"terms", dtype::i64, t.size(), reinterpret_cast<const std::byte*>(t.data())});
   }
   return encode({kind, 0, 0, s}, product_views(std::move(items)));
+}
+
+buffer make_hello(std::string_view signature, std::uint64_t now_ns) {
+  auto hello = encode_hello(message_kind::hello, status::ok, signature);
+  write_times(hello.span(), {now_ns, 0, 0});
+  return hello;
+}
+
+buffer make_hello_ack(const message& hello, bool match, std::string_view signature, std::string_view host,
+                      const session_terms& terms, std::uint64_t now_ns) {
+  auto ack =
+      encode_hello(message_kind::hello_ack, match ? status::ok : status::kernel_set_mismatch, signature, host, &terms);
+  write_times(ack.span(), {hello.header().times[0], now_ns, 0});
+  return ack;
+}
+
+buffer make_keepalive() {
+  return encode({message_kind::keepalive, 0, 0, status::ok}, product_views{});
+}
+buffer make_goodbye() {
+  return encode_hello(message_kind::goodbye, status::ok, {});
+}
+buffer make_goodbye_ack() {
+  return encode_hello(message_kind::goodbye_ack, status::ok, {});
+}
+
+std::chrono::milliseconds keepalive_interval(const session_terms& terms) {
+  return std::chrono::milliseconds(terms.idle_timeout_ms / 4);
+}
+
+std::int64_t clock_offset(const message& hello_ack, std::uint64_t received_ns, bool same_host) {
+  if (same_host) return 0;
+  const auto& t = hello_ack.header().times;
+  return std::int64_t(t[1]) - std::int64_t((t[0] + received_ns) / 2);
+}
+
+wire_limits narrowed(wire_limits ours, const wire_limits& theirs) {
+  ours.max_message_bytes = std::min(ours.max_message_bytes, theirs.max_message_bytes);
+  ours.max_products = std::min(ours.max_products, theirs.max_products);
+  ours.max_name_length = std::min(ours.max_name_length, theirs.max_name_length);
+  return ours;
 }
 
 std::string text_product(const message& m, std::string_view name) {

@@ -1,9 +1,10 @@
 #include <offload/transmitter.hpp>
 
-#include "src/runtime/work_queue.hpp"
+#include "fallback_pool.hpp"
+#include "request.hpp"
+#include "routing.hpp"
 #include "src/session/handshake.hpp"
 #include "src/transport/transport.hpp"
-#include "src/wire/clock.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -12,12 +13,14 @@
 #include <mutex>
 #include <optional>
 #include <queue>
-#include <thread>
 #include <unordered_map>
 
 namespace offload {
 
-using clock_type = std::chrono::steady_clock;
+using detail::clock_type;
+using detail::receiver_link;
+using detail::request_ptr;
+using detail::result_access;
 
 std::string_view to_string(fallback_reason r) noexcept {
   switch (r) {
@@ -30,41 +33,6 @@ std::string_view to_string(fallback_reason r) noexcept {
 }
 
 namespace {
-
-struct request_state {
-  std::uint64_t id = 0;
-  const kernel* k = nullptr;
-  std::uint32_t kernel_id = 0;
-  message request;                    // our own encoding of the inputs; the fallback reads it too
-  std::vector<product_spec> outputs;  // what a correct reply carries
-  result_callback done;
-  clock_type::time_point submitted;
-  std::uint64_t submitted_ns = 0;
-  std::uint64_t sent_ns = 0;
-};
-using request_ptr = std::shared_ptr<request_state>;
-
-struct fallback_job {
-  request_ptr r;
-  fallback_reason reason;
-  std::string remote_error;
-};
-
-struct receiver_link {
-  int peer = -1;  // the endpoint's number for it: its rank over MPI, its index over gRPC
-  std::uint32_t outstanding = 0;
-  std::uint32_t credits = 0;  // ours, or fewer when the receiver grants fewer
-  bool hello_answered = false;
-  bool accepted = false;
-  bool suspect = false;  // a request to it timed out: no new ones until it answers (guarded by link_mutex)
-  std::optional<detail::session_terms> terms;  // from its hello_ack
-  clock_type::duration keepalive{0};           // send one after this long without sending (0: never)
-  clock_type::time_point last_sent;
-  bool goodbye_sent = false;
-  bool goodbye_acked = false;
-  std::string refusal;
-  std::int64_t clock_offset_ns = 0;  // receiver clock minus ours, from the handshake
-};
 
 /// The output specs a reply carries, compared with what the kernel promised.
 std::string reply_mismatch(const std::vector<product_spec>& expected, const product_views& got) {
@@ -91,7 +59,6 @@ struct transmitter::impl final : progress_client {
         pool(std::make_shared<detail::buffer_pool>()),
         request_limits(cfg.limits) {
     if (cfg.credits == 0) throw std::invalid_argument("transmitter credits must be at least 1");
-    if (cfg.fallback_threads == 0) throw std::invalid_argument("transmitter fallback threads must be at least 1");
     std::vector<int> peers;
     ep = link.impl().connect(rt, {*pool, cfg.limits.max_message_bytes, cfg.emulate}, peers);
     for (int peer : peers) {
@@ -99,7 +66,8 @@ struct transmitter::impl final : progress_client {
       l.peer = peer;
       links.push_back(std::move(l));
     }
-    for (std::size_t i = 0; i < cfg.fallback_threads; ++i) fallback_workers.emplace_back([this] { run_fallbacks(); });
+    fallbacks = std::make_unique<detail::fallback_pool>(
+        cfg.fallback_threads, [this](const request_ptr& req, result&& res) { deliver(req, std::move(res)); });
   }
 
   runtime& rt;
@@ -128,10 +96,6 @@ struct transmitter::impl final : progress_client {
   std::mutex link_mutex;
   std::condition_variable link_cv;
 
-  // Fallbacks.
-  detail::work_queue<fallback_job> fallback_queue;
-  std::vector<std::thread> fallback_workers;
-
   // Delivery accounting.
   std::mutex delivered_mutex;
   std::condition_variable delivered_cv;
@@ -142,6 +106,9 @@ struct transmitter::impl final : progress_client {
   transmitter_stats st;
   bool closed = false;
 
+  // Last: its threads call deliver, so it goes before everything else.
+  std::unique_ptr<detail::fallback_pool> fallbacks;
+
   template <class F> void count(F&& f) {
     std::lock_guard lock(stats_mutex);
     f(st);
@@ -150,31 +117,31 @@ struct transmitter::impl final : progress_client {
   bool progress() override;
   std::chrono::steady_clock::time_point wake_by() const override { return ep->next_release(); }
   void handle(detail::incoming in);
+  void handle_session(receiver_link& link, const message& m, std::uint64_t received_ns);
+  void handle_answer(receiver_link& link, int source, wire_result<message> decoded, std::uint64_t id,
+                     std::uint64_t received_ns);
   void connection_closed(std::size_t link, const std::string& reason);
   void dispatch();
-  int choose_link();
   void send_keepalives(clock_type::time_point now);
   void expire(clock_type::time_point now);
   void accept_terms();
   void fall_back(request_ptr r, fallback_reason why, std::string remote_error = {});
   void deliver(const request_ptr& r, result&& res);
-  void run_fallbacks();
   void handshake();
   void say_goodbye();
-  void stop_workers();
 };
 
 void transmitter::impl::deliver(const request_ptr& r, result&& res) {
-  res.m_latency = std::chrono::duration<double>(clock_type::now() - r->submitted).count();
+  result_access::set_latency(res, std::chrono::duration<double>(clock_type::now() - r->submitted).count());
   count([&](transmitter_stats& s) {
     if (!res.ok()) s.failed += 1;
-    if (res.m_fallback == fallback_reason::none) {
+    if (res.fallback() == fallback_reason::none) {
       s.remote += 1;
     } else {
       s.fallbacks += 1;
-      if (res.m_fallback == fallback_reason::timeout) s.fallback_timeout += 1;
-      if (res.m_fallback == fallback_reason::error_reply) s.fallback_error += 1;
-      if (res.m_fallback == fallback_reason::no_receiver) s.fallback_no_receiver += 1;
+      if (res.fallback() == fallback_reason::timeout) s.fallback_timeout += 1;
+      if (res.fallback() == fallback_reason::error_reply) s.fallback_error += 1;
+      if (res.fallback() == fallback_reason::no_receiver) s.fallback_no_receiver += 1;
     }
   });
   try {
@@ -190,45 +157,7 @@ void transmitter::impl::deliver(const request_ptr& r, result&& res) {
 }
 
 void transmitter::impl::fall_back(request_ptr r, fallback_reason why, std::string remote_error) {
-  fallback_queue.push({std::move(r), why, std::move(remote_error)});
-}
-
-void transmitter::impl::run_fallbacks() {
-  while (auto next = fallback_queue.pop()) {
-    fallback_job& job = *next;
-    const auto& r = *job.r;
-    result res;
-    res.m_fallback = job.reason;
-    res.m_remote_error = std::move(job.remote_error);
-    try {
-      auto out = run_cpu(*r.k, r.request.products(), {message_kind::reply, r.id, r.kernel_id, status::ok});
-      auto decoded = message::from(std::move(out), cfg.limits);
-      if (decoded)
-        res.m_message = std::move(decoded.value());
-      else
-        res.m_error = "local result does not decode: " + decoded.error().text;
-    } catch (const std::exception& e) {
-      res.m_error = "local fallback of kernel '" + std::string(r.k->name()) + "' failed: " + e.what();
-    }
-    deliver(job.r, std::move(res));
-  }
-}
-
-int transmitter::impl::choose_link() {
-  const std::size_t n = links.size();
-  int best = -1;
-  for (std::size_t k = 0; k < n; ++k) {
-    const std::size_t i = (next_link + k) % n;
-    const auto& l = links[i];
-    if (!l.accepted || l.goodbye_sent || l.suspect || l.outstanding >= l.credits) continue;
-    if (cfg.policy == routing::round_robin) {
-      best = static_cast<int>(i);
-      break;
-    }
-    if (best < 0 || l.outstanding < links[static_cast<std::size_t>(best)].outstanding) best = static_cast<int>(i);
-  }
-  if (best >= 0) next_link = (static_cast<std::size_t>(best) + 1) % n;
-  return best;
+  fallbacks->push(std::move(r), why, std::move(remote_error));
 }
 
 void transmitter::impl::dispatch() {
@@ -238,15 +167,13 @@ void transmitter::impl::dispatch() {
       waiting.pop_front();
       continue;
     }
-    bool any_receiver = false;
-    for (const auto& l : links) any_receiver = any_receiver || (l.accepted && !l.goodbye_sent && !l.suspect);
-    if (!any_receiver) {
+    if (!detail::any_takes_requests(links)) {
       waiting.pop_front();
       live.erase(r->id);
       fall_back(std::move(r), fallback_reason::no_receiver);
       continue;
     }
-    const int li = choose_link();
+    const int li = detail::choose_receiver(links, cfg.policy, next_link);
     if (li < 0) return;  // every receiver is out of credits
     auto& l = links[static_cast<std::size_t>(li)];
     waiting.pop_front();
@@ -324,53 +251,55 @@ void transmitter::impl::handle(detail::incoming in) {
   }
   if (decoded && (decoded.value().header().kind == message_kind::hello_ack ||
                   decoded.value().header().kind == message_kind::goodbye_ack)) {
-    const auto& m = decoded.value();
-    {
-      std::lock_guard lock(link_mutex);
-      if (m.header().kind == message_kind::goodbye_ack) {
-        link->goodbye_acked = true;
-      } else if (const auto hello = detail::parse_hello(m); !hello.ok()) {
-        link->hello_answered = true;
-        link->refusal = "receiver " + ep->describe(in.source) + " sent a bad hello_ack: " + hello.error;
-      } else {
-        link->hello_answered = true;
-        link->accepted = m.header().status == status::ok;
-        link->terms = hello.terms;
-        // One host: one CLOCK_MONOTONIC, no offset. Otherwise NTP-style: the receiver answered
-        // halfway through our round trip (error at most half of it).
-        const auto& t = m.header().times;
-        link->clock_offset_ns =
-            hello.host == rt.host() ? 0 : std::int64_t(t[1]) - std::int64_t((t[0] + replied_ns) / 2);
-        if (!link->accepted)
-          link->refusal = "kernel set mismatch with receiver " + ep->describe(in.source) + ": it has [" +
-                          detail::signature_list(hello.signature) + "], this transmitter has [" +
-                          detail::signature_list(kernels.signature()) + "]";
-      }
-    }
-    link_cv.notify_all();
+    handle_session(*link, decoded.value(), replied_ns);
     return;
   }
-
-  if (decoded && decoded.value().header().kind == message_kind::error &&
-      decoded.value().header().status == status::no_handshake && link->accepted) {
-    // The receiver dropped our session (it heard nothing from us for its idle timeout).
-    spdlog::warn("transmitter rank {}: receiver {} ended this session ({}); sending it nothing more", rt.rank(),
-                 ep->describe(in.source), error_text(decoded.value().view()));
-    std::lock_guard lock(link_mutex);
-    link->accepted = false;
-    count([](transmitter_stats& s) { s.sessions_lost += 1; });
-  }
-
   // A reply or an error for a request; the id comes from the header even when it is malformed.
   const std::uint64_t id = decoded ? decoded.value().header().request_id : peeked;
+  handle_answer(*link, in.source, std::move(decoded), id, replied_ns);
+}
+
+void transmitter::impl::handle_session(receiver_link& link, const message& m, std::uint64_t received_ns) {
+  {
+    std::lock_guard lock(link_mutex);
+    if (m.header().kind == message_kind::goodbye_ack) {
+      link.goodbye_acked = true;
+    } else if (const auto hello = detail::parse_hello(m); !hello.ok()) {
+      link.hello_answered = true;
+      link.refusal = "receiver " + ep->describe(link.peer) + " sent a bad hello_ack: " + hello.error;
+    } else {
+      link.hello_answered = true;
+      link.accepted = m.header().status == status::ok;
+      link.terms = hello.terms;
+      link.clock_offset_ns = detail::clock_offset(m, received_ns, hello.host == rt.host());
+      if (!link.accepted)
+        link.refusal = "kernel set mismatch with receiver " + ep->describe(link.peer) + ": it has [" +
+                       detail::signature_list(hello.signature) + "], this transmitter has [" +
+                       detail::signature_list(kernels.signature()) + "]";
+    }
+  }
+  link_cv.notify_all();
+}
+
+void transmitter::impl::handle_answer(receiver_link& link, int source, wire_result<message> decoded, std::uint64_t id,
+                                      std::uint64_t received_ns) {
+  const bool is_error = decoded && decoded.value().header().kind == message_kind::error;
+  if (is_error && decoded.value().header().status == status::no_handshake && link.accepted) {
+    // The receiver dropped our session (it heard nothing from us for its idle timeout).
+    spdlog::warn("transmitter rank {}: receiver {} ended this session ({}); sending it nothing more", rt.rank(),
+                 ep->describe(source), error_text(decoded.value().view()));
+    std::lock_guard lock(link_mutex);
+    link.accepted = false;
+    count([](transmitter_stats& s) { s.sessions_lost += 1; });
+  }
   auto flight = in_flight.find(id);
   if (flight == in_flight.end()) {
-    if (decoded && decoded.value().header().kind == message_kind::error)
-      spdlog::error("transmitter rank {}: error from receiver {}: {}", rt.rank(), ep->describe(in.source),
+    if (is_error)
+      spdlog::error("transmitter rank {}: error from receiver {}: {}", rt.rank(), ep->describe(source),
                     error_text(decoded.value().view()));
     else
       spdlog::warn("transmitter rank {}: message from {} for unknown request {} dropped", rt.rank(),
-                   ep->describe(in.source), id);
+                   ep->describe(source), id);
     return;
   }
   --links[flight->second].outstanding;
@@ -387,28 +316,26 @@ void transmitter::impl::handle(detail::incoming in) {
   std::string problem;
   if (!decoded)
     problem = "malformed reply: " + decoded.error().text;
-  else if (decoded.value().header().kind == message_kind::error)
+  else if (is_error)
     problem = std::string(to_string(decoded.value().header().status)) + ": " + error_text(decoded.value().view());
   else if (decoded.value().header().kind != message_kind::reply)
     problem = "unexpected '" + std::string(to_string(decoded.value().header().kind)) + "' message";
   else
     problem = reply_mismatch(r->outputs, decoded.value().products());
   if (!problem.empty()) {
-    spdlog::debug("transmitter rank {}: request {} failed at receiver {}: {}", rt.rank(), id, ep->describe(in.source),
+    spdlog::debug("transmitter rank {}: request {} failed at receiver {}: {}", rt.rank(), id, ep->describe(source),
                   problem);
-    fall_back(std::move(r), fallback_reason::error_reply, "receiver " + ep->describe(in.source) + ": " + problem);
+    fall_back(std::move(r), fallback_reason::error_reply, "receiver " + ep->describe(source) + ": " + problem);
     return;
   }
-  result res;
   const auto& t = decoded.value().header().times;
   auto ours = [&](std::uint64_t receiver_ns) {
-    return 1e-9 * double(std::int64_t(receiver_ns) - link->clock_offset_ns);
+    return 1e-9 * double(std::int64_t(receiver_ns) - link.clock_offset_ns);
   };
-  res.m_timing = {1e-9 * double(r->submitted_ns), 1e-9 * double(r->sent_ns), ours(t[0]), ours(t[1]), ours(t[2]),
-                  1e-9 * double(replied_ns)};
-  res.m_message = std::move(decoded.value());
-  res.m_receiver = in.source;
-  deliver(r, std::move(res));
+  const request_timing timing{
+      1e-9 * double(r->submitted_ns), 1e-9 * double(r->sent_ns), ours(t[0]), ours(t[1]), ours(t[2]),
+      1e-9 * double(received_ns)};
+  deliver(r, result_access::remote(std::move(decoded.value()), source, timing));
 }
 
 bool transmitter::impl::progress() {
@@ -473,7 +400,7 @@ void transmitter::impl::send_keepalives(clock_type::time_point now) {
   for (auto& l : links) {
     if (!l.accepted || l.goodbye_sent || l.keepalive == clock_type::duration::zero() || now - l.last_sent < l.keepalive)
       continue;
-    ep->send(l.peer, encode({message_kind::keepalive, 0, 0, status::ok}, product_views{}));
+    ep->send(l.peer, detail::make_keepalive());
     l.last_sent = now;
   }
 }
@@ -486,12 +413,9 @@ void transmitter::impl::accept_terms() {
     if (l.credits < cfg.credits)
       spdlog::info("transmitter rank {}: receiver {} grants {} credits, fewer than the {} configured", rt.rank(),
                    ep->describe(l.peer), t.credits, cfg.credits);
-    // Keepalives at a quarter of the receiver's idle timeout: three may be late or lost.
-    l.keepalive = std::chrono::milliseconds(t.idle_timeout_ms / 4);
+    l.keepalive = detail::keepalive_interval(t);
     l.last_sent = clock_type::now();
-    request_limits.max_message_bytes = std::min(request_limits.max_message_bytes, t.limits.max_message_bytes);
-    request_limits.max_products = std::min(request_limits.max_products, t.limits.max_products);
-    request_limits.max_name_length = std::min(request_limits.max_name_length, t.limits.max_name_length);
+    request_limits = detail::narrowed(request_limits, t.limits);
   }
 }
 
@@ -499,9 +423,7 @@ void transmitter::impl::handshake() {
   const std::string signature = kernels.signature();
   rt.call([&] {
     for (const auto& l : links) {
-      auto hello = detail::encode_hello(message_kind::hello, status::ok, signature);
-      write_times(hello.span(), {detail::now_ns(), 0, 0});
-      ep->send(l.peer, std::move(hello));
+      ep->send(l.peer, detail::make_hello(signature, detail::now_ns()));
     }
   });
   std::unique_lock lock(link_mutex);
@@ -525,7 +447,7 @@ void transmitter::impl::say_goodbye() {
     std::lock_guard lock(link_mutex);
     for (auto& l : links) {
       if (!l.accepted || l.goodbye_sent) continue;
-      ep->send(l.peer, detail::encode_hello(message_kind::goodbye, status::ok, {}));
+      ep->send(l.peer, detail::make_goodbye());
       l.goodbye_sent = true;
     }
   });
@@ -547,12 +469,6 @@ void transmitter::impl::say_goodbye() {
     return ep->drain_sends(5.0);
   });
   if (!drained) spdlog::warn("transmitter rank {}: sends still pending at close", rt.rank());
-}
-
-void transmitter::impl::stop_workers() {
-  fallback_queue.close();
-  for (auto& t : fallback_workers)
-    if (t.joinable()) t.join();
 }
 
 transmitter::transmitter(runtime& rt, const kernel_registry& kernels, const transport& link, transmitter_config config)
@@ -594,7 +510,7 @@ void transmitter::submit(std::string_view kernel_name, const product_views& inpu
   auto& d = *m_impl;
   const auto id = d.kernels.id_of(kernel_name);
   if (!id) throw std::invalid_argument("unknown kernel '" + std::string(kernel_name) + "'");
-  auto r = std::make_shared<request_state>();
+  auto r = std::make_shared<detail::request_state>();
   r->k = d.kernels.by_id(*id);
   r->outputs = r->k->output_specs(inputs);  // throws input_error before anything is queued
   r->id = d.next_id.fetch_add(1);
@@ -615,11 +531,10 @@ void transmitter::submit(std::string_view kernel_name, const product_views& inpu
   if (const auto size = message_writer::size_for(specs); size > limits.max_message_bytes)
     throw std::length_error("request of " + std::to_string(size) + " bytes exceeds the maximum message size of " +
                             std::to_string(limits.max_message_bytes) + " (max_message_bytes)");
-  auto bytes = encode({message_kind::request, r->id, *id, status::ok}, inputs,
-                      d.pool->acquire(static_cast<std::size_t>(message_writer::size_for(specs))));
-  auto decoded = message::from(std::move(bytes), limits);
-  if (!decoded) throw std::invalid_argument("request rejected: " + decoded.error().text);
-  r->request = std::move(decoded.value());
+  if (auto problem = check_specs(specs, limits)) throw std::invalid_argument("request rejected: " + problem->text);
+  // Encoded once, into a pooled buffer; the fallback reads the same message.
+  r->request = encode_message({message_kind::request, r->id, *id, status::ok}, inputs,
+                              d.pool->acquire(static_cast<std::size_t>(message_writer::size_for(specs))));
   r->submitted = clock_type::now();
   r->submitted_ns = detail::now_ns();
   {
@@ -652,7 +567,7 @@ void transmitter::close() {
   }
   d.say_goodbye();
   d.rt.detach(d);
-  d.stop_workers();
+  d.fallbacks->close();
 }
 
 transmitter_stats transmitter::stats() const {

@@ -62,7 +62,32 @@ std::string printable(std::string_view s) {
   return out;
 }
 
+/// Checks one product name as decode does: nullopt when it is fine.
+std::optional<wire_error> name_problem(std::size_t i, std::string_view name, const wire_limits& limits) {
+  if (name.empty() || name.size() > limits.max_name_length)
+    return fail(wire_errc::bad_name, "product ", i, ": name length ", name.size(), " is outside 1..",
+                limits.max_name_length);
+  for (unsigned char c : name)
+    if (c < 0x21 || c > 0x7e)
+      return fail(wire_errc::bad_name, "product ", i, ": name '", printable(name),
+                  "' has a character outside printable ASCII");
+  return std::nullopt;
+}
+
 }  // namespace
+
+std::optional<wire_error> check_specs(std::span<const product_spec> specs, const wire_limits& limits) {
+  if (specs.size() > limits.max_products)
+    return fail(wire_errc::too_many_products, "header field product_count is ", specs.size(), ", the maximum is ",
+                limits.max_products);
+  std::set<std::string_view> names;
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    if (auto problem = name_problem(i, specs[i].name, limits)) return problem;
+    if (!names.insert(specs[i].name).second)
+      return fail(wire_errc::duplicate_name, "product ", i, ": name '", specs[i].name, "' repeats");
+  }
+  return std::nullopt;
+}
 
 std::string_view to_string(message_kind k) noexcept {
   switch (k) {
@@ -167,7 +192,7 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
       return fail(wire_errc::bad_reserved, "product ", i, ": reserved table bytes are not zero");
     auto name_offset = load<std::uint32_t>(e + e_name_offset);
     auto name_length = load<std::uint16_t>(e + e_name_length);
-    if (name_length == 0 || name_length > limits.max_name_length)
+    if (name_length == 0 || name_length > limits.max_name_length)  // before its bounds are checked
       return fail(wire_errc::bad_name, "product ", i, ": name length ", name_length, " is outside 1..",
                   limits.max_name_length);
     const std::uint64_t name_end = std::uint64_t{name_offset} + name_length;
@@ -175,10 +200,7 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
       return fail(wire_errc::name_out_of_bounds, "product ", i, ": name at bytes ", name_offset, "..", name_end,
                   " lies outside bytes ", table_end, "..", size);
     std::string_view name(reinterpret_cast<const char*>(p + name_offset), name_length);
-    for (unsigned char c : name)
-      if (c < 0x21 || c > 0x7e)
-        return fail(wire_errc::bad_name, "product ", i, ": name '", printable(name),
-                    "' has a character outside printable ASCII");
+    if (auto problem = name_problem(i, name, limits)) return *problem;
     if (!names.insert(name).second)
       return fail(wire_errc::duplicate_name, "product ", i, ": name '", name, "' repeats");
     names_end = std::max(names_end, name_end);
@@ -236,7 +258,7 @@ std::uint64_t message_writer::size_for(std::span<const product_spec> specs) {
 }
 
 message_writer::message_writer(const message_info& info, std::span<const product_spec> specs, buffer storage)
-    : m_buffer(std::move(storage)), m_specs(specs.begin(), specs.end()) {
+    : m_buffer(std::move(storage)), m_specs(specs.begin(), specs.end()), m_info(info) {
   const std::uint64_t total = size_for(specs);
   m_buffer.resize(total);
   std::byte* p = m_buffer.data();
@@ -252,7 +274,7 @@ message_writer::message_writer(const message_info& info, std::span<const product
   write_times({p, wire_header_size}, info.times);
 
   std::uint64_t pos = wire_header_size + specs.size() * wire_entry_size;
-  std::vector<std::uint64_t> name_offsets;
+  auto& name_offsets = m_name_offsets;
   for (const auto& s : specs) {
     name_offsets.push_back(pos);
     std::memcpy(p + pos, s.name.data(), s.name.size());
@@ -279,14 +301,45 @@ std::span<std::byte> message_writer::payload(std::size_t i) {
   return {m_buffer.data() + offset, static_cast<std::size_t>(bytes)};
 }
 
-buffer encode(const message_info& info, const product_views& products, buffer storage) {
+message message_writer::finish_message() && {
+  message m;
+  auto& h = m.m_view.header;
+  h.kind = m_info.kind;
+  h.request_id = m_info.request_id;
+  h.kernel_id = m_info.kernel_id;
+  h.status = m_info.status;
+  h.product_count = static_cast<std::uint32_t>(m_specs.size());
+  h.total_size = m_buffer.size();
+  h.times = m_info.times;
+  std::vector<product_view> items;
+  items.reserve(m_specs.size());
+  const std::byte* p = m_buffer.data();  // the bytes stay where they are when the buffer moves
+  for (std::size_t i = 0; i < m_specs.size(); ++i)
+    items.push_back({std::string_view(reinterpret_cast<const char*>(p + m_name_offsets[i]), m_specs[i].name.size()),
+                     m_specs[i].type, m_specs[i].count, p + m_offsets[i].first});
+  m.m_view.products = product_views(std::move(items));
+  m.m_bytes = std::move(m_buffer);
+  return m;
+}
+
+namespace {
+message_writer write_products(const message_info& info, const product_views& products, buffer storage) {
   std::vector<product_spec> specs;
   specs.reserve(products.size());
   for (const auto& p : products) specs.push_back({std::string(p.name), p.type, p.count});
   message_writer w(info, specs, std::move(storage));
   for (std::size_t i = 0; i < products.size(); ++i)
     if (products[i].size_bytes() > 0) std::memcpy(w.payload(i).data(), products[i].data, products[i].size_bytes());
-  return std::move(w).finish();
+  return w;
+}
+}  // namespace
+
+buffer encode(const message_info& info, const product_views& products, buffer storage) {
+  return write_products(info, products, std::move(storage)).finish();
+}
+
+message encode_message(const message_info& info, const product_views& products, buffer storage) {
+  return write_products(info, products, std::move(storage)).finish_message();
 }
 
 buffer encode_error(std::uint64_t request_id, status s, std::string_view text, buffer storage) {

@@ -34,7 +34,8 @@ void transmit(runtime& rt, const offload_test::transport& T, const kernel_regist
   auto tx = T.transmitter(rt, kernels, {0}, cfg);
   auto& t = *tx;
   std::vector<product> five;
-  for (int i = 0; i < 5; ++i) five.push_back(product::make("p" + std::to_string(i), std::vector<float>{1}));
+  for (int i = 0; i < 5; ++i)  // (append, not "p" + std::to_string(i): GCC 12 -O3 false -Wrestrict, bug 105329)
+    five.push_back(product::make(std::string("p").append(std::to_string(i)), std::vector<float>{1}));
   expect_refused(t, five, "request has 5 products; the limit is 4 (max_products)");
   expect_refused(t, {product::make("thirteenchars", std::vector<float>{1})},
                  "has 13 characters; the limit is 12 (max_name_length)");

@@ -1,0 +1,55 @@
+#pragma once
+// A request's state inside the transmitter, shared by its parts (the protocol loop, the
+// fallback pool), and how they build a `result` (whose fields are private to the library).
+
+#include "src/wire/clock.hpp"
+
+#include <offload/kernel.hpp>
+#include <offload/transmitter.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace offload::detail {
+
+using clock_type = std::chrono::steady_clock;
+
+struct request_state {
+  std::uint64_t id = 0;
+  const kernel* k = nullptr;
+  std::uint32_t kernel_id = 0;
+  message request;                    // our own encoding of the inputs; the fallback reads it too
+  std::vector<product_spec> outputs;  // what a correct reply carries
+  result_callback done;
+  clock_type::time_point submitted;
+  std::uint64_t submitted_ns = 0;
+  std::uint64_t sent_ns = 0;
+};
+using request_ptr = std::shared_ptr<request_state>;
+
+/// The library's way into `result`.
+struct result_access {
+  /// A receiver's outputs.
+  static result remote(message outputs, int receiver, const request_timing& timing) {
+    result r;
+    r.m_message = std::move(outputs);
+    r.m_receiver = receiver;
+    r.m_timing = timing;
+    return r;
+  }
+  /// A local run's outputs, or the error that kept the kernel from running (`outputs` empty).
+  static result local(fallback_reason why, std::string remote_error, message outputs, std::string error = {}) {
+    result r;
+    r.m_fallback = why;
+    r.m_remote_error = std::move(remote_error);
+    r.m_message = std::move(outputs);
+    r.m_error = std::move(error);
+    return r;
+  }
+  static void set_latency(result& r, double seconds) noexcept { r.m_latency = seconds; }
+};
+
+}  // namespace offload::detail
