@@ -36,7 +36,7 @@ struct workload {
 std::vector<std::string> workload_names();
 
 /// Preset `name`. "single": one module of `kernel` with `size` and `work` (the kernel's
-/// default size when 0). "miniaod": the CMS MiniAOD demonstrator (see the README).
+/// default size when 0). "miniaod": the CMS MiniAOD demonstrator (see docs/offload-run.md).
 /// Throws std::invalid_argument for an unknown name.
 workload make_workload(const std::string& name, const std::string& kernel, std::uint64_t size, std::uint64_t work);
 
