@@ -13,7 +13,12 @@ harnesses=("$@")
 [ ${#harnesses[@]} -gt 0 ] || harnesses=(decode handshake)
 scripts/bootstrap.sh
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz -j "$(nproc)" >/dev/null
+# Quiet when it builds; the whole output when it does not.
+if ! build_log=$(cmake --build --preset fuzz -j "$(nproc)" 2>&1); then
+  echo "$build_log"
+  echo "fuzz.sh: the fuzz build failed" >&2
+  exit 1
+fi
 mkdir -p build-fuzz/artifacts
 rc=0
 for h in "${harnesses[@]}"; do

@@ -65,13 +65,14 @@ std::string human_summary(const json& rep) {
   for (const auto& r : rep.at("ranks")) {
     if (r["role"] != "receiver") continue;
     const int rank = r["rank"].get<int>();
-    std::snprintf(line, sizeof line,
-                  "receiver rank %d (%s): requests %llu, replies %llu, error replies %llu, malformed %llu, handshake "
-                  "failures %llu, MB in %.2f, MB out %.2f, %.1f req/s, %.1f MB/s\n",
-                  rank, r.value("backend", "").c_str(), (unsigned long long)u64(r, "requests"),
-                  (unsigned long long)u64(r, "replies"), (unsigned long long)u64(r, "error_replies"),
-                  (unsigned long long)u64(r, "malformed"), (unsigned long long)u64(r, "handshake_failures"),
-                  double(u64(r, "bytes_in")) / 1e6, double(u64(r, "bytes_out")) / 1e6, r.value("requests_per_s", 0.0),
+    // Every counter of receiver_stats, as the JSON has it, then the rates.
+    os << "receiver rank " << rank << " (" << r.value("backend", "") << "):";
+    const char* sep = " ";
+    for (const auto& counter : receiver_stats::counters()) {
+      os << sep << counter.name << " " << u64(r, counter.name);
+      sep = ", ";
+    }
+    std::snprintf(line, sizeof line, ", %.1f req/s, %.1f MB/s\n", r.value("requests_per_s", 0.0),
                   r.value("mb_per_s", 0.0));
     os << line;
     if (r.value("backend", "") == "cuda")
