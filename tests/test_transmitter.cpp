@@ -1,6 +1,11 @@
-// The transmitter's units on their own: the choice of receiver and the fallback pool.
+// The transmitter's units on their own: the choice of receiver and the fallback pool; and the
+// transport values refused where they do not fit.
 #include "src/transmitter/fallback_pool.hpp"
 #include "src/transmitter/routing.hpp"
+
+#include <offload/grpc.hpp>
+#include <offload/mpi.hpp>
+#include <offload/receiver.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -98,4 +103,27 @@ TEST_CASE("the fallback pool runs the kernel locally and delivers every result o
   }
   CHECK(ok == 5);
   CHECK(failed == 1);
+}
+
+TEST_CASE("a transport given to the wrong side, or MPI without MPI, is refused with what to use") {
+  runtime rt(progress_options{.mpi = false});  // no MPI in this process
+  const auto& kernels = kernel_registry::builtin();
+  const auto refused = [](auto make, const std::string& text) {
+    try {
+      make();
+    } catch (const std::invalid_argument& e) {
+      INFO(e.what());
+      CHECK(std::string(e.what()).find(text) != std::string::npos);
+      return;
+    }
+    FAIL("not refused: expected '" << text << "'");
+  };
+  refused(
+      [&] {
+        transmitter tx(rt, kernels, grpc_listen{"127.0.0.1:0", 1});
+      },
+      "a transmitter reaches receivers with grpc_link");
+  refused([&] { receiver rx(rt, kernels, grpc_link{{"127.0.0.1:1"}}, 1); }, "a receiver listens with grpc_listen");
+  refused([&] { receiver rx(rt, kernels, mpi_link{{1}}, 1); }, "leave mpi_link::ranks empty");
+  refused([&] { transmitter tx(rt, kernels, mpi_link{{0}}); }, "the MPI transport needs MPI");
 }
