@@ -159,20 +159,18 @@ TEST_CASE("protocol.md: the dtype, kind and status codes are the code's") {
     CHECK(dtype_name(static_cast<dtype>(code)) == row.at(0));
     CHECK(dtype_size(static_cast<dtype>(code)) == std::stoul(row.at(2)));
   }
-  std::size_t kinds = 0;
-  for (const auto& row : table_after(doc, "## 3. Message kinds")) {
-    INFO("kind " << row.at(0));
-    CHECK(to_string(static_cast<message_kind>(std::stoul(row.at(1)))) == row.at(0));
-    ++kinds;
-  }
-  CHECK(kinds == 8);
-  std::size_t statuses = 0;
-  for (const auto& row : table_after(doc, "## 4. Status codes")) {
-    INFO("status " << row.at(0));
-    CHECK(to_string(static_cast<status>(std::stoul(row.at(1)))) == row.at(0));
-    ++statuses;
-  }
-  CHECK(statuses == 10);
+  // Each row of the table under `heading` names the code's value of enum E in column 1.
+  const auto codes_match = [&]<class E>(const std::string& heading, E) {
+    std::size_t rows = 0;
+    for (const auto& row : table_after(doc, heading)) {
+      INFO(heading << ": " << row.at(0));
+      CHECK(to_string(static_cast<E>(std::stoul(row.at(1)))) == row.at(0));
+      ++rows;
+    }
+    return rows;
+  };
+  CHECK(codes_match("## 3. Message kinds", message_kind{}) == 8);
+  CHECK(codes_match("## 4. Status codes", status{}) == 10);
 }
 
 TEST_CASE("protocol.md: the decoding checks name the code's error codes") {

@@ -49,8 +49,7 @@ struct receiver::impl final : progress_client {
         kernels(k),
         expected_peers(expected),
         cfg(std::move(c)),
-        ep(link.impl().listen(r, {pool, cfg.limits.max_message_bytes, cfg.emulate})),
-        self(link.impl().receiver_name(r, *ep)),
+        ep(listen(link, r)),
         be(detail::make_backend(cfg.backend, cfg.device, r.local_rank(), backend_note)) {
     if (!backend_note.empty()) spdlog::warn("{}: {}", self, backend_note);
     st.backend = be->name();
@@ -69,8 +68,8 @@ struct receiver::impl final : progress_client {
   receiver_config cfg;
   std::shared_ptr<buffer_pool> pool_ptr = std::make_shared<buffer_pool>();
   buffer_pool& pool = *pool_ptr;
+  std::string self;  // "receiver rank 3", "receiver at 0.0.0.0:7000": how its messages start (set by listen)
   std::unique_ptr<endpoint> ep;
-  std::string self;  // "receiver rank 3", "receiver at 0.0.0.0:7000": how its messages start
   std::unique_ptr<detail::backend> be;
 
   // Kernel execution: jobs in, finished replies out.
@@ -92,6 +91,12 @@ struct receiver::impl final : progress_client {
   mutable std::mutex stats_mutex;
   receiver_stats st;
 
+  /// Opens the transport's endpoint and takes the name it gives this receiver.
+  std::unique_ptr<endpoint> listen(const transport& link, runtime& r) {
+    auto opened = link.impl().listen(r, {pool, cfg.limits.max_message_bytes, cfg.emulate});
+    self = std::move(opened.name);
+    return std::move(opened.ep);
+  }
   void work();
   void run_batch(batch& b);
   void flush(std::uint32_t kernel_id);

@@ -20,13 +20,10 @@ class mpi_transport final : public transport_impl {
     receivers = m_link.ranks;
     return open(rt, s);
   }
-  std::unique_ptr<endpoint> listen(runtime& rt, const endpoint_settings& s) const override {
+  listening listen(runtime& rt, const endpoint_settings& s) const override {
     if (!m_link.ranks.empty())
       throw std::invalid_argument("a receiver serves whichever ranks say hello: leave mpi_link::ranks empty");
-    return open(rt, s);
-  }
-  std::string receiver_name(const runtime& rt, const endpoint&) const override {
-    return "receiver rank " + std::to_string(rt.rank());
+    return {open(rt, s), "receiver rank " + std::to_string(rt.rank())};
   }
 
  private:
@@ -47,10 +44,9 @@ class grpc_client_transport final : public transport_impl {
     for (std::size_t i = 0; i < receivers.size(); ++i) receivers[i] = static_cast<int>(i);
     return make_grpc_client(m_link.addresses, s.pool, s.max_receive_bytes, s.emulate, [&rt] { rt.wake(); });
   }
-  std::unique_ptr<endpoint> listen(runtime&, const endpoint_settings&) const override {
+  listening listen(runtime&, const endpoint_settings&) const override {
     throw std::invalid_argument("grpc_link names a transmitter's receivers; a receiver listens with grpc_listen");
   }
-  std::string receiver_name(const runtime&, const endpoint&) const override { return "receiver"; }
 
  private:
   grpc_link m_link;
@@ -62,12 +58,12 @@ class grpc_server_transport final : public transport_impl {
   std::unique_ptr<endpoint> connect(runtime&, const endpoint_settings&, std::vector<int>&) const override {
     throw std::invalid_argument("grpc_listen is how a receiver serves; a transmitter reaches receivers with grpc_link");
   }
-  std::unique_ptr<endpoint> listen(runtime& rt, const endpoint_settings& s) const override {
-    return make_grpc_server(m_listen.address, m_listen.threads, s.pool, s.max_receive_bytes, s.emulate,
-                            [&rt] { rt.wake(); });
-  }
-  std::string receiver_name(const runtime&, const endpoint& ep) const override {
-    return "receiver at " + m_listen.address.substr(0, m_listen.address.rfind(':')) + ":" + std::to_string(ep.port());
+  listening listen(runtime& rt, const endpoint_settings& s) const override {
+    auto ep = make_grpc_server(m_listen.address, m_listen.threads, s.pool, s.max_receive_bytes, s.emulate,
+                               [&rt] { rt.wake(); });
+    auto name =
+        "receiver at " + m_listen.address.substr(0, m_listen.address.rfind(':')) + ":" + std::to_string(ep->port());
+    return {std::move(ep), std::move(name)};
   }
 
  private:

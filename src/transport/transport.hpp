@@ -29,11 +29,13 @@ class transport_impl {
   /// A transmitter's endpoint. `receivers` gets the endpoint's numbers of its receivers, in order.
   virtual std::unique_ptr<endpoint> connect(runtime& rt, const endpoint_settings& s,
                                             std::vector<int>& receivers) const = 0;
-  /// A receiver's endpoint.
-  virtual std::unique_ptr<endpoint> listen(runtime& rt, const endpoint_settings& s) const = 0;
-  /// How a receiver on `ep` (made by listen) names itself in messages: "receiver rank 3",
-  /// "receiver at 0.0.0.0:7000".
-  virtual std::string receiver_name(const runtime& rt, const endpoint& ep) const = 0;
+  /// A receiver's endpoint, and how that receiver names itself in messages ("receiver rank 3",
+  /// "receiver at 0.0.0.0:7000").
+  struct listening {
+    std::unique_ptr<endpoint> ep;
+    std::string name;
+  };
+  virtual listening listen(runtime& rt, const endpoint_settings& s) const = 0;
 };
 
 }  // namespace offload::detail

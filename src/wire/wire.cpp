@@ -62,6 +62,14 @@ std::string printable(std::string_view s) {
   return out;
 }
 
+/// Checks the product count as decode does: nullopt when it is fine.
+std::optional<wire_error> count_problem(std::uint64_t count, const wire_limits& limits) {
+  if (count > limits.max_products)
+    return fail(wire_errc::too_many_products, "header field product_count is ", count, ", the maximum is ",
+                limits.max_products);
+  return std::nullopt;
+}
+
 /// Checks one product name as decode does: nullopt when it is fine.
 std::optional<wire_error> name_problem(std::size_t i, std::string_view name, const wire_limits& limits) {
   if (name.empty() || name.size() > limits.max_name_length)
@@ -77,9 +85,7 @@ std::optional<wire_error> name_problem(std::size_t i, std::string_view name, con
 }  // namespace
 
 std::optional<wire_error> check_specs(std::span<const product_spec> specs, const wire_limits& limits) {
-  if (specs.size() > limits.max_products)
-    return fail(wire_errc::too_many_products, "header field product_count is ", specs.size(), ", the maximum is ",
-                limits.max_products);
+  if (auto problem = count_problem(specs.size(), limits)) return problem;
   std::set<std::string_view> names;
   for (std::size_t i = 0; i < specs.size(); ++i) {
     if (auto problem = name_problem(i, specs[i].name, limits)) return problem;
@@ -161,9 +167,7 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
   if (total != size)
     return fail(wire_errc::size_mismatch, "header field total_size is ", total, " but ", size, " bytes were received");
   auto count = load<std::uint32_t>(p + h_count);
-  if (count > limits.max_products)
-    return fail(wire_errc::too_many_products, "header field product_count is ", count, ", the maximum is ",
-                limits.max_products);
+  if (auto problem = count_problem(count, limits)) return *problem;
   const std::uint64_t table_end = wire_header_size + std::uint64_t{count} * wire_entry_size;  // < 2^38: no overflow
   if (table_end > size)
     return fail(wire_errc::table_out_of_bounds, "product table of ", count, " entries ends at byte ", table_end,
