@@ -51,9 +51,14 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  offload::kernel_registry kernels;
   try {
-    const auto& all = offload::kernel_registry::builtin();
-    const offload::kernel_registry kernels = o.kernel_set.empty() ? all : all.subset(o.kernel_set);
+    kernels = offload::app::kernel_set(o, offload::app::available_kernels(o));
+  } catch (const std::exception& e) {  // std::invalid_argument, offload::plugin_error
+    std::fprintf(stderr, "offload-serve: %s\n", e.what());
+    return 2;
+  }
+  try {
     offload::progress_options progress;
     progress.mpi = false;
     progress.max_sleep = std::chrono::microseconds(o.idle_sleep_us);
@@ -64,11 +69,13 @@ int main(int argc, char** argv) {
     offload::receiver rx(rt, kernels, offload::grpc_listen{listen, o.grpc_threads}, expected,
                          offload::app::receiver_settings(o));
     const auto s0 = rx.stats();
+    std::string names;
+    for (const auto& n : kernels.names()) names += (names.empty() ? "" : ", ") + n;
     std::printf(
         "offload-serve: listening on %s:%d, %zu completion-queue thread(s), backend %s, %zu kernel "
-        "thread(s), credits %u, kernels %s\n",
+        "thread(s), credits %u, kernels: %s\n",
         listen.substr(0, listen.rfind(':')).c_str(), rx.port(), o.grpc_threads, s0.backend.c_str(), o.receiver_threads,
-        o.credits, kernels.signature() == all.signature() ? "all" : "a subset");
+        o.credits, names.c_str());
     std::fflush(stdout);
     if (!port_file.empty()) offload::app::write_file_atomically(port_file, std::to_string(rx.port()));
     const double cpu0 = offload::app::process_cpu_seconds();

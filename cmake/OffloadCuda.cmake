@@ -22,6 +22,9 @@ elseif(_offload_cuda STREQUAL "AUTO" OR _offload_cuda STREQUAL "ON")
       set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
       list(APPEND CMAKE_CUDA_COMPILE_FEATURES cuda_std_20)
     endif()
+    # One CUDA runtime per process, shared by the library and any kernel plugin it loads (a
+    # static copy in each would be two runtimes handing each other streams).
+    set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
     set(CMAKE_CUDA_STANDARD 20)
     set(CMAKE_CUDA_STANDARD_REQUIRED ON)
     set(OFFLOAD_WITH_CUDA ON)

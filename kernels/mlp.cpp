@@ -36,6 +36,9 @@ namespace {
 class mlp final : public kernel {
  public:
   std::string_view name() const noexcept override { return "mlp"; }
+  std::string_view version() const noexcept override { return "1"; }
+  std::uint64_t default_size() const noexcept override { return 256; }  // jets
+  const cuda_implementation* cuda() const noexcept override { return mlp_cuda(); }
   std::vector<product_spec> output_specs(const product_views& in) const override {
     auto f = in.get<float>("features");
     if (f.size() % mlp_features != 0)
@@ -51,6 +54,11 @@ class mlp final : public kernel {
     for (std::size_t j = 0; j < jets; ++j) mlp_forward(layers.data(), &f[j * mlp_features], &s[j * mlp_classes]);
   }
   batch_rule batching() const override { return {true, {}}; }
+  /// A multiply and an add per weight and jet.
+  kernel_cost cost(const product_views& in) const override {
+    const double per_jet = 2.0 * (mlp_features * mlp_hidden + mlp_hidden * mlp_hidden + mlp_hidden * mlp_classes);
+    return {per_jet * double(in.at("features").count / mlp_features), false};
+  }
   /// size: number of jets; features uniform in [-1, 1).
   std::vector<product> make_inputs(const input_params& p) const override {
     splitmix64 rng{p.seed};
@@ -61,6 +69,12 @@ class mlp final : public kernel {
 };
 
 }  // namespace
+
+#ifndef OFFLOAD_WITH_CUDA
+const cuda_implementation* mlp_cuda() noexcept {
+  return nullptr;
+}
+#endif
 
 const kernel& mlp_kernel() {
   static const mlp k;

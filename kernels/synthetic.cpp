@@ -9,6 +9,9 @@ constexpr std::int64_t max_iterations = 1'000'000'000;
 class synthetic final : public kernel {
  public:
   std::string_view name() const noexcept override { return "synthetic"; }
+  std::string_view version() const noexcept override { return "1"; }
+  std::uint64_t default_size() const noexcept override { return 4096; }  // elements
+  const cuda_implementation* cuda() const noexcept override { return synthetic_cuda(); }
   std::vector<product_spec> output_specs(const product_views& in) const override {
     auto x = in.get<double>("x");
     auto it = scalar_input<std::int64_t>(in, "iterations");
@@ -24,6 +27,10 @@ class synthetic final : public kernel {
     for (std::size_t i = 0; i < x.size(); ++i) y[i] = synthetic_element(x[i], it);
   }
   batch_rule batching() const override { return {true, {"iterations"}}; }
+  /// One add and one multiply per iteration and element.
+  kernel_cost cost(const product_views& in) const override {
+    return {2.0 * double(scalar_input<std::int64_t>(in, "iterations")) * double(in.at("x").count), true};
+  }
   /// size: elements of "x"; work: iterations per element.
   std::vector<product> make_inputs(const input_params& p) const override {
     splitmix64 rng{p.seed};
@@ -34,6 +41,12 @@ class synthetic final : public kernel {
 };
 
 }  // namespace
+
+#ifndef OFFLOAD_WITH_CUDA
+const cuda_implementation* synthetic_cuda() noexcept {
+  return nullptr;
+}
+#endif
 
 const kernel& synthetic_kernel() {
   static const synthetic k;

@@ -2,7 +2,8 @@
 # The dependency rule of the code (docs/design.md, "Layers"), checked on the #include lines:
 # each folder is one layer; a file may include headers of its own layer and of the layers its
 # layer builds on, never one above or beside it; no include climbs with "../"; a public header
-# (include/offload/) includes only public headers, and only offload/mpi.hpp includes <mpi.h>.
+# (include/offload/) includes only public headers, only offload/mpi.hpp includes <mpi.h> and only
+# offload/cuda.hpp CUDA's headers; an outside project (examples/) includes its own and public ones.
 # Exits 1 listing every violation.
 # Usage: scripts/check_layers.sh [ROOT]   (default: this checkout)
 set -euo pipefail
@@ -33,7 +34,7 @@ PUBLIC = {
     "mpi.hpp": "runtime",
     "link_emulation.hpp": "transport", "transport.hpp": "transport",
     "grpc.hpp": "transport",
-    "kernel.hpp": "kernels",
+    "kernel.hpp": "kernels", "plugin.hpp": "kernels", "cuda.hpp": "kernels",
     "transmitter.hpp": "transmitter", "receiver.hpp": "receiver",
 }
 FOLDERS = [  # most specific first
@@ -81,6 +82,9 @@ for path in sorted(sources):
             if target == "mpi.h" and rel.startswith("include/") and rel != "include/offload/mpi.hpp":
                 problems.append(f"{where}: only offload/mpi.hpp may include <mpi.h> (MPI-free users include the rest)")
                 continue
+            if target.startswith("cuda") and rel.startswith("include/") and rel != "include/offload/cuda.hpp":
+                problems.append(f"{where}: only offload/cuda.hpp may include CUDA's headers (g++ users include the rest)")
+                continue
             if not target.startswith("offload/"):
                 continue  # system and third-party headers
             if target.startswith("offload/detail/"):
@@ -95,6 +99,9 @@ for path in sorted(sources):
                 problems.append(f"{where}: a public header includes a private one")
                 continue
             if me == "examples":
+                own = (path.parent / target).resolve()
+                if own.exists() and own.is_relative_to((root / "examples").resolve()):
+                    continue  # the example project's own headers
                 problems.append(f"{where}: an outside project reaches into the library's private headers")
                 continue
             if "/" not in target:  # same folder

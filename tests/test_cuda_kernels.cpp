@@ -1,6 +1,8 @@
-// CUDA against CPU for every kernel, over fresh random inputs, with outputs poisoned before
-// each CUDA run so that unwritten elements show. Exits 77 (skipped) without a usable GPU.
+// CUDA against CPU for every kernel with a CUDA implementation, over fresh random inputs, with
+// outputs poisoned before each CUDA run so that unwritten elements show. Exits 77 (skipped)
+// without a usable GPU. The built-ins must all have one; `--plugin PATH` adds a plugin's kernels.
 #include <offload/kernel.hpp>
+#include <offload/plugin.hpp>
 
 #include "kernels/cuda/cuda_kernels.hpp"
 #include "tests/mpi/check.hpp"
@@ -31,6 +33,7 @@ std::string compare_per_dtype(const offload::product_views& expected, const offl
 using namespace offload;
 
 // --probe: exit 0 when a device is usable, else 77; --probe-absent: the reverse.
+// Otherwise: [--plugin PATH]...
 int main(int argc, char** argv) {
   std::string why;
   const bool available = kernels::cuda::device_available(why);
@@ -46,13 +49,24 @@ int main(int argc, char** argv) {
     std::printf("SKIP: %s\n", why.c_str());
     return 77;
   }
+  kernel_registry all = kernel_registry::builtin();
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::string(argv[i]) != "--plugin") {
+      std::printf("usage: %s [--probe | --probe-absent | --plugin PATH...]\n", argv[0]);
+      return 2;
+    }
+    load_plugin(all, argv[i + 1]);
+  }
   std::mt19937_64 seeds(std::random_device{}());
-  const auto& all = kernel_registry::builtin();
   for (const auto& name : all.names()) {
     const kernel& k = *all.find(name);
-    EXPECT(kernels::cuda::has(name), "%s has no CUDA implementation", name.c_str());
-    if (!kernels::cuda::has(name)) continue;
-    auto impl = [&name](const product_views& in, message_writer& out) { kernels::cuda::run(name, in, out); };
+    const bool builtin = kernel_registry::builtin().find(name) != nullptr;
+    EXPECT(!builtin || k.cuda() != nullptr, "built-in %s has no CUDA implementation", name.c_str());
+    if (k.cuda() == nullptr) {
+      std::printf("%s (%s): no CUDA implementation, not compared\n", name.c_str(), all.origin(name).c_str());
+      continue;
+    }
+    auto impl = [&k](const product_views& in, message_writer& out) { kernels::cuda::run(k, in, out); };
     for (std::uint64_t size : {1ull, 7ull, 300ull}) {
       const std::uint64_t seed = seeds();
       auto in = k.make_inputs({seed, size, 50});
@@ -72,8 +86,10 @@ int main(int argc, char** argv) {
     if (k.batching().joinable) {
       std::vector<std::vector<product>> inputs;
       for (std::uint64_t size : {3ull, 1ull, 200ull}) inputs.push_back(k.make_inputs({seeds(), size, 50}));
-      if (name == "synthetic")  // parameters must be equal to join
-        for (auto& in : inputs) in[1] = inputs[0][1];
+      for (auto& in : inputs)  // parameters must be equal to join
+        for (std::size_t p = 0; p < in.size(); ++p)
+          for (const auto& param : k.batching().params)
+            if (in[p].name == param) in[p] = inputs[0][p];
       std::vector<product_views> views;
       for (const auto& in : inputs) views.emplace_back(in);
       std::vector<const product_views*> ins;

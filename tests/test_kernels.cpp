@@ -1,4 +1,5 @@
 #include <offload/kernel.hpp>
+#include <offload/plugin.hpp>
 
 #include "kernels/builtin.hpp"
 
@@ -37,13 +38,122 @@ TEST_CASE("registry: names sorted, ids are indices, subsets and signatures") {
   CHECK(all.id_of("mlp") == 2u);
   CHECK(all.by_id(2)->name() == "mlp");
   CHECK(all.by_id(4) == nullptr);
-  CHECK(all.signature() == "clustering\necho\nmlp\nsynthetic\n");
+  CHECK(all.signature() == "clustering@1\necho@1\nmlp@1\nsynthetic@1\n");
   auto sub = all.subset({"synthetic", "echo"});
   CHECK(sub.names() == std::vector<std::string>{"echo", "synthetic"});
   CHECK(sub.id_of("synthetic") == 1u);
   CHECK_THROWS_WITH(all.subset({"nope"}), Catch::Contains("unknown kernel 'nope'"));
   CHECK_THROWS_WITH(all.subset({"echo", "echo"}), Catch::Contains("twice"));
 }
+
+namespace {
+/// A user's kernel: y = x + 1 on f64, with a settable name and version.
+class plus_one final : public kernel {
+ public:
+  plus_one(std::string name, std::string version) : m_name(std::move(name)), m_version(std::move(version)) {}
+  std::string_view name() const noexcept override { return m_name; }
+  std::string_view version() const noexcept override { return m_version; }
+  std::vector<product_spec> output_specs(const product_views& in) const override {
+    return {{"y", dtype::f64, in.get<double>("x").size()}};
+  }
+  void run_cpu(const product_views& in, message_writer& out) const override {
+    auto x = in.get<double>("x");
+    auto y = out.payload_as<double>(0);
+    for (std::size_t i = 0; i < x.size(); ++i) y[i] = x[i] + 1;
+  }
+  std::vector<product> make_inputs(const input_params& p) const override {
+    return {product::make("x", std::vector<double>(p.size, double(p.seed)))};
+  }
+  std::uint64_t default_size() const noexcept override { return 3; }
+
+ private:
+  std::string m_name, m_version;
+};
+}  // namespace
+
+TEST_CASE("registries users build: built-ins plus their own kernels, checked names and versions") {
+  static const plus_one mine("plus_one", "3");
+  kernel_registry r = kernel_registry::builtin();
+  r.add(mine);
+  r.add(std::make_shared<plus_one>("aaa", "1.2"), "test");
+  CHECK(r.names() == std::vector<std::string>{"aaa", "clustering", "echo", "mlp", "plus_one", "synthetic"});
+  CHECK(r.signature() == "aaa@1.2\nclustering@1\necho@1\nmlp@1\nplus_one@3\nsynthetic@1\n");
+  CHECK(r.origin("aaa") == "test");
+  CHECK(r.origin("echo") == "built in");
+  CHECK(r.origin("plus_one") == "the application");
+  CHECK(r.id_of("plus_one") == 4u);
+  // It runs like a built-in.
+  auto out = run(*r.find("plus_one"), mine.make_inputs({5, 2, 0}));
+  CHECK(out.products().get<double>("y")[1] == 6.0);
+
+  CHECK_THROWS_WITH(r.add(std::make_shared<plus_one>("echo", "9"), "plugin x.so"),
+                    "kernel 'echo' from plugin x.so is already registered (from built in)");
+  CHECK_THROWS_WITH(r.add(std::make_shared<plus_one>("two words", "1")), Catch::Contains("kernel name 'two words'"));
+  CHECK_THROWS_WITH(r.add(std::make_shared<plus_one>("at@sign", "1")), Catch::Contains("without spaces and '@'"));
+  CHECK_THROWS_WITH(r.add(std::make_shared<plus_one>("v", "")), Catch::Contains("version of kernel 'v' is empty"));
+  CHECK_THROWS_WITH(r.add(std::shared_ptr<const kernel>()), Catch::Contains("is null"));
+  CHECK(r.size() == 6);  // nothing added by the refusals
+
+  kernel_registry sub = r.subset({"plus_one", "echo"});
+  CHECK(sub.signature() == "echo@1\nplus_one@3\n");
+  CHECK(sub.origin("plus_one") == "the application");
+  kernel_registry merged;
+  merged.add(sub, "merged");
+  CHECK(merged.origin("echo") == "merged");
+}
+
+#ifdef OFFLOAD_TEST_PLUGINS
+namespace {
+std::string plugin_path(const std::string& variant) {
+  return std::string(OFFLOAD_TEST_PLUGINS) + "/plugin_" + variant + ".so";
+}
+/// The plugin_error text of loading `variant` into the built-ins (which must stay unchanged).
+std::string load_error(const std::string& path) {
+  kernel_registry r = kernel_registry::builtin();
+  try {
+    load_plugin(r, path);
+  } catch (const plugin_error& e) {
+    CHECK(r.signature() == kernel_registry::builtin().signature());
+    return e.what();
+  }
+  return "(loaded)";
+}
+}  // namespace
+
+TEST_CASE("plugins: a good one adds its kernels, with the plugin as their origin") {
+  kernel_registry r = kernel_registry::builtin();
+  load_plugin(r, plugin_path("good"));
+  REQUIRE(r.find("affine") != nullptr);
+  CHECK(r.origin("affine") == "plugin " + plugin_path("good"));
+  CHECK(r.signature() == "affine@1\nclustering@1\necho@1\nmlp@1\nsynthetic@1\n");
+  const kernel& k = *r.find("affine");
+  auto out = run(k, k.make_inputs({7, 3, 0}));
+  CHECK(out.products().get<double>("y")[2] == 2 * (7 + 1.0) + 1);
+  // The same plugin twice: its kernel is a duplicate.
+  CHECK_THROWS_WITH(load_plugin(r, plugin_path("good")),
+                    Catch::Contains("kernel 'affine' from plugin " + plugin_path("good") + " is already registered"));
+}
+
+TEST_CASE("plugins: each way a plugin can be bad is an error naming the file") {
+  const auto missing = plugin_path("missing");
+  CHECK_THAT(load_error(missing),
+             Catch::StartsWith("plugin " + missing + " cannot be loaded: ") && Catch::Contains("No such file"));
+  const auto not_elf = std::string(OFFLOAD_TEST_PLUGINS) + "/../CTestTestfile.cmake";
+  CHECK_THAT(load_error(not_elf), Catch::StartsWith("plugin " + not_elf + " cannot be loaded: "));
+  CHECK(load_error(plugin_path("api_999")) ==
+        "plugin " + plugin_path("api_999") +
+            " was built for plugin API version 999; this library has version 1 (rebuild the plugin against this "
+            "mpi-offload)");
+  CHECK_THAT(load_error(plugin_path("no_entry")),
+             Catch::StartsWith("plugin " + plugin_path("no_entry") + ": no entry point offload_plugin_api_version"));
+  CHECK(load_error(plugin_path("throws")) == "plugin " + plugin_path("throws") +
+                                                 ": registering its kernels failed: the calibration file "
+                                                 "/nonexistent/weights.bin is missing");
+  CHECK(load_error(plugin_path("duplicate")) == "plugin " + plugin_path("duplicate") + ": kernel 'echo' from plugin " +
+                                                    plugin_path("duplicate") +
+                                                    " is already registered (from built in)");
+}
+#endif
 
 TEST_CASE("echo returns its inputs") {
   std::vector<product> in{product::make("a", std::vector<double>{1.0, 2.0}),

@@ -218,7 +218,7 @@ TEST_CASE("protocol.md: the built-in kernels take and give what the document say
   const auto doc = document();
   const auto& registry = kernel_registry::builtin();
   std::string listed = "`";
-  for (const auto& n : registry.names()) listed += n + "\\n";
+  for (const auto& n : registry.names()) listed += n + "@" + std::string(registry.find(n)->version()) + "\\n";
   CHECK(doc.find(listed + "`") != std::string::npos);
   std::size_t rows = 0;
   for (const auto& row : table_after(doc, "### 5.2 The built-in kernels")) {

@@ -2,10 +2,22 @@
 
 #include "workload.hpp"
 
+#include <offload/plugin.hpp>
+
 #include <cmath>
 #include <sstream>
 
 namespace offload::app {
+
+kernel_registry available_kernels(const options& o) {
+  kernel_registry all = kernel_registry::builtin();
+  for (const auto& path : o.plugins) load_plugin(all, path);
+  return all;
+}
+
+kernel_registry kernel_set(const options& o, const kernel_registry& available) {
+  return o.kernel_set.empty() ? available : available.subset(o.kernel_set);
+}
 
 link_emulation emulation(const options& o) {
   link_emulation e;
@@ -61,7 +73,11 @@ void add_receiver_options(CLI::App& app, options& o) {
   app.add_option("--receiver-threads", o.receiver_threads, "kernel threads per receiver")->check(CLI::Range(1, 1024));
   app.add_option("--backend", o.backend, "receiver backend; auto: cuda where a GPU is usable, else cpu (saying why)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  app.add_option("--kernel-set", o.kernel_set, "kernels this rank offers (default: all); ranks must agree")
+  app.add_option("--plugin", o.plugins,
+                 "load kernels from this shared library (repeatable; docs/writing-kernels.md); transmitters and "
+                 "receivers must load the same ones");
+  app.add_option("--kernel-set", o.kernel_set,
+                 "kernels this rank offers (default: every built-in and plugin kernel); ranks must agree")
       ->delimiter(',');
   app.add_option("--max-message-bytes", o.max_message_bytes, "largest message sent or accepted")
       ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{2147483647}));

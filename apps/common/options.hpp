@@ -44,6 +44,7 @@ struct options {
   std::string routing = "round_robin";
   std::string backend = "auto";
   std::vector<std::string> kernel_set;
+  std::vector<std::string> plugins;
   std::uint64_t max_message_bytes = std::uint64_t{1} << 30;
   std::uint32_t max_products = 1024;
   std::uint32_t max_name_length = 255;
@@ -77,6 +78,12 @@ struct options {
   bool grpc() const { return transport == "grpc"; }
   bool emulated() const { return inject_latency_ms > 0 || inject_jitter_ms > 0 || inject_bandwidth_gbit > 0; }
 };
+
+/// The built-in kernels and every --plugin's. Throws offload::plugin_error (exit 2).
+kernel_registry available_kernels(const options& o);
+/// The kernels this rank offers: `available` restricted to --kernel-set. Throws
+/// std::invalid_argument naming an unknown kernel (exit 2).
+kernel_registry kernel_set(const options& o, const kernel_registry& available);
 
 /// The emulated link of the --inject-* flags (or --distance).
 link_emulation emulation(const options& o);

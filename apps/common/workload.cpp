@@ -13,16 +13,11 @@ std::vector<std::string> workload_names() {
   return {"single", "miniaod"};
 }
 
-std::uint64_t default_size(const std::string& kernel) {
-  if (kernel == "mlp") return 256;         // jets per event
-  if (kernel == "clustering") return 64;   // 64 x 64 cells
-  if (kernel == "synthetic") return 4096;  // elements
-  return 65536;                            // echo: bytes
-}
-
-workload make_workload(const std::string& name, const std::string& kernel, std::uint64_t size, std::uint64_t work) {
+workload make_workload(const std::string& name, const kernel_registry& kernels, const std::string& kernel,
+                       std::uint64_t size, std::uint64_t work) {
   if (name == "single") {
-    workload w{"single", 0, 0, {{kernel, kernel, size ? size : default_size(kernel), work, 0}}};
+    const offload::kernel* k = kernels.subset({kernel}).find(kernel);  // throws naming the known ones
+    workload w{"single", 0, 0, {{kernel, kernel, size ? size : k->default_size(), work, 0}}};
     return w;
   }
   if (name == "miniaod") {

@@ -35,13 +35,11 @@ struct workload {
 /// The names of the presets, for --help and flag checks.
 std::vector<std::string> workload_names();
 
-/// Preset `name`. "single": one module of `kernel` with `size` and `work` (the kernel's
-/// default size when 0). "miniaod": the CMS MiniAOD demonstrator (see docs/offload-run.md).
-/// Throws std::invalid_argument for an unknown name.
-workload make_workload(const std::string& name, const std::string& kernel, std::uint64_t size, std::uint64_t work);
-
-/// The default input size of a kernel in the "single" workload.
-std::uint64_t default_size(const std::string& kernel);
+/// Preset `name`. "single": one module of `kernel` (one of `kernels`) with `size` and `work`
+/// (the kernel's default_size() when 0). "miniaod": the CMS MiniAOD demonstrator (see
+/// docs/offload-run.md). Throws std::invalid_argument for an unknown name or kernel.
+workload make_workload(const std::string& name, const kernel_registry& kernels, const std::string& kernel,
+                       std::uint64_t size, std::uint64_t work);
 
 /// Nanoseconds of CPU time one iteration of the calibrated loop (synthetic's acc = acc/2 + x)
 /// takes on this core: the median of seven runs of about 3 ms each, in thread CPU time.

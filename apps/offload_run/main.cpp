@@ -456,16 +456,16 @@ int main(int argc, char** argv) {
   std::unique_ptr<offload::kernel_registry> kernels;
   offload::app::workload w;
   try {
-    w = offload::app::make_workload(o.workload, o.kernel, o.size, o.work);
+    const auto available = offload::app::available_kernels(o);
+    kernels = std::make_unique<offload::kernel_registry>(offload::app::kernel_set(o, available));
+    w = offload::app::make_workload(o.workload, available, o.kernel, o.size, o.work);
     if (o.cpu_before_ms >= 0) w.before_ms = o.cpu_before_ms;
     if (o.cpu_after_ms >= 0) w.after_ms = o.cpu_after_ms;
     if (!o.module_work.empty() && o.module_work.size() != w.modules.size())
       throw std::invalid_argument("--module-work has " + std::to_string(o.module_work.size()) + " value(s); workload " +
                                   w.name + " has " + std::to_string(w.modules.size()) + " module(s)");
-    const auto& all = offload::kernel_registry::builtin();
-    kernels = std::make_unique<offload::kernel_registry>(o.kernel_set.empty() ? all : all.subset(o.kernel_set));
-    for (const auto& m : w.modules) all.subset({m.kernel});  // throws for an unknown kernel
-  } catch (const std::invalid_argument& e) {
+    for (const auto& m : w.modules) available.subset({m.kernel});  // throws for an unknown kernel
+  } catch (const std::exception& e) {                              // std::invalid_argument, offload::plugin_error
     if (speaker) std::fprintf(stderr, "offload-run: %s\n", e.what());
     return 2;
   }

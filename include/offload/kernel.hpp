@@ -1,19 +1,24 @@
 #pragma once
 /// \file
 /// Kernels: the work a receiver runs for a request, looked up by name in a registry. Every
-/// kernel has a CPU implementation (the reference, and the transmitter's fallback); the CUDA
-/// implementations live beside them in kernels/cuda/. Kernels know nothing of MPI.
+/// kernel has a CPU implementation (the reference, and the transmitter's fallback) and may have
+/// a CUDA one. The library's own kernels (clustering, echo, mlp, synthetic) are written with
+/// this API like any user's. Kernels know nothing of MPI.
 
 #include <offload/product.hpp>
 #include <offload/wire.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+
+struct CUstream_st;  // CUDA's stream: cudaStream_t is CUstream_st*
 
 namespace offload {
 
@@ -34,11 +39,60 @@ struct batch_rule {
   std::vector<std::string> params;
 };
 
-/// One kernel. Implementations are stateless and thread-safe: one instance serves all threads.
+/// The arithmetic of one run, for roofline comparisons (offload-kernel-bench).
+struct kernel_cost {
+  double flops = 0;   ///< floating-point operations (0: none stated, or negligible)
+  bool fp64 = false;  ///< whether they are FP64 (else FP32)
+};
+
+/// A product in device memory, as a CUDA implementation sees it.
+struct device_product {
+  void* data;           ///< device pointer (256-byte aligned)
+  std::uint64_t count;  ///< elements, as in the host product
+};
+
+/// One launch of a kernel's CUDA implementation. The library has copied the inputs to the
+/// device, laid out the outputs from output_specs(host_in), and copies them back after launch
+/// returns and the stream's work is done. `host_in` is the same inputs in host memory (for
+/// sizes and scalar parameters).
+struct cuda_launch {
+  const product_views& host_in;
+  std::span<const device_product> in;   ///< in the order of host_in
+  std::span<const device_product> out;  ///< in the order of output_specs(host_in)
+  std::byte* scratch;                   ///< scratch_bytes(host_in) bytes of device memory
+  CUstream_st* stream;                  ///< the cudaStream_t to launch on (offload/cuda.hpp: stream_of)
+  int device;                           ///< the current device
+
+  /// The device copy of the input called `name` (requests may order their products freely).
+  /// Throws input_error when there is none.
+  const device_product& input(std::string_view name) const;
+};
+
+/// A kernel's CUDA implementation (written in a .cu file; offload/cuda.hpp has the helpers).
+/// Stateless and thread-safe: several threads launch on their own streams at once.
+class cuda_implementation {
+ public:
+  virtual ~cuda_implementation() = default;
+  /// Device scratch memory one launch needs (default none).
+  virtual std::size_t scratch_bytes(const product_views& host_in) const;
+  /// Enqueues the work on `call.stream` and writes every output element. It may synchronise
+  /// that stream (to read a flag back), never the device; it allocates nothing per launch.
+  /// Throws (e.g. OFFLOAD_CUDA_CHECK) when CUDA reports an error.
+  virtual void launch(const cuda_launch& call) const = 0;
+};
+
+/// One kernel: what a receiver runs for a request, and a transmitter's local fallback.
+/// Implementations are stateless and thread-safe: one instance serves all threads.
+/// docs/writing-kernels.md shows how to write one.
 class kernel {
  public:
   virtual ~kernel() = default;
+  /// Unique in a registry: printable ASCII, no spaces or '@'.
   virtual std::string_view name() const noexcept = 0;
+  /// Changes whenever the kernel's inputs, outputs or results change: the start-up handshake
+  /// refuses a peer whose kernel of the same name has another version. Printable ASCII, no
+  /// spaces or '@' (e.g. "1", "2.1").
+  virtual std::string_view version() const noexcept = 0;
   /// Checks names, dtypes and shapes of `in` and returns the outputs the kernel will write.
   /// Throws input_error saying which input is wrong and how.
   virtual std::vector<product_spec> output_specs(const product_views& in) const = 0;
@@ -48,10 +102,18 @@ class kernel {
   /// Runs several requests as one task: `outs[i]` laid out from `output_specs(*ins[i])`.
   /// The default runs them one after the other; results equal those of run_cpu.
   virtual void run_cpu_batch(std::span<const product_views* const> ins, std::span<message_writer* const> outs) const;
-  /// Whether and how requests can be joined (default: not joinable).
+  /// Whether and how requests can be joined (default: not joinable). The CPU backend calls
+  /// run_cpu_batch; the CUDA backend launches once over the joined inputs.
   virtual batch_rule batching() const { return {}; }
   /// Deterministic example inputs (the same params give the same bytes everywhere).
   virtual std::vector<product> make_inputs(const input_params& params) const = 0;
+  /// The input_params::size of a typical request (what offload-run uses without --size).
+  virtual std::uint64_t default_size() const noexcept = 0;
+  /// The floating-point work of one run on `in` (valid inputs); default: none stated.
+  virtual kernel_cost cost(const product_views& in) const;
+  /// The CUDA implementation, or nullptr when the kernel has none (the default): the CUDA
+  /// backend then runs it on the CPU.
+  virtual const cuda_implementation* cuda() const noexcept { return nullptr; }
 };
 
 /// Runs `k` on the CPU and returns the finished message (header from `info`), its storage
@@ -75,11 +137,27 @@ std::optional<std::vector<product>> join_inputs(const kernel& k, std::span<const
 void split_outputs(const product_views& joined, std::span<message_writer* const> outs);
 
 /// A set of kernels, ordered by name; a kernel's id is its index. Two ranks agree on ids
-/// exactly when their `signature()`s are equal (checked in the start-up handshake).
+/// exactly when their `signature()`s are equal (checked in the start-up handshake). Build one
+/// from the built-ins, your own kernels and plugins (offload/plugin.hpp):
+///
+///     offload::kernel_registry kernels = offload::kernel_registry::builtin();
+///     kernels.add(my_kernel);  // a kernel that outlives the registry, e.g. a static object
 class kernel_registry {
  public:
-  /// Every kernel this build has: clustering, echo, mlp, synthetic.
+  kernel_registry() = default;
+
+  /// Every kernel the library has: clustering, echo, mlp, synthetic.
   static const kernel_registry& builtin();
+
+  /// Adds `k`, sharing its ownership. `origin` names where it came from in error messages
+  /// (a plugin's path, "built in"). Throws std::invalid_argument when the name or version is
+  /// not printable ASCII without spaces and '@', or when a kernel of that name is already
+  /// here (naming both origins).
+  kernel_registry& add(std::shared_ptr<const kernel> k, std::string origin = "the application");
+  /// Adds `k`, which the caller keeps alive as long as the registry (e.g. a static object).
+  kernel_registry& add(const kernel& k, std::string origin = "the application");
+  /// Adds every kernel of `other`, with its origin, or with `origin` when that is not empty.
+  kernel_registry& add(const kernel_registry& other, const std::string& origin = {});
 
   /// The kernels named in `names` (any order, no repeats); throws std::invalid_argument
   /// naming an unknown kernel.
@@ -88,14 +166,19 @@ class kernel_registry {
   const kernel* find(std::string_view name) const noexcept;
   const kernel* by_id(std::uint32_t id) const noexcept;
   std::optional<std::uint32_t> id_of(std::string_view name) const noexcept;
-  std::size_t size() const noexcept { return m_kernels.size(); }
+  /// Where the kernel called `name` came from (see add); empty when there is none.
+  std::string origin(std::string_view name) const;
+  std::size_t size() const noexcept { return m_entries.size(); }
   std::vector<std::string> names() const;
-  /// The names, one per line: what the handshake compares.
+  /// "name@version", one per line: what the handshake compares.
   std::string signature() const;
 
  private:
-  explicit kernel_registry(std::vector<const kernel*> kernels);
-  std::vector<const kernel*> m_kernels;
+  struct entry {
+    std::shared_ptr<const kernel> k;
+    std::string origin;
+  };
+  std::vector<entry> m_entries;  // sorted by name
 };
 
 }  // namespace offload

@@ -12,9 +12,17 @@
 
 namespace offload {
 
-/// The runtime's duplicate of MPI_COMM_WORLD (MPI_COMM_NULL when it runs without MPI). Use it
-/// on the progress thread only (runtime::call).
+/// The runtime's communicator: its duplicate of MPI_COMM_WORLD, or of the communicator it
+/// adopted (MPI_COMM_NULL when it runs without MPI). Use it on the progress thread only
+/// (runtime::call).
 MPI_Comm comm_of(const runtime& rt) noexcept;
+
+/// For runtime(const adopt_mpi&): the application has initialised MPI with MPI_THREAD_MULTIPLE
+/// and will finalise it; the library works on a duplicate of `comm` (e.g. one part of a split
+/// MPI_COMM_WORLD), whose ranks are then the ranks of mpi_link.
+struct adopt_mpi {
+  MPI_Comm comm = MPI_COMM_WORLD;
+};
 
 /// The MPI transport (convert it to an offload::transport).
 struct mpi_link {

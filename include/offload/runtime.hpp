@@ -1,10 +1,13 @@
 #pragma once
 /// \file
-/// The MPI runtime of a rank: one progress thread that is the only thread calling MPI.
+/// The MPI runtime of a rank: one progress thread that is the only thread calling MPI for the
+/// library. Transmitters and receivers attach to it as clients; every other thread talks to
+/// them through queues and `call`/`post`.
 ///
-/// The progress thread itself calls MPI_Init_thread, so it is MPI's "main thread" and
-/// MPI_THREAD_FUNNELED suffices. Transmitters and receivers attach to it as clients; every
-/// other thread talks to them through queues and `call`/`post`.
+/// Two ways to start it: the runtime owns MPI (the default: its progress thread calls
+/// MPI_Init_thread, so MPI_THREAD_FUNNELED suffices, and MPI_Finalize at the end), or it adopts
+/// the MPI an application initialised (offload/mpi.hpp: adopt_mpi; the application keeps
+/// MPI_Init and MPI_Finalize, and must have MPI_THREAD_MULTIPLE).
 
 #include <chrono>
 #include <functional>
@@ -19,6 +22,7 @@ namespace offload {
 namespace detail {
 struct runtime_access;
 }
+struct adopt_mpi;  // offload/mpi.hpp
 
 /// An MPI call failed; the text names the call, the file and line, the rank and MPI's message.
 class mpi_error : public std::runtime_error {
@@ -58,11 +62,18 @@ class progress_client {
 };
 
 /// Owns MPI for this process: initialisation, a duplicate of MPI_COMM_WORLD (errors
-/// return; offload/mpi.hpp's comm_of gives it), the progress thread, and MPI_Finalize when destroyed. One per process.
-/// (Without MPI, see progress_options::mpi: the progress thread only.)
+/// return; offload/mpi.hpp's comm_of gives it), the progress thread, and MPI_Finalize when
+/// destroyed. One per process. (Without MPI, see progress_options::mpi: the progress thread only.)
 class runtime {
  public:
   explicit runtime(const progress_options& options = {});
+  /// Attaches to the MPI the application initialised, working on a duplicate of the
+  /// communicator `app` names (rank() and size() are in it); never initialises or finalises
+  /// MPI, and leaves the application's communicators alone. Collective over that communicator.
+  /// Throws mpi_error when MPI is not initialised, already finalised, or initialised below
+  /// MPI_THREAD_MULTIPLE (naming the level it has). `options.mpi` and `thread_multiple` are
+  /// ignored. Destroy the runtime before the application calls MPI_Finalize.
+  explicit runtime(const adopt_mpi& app, const progress_options& options = {});
   ~runtime();
   runtime(const runtime&) = delete;
   runtime& operator=(const runtime&) = delete;
@@ -107,6 +118,7 @@ class runtime {
  private:
   friend struct detail::runtime_access;  // offload/mpi.hpp's comm_of
   struct impl;
+  void start();
   std::unique_ptr<impl> m_impl;
 };
 

@@ -30,7 +30,7 @@ namespace offload {
 static_assert(std::endian::native == std::endian::little, "mpi-offload assumes a little-endian host");
 
 inline constexpr std::uint32_t wire_magic = 0x464F504D;  // bytes "MPOF"
-inline constexpr std::uint16_t wire_version = 2;
+inline constexpr std::uint16_t wire_version = 3;
 inline constexpr std::size_t wire_header_size = 64;
 inline constexpr std::size_t wire_entry_size = 32;
 inline constexpr std::size_t wire_alignment = 64;

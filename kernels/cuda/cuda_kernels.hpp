@@ -1,13 +1,12 @@
 #pragma once
-// The CUDA implementations of the kernels, behind a host-only interface (no CUDA headers):
-// callers compiled by g++ run them by name. `run` has the contract of kernel::run_cpu: `out`
+// Runs kernels' CUDA implementations, behind a host-only interface (no CUDA headers) for
+// callers compiled by g++. `run` has the contract of kernel::run_cpu: `out`
 // is laid out from output_specs(in) and every output element is written. It runs on the
 // current device on the calling thread's own stream (so several threads overlap their copies
 // and kernels), staging through that thread's pinned buffer and device arena, and returns
 // when the outputs are in `out`.
 
-#include <offload/product.hpp>
-#include <offload/wire.hpp>
+#include <offload/kernel.hpp>
 
 #include <string>
 #include <string_view>
@@ -15,12 +14,9 @@
 
 namespace offload::kernels::cuda {
 
-/// True when kernel `name` has a CUDA implementation.
-bool has(std::string_view name) noexcept;
-
-/// Runs kernel `name` (see above). Throws std::invalid_argument when it has no CUDA
-/// implementation, std::runtime_error naming the CUDA call that failed.
-void run(std::string_view name, const product_views& in, message_writer& out);
+/// Runs `k`'s CUDA implementation (see above). Throws std::invalid_argument when it has none,
+/// offload::cuda_error naming the CUDA call that failed.
+void run(const kernel& k, const product_views& in, message_writer& out);
 
 /// True when a CUDA device can be used; otherwise `why` says what the runtime reported
 /// (no driver, no device).
@@ -43,9 +39,8 @@ struct device_peaks {
 };
 device_peaks measure_peaks();
 
-/// Median device seconds of one launch of kernel `name` on device-resident copies of `in`
-/// (staging not included), over `reps` runs after a warm-up.
-double time_launch(std::string_view name, const product_views& in, const std::vector<product_spec>& out_specs,
-                   int reps);
+/// Median device seconds of one launch of `k`'s CUDA implementation on device-resident copies
+/// of `in` (staging not included), over `reps` runs after a warm-up.
+double time_launch(const kernel& k, const product_views& in, const std::vector<product_spec>& out_specs, int reps);
 
 }  // namespace offload::kernels::cuda

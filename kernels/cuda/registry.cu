@@ -1,4 +1,5 @@
-#include "cuda_check.cuh"
+#include <offload/cuda.hpp>
+
 #include "cuda_kernels.hpp"
 
 namespace offload::kernels::cuda {

@@ -95,10 +95,10 @@ device_peaks measure_peaks() {
   return p;
 }
 
-double time_launch(std::string_view name, const product_views& in, const std::vector<product_spec>& out_specs,
-                   int reps) {
-  const device_kernel* k = find_device_kernel(name);
-  if (k == nullptr) throw std::invalid_argument("kernel '" + std::string(name) + "' has no CUDA implementation");
+double time_launch(const kernel& k, const product_views& in, const std::vector<product_spec>& out_specs, int reps) {
+  if (k.cuda() == nullptr)
+    throw std::invalid_argument("kernel '" + std::string(k.name()) + "' has no CUDA implementation");
+  const cuda_implementation& impl = *k.cuda();
   stream_context& ctx = stream_context::current();
   std::size_t pos = 0;
   std::vector<std::size_t> in_at, out_at;
@@ -111,7 +111,7 @@ double time_launch(std::string_view name, const product_views& in, const std::ve
     pos += align_device(static_cast<std::size_t>(s.size_bytes()));
   }
   const std::size_t data = pos;
-  std::byte* dev = ctx.device(data + align_device(k->scratch_bytes(in)) + 1);
+  std::byte* dev = ctx.device(data + align_device(impl.scratch_bytes(in)) + 1);
   for (std::size_t i = 0; i < in.size(); ++i)
     OFFLOAD_CUDA_CHECK(
         cudaMemcpy(dev + in_at[i], in[i].data, static_cast<std::size_t>(in[i].size_bytes()), cudaMemcpyHostToDevice));
@@ -119,7 +119,7 @@ double time_launch(std::string_view name, const product_views& in, const std::ve
   for (std::size_t i = 0; i < in.size(); ++i) din.push_back({dev + in_at[i], in[i].count});
   for (std::size_t i = 0; i < out_specs.size(); ++i) dout.push_back({dev + out_at[i], out_specs[i].count});
   event_timer t;
-  return t.median(ctx.stream(), reps, [&] { k->launch(ctx, in, din, dout, dev + data); });
+  return t.median(ctx.stream(), reps, [&] { impl.launch({in, din, dout, dev + data, ctx.stream(), ctx.device_id()}); });
 }
 
 }  // namespace offload::kernels::cuda

@@ -1,5 +1,6 @@
-// The host side of the CUDA kernels: per-thread stream contexts, and the runner that stages a
-// request through pinned memory (one gather on the host, one copy each way) around a launch.
+// The host side of kernels' CUDA implementations: per-thread stream contexts, and the runner
+// that stages a request through pinned memory (one gather on the host, one copy each way)
+// around a launch.
 #include "cuda_kernels.hpp"
 #include "device.cuh"
 
@@ -72,19 +73,16 @@ stream_context& stream_context::current() {
   return *c;
 }
 
-const device_kernel* find_device_kernel(std::string_view name) noexcept {
-  for (const device_kernel* k : {&echo_device, &synthetic_device, &mlp_device, &clustering_device})
-    if (k->name == name) return k;
-  return nullptr;
+namespace {
+const cuda_implementation& implementation_of(const kernel& k) {
+  const cuda_implementation* impl = k.cuda();
+  if (impl == nullptr) throw std::invalid_argument("kernel '" + std::string(k.name()) + "' has no CUDA implementation");
+  return *impl;
 }
+}  // namespace
 
-bool has(std::string_view name) noexcept {
-  return find_device_kernel(name) != nullptr;
-}
-
-void run(std::string_view name, const product_views& in, message_writer& out) {
-  const device_kernel* k = find_device_kernel(name);
-  if (k == nullptr) throw std::invalid_argument("kernel '" + std::string(name) + "' has no CUDA implementation");
+void run(const kernel& k, const product_views& in, message_writer& out) {
+  const cuda_implementation& impl = implementation_of(k);
   stream_context& ctx = stream_context::current();
 
   // Layout: inputs, then outputs, then scratch, each piece 256-byte aligned.
@@ -100,7 +98,7 @@ void run(std::string_view name, const product_views& in, message_writer& out) {
     pos += align_device(out.payload(i).size());
   }
   const std::size_t out_total = pos - in_total;
-  const std::size_t scratch = align_device(k->scratch_bytes(in));
+  const std::size_t scratch = align_device(impl.scratch_bytes(in));
 
   std::byte* host = ctx.pinned(in_total + out_total + 1);
   std::byte* dev = ctx.device(in_total + out_total + scratch + 1);
@@ -112,7 +110,7 @@ void run(std::string_view name, const product_views& in, message_writer& out) {
   std::vector<device_product> din, dout;
   for (std::size_t i = 0; i < in.size(); ++i) din.push_back({dev + in_at[i], in[i].count});
   for (std::size_t i = 0; i < out.product_count(); ++i) dout.push_back({dev + out_at[i], out.spec(i).count});
-  k->launch(ctx, in, din, dout, dev + in_total + out_total);
+  impl.launch({in, din, dout, dev + in_total + out_total, s, ctx.device_id()});
 
   if (out_total > 0)
     OFFLOAD_CUDA_CHECK(cudaMemcpyAsync(host + in_total, dev + in_total, out_total, cudaMemcpyDeviceToHost, s));

@@ -22,26 +22,29 @@ class cpu_backend final : public backend {
 #ifdef OFFLOAD_WITH_CUDA
 /// Runs each kernel's CUDA implementation, synchronously, on the current device. A batch of a
 /// joinable kernel is one launch over the joined inputs, split back per request; other
-/// batches are one launch per request.
+/// batches are one launch per request. A kernel without a CUDA implementation runs on the CPU.
 class cuda_backend final : public backend {
  public:
   explicit cuda_backend(int device) : m_device(device), m_report(kernels::cuda::device_report(device)) {}
   std::string_view name() const noexcept override { return "cuda"; }
   std::string description() const override { return "cuda " + m_report; }
   void run(const kernel& k, std::span<const product_views* const> ins, std::span<message_writer* const> outs) override {
+    if (k.cuda() == nullptr) {
+      k.run_cpu_batch(ins, outs);
+      return;
+    }
     kernels::cuda::use_device(m_device);  // the current device is per thread
-    const auto name = k.name();
     if (ins.size() > 1) {
       if (auto joined = join_inputs(k, ins)) {
         const product_views in(*joined);
         auto specs = k.output_specs(in);
         message_writer out(message_info{}, specs);
-        kernels::cuda::run(name, in, out);
+        kernels::cuda::run(k, in, out);
         split_outputs(std::move(out).finish_message().products(), outs);
         return;
       }
     }
-    for (std::size_t i = 0; i < ins.size(); ++i) kernels::cuda::run(name, *ins[i], *outs[i]);
+    for (std::size_t i = 0; i < ins.size(); ++i) kernels::cuda::run(k, *ins[i], *outs[i]);
   }
 
  private:

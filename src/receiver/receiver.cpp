@@ -340,8 +340,8 @@ void receiver::impl::handle_hello(int source, const message& m) {
     p.hello = true;
     return;
   }
-  spdlog::error("{}: kernel set mismatch with transmitter {}: it has [{}], this receiver has [{}]", self,
-                ep->describe(source), detail::signature_list(theirs), detail::signature_list(ours));
+  spdlog::error("{}: kernel set mismatch with transmitter {}: {}", self, ep->describe(source),
+                detail::kernel_set_difference(ours, theirs, "this receiver", "transmitter " + ep->describe(source)));
   count([](receiver_stats& s) { s.handshake_failures += 1; });
   finish_peer(p);
 }

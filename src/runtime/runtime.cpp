@@ -28,6 +28,7 @@ struct runtime::impl {
   int local_size = 1;
   std::string host;
   MPI_Comm comm = MPI_COMM_NULL;
+  MPI_Comm adopted = MPI_COMM_NULL;  // the application's communicator, when it owns MPI
 
   std::mutex mutex;
   std::condition_variable cv;
@@ -40,8 +41,36 @@ struct runtime::impl {
   void loop();
   bool run_tasks();
   void idle_wait(std::chrono::steady_clock::time_point last_busy, std::chrono::microseconds& sleep);
+  void check_adoptable() const;
   void shutdown_mpi() noexcept;
 };
+
+namespace {
+std::string thread_level_name(int level) {
+  switch (level) {
+    case MPI_THREAD_SINGLE: return "MPI_THREAD_SINGLE";
+    case MPI_THREAD_FUNNELED: return "MPI_THREAD_FUNNELED";
+    case MPI_THREAD_SERIALIZED: return "MPI_THREAD_SERIALIZED";
+    case MPI_THREAD_MULTIPLE: return "MPI_THREAD_MULTIPLE";
+    default: return "level " + std::to_string(level);
+  }
+}
+}  // namespace
+
+void runtime::impl::check_adoptable() const {
+  int initialized = 0, finalized = 0, level = 0;
+  OFFLOAD_MPI_CHECK(MPI_Initialized(&initialized));
+  OFFLOAD_MPI_CHECK(MPI_Finalized(&finalized));
+  if (!initialized || finalized)
+    throw mpi_error(std::string("offload::adopt_mpi: MPI is ") + (finalized ? "already finalised" : "not initialised") +
+                    "; the application must call MPI_Init_thread(..., MPI_THREAD_MULTIPLE, ...) first, or let the "
+                    "runtime own MPI (construct it without adopt_mpi)");
+  OFFLOAD_MPI_CHECK(MPI_Query_thread(&level));
+  if (level != MPI_THREAD_MULTIPLE)
+    throw mpi_error("offload::adopt_mpi: the application initialised MPI with " + thread_level_name(level) +
+                    "; the library's progress thread calls MPI beside the application's threads, which needs "
+                    "MPI_THREAD_MULTIPLE");
+}
 
 void runtime::impl::start(std::promise<void>& ready) {
   if (!options.mpi) {
@@ -54,19 +83,27 @@ void runtime::impl::start(std::promise<void>& ready) {
     return;
   }
   try {
-    int initialized = 0;
-    OFFLOAD_MPI_CHECK(MPI_Initialized(&initialized));
-    if (initialized) throw mpi_error("MPI is already initialised: offload::runtime must own MPI in this process");
-    int provided = 0;
-    const int wanted = options.thread_multiple ? MPI_THREAD_MULTIPLE : MPI_THREAD_FUNNELED;
-    OFFLOAD_MPI_CHECK(MPI_Init_thread(nullptr, nullptr, wanted, &provided));
-    if (provided < wanted) {
-      MPI_Finalize();
-      throw mpi_error("MPI provides thread level " + std::to_string(provided) + ", " +
-                      (options.thread_multiple ? "MPI_THREAD_MULTIPLE" : "MPI_THREAD_FUNNELED") + " is needed");
+    if (adopted != MPI_COMM_NULL) {
+      check_adoptable();
+      OFFLOAD_MPI_CHECK(MPI_Comm_dup(adopted, &comm));
+    } else {
+      int initialized = 0;
+      OFFLOAD_MPI_CHECK(MPI_Initialized(&initialized));
+      if (initialized)
+        throw mpi_error(
+            "MPI is already initialised: construct offload::runtime with offload::adopt_mpi{comm} "
+            "(offload/mpi.hpp) to use the application's MPI");
+      int provided = 0;
+      const int wanted = options.thread_multiple ? MPI_THREAD_MULTIPLE : MPI_THREAD_FUNNELED;
+      OFFLOAD_MPI_CHECK(MPI_Init_thread(nullptr, nullptr, wanted, &provided));
+      if (provided < wanted) {
+        MPI_Finalize();
+        throw mpi_error("MPI provides thread level " + thread_level_name(provided) + ", " + thread_level_name(wanted) +
+                        " is needed");
+      }
+      OFFLOAD_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+      OFFLOAD_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm));
     }
-    OFFLOAD_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
-    OFFLOAD_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm));
     OFFLOAD_MPI_CHECK(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN));
     OFFLOAD_MPI_CHECK(MPI_Comm_rank(comm, &rank));
     OFFLOAD_MPI_CHECK(MPI_Comm_size(comm, &size));
@@ -139,7 +176,7 @@ void runtime::impl::loop() {
     } catch (const std::exception& e) {
       // An MPI failure inside the progress engine leaves MPI in an unknown state: end the job.
       spdlog::critical("progress thread of rank {}: {}", rank, e.what());
-      if (options.mpi) MPI_Abort(MPI_COMM_WORLD, 3);
+      if (options.mpi) MPI_Abort(adopted != MPI_COMM_NULL ? comm : MPI_COMM_WORLD, 3);
       std::_Exit(3);
     }
     {
@@ -157,11 +194,23 @@ void runtime::impl::loop() {
 
 void runtime::impl::shutdown_mpi() noexcept {
   if (comm != MPI_COMM_NULL) OFFLOAD_MPI_CHECK_NOEXCEPT(MPI_Comm_free(&comm));
-  OFFLOAD_MPI_CHECK_NOEXCEPT(MPI_Finalize());
+  if (adopted == MPI_COMM_NULL) OFFLOAD_MPI_CHECK_NOEXCEPT(MPI_Finalize());
+}
+
+runtime::runtime(const adopt_mpi& app, const progress_options& options) : m_impl(std::make_unique<impl>()) {
+  if (app.comm == MPI_COMM_NULL) throw mpi_error("offload::adopt_mpi: the communicator is MPI_COMM_NULL");
+  m_impl->options = options;
+  m_impl->options.mpi = true;
+  m_impl->adopted = app.comm;
+  start();
 }
 
 runtime::runtime(const progress_options& options) : m_impl(std::make_unique<impl>()) {
   m_impl->options = options;
+  start();
+}
+
+void runtime::start() {
   std::promise<void> ready;
   auto started = ready.get_future();
   m_impl->thread = std::thread([this, &ready] {
@@ -261,7 +310,7 @@ bool runtime::all_agree(bool mine) {
 
 void runtime::abort(int code) noexcept {
   if (!m_impl->options.mpi) std::_Exit(code);
-  MPI_Abort(MPI_COMM_WORLD, code);
+  MPI_Abort(m_impl->adopted != MPI_COMM_NULL ? m_impl->comm : MPI_COMM_WORLD, code);
   std::abort();
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <map>
 #include <vector>
 
 namespace offload::detail {
@@ -182,16 +183,45 @@ hello_info parse_hello(const message& m) {
   return out;
 }
 
-std::string signature_list(std::string_view signature) {
-  std::string out;
-  for (char c : signature) {
-    if (c == '\n') {
-      out += ", ";
-    } else {
-      out += c;
-    }
+namespace {
+/// name -> version of each "name@version" line ("" for a line without a version).
+std::map<std::string, std::string, std::less<>> kernel_versions(std::string_view signature) {
+  std::map<std::string, std::string, std::less<>> out;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < signature.size(); ++i) {
+    if (signature[i] != '\n') continue;
+    const auto line = signature.substr(start, i - start);
+    const auto at = line.find('@');
+    out.emplace(std::string(line.substr(0, at)), at == line.npos ? std::string() : std::string(line.substr(at + 1)));
+    start = i + 1;
   }
-  if (out.size() >= 2) out.resize(out.size() - 2);
+  return out;
+}
+
+std::string version_text(const std::string& v) {
+  return v.empty() ? std::string("no version") : "version " + v;
+}
+}  // namespace
+
+std::string kernel_set_difference(std::string_view ours, std::string_view theirs, std::string_view here,
+                                  std::string_view there) {
+  const auto mine = kernel_versions(ours);
+  const auto other = kernel_versions(theirs);
+  std::string out;
+  auto note = [&](const std::string& name, const std::string& what) {
+    (out += out.empty() ? "" : "; ") += "kernel '" + name + "': " + what;
+  };
+  for (const auto& [name, version] : mine) {
+    const auto it = other.find(name);
+    if (it == other.end())
+      note(name, "only on " + std::string(here));
+    else if (it->second != version)
+      note(name, version_text(version) + " on " + std::string(here) + ", " + version_text(it->second) + " on " +
+                     std::string(there));
+  }
+  for (const auto& [name, version] : other)
+    if (!mine.contains(name)) note(name, "only on " + std::string(there));
+  if (out.empty() && ours != theirs) out = "the kernel lists differ in form";
   return out;
 }
 

@@ -69,7 +69,10 @@ wire_limits narrowed(wire_limits ours, const wire_limits& theirs);
 /// The u8 product `name` of a message as text ("" when it has none).
 std::string text_product(const message& m, std::string_view name);
 
-/// "a\nb\n" -> "a, b".
-std::string signature_list(std::string_view signature);
+/// What differs between two kernel lists (kernel_registry::signature(), "name@version" lines),
+/// kernel by kernel, e.g. "kernel 'edgeconv': version 2 on this transmitter, version 1 on
+/// receiver 0; kernel 'mlp': only on receiver 0". Empty when the lists are equal.
+std::string kernel_set_difference(std::string_view ours, std::string_view theirs, std::string_view here,
+                                  std::string_view there);
 
 }  // namespace offload::detail

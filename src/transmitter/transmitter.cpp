@@ -273,9 +273,9 @@ void transmitter::impl::handle_session(receiver_link& link, const message& m, st
       link.terms = hello.terms;
       link.clock_offset_ns = detail::clock_offset(m, received_ns, hello.host == rt.host());
       if (!link.accepted)
-        link.refusal = "kernel set mismatch with receiver " + ep->describe(link.peer) + ": it has [" +
-                       detail::signature_list(hello.signature) + "], this transmitter has [" +
-                       detail::signature_list(kernels.signature()) + "]";
+        link.refusal = "kernel set mismatch with receiver " + ep->describe(link.peer) + ": " +
+                       detail::kernel_set_difference(kernels.signature(), hello.signature, "this transmitter",
+                                                     "receiver " + ep->describe(link.peer));
     }
   }
   link_cv.notify_all();

@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
     many.push_back(product::make("p" + std::to_string(i), std::vector<std::uint8_t>(std::size_t(i), 1)));
   write(decode_dir, "request_many", encode({message_kind::request, 3, 0, status::ok}, product_views(many)));
 
-  const std::string kernels = "clustering\necho\nmlp\nsynthetic\n";
+  const std::string kernels = "clustering@1\necho@1\nmlp@1\nsynthetic@1\n";
   const detail::session_terms terms{{1 << 20, 64, 32}, 8, 60000};
   write(hello_dir, "hello", detail::encode_hello(message_kind::hello, status::ok, kernels, "node01"));
   write(hello_dir, "hello_ack", detail::encode_hello(message_kind::hello_ack, status::ok, kernels, "gpu07", &terms));

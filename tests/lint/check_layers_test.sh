@@ -27,4 +27,5 @@ expect_violation src/transmitter/transmitter.cpp '#include "src/receiver/backend
 expect_violation include/offload/wire.hpp '#include "src/wire/clock.hpp"' "a public header includes a private one"
 expect_violation src/receiver/receiver.cpp '#include "endpoint.hpp"' "no such header beside it"
 expect_violation include/offload/runtime.hpp '#include <mpi.h>' "only offload/mpi.hpp may include <mpi.h>"
+expect_violation include/offload/kernel.hpp '#include <cuda_runtime.h>' "only offload/cuda.hpp may include CUDA's headers"
 echo "check_layers: every planted violation was caught"

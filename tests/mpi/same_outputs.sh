@@ -2,12 +2,23 @@
 # The same events give the same outputs whatever runs them: --mode local, --mode remote with
 # one receiver, and two receivers with batching and other thread counts must print the same
 # digest (a hash of every event's outputs and CPU-work results); another seed must not.
-#   same_outputs.sh OFFLOAD_RUN MPIEXEC [MPIEXEC ARGS...]
+#   same_outputs.sh [--plugin PATH]... [--workload "FLAGS"]... OFFLOAD_RUN MPIEXEC [MPIEXEC ARGS...]
+# --workload: the cases to run (default: miniaod, mlp and clustering); --plugin: for every run.
 set -u
+common=(--ns-per-iteration 3 --quiet)
+workloads=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --plugin) common+=(--plugin "$2"); shift 2 ;;
+    --workload) workloads+=("$2"); shift 2 ;;
+    *) break ;;
+  esac
+done
+[ ${#workloads[@]} -gt 0 ] || workloads=("--workload miniaod --time-scale 0.01 --events 24"
+  "--workload single --kernel mlp --events 60" "--workload single --kernel clustering --events 30")
 run=$1
 shift
 mpiexec=("$@")
-common=(--ns-per-iteration 3 --quiet)
 digest() {  # digest NP ARGS...: runs offload-run, prints its digest line's value
   local np=$1
   shift
@@ -27,8 +38,7 @@ check() {  # check NAME EXPECTED ACTUAL
   echo "$1: $3"
   [ "$3" != failed ] && [ "$2" = "$3" ] || { echo "FAIL: $1 differs from local ($2)"; fail=1; }
 }
-for wl in "--workload miniaod --time-scale 0.01 --events 24" "--workload single --kernel mlp --events 60" \
-          "--workload single --kernel clustering --events 30"; do
+for wl in "${workloads[@]}"; do
   echo "== $wl"
   # shellcheck disable=SC2086
   local_digest=$(digest 2 --mode local --seed 7 $wl)
