@@ -7,8 +7,8 @@
 # It unpacks .deps (scripts/device/env.sh says which variables make that work), builds for the
 # GPU it finds (sm_90 on Hopper), runs the whole test suite — the GPU tests must run there, not
 # skip —, then short benchmarks: each kernel's device time against its roofline floor
-# (offload-kernel-bench), offload-run mlp 1->1 and 7->1 with the cuda backend against the cpu
-# backend, mlp 7->1 unbatched against batched, miniaod remote (cuda) against local
+# (offload-kernel-bench, with the EdgeConv example's plugin), offload-run mlp and edgeconv 1->1
+# and 7->1 with the cuda backend against the cpu backend, mlp 7->1 unbatched against batched, miniaod remote (cuda) against local
 # (bench_modes.sh) and the library overhead (bench_overhead.sh). Everything it prints is also written to $OUT (or ./gpu-check-out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,21 +48,29 @@ if grep -q '^SKIP: ' "$build/Testing/Temporary/LastTest.log"; then
   fi
 fi
 
-echo "== kernels against their roofline floor (device time, large batch)"
-"$build/apps/offload-kernel-bench" | tee "$out/kernel_bench.txt" || status=1
+# The example's EdgeConv plugin (examples/edgeconv; the suite's example.build made it).
+edgeconv=$build/tests/example/build/edgeconv_plugin.so
+[ -f "$edgeconv" ] || tests/example/build.sh "$build" "$build/tests/example" >"$out/example_build.log" || status=1
 
-echo "== benchmark: offload-run, mlp, 256 jets per event, validated"
+echo "== kernels against their roofline floor (device time, large batch), EdgeConv too"
+"$build/apps/offload-kernel-bench" --plugin "$edgeconv" | tee "$out/kernel_bench.txt" || status=1
+
+echo "== benchmark: offload-run, mlp (256 jets per event) and edgeconv (16 jets per event), validated"
 run=$build/apps/offload-run
-printf '%-6s %-8s %10s %9s %9s %9s %10s\n' ranks backend events/s p50_ms p90_ms p99_ms fallbacks | tee "$out/bench.txt"
-for tx in 1 7; do
-  for backend in cuda cpu; do
-    line=$(mpirun -np $((tx + 1)) "$run" --receivers 1 --backend "$backend" --kernel mlp --events 2000 --threads 2 \
-             --inflight 8 --validate --quiet --csv "$out/runs.csv" 2>&1 | tee -a "$out/bench_runs.log" |
-             awk '$1 == "all"') || status=1
-    read -r _ events wall rate _rps _mbps p50 p90 p99 remote fallbacks errors <<<"$line"
-    printf '%-6s %-8s %10s %9s %9s %9s %10s\n' "${tx}->1" "$backend" "$rate" "$p50" "$p90" "$p99" "$fallbacks" |
-      tee -a "$out/bench.txt"
-    [ "${errors:-1}" = 0 ] || status=1
+printf '%-9s %-6s %-8s %10s %9s %9s %9s %10s\n' kernel ranks backend events/s p50_ms p90_ms p99_ms fallbacks |
+  tee "$out/bench.txt"
+for kernel in "mlp --size 256" "edgeconv --size 16 --plugin $edgeconv"; do
+  for tx in 1 7; do
+    for backend in cuda cpu; do
+      # shellcheck disable=SC2086
+      line=$(mpirun -np $((tx + 1)) "$run" --receivers 1 --backend "$backend" --kernel $kernel --events 2000 \
+               --threads 2 --inflight 8 --validate --quiet --csv "$out/runs.csv" 2>&1 |
+               tee -a "$out/bench_runs.log" | awk '$1 == "all"') || status=1
+      read -r _ events wall rate _rps _mbps p50 p90 p99 remote fallbacks errors <<<"$line"
+      printf '%-9s %-6s %-8s %10s %9s %9s %9s %10s\n' "${kernel%% *}" "${tx}->1" "$backend" "$rate" "$p50" "$p90" \
+        "$p99" "$fallbacks" | tee -a "$out/bench.txt"
+      [ "${errors:-1}" = 0 ] || status=1
+    done
   done
 done
 echo "== batching: mlp 7->1, cuda, 64 in flight per transmitter, batch 1 against batch 32"

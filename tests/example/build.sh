@@ -16,8 +16,13 @@ args=(-DCMAKE_PREFIX_PATH="$out/prefix" -DCMAKE_BUILD_TYPE=RelWithDebInfo
   -DCMAKE_CXX_FLAGS="$(cache CMAKE_CXX_FLAGS)" -DCMAKE_EXE_LINKER_FLAGS="$(cache CMAKE_EXE_LINKER_FLAGS)"
   -DCMAKE_SHARED_LINKER_FLAGS="$(cache CMAKE_SHARED_LINKER_FLAGS)"
   -DCMAKE_MODULE_LINKER_FLAGS="$(cache CMAKE_SHARED_LINKER_FLAGS)")
+# The same CUDA compiler and architectures, and the same MPI (the GPU machine's is unpacked, not installed).
 cuda=$(cache CMAKE_CUDA_COMPILER)
 [ -z "$cuda" ] || args+=(-DCMAKE_CUDA_COMPILER="$cuda")
+archs=$(cache CMAKE_CUDA_ARCHITECTURES)
+[ -z "$archs" ] || args+=(-DCMAKE_CUDA_ARCHITECTURES="$archs")
+mpicxx=$(cache MPI_CXX_COMPILER)
+[ -z "$mpicxx" ] || args+=(-DMPI_CXX_COMPILER="$mpicxx")
 cmake -S "$src" -B "$out/build" -G Ninja "${args[@]}"
 cmake --build "$out/build"
 ls "$out/build/edgeconv_plugin.so" "$out/build/edgeconv_app" "$out/build/edgeconv_dump"
