@@ -11,7 +11,7 @@ trap 'rm -rf "$tmp"' EXIT
 expect_violation() {
   rm -rf "$tmp/tree"
   mkdir -p "$tmp/tree"
-  (cd "$src" && git ls-files -z -- include src kernels apps | xargs -0 cp --parents -t "$tmp/tree")
+  (cd "$src" && git ls-files -z -- include src kernels apps examples | xargs -0 cp --parents -t "$tmp/tree")
   printf '%s\n' "$2" | cat - "$tmp/tree/$1" >"$tmp/x" && mv "$tmp/x" "$tmp/tree/$1"
   if out=$("$check" "$tmp/tree"); then
     echo "FAIL: '$2' in $1 passed the check"; exit 1
@@ -28,4 +28,5 @@ expect_violation include/offload/wire.hpp '#include "src/wire/clock.hpp"' "a pub
 expect_violation src/receiver/receiver.cpp '#include "endpoint.hpp"' "no such header beside it"
 expect_violation include/offload/runtime.hpp '#include <mpi.h>' "only offload/mpi.hpp may include <mpi.h>"
 expect_violation include/offload/kernel.hpp '#include <cuda_runtime.h>' "only offload/cuda.hpp may include CUDA's headers"
+expect_violation examples/edgeconv/edgeconv.cpp '#include "kernels/builtin.hpp"' "an outside project reaches into the library's private headers"
 echo "check_layers: every planted violation was caught"
