@@ -5,8 +5,8 @@
 // again after a new hello. Rank 3 is a real transmitter whose progress thread is held for two
 // idle timeouts (no keepalives): it is dropped too, and must then learn that from the
 // no_handshake error answering its next request or keepalive (a fallback, and the session
-// counted as lost) and send that receiver nothing more. The receiver ends after four sessions: rank 1's, rank 2's two and rank
-// 3's. Run with 4 ranks.
+// counted as lost) and send that receiver nothing more. The receiver ends after four sessions: rank 1's, rank 2's two
+// and rank 3's. Run with 4 ranks.
 #include <offload/mpi.hpp>
 #include <offload/receiver.hpp>
 #include <offload/runtime.hpp>
@@ -38,8 +38,8 @@ void held(runtime& rt, const kernel_registry& kernels) {
   // request (fallback error_reply), or a keepalive already due (then the request finds no
   // receiver left: no_receiver).
   auto refused = tx.submit("echo", product_views(in)).get();
-  EXPECT(refused.ok() && (refused.fallback() == fallback_reason::error_reply ||
-                          refused.fallback() == fallback_reason::no_receiver),
+  EXPECT(refused.ok() &&
+             (refused.fallback() == fallback_reason::error_reply || refused.fallback() == fallback_reason::no_receiver),
          "after the drop: fallback %s", std::string(to_string(refused.fallback())).c_str());
   std::printf("held: after the drop -> %s: %s\n", std::string(to_string(refused.fallback())).c_str(),
               refused.remote_error().c_str());
