@@ -149,6 +149,7 @@ TEST_CASE("plugins: each way a plugin can be bad is an error naming the file") {
   CHECK(load_error(plugin_path("throws")) == "plugin " + plugin_path("throws") +
                                                  ": registering its kernels failed: the calibration file "
                                                  "/nonexistent/weights.bin is missing");
+  CHECK(load_error(plugin_path("empty")) == "plugin " + plugin_path("empty") + " registered no kernel");
   CHECK(load_error(plugin_path("duplicate")) == "plugin " + plugin_path("duplicate") + ": kernel 'echo' from plugin " +
                                                     plugin_path("duplicate") +
                                                     " is already registered (from built in)");

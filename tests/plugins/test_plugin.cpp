@@ -5,6 +5,7 @@
 //   TEST_PLUGIN_NO_ENTRY     defines no entry point
 //   TEST_PLUGIN_THROWS       its registration throws
 //   TEST_PLUGIN_DUPLICATE    registers a kernel called "echo" (a built-in's name)
+//   TEST_PLUGIN_EMPTY        registers no kernel
 #include <offload/plugin.hpp>
 
 #include <memory>
@@ -37,7 +38,8 @@ class affine final : public offload::kernel {
 };
 
 [[maybe_unused]] void register_kernels([[maybe_unused]] offload::kernel_registry& r) {
-#if defined(TEST_PLUGIN_THROWS)
+#if defined(TEST_PLUGIN_EMPTY)
+#elif defined(TEST_PLUGIN_THROWS)
   throw std::runtime_error("the calibration file /nonexistent/weights.bin is missing");
 #elif defined(TEST_PLUGIN_DUPLICATE)
   r.add(std::make_shared<affine>("echo", "1"));
