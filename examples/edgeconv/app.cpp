@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
 
   long wrong = 0, remote = 0, done = 0;
   double seconds = 0;
-  {
+  try {
     offload::runtime rt(offload::adopt_mpi{MPI_COMM_WORLD});
     offload::kernel_registry kernels = offload::kernel_registry::builtin();
     kernels.add(edgeconv::kernel());
@@ -98,6 +98,9 @@ int main(int argc, char** argv) {
       remote = far;
       done = s.events;
     }
+  } catch (const std::exception& e) {  // e.g. MPI without MPI_THREAD_MULTIPLE: the others would wait
+    std::fprintf(stderr, "edgeconv_app: rank %d: %s\n", rank, e.what());
+    MPI_Abort(MPI_COMM_WORLD, 1);
   }  // the runtime is gone before MPI_Finalize; MPI is still ours
   long totals[3] = {0, 0, 0}, mine[3] = {wrong, remote, done};
   double slowest = 0;
