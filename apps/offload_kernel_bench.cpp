@@ -2,6 +2,8 @@
 // the larger of (bytes moved / measured memory bandwidth) and (flops / measured peak rate),
 // on the current GPU, for the built-in kernels and those of --plugin libraries (each kernel's
 // cost() gives its flops). Staging copies are not included (see offload-run for end to end).
+#include "apps/common/logging.hpp"
+
 #include <offload/kernel.hpp>
 #include <offload/plugin.hpp>
 
@@ -42,7 +44,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1e-4, 4.0));
   app.add_option("--device", device, "CUDA device")->check(CLI::Range(0, 1024));
   app.add_option("--plugin", plugins, "also measure this plugin's kernels (repeatable)");
+  std::string log_level = "warn";
+  offload::app::add_log_level(app, log_level);
   CLI11_PARSE(app, argc, argv);
+  offload::app::setup_logging(log_level, "offload-kernel-bench");
 
   offload::kernel_registry registry = offload::kernel_registry::builtin();
   try {

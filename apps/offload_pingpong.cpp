@@ -5,6 +5,7 @@
 //   bandwidth    rank 0 streams a window of non-blocking sends to rank 1, which acks each window
 //   many-to-one  every rank but 0 keeps `window` requests of --mr-bytes in flight to rank 0,
 //                which answers each with --mr-reply-bytes: requests per second
+#include "apps/common/logging.hpp"
 #include "src/runtime/mpi_check.hpp"
 
 #include <CLI/CLI.hpp>
@@ -194,6 +195,8 @@ int main(int argc, char** argv) {
   app.add_option("--mr-requests", o.mr_requests, "many-to-one: requests per repetition, all senders together")
       ->check(CLI::Range(1, 100000000));
   app.add_option("--json", o.json, "also write the rows as JSON (rank 0)");
+  std::string log_level = "warn";
+  offload::app::add_log_level(app, log_level);
   const char* world_rank = std::getenv("OMPI_COMM_WORLD_RANK");
   try {
     app.parse(argc, argv);
@@ -202,6 +205,7 @@ int main(int argc, char** argv) {
     if (world_rank == nullptr || std::string(world_rank) == "0" || e.get_exit_code() == 0) return app.exit(e);
     return e.get_exit_code();
   }
+  offload::app::setup_logging(log_level, "offload-pingpong");
   try {
     mpi_session mpi(argc, argv);
     if (mpi.size() < 2) {

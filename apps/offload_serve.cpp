@@ -1,6 +1,7 @@
 // offload-serve: a gRPC receiver service, no MPI. Transmitters reach it with
 //   offload-run --transport grpc --connect HOST:PORT[,HOST:PORT...]   (with or without mpirun)
 // It serves until --peers sessions have ended (0: until SIGINT or SIGTERM), then prints what it did.
+#include "apps/common/logging.hpp"
 #include "apps/common/options.hpp"
 #include "apps/common/process.hpp"
 
@@ -18,6 +19,17 @@
 #include <fstream>
 #include <limits>
 
+namespace {
+
+/// A shared service: --peers counts the sessions it served, not every client that connected.
+offload::receiver_config service_settings(const offload::app::options& o) {
+  auto cfg = offload::app::receiver_settings(o);
+  cfg.count_every_peer = false;
+  return cfg;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   offload::app::options o;
   std::string listen;
@@ -28,7 +40,9 @@ int main(int argc, char** argv) {
       "No MPI: start it like any server."};
   offload::app::add_receiver_options(app, o);
   app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free one (see --port-file)")->required();
-  app.add_option("--peers", peers, "transmitter sessions to serve before exiting; 0: until SIGINT or SIGTERM")
+  app.add_option("--peers", peers,
+                 "transmitter sessions to serve before exiting (a session counts once its handshake succeeded and "
+                 "it sent a request or said goodbye); 0: until SIGINT or SIGTERM")
       ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
   app.add_option("--port-file", port_file, "write the port listened on to this file once listening");
   try {
@@ -41,8 +55,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "offload-serve: %s\n", e.what());
     return 2;
   }
-  spdlog::set_level(spdlog::level::from_str(o.log_level));
-  spdlog::set_pattern("[%H:%M:%S.%e] [offload-serve] [%l] %v");
+  offload::app::setup_logging(o.log_level, "offload-serve");
 
   // SIGINT and SIGTERM are taken by sigtimedwait below, in every thread started after this.
   sigset_t stop_signals;
@@ -66,8 +79,8 @@ int main(int argc, char** argv) {
     progress.yield = std::chrono::microseconds(o.yield_us);
     offload::runtime rt(progress);
     const std::size_t expected = peers == 0 ? std::numeric_limits<std::size_t>::max() : std::size_t(peers);
-    offload::receiver rx(rt, kernels, offload::grpc_listen{listen, o.grpc_threads}, expected,
-                         offload::app::receiver_settings(o));
+    offload::receiver rx(rt, kernels, offload::grpc_listen{listen, o.grpc_threads, o.grpc_memory}, expected,
+                         service_settings(o));
     const auto s0 = rx.stats();
     std::string names;
     for (const auto& n : kernels.names()) names += (names.empty() ? "" : ", ") + n;

@@ -1,5 +1,6 @@
 #include "options.hpp"
 
+#include "logging.hpp"
 #include "workload.hpp"
 
 #include <offload/plugin.hpp>
@@ -42,6 +43,7 @@ receiver_config receiver_settings(const options& o) {
   cfg.device = o.device;
   cfg.max_wait = std::chrono::microseconds(std::int64_t(o.max_wait_us));
   cfg.emulate = emulation(o);
+  cfg.max_work = o.max_work;
   return cfg;
 }
 
@@ -68,9 +70,17 @@ void add_receiver_options(CLI::App& app, options& o) {
   app.option_defaults()->always_capture_default();
   app.add_option("--grpc-threads", o.grpc_threads, "grpc: completion-queue threads of each receiver")
       ->check(CLI::Range(1, 64));
+  app.add_option("--grpc-memory", o.grpc_memory,
+                 "grpc: most bytes gRPC may hold for a receiver (messages being received, connection buffers); a "
+                 "stream that would take more is reset; 0: no bound (docs/design.md, what a service can cost)")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 50));
   app.add_option("--credits", o.credits, "requests outstanding per transmitter at each receiver")
       ->check(CLI::Range(1, 1 << 16));
   app.add_option("--receiver-threads", o.receiver_threads, "kernel threads per receiver")->check(CLI::Range(1, 1024));
+  app.add_option("--max-work", o.max_work,
+                 "largest work one request may declare, in floating-point operations (a kernel's cost(); "
+                 "synthetic: 2 x elements x iterations); larger ones are refused (too_large); 0: no limit")
+      ->check(CLI::Range(0.0, 1e30));
   app.add_option("--backend", o.backend, "receiver backend; auto: cuda where a GPU is usable, else cpu (saying why)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   app.add_option("--plugin", o.plugins,
@@ -95,8 +105,7 @@ void add_receiver_options(CLI::App& app, options& o) {
       ->check(CLI::Range(1, int(max_batch_limit)));
   app.add_option("--max-wait-us", o.max_wait_us, "how long a receiver holds a batch open for more requests")
       ->check(CLI::Range(0.0, 1e7));
-  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  add_log_level(app, o.log_level);
   app.add_option("--wait-policy", o.wait_policy,
                  "how idle progress threads wait: adaptive (spin, then yield, then sleep), spin, yield, or block "
                  "(sleep at once, woken by local work)")

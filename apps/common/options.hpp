@@ -58,6 +58,7 @@ struct options {
   int yield_us = 2000;
   int device = -1;
   std::uint32_t max_batch = 1;
+  double max_work = 0;  // flops per request; 0: no limit
   double max_wait_us = 0;
   std::string distance = "same-node";  // a preset of inject_latency_ms; "custom" when given
   double inject_latency_ms = 0;        // one-way, emulated in the transport
@@ -66,6 +67,7 @@ struct options {
   std::string transport = "mpi";        // the data path: mpi, or grpc (MPI then only starts and reports)
   std::string listen = "0.0.0.0:0";     // grpc: where receiver ranks listen (port 0: any free one)
   std::size_t grpc_threads = 2;         // grpc: completion-queue threads of a receiver
+  std::size_t grpc_memory = 0;          // grpc: a receiver's gRPC memory bound (resource quota); 0: none
   std::vector<std::string> connect_to;  // grpc: --connect HOST:PORT,...; every rank transmits to them
   bool serve = false;                   // receiver service (service.hpp)
   bool connect = false;                 // transmitter job of a service

@@ -1,6 +1,7 @@
 // offload-run: the measurement app. Ranks below --receivers serve; the others run a cmsRun-like
 // event loop (event_loop.hpp) of the chosen --workload, offloading its modules (--mode remote)
 // or running them inline (--mode local). Rank 0 prints the summary and writes --csv/--json.
+#include "apps/common/logging.hpp"
 #include "apps/common/options.hpp"
 #include "apps/common/process.hpp"
 #include "apps/common/workload.hpp"
@@ -399,8 +400,8 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     try {
       const auto peers = std::size_t(rt.size() - o.receivers);
       if (o.grpc())
-        rx = std::make_unique<offload::receiver>(rt, kernels, offload::grpc_listen{o.listen, o.grpc_threads}, peers,
-                                                 cfg);
+        rx = std::make_unique<offload::receiver>(
+            rt, kernels, offload::grpc_listen{o.listen, o.grpc_threads, o.grpc_memory}, peers, cfg);
       else
         rx = std::make_unique<offload::receiver>(
             rt, kernels, offload::mpi_link{{}, MPI_COMM_NULL, o.blocking_receive_below}, peers, cfg);
@@ -450,7 +451,7 @@ int main(int argc, char** argv) {
     if (speaker || e.get_exit_code() == 0) return app.exit(e);
     return e.get_exit_code();
   }
-  spdlog::set_level(spdlog::level::from_str(o.log_level));
+  offload::app::setup_logging(o.log_level, "offload-run");
 
   // Checks that need no MPI, made before any work starts.
   std::unique_ptr<offload::kernel_registry> kernels;
@@ -483,7 +484,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "offload-run: start-up failed: %s\n", e.what());
     return 1;
   }
-  spdlog::set_pattern("[%H:%M:%S.%e] [rank " + std::to_string(rt->rank()) + "] [%l] %v");
+  offload::app::setup_logging(o.log_level, "rank " + std::to_string(rt->rank()));
   try {
     if (o.serve) return offload::app::serve(*rt, o, *kernels);
     if (o.stop) {

@@ -22,6 +22,11 @@ struct grpc_link {
 struct grpc_listen {
   std::string address;
   std::size_t threads = 2;
+  /// Most memory gRPC may hold for this server (its resource quota: messages being received,
+  /// connection buffers); a stream that would take more is reset (RST_STREAM). It bounds what
+  /// clients sending at once, or sending oversized messages, can make the server hold
+  /// (docs/design.md, "What a service can cost"). Zero: no bound.
+  std::size_t memory_bytes = 0;
 };
 
 }  // namespace offload

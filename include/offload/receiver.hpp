@@ -42,6 +42,18 @@ struct receiver_config {
   /// Transmitters learn it in the handshake and send keepalives when idle, so only a vanished
   /// (or stopped) one is dropped. Zero: never.
   std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
+  /// What counts toward `expected_peers`. True (a job's own receivers, which serve a known set
+  /// of transmitters): every peer, once, whatever the outcome: goodbye, dropped, or turned away
+  /// at the handshake (a transmitter turned away does not try again). False (a shared service,
+  /// offload-serve --peers): only sessions that were served, i.e. whose handshake succeeded and
+  /// that then sent a request or said goodbye; a client that fails the handshake or leaves at
+  /// once does not use up the count.
+  bool count_every_peer = true;
+  /// Largest work one request may declare, in floating-point operations (kernel::cost of its
+  /// inputs); a larger one is refused with `too_large` before it is queued. It bounds how long
+  /// one request can hold a kernel thread where the kernel states its cost (kernels that state
+  /// none are bounded by the message size only). Zero: no limit.
+  double max_work = 0;
   /// Emulated distance for the replies this receiver sends (off by default).
   link_emulation emulate;
 };
@@ -55,18 +67,22 @@ struct receiver_stats {
   std::uint64_t handshake_failures = 0;  ///< peers turned away at hello
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
-  std::uint64_t peers_finished = 0;     ///< peers that said goodbye, failed the handshake or were dropped
+  /// Peers (sessions) ended that count toward `expected_peers` (see receiver_config::count_every_peer).
+  std::uint64_t peers_finished = 0;
   std::uint64_t peers_dropped = 0;      ///< peers dropped after `idle_timeout` of silence
   std::uint64_t replies_discarded = 0;  ///< replies owed to dropped peers: not sent, or their sends abandoned
-  std::string backend;                  ///< the backend in use ("cpu" or "cuda")
-  std::string backend_description;      ///< for cuda: the device report (name, SMs, memory, PCI id, versions)
+  /// Requests queued, not yet started, of peers that no longer wait for them (dropped, stream
+  /// ended, said goodbye): removed from the queue unrun.
+  std::uint64_t work_dropped = 0;
+  std::string backend;              ///< the backend in use ("cpu" or "cuda")
+  std::string backend_description;  ///< for cuda: the device report (name, SMs, memory, PCI id, versions)
   /// batch_sizes[n]: how many batches of n requests ran (index 0 unused).
   std::vector<std::uint64_t> batch_sizes;
 
   /// Every counter above, once (offload/stats.hpp).
   static constexpr auto counters() {
     using s = receiver_stats;
-    return std::array<counter_field<s>, 10>{{{"requests", &s::requests},
+    return std::array<counter_field<s>, 11>{{{"requests", &s::requests},
                                              {"replies", &s::replies},
                                              {"handshake_failures", &s::handshake_failures},
                                              {"bytes_in", &s::bytes_in},
@@ -74,6 +90,7 @@ struct receiver_stats {
                                              {"peers_finished", &s::peers_finished},
                                              {"peers_dropped", &s::peers_dropped, true},
                                              {"replies_discarded", &s::replies_discarded, true},
+                                             {"work_dropped", &s::work_dropped, true},
                                              {"error_replies", &s::error_replies, true},
                                              {"malformed", &s::malformed, true}}};
   }

@@ -1,12 +1,16 @@
 #include <offload/receiver.hpp>
 
 #include "backend.hpp"
-#include "src/runtime/work_queue.hpp"
+#include "src/runtime/fair_queue.hpp"
 #include "src/session/handshake.hpp"
 #include "src/transport/transport.hpp"
 #include "src/wire/clock.hpp"
 
 #include <spdlog/spdlog.h>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <future>
 #include <map>
@@ -39,8 +43,10 @@ struct receiver::impl final : progress_client {
     bool hello = false;
     bool goodbye = false;
     bool finished = false;
-    bool dropped = false;  // silent past the idle timeout: its replies are discarded
-    std::uint32_t outstanding = 0;
+    bool dropped = false;           // gone (silent past the idle timeout, or its stream ended): replies are discarded
+    bool closed = false;            // (gRPC) its stream ended: the entry goes once nothing is owed to it
+    std::uint32_t outstanding = 0;  // accepted requests queued or running
+    std::uint64_t requests = 0;     // accepted in this session
     std::chrono::steady_clock::time_point last_heard;
   };
 
@@ -72,17 +78,34 @@ struct receiver::impl final : progress_client {
   std::unique_ptr<endpoint> ep;
   std::unique_ptr<detail::backend> be;
 
-  // Kernel execution: jobs in, finished replies out.
-  detail::work_queue<batch> jobs;
+  // Kernel execution: batches in, each peer's in its own queue, served round robin (a batch
+  // belongs to the peer whose request opened it); finished replies out.
+  detail::fair_queue<batch> jobs;
   std::vector<std::thread> workers;
   std::mutex finished_mutex;
   std::vector<finished_job> finished_jobs;
+
+  // Warnings about one peer's bad input: the first few are logged, the rest counted and
+  // reported every `warning_period`, so that a peer sending junk in a loop cannot flood the log.
+  static constexpr std::uint32_t first_warnings = 5;
+  static constexpr std::chrono::seconds warning_period{10};
+  struct warning_count {
+    std::uint32_t logged = 0;
+    std::uint64_t held = 0;  // not logged since the last report
+    std::string last;        // the last one not logged
+    std::chrono::steady_clock::time_point next_report;
+  };
+  std::map<int, warning_count> warnings;  // by peer, while it has had any
 
   // Progress-thread state.
   std::map<int, peer_state> peers;
   std::map<std::uint32_t, batch> open_batches;  // by kernel id, while they fill
   std::size_t peers_finished = 0;
-  std::chrono::steady_clock::time_point next_idle_check;
+  std::chrono::steady_clock::time_point next_housekeeping;
+  // Memory freed in bulk (an oversized message, a closed stream's buffers) goes back to the
+  // system at the next housekeeping at most twice a second, not when the allocator likes.
+  bool trim_due = false;
+  std::chrono::steady_clock::time_point last_trim;
   std::chrono::steady_clock::time_point sends_deadline;  // set once every peer is done
   bool done_signalled = false;
   std::promise<void> done;
@@ -93,7 +116,9 @@ struct receiver::impl final : progress_client {
 
   /// Opens the transport's endpoint and takes the name it gives this receiver.
   std::unique_ptr<endpoint> listen(const transport& link, runtime& r) {
-    auto opened = link.impl().listen(r, {pool, cfg.limits.max_message_bytes, cfg.emulate});
+    // Per peer: its replies (at most `credits`), error replies and control messages.
+    const std::size_t max_queued = 2 * std::size_t(cfg.credits) + 64;
+    auto opened = link.impl().listen(r, {pool, cfg.limits.max_message_bytes, cfg.emulate, max_queued});
     self = std::move(opened.name);
     return std::move(opened.ep);
   }
@@ -107,9 +132,15 @@ struct receiver::impl final : progress_client {
   void handle_request(int source, message m, std::uint64_t received_ns);
   void send_error(int dest, std::uint64_t id, status s, const std::string& text);
   void maybe_finish(int source, peer_state& p);
-  void drop_silent_peers();
-  void drop_peer(int peer, peer_state& p, const std::string& why);
-  void finish_peer(peer_state& p);
+  static double declared_work(const kernel& k, const product_views& in);
+  /// Every 100 ms at most: reports held warnings that are due, drops peers silent past the idle timeout.
+  void housekeeping();
+  void drop_peer(int peer, peer_state& p, const std::string& why, bool closed = false);
+  void finish_peer(peer_state& p, bool served);
+  std::size_t drop_queued_work(int peer, peer_state& p);
+  void forget_if_done(int peer);
+  void warn_about(int peer, const std::string& text);
+  void report_held_warnings(int peer, warning_count& w);
   detail::session_terms terms() const {
     return {cfg.limits, cfg.credits, static_cast<std::uint64_t>(cfg.idle_timeout.count())};
   }
@@ -180,7 +211,8 @@ void receiver::impl::run_batch(batch& b) {
 void receiver::impl::flush(std::uint32_t kernel_id) {
   auto it = open_batches.find(kernel_id);
   if (it == open_batches.end() || it->second.items.empty()) return;
-  jobs.push(std::move(it->second));
+  const int owner = it->second.items.front().peer;
+  jobs.push(owner, std::move(it->second));
   open_batches.erase(it);
 }
 
@@ -193,11 +225,12 @@ bool receiver::impl::progress() {
     replies.swap(finished_jobs);
   }
   for (auto& r : replies) {
-    auto& p = peers[r.peer];
+    auto& p = peers.at(r.peer);  // (its entry stays while it is owed anything)
     --p.outstanding;
     busy = true;
     if (p.dropped) {
       count([](receiver_stats& s) { s.replies_discarded += 1; });
+      forget_if_done(r.peer);
       continue;
     }
     const auto bytes = r.reply.size();
@@ -207,6 +240,7 @@ bool receiver::impl::progress() {
       s.bytes_out += bytes;
     });
     maybe_finish(r.peer, p);
+    forget_if_done(r.peer);
   }
 
   for (int i = 0; i < 64; ++i) {
@@ -225,7 +259,7 @@ bool receiver::impl::progress() {
     busy = busy || !due.empty();
   }
 
-  drop_silent_peers();
+  housekeeping();
 
   if (!done_signalled && peers_finished >= expected_peers) {
     bool idle = true;
@@ -262,10 +296,18 @@ void receiver::impl::send_error(int dest, std::uint64_t id, status s, const std:
 }
 
 void receiver::impl::handle(detail::incoming in) {
-  if (in.closed) {  // (gRPC) its stream ended: a peer still in session is gone
+  if (in.closed) {  // (gRPC) its stream ended: a peer still in session is gone, and never comes back
     auto it = peers.find(in.source);
-    if (it != peers.end() && it->second.hello && !it->second.finished)
-      drop_peer(in.source, it->second, "closed its connection (" + in.closed_reason + ")");
+    if (it == peers.end()) {
+      ep->forget(in.source);
+      return;
+    }
+    auto& p = it->second;
+    p.closed = true;
+    trim_due = true;
+    if (p.hello && !p.finished) drop_peer(in.source, p, "closed its connection (" + in.closed_reason + ")", true);
+    drop_queued_work(in.source, p);  // (a peer that said goodbye has none queued any more)
+    forget_if_done(in.source);
     return;
   }
   const std::uint64_t received_ns = detail::now_ns();
@@ -273,9 +315,10 @@ void receiver::impl::handle(detail::incoming in) {
   const std::uint64_t id = peek_request_id(in.bytes.span());
   if (in.oversized) {
     count([](receiver_stats& s) { s.malformed += 1; });
+    trim_due = true;
     const auto text = "message of " + std::to_string(in.size) + " bytes exceeds the receiver's maximum of " +
                       std::to_string(cfg.limits.max_message_bytes);
-    spdlog::warn("{}: from {}: {}", self, ep->describe(in.source), text);
+    warn_about(in.source, "from " + ep->describe(in.source) + ": " + text);
     send_error(in.source, id, status::too_large, text);
     return;
   }
@@ -283,7 +326,8 @@ void receiver::impl::handle(detail::incoming in) {
   if (!decoded) {
     count([](receiver_stats& s) { s.malformed += 1; });
     const auto& e = decoded.error();
-    spdlog::warn("{}: malformed message from {}: {} ({})", self, ep->describe(in.source), e.text, to_string(e.code));
+    warn_about(in.source, "malformed message from " + ep->describe(in.source) + ": " + e.text + " (" +
+                              std::string(to_string(e.code)) + ")");
     send_error(in.source, id, status::malformed,
                "malformed message: " + e.text + " (" + std::string(to_string(e.code)) + ")");
     return;
@@ -305,6 +349,8 @@ void receiver::impl::handle(detail::incoming in) {
         break;
       }
       p.goodbye = true;
+      // It waits for nothing more: requests still queued were given up (timed out) on its side.
+      drop_queued_work(in.source, p);
       maybe_finish(in.source, p);
       break;
     }
@@ -323,7 +369,7 @@ void receiver::impl::handle_hello(int source, const message& m) {
   const auto hello = detail::parse_hello(m);
   if (!hello.ok()) {
     count([](receiver_stats& s) { s.malformed += 1; });
-    spdlog::warn("{}: bad hello from {}: {}", self, ep->describe(source), hello.error);
+    warn_about(source, "bad hello from " + ep->describe(source) + ": " + hello.error);
     send_error(source, m.header().request_id, status::malformed, "bad hello: " + hello.error);
     return;
   }
@@ -340,10 +386,11 @@ void receiver::impl::handle_hello(int source, const message& m) {
     p.hello = true;
     return;
   }
-  spdlog::error("{}: kernel set mismatch with transmitter {}: {}", self, ep->describe(source),
-                detail::kernel_set_difference(ours, theirs, "this receiver", "transmitter " + ep->describe(source)));
+  const auto them = "transmitter " + ep->describe(source);
+  warn_about(source, "kernel set mismatch with " + them + ": " +
+                         detail::kernel_set_difference(ours, theirs, "this receiver", them));
   count([](receiver_stats& s) { s.handshake_failures += 1; });
-  finish_peer(p);
+  finish_peer(p, false);
 }
 
 void receiver::impl::handle_request(int source, message m, std::uint64_t received_ns) {
@@ -366,12 +413,17 @@ void receiver::impl::handle_request(int source, message m, std::uint64_t receive
     s = status::unknown_kernel;
     problem = "kernel id " + std::to_string(h.kernel_id) + " is not one of the " + std::to_string(kernels.size()) +
               " kernels here";
+  } else if (const double work = declared_work(*k, m.products()); cfg.max_work > 0 && work > cfg.max_work) {
+    s = status::too_large;
+    problem = "kernel '" + std::string(k->name()) + "': the request's declared work of " + fmt::format("{:.3g}", work) +
+              " flops exceeds this receiver's maximum of " + fmt::format("{:.3g}", cfg.max_work) + " (max_work)";
   }
   if (s != status::ok) {
     send_error(source, h.request_id, s, problem);
     return;
   }
   ++p.outstanding;
+  ++p.requests;
   count([](receiver_stats& x) { x.requests += 1; });
   const auto kernel_id = h.kernel_id;
   auto& b = open_batches[kernel_id];
@@ -383,23 +435,45 @@ void receiver::impl::handle_request(int source, message m, std::uint64_t receive
   if (b.items.size() >= cfg.max_batch) flush(kernel_id);
 }
 
+double receiver::impl::declared_work(const kernel& k, const product_views& in) {
+  try {
+    return k.cost(in).flops;
+  } catch (const std::exception&) {
+    return 0;  // inputs the kernel cannot cost are invalid: the kernel thread refuses them (bad_input)
+  }
+}
+
 void receiver::impl::maybe_finish(int source, peer_state& p) {
   if (!p.goodbye || p.finished || p.outstanding != 0) return;
   ep->send(source, detail::make_goodbye_ack());
-  finish_peer(p);
+  finish_peer(p, true);
 }
 
-void receiver::impl::finish_peer(peer_state& p) {
+void receiver::impl::finish_peer(peer_state& p, bool served) {
   p.finished = true;
+  // A job's own receivers count every peer once, whatever the outcome (a transmitter turned
+  // away does not try again); a shared service counts the sessions it served, so that a client
+  // that fails the handshake or leaves at once does not use up its expected sessions.
+  if (!served && !cfg.count_every_peer) return;
   ++peers_finished;
   count([&](receiver_stats& s) { s.peers_finished = peers_finished; });
 }
 
-void receiver::impl::drop_silent_peers() {
-  if (cfg.idle_timeout.count() <= 0) return;
+void receiver::impl::housekeeping() {
   const auto now = std::chrono::steady_clock::now();
-  if (now < next_idle_check) return;
-  next_idle_check = now + std::min<std::chrono::milliseconds>(cfg.idle_timeout / 10, std::chrono::milliseconds(100));
+  if (now < next_housekeeping) return;
+  next_housekeeping = now + std::chrono::milliseconds(100);
+  if (cfg.idle_timeout.count() > 0) next_housekeeping = std::min(next_housekeeping, now + cfg.idle_timeout / 10);
+  for (auto& [peer, w] : warnings)
+    if (w.held > 0 && now >= w.next_report) report_held_warnings(peer, w);
+  if (trim_due && now - last_trim >= std::chrono::milliseconds(500)) {
+#if defined(__GLIBC__)
+    malloc_trim(0);  // free pages inside the heap too, not only its top
+#endif
+    trim_due = false;
+    last_trim = now;
+  }
+  if (cfg.idle_timeout.count() <= 0) return;
   for (auto& [peer, p] : peers) {
     // (A peer that said goodbye is waiting for us, not gone: its last replies are still owed.)
     if (!p.hello || p.goodbye || p.finished || now - p.last_heard < cfg.idle_timeout) continue;
@@ -407,19 +481,77 @@ void receiver::impl::drop_silent_peers() {
   }
 }
 
-void receiver::impl::drop_peer(int peer, peer_state& p, const std::string& why) {
+void receiver::impl::drop_peer(int peer, peer_state& p, const std::string& why, bool closed) {
   const auto abandoned = ep->abandon(peer);
-  spdlog::warn(
-      "{}: transmitter {} {}: dropping it, reclaiming its {} credit(s) in use, giving up {} repl(ies) it "
-      "has not taken and discarding any still being computed",
-      self, ep->describe(peer), why, p.outstanding, abandoned);
+  // A client that closes its connection is a service's daily life (info); one that falls
+  // silent without closing it is not (warning).
+  spdlog::log(closed ? spdlog::level::info : spdlog::level::warn,
+              "{}: transmitter {} {}: dropping it, reclaiming its {} credit(s) in use, giving up {} repl(ies) it "
+              "has not taken and discarding any still being computed",
+              self, ep->describe(peer), why, p.outstanding, abandoned);
   p.hello = false;
   p.dropped = true;
   count([&](receiver_stats& s) {
     s.peers_dropped += 1;
     s.replies_discarded += abandoned;
   });
-  finish_peer(p);
+  drop_queued_work(peer, p);
+  finish_peer(p, p.requests > 0);
+}
+
+std::size_t receiver::impl::drop_queued_work(int peer, peer_state& p) {
+  std::size_t dropped = 0;
+  auto keep = [&](batch& b) {
+    dropped += std::erase_if(b.items, [&](const job& j) { return j.peer == peer; });
+    return !b.items.empty();
+  };
+  jobs.filter(keep);
+  for (auto it = open_batches.begin(); it != open_batches.end();)
+    it = keep(it->second) ? std::next(it) : open_batches.erase(it);
+  if (dropped == 0) return 0;
+  p.outstanding -= static_cast<std::uint32_t>(dropped);
+  count([&](receiver_stats& s) { s.work_dropped += dropped; });
+  spdlog::info("{}: dropped {} queued request(s) of transmitter {}, which no longer waits for them", self, dropped,
+               ep->describe(peer));
+  return dropped;
+}
+
+void receiver::impl::forget_if_done(int peer) {
+  // Over gRPC every session is a new peer: what is kept about one goes when its stream has
+  // ended and nothing is owed to it, so that a service's memory does not grow with sessions.
+  auto it = peers.find(peer);
+  if (it == peers.end() || !it->second.closed || it->second.outstanding != 0) return;
+  peers.erase(it);
+  if (auto w = warnings.find(peer); w != warnings.end()) {
+    report_held_warnings(peer, w->second);
+    warnings.erase(w);
+  }
+  ep->forget(peer);
+}
+
+void receiver::impl::warn_about(int peer, const std::string& text) {
+  auto& w = warnings[peer];
+  if (w.logged < first_warnings) {
+    ++w.logged;
+    spdlog::warn("{}: {}", self, text);
+    if (w.logged == first_warnings) {
+      spdlog::warn("{}: {} warnings about {}: further ones are counted and reported every {} s", self, first_warnings,
+                   ep->describe(peer), warning_period.count());
+      w.next_report = std::chrono::steady_clock::now() + warning_period;
+    }
+    return;
+  }
+  ++w.held;
+  w.last = text;
+  if (std::chrono::steady_clock::now() >= w.next_report) report_held_warnings(peer, w);
+}
+
+void receiver::impl::report_held_warnings(int peer, warning_count& w) {
+  if (w.held == 0) return;
+  spdlog::warn("{}: {} more warning(s) about {} (not logged one by one); the last: {}", self, w.held,
+               ep->describe(peer), w.last);
+  w.held = 0;
+  w.next_report = std::chrono::steady_clock::now() + warning_period;
 }
 
 receiver::receiver(runtime& rt, const kernel_registry& kernels, const transport& link, std::size_t expected_peers,

@@ -57,6 +57,8 @@ class endpoint {
   virtual std::string describe(int peer) const = 0;
   /// The port a listening endpoint listens on (gRPC receivers); 0 for the others.
   virtual int port() const noexcept { return 0; }
+  /// The caller is done with `peer`, whose connection has closed: what is kept about it goes.
+  virtual void forget(int /*peer*/) {}
 
   /// Sends `bytes` to `dest`; the buffer returns to its pool once the transport is done with it.
   void send(int dest, buffer bytes);

@@ -3,6 +3,7 @@
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/resource_quota.h>
 
 #include <algorithm>
 #include <atomic>
@@ -28,7 +29,10 @@ struct shared_state {
   std::mutex mutex;
   std::deque<incoming> arrived;  // guarded by mutex
   std::atomic<std::size_t> posted{0};
-  std::atomic<bool> completed{false};    // a send completed since complete_sends() last looked
+  std::atomic<bool> completed{false};  // a send completed since complete_sends() last looked
+  std::atomic<std::size_t> others_done{0};
+  std::size_t max_queued = 0;  // (server) messages waiting for one stream before it is cut off; 0: no limit  //
+                               // (server) streams of other methods finished, not yet freed
   std::condition_variable op_completed;  // with mutex: an operation of some stream completed
 
   void push(incoming in) {
@@ -72,6 +76,7 @@ class stream {
   /// Dispatches a completed operation. The stream may be destroyed by the progress thread as
   /// soon as its `closed` incoming is pushed, so that push is the last thing done here.
   void on(op::kind_t kind, bool ok) {
+    shared_state& shared = m_shared;  // (the stream may be gone once the lock is released)
     if (kind == op::start) starting(ok);
     std::optional<incoming> arrived;
     {
@@ -84,25 +89,35 @@ class stream {
         case op::writes_done: break;
         case op::finish:
           m_done = true;
-          if (m_peer < 0) break;  // a stream of another method: nobody to tell
+          if (m_peer < 0) {  // a stream of another method: nobody to tell; the endpoint frees it
+            shared.others_done.fetch_add(1);
+            break;
+          }
           arrived = incoming{};
           arrived->source = m_peer;
           arrived->closed = true;
-          arrived->closed_reason = closed_reason();
+          arrived->closed_reason = m_cut_reason.empty() ? closed_reason() : m_cut_reason;
           break;
       }
       maybe_finish();
     }
     // Neither touches the stream, which may be gone once its end is pushed.
-    shared_state& shared = m_shared;
     if (arrived) shared.push(std::move(*arrived));
     shared.notify_op_completed();
   }
 
-  /// Queues a message; dropped (its buffer released) when the stream is over.
+  /// Queues a message; dropped (its buffer released) when the stream is over. A stream with
+  /// `max_queued` messages already waiting is cut off: its client does not read.
   void post(outgoing o) {
     std::lock_guard lock(m_mutex);
     if (m_broken || m_finishing || m_done || m_closing) return;
+    if (m_shared.max_queued > 0 && m_writes.size() >= m_shared.max_queued) {
+      m_cut_reason = "cut off: " + std::to_string(m_writes.size()) + " messages were waiting for it to read";
+      m_broken = true;
+      drop_queued();
+      if (!m_done) try_cancel();
+      return;
+    }
     m_writes.push_back(std::move(o));
     m_shared.posted.fetch_add(1);
     if (m_open && !m_writing) start_write();
@@ -251,6 +266,7 @@ class stream {
 
  private:
   std::deque<outgoing> m_writes;  // the front is being written while m_writing
+  std::string m_cut_reason;       // why this side ended the stream, if it did
   bool m_open = false;
   bool m_writing = false;
   bool m_read_closed = false;
@@ -397,6 +413,8 @@ class server_stream final : public stream {
     service.RequestCall(&m_context, &m_call, &m_cq, &m_cq, &m_start_op);
   }
   const std::string& description() const noexcept { return m_description; }
+  /// A stream of another method, answered UNIMPLEMENTED (read once it is done).
+  bool turned_away() const noexcept { return m_peer < 0 && !m_method_ok; }
 
  private:
   void starting(bool ok) override;
@@ -425,14 +443,25 @@ class server_stream final : public stream {
 
 class grpc_server final : public endpoint {
  public:
-  grpc_server(const std::string& address, std::size_t threads, buffer_pool& pool, std::uint64_t max_receive,
+  grpc_server(const grpc_listen& listen, buffer_pool& pool, std::uint64_t max_receive, std::size_t max_queued,
               const link_emulation& emulate, std::function<void()> wake)
       : endpoint(pool, max_receive, emulate), m_shared(pool, max_receive, std::move(wake)) {
+    const std::string& address = listen.address;
+    const std::size_t threads = listen.threads;
+    m_shared.max_queued = max_queued;
     int& bound_port = m_port;
     if (threads == 0) throw std::invalid_argument("a gRPC receiver needs at least 1 completion-queue thread");
     grpc::ServerBuilder builder;
-    builder.SetMaxReceiveMessageSize(-1);  // mpi-offload's own limits apply, and answer with an error
+    // mpi-offload's own limit applies, and answers with a too_large error on the stream. (gRPC
+    // 1.51's own limit would not save memory: it receives the whole message before checking
+    // its length, measured in results/reliability.md; the resource quota bounds that.)
+    builder.SetMaxReceiveMessageSize(-1);
     builder.SetMaxSendMessageSize(-1);
+    if (listen.memory_bytes > 0) {
+      grpc::ResourceQuota quota("offload receiver at " + listen.address);
+      quota.Resize(listen.memory_bytes);
+      builder.SetResourceQuota(quota);
+    }
     builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &bound_port);
     builder.RegisterAsyncGenericService(&m_service);
     for (std::size_t i = 0; i < threads; ++i) m_queues.push_back(builder.AddCompletionQueue());
@@ -470,6 +499,7 @@ class grpc_server final : public endpoint {
   }
 
   std::optional<incoming> receive() override {
+    if (m_shared.others_done.load() > 0) release_other_streams();
     std::optional<incoming> in;
     {
       std::lock_guard lock(m_shared.mutex);
@@ -477,13 +507,17 @@ class grpc_server final : public endpoint {
       in = std::move(m_shared.arrived.front());
       m_shared.arrived.pop_front();
     }
-    if (in->closed) forget(in->source);
+    if (in->closed) release_stream(in->source);
     return in;
   }
   std::string describe(int peer) const override {
     std::lock_guard lock(m_mutex);
     auto it = m_descriptions.find(peer);
     return it != m_descriptions.end() ? it->second : "peer " + std::to_string(peer);
+  }
+  void forget(int peer) override {
+    std::lock_guard lock(m_mutex);
+    m_descriptions.erase(peer);
   }
   void describe_as(int peer, std::string text) {
     std::lock_guard lock(m_mutex);
@@ -513,15 +547,21 @@ class grpc_server final : public endpoint {
     return it != m_peers.end() ? it->second : nullptr;
   }
   /// A stream whose end was reported is freed here, on the progress thread (its last handler
-  /// has returned: pushing that report was the last thing it did). So are streams of other
-  /// methods that are done.
-  void forget(int peer) {
+  /// has returned: pushing that report was the last thing it did).
+  void release_stream(int peer) {
     std::lock_guard lock(m_mutex);
     if (auto it = m_peers.find(peer); it != m_peers.end()) {
       server_stream* s = it->second;
       m_peers.erase(it);
       std::erase_if(m_streams, [s](const auto& p) { return p.get() == s; });
     }
+  }
+
+  /// Frees the finished streams of other methods (turned away at the start).
+  void release_other_streams() {
+    std::lock_guard lock(m_mutex);
+    const auto n = std::erase_if(m_streams, [](const auto& p) { return p->done() && p->turned_away(); });
+    m_shared.others_done.fetch_sub(n);
   }
 
   shared_state m_shared;
@@ -570,10 +610,10 @@ std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>& addre
   return std::make_unique<grpc_client>(addresses, pool, max_receive_bytes, emulate, std::move(wake));
 }
 
-std::unique_ptr<endpoint> make_grpc_server(const std::string& address, std::size_t threads, buffer_pool& pool,
-                                           std::uint64_t max_receive_bytes, const link_emulation& emulate,
-                                           std::function<void()> wake) {
-  return std::make_unique<grpc_server>(address, threads, pool, max_receive_bytes, emulate, std::move(wake));
+std::unique_ptr<endpoint> make_grpc_server(const grpc_listen& listen, buffer_pool& pool,
+                                           std::uint64_t max_receive_bytes, std::size_t max_queued_sends,
+                                           const link_emulation& emulate, std::function<void()> wake) {
+  return std::make_unique<grpc_server>(listen, pool, max_receive_bytes, max_queued_sends, emulate, std::move(wake));
 }
 
 }  // namespace offload::detail

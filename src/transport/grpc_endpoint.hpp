@@ -11,6 +11,8 @@
 
 #include "endpoint.hpp"
 
+#include <offload/grpc.hpp>
+
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -35,11 +37,13 @@ std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>& addre
                                            std::uint64_t max_receive_bytes, const link_emulation& emulate,
                                            std::function<void()> wake);
 
-/// A receiver's side: listens on `address` ("host:port"; port 0 picks a free one: see
-/// endpoint::port()) with `threads` completion-queue threads. Each accepted stream is a new peer,
-/// numbered from 0 in the order they arrive. Throws grpc_unavailable when it cannot listen.
-std::unique_ptr<endpoint> make_grpc_server(const std::string& address, std::size_t threads, buffer_pool& pool,
-                                           std::uint64_t max_receive_bytes, const link_emulation& emulate,
-                                           std::function<void()> wake);
+/// A receiver's side: listens on `listen.address` ("host:port"; port 0 picks a free one: see
+/// endpoint::port()) with `listen.threads` completion-queue threads, gRPC's memory bounded by
+/// `listen.memory_bytes`. Each accepted stream is a new peer, numbered from 0 in the order they
+/// arrive; one with more than `max_queued_sends` messages waiting to be written to it (a client
+/// that does not read) is cancelled. Throws grpc_unavailable when it cannot listen.
+std::unique_ptr<endpoint> make_grpc_server(const grpc_listen& listen, buffer_pool& pool,
+                                           std::uint64_t max_receive_bytes, std::size_t max_queued_sends,
+                                           const link_emulation& emulate, std::function<void()> wake);
 
 }  // namespace offload::detail

@@ -61,8 +61,14 @@ std::optional<incoming> mpi_endpoint::receive() {
     // MPI cannot drop a matched message, and a truncating receive is not safe: Open MPI 4.1's
     // shared-memory single-copy path writes the whole message into the short buffer (measured:
     // a segfault). So an oversized one is received whole into a temporary buffer that the
-    // caller discards at once; it never enters the pool or a queue.
-    in.bytes = in.oversized ? buffer(static_cast<std::size_t>(count)) : m_pool.acquire(static_cast<std::size_t>(count));
+    // caller discards at once (it never enters the pool or a queue), one at a time: a peer
+    // sending many makes this endpoint hold one, not all.
+    if (in.oversized) {
+      m_receiving.push_back({MPI_REQUEST_NULL, std::move(in), false, false, msg});
+      if (!m_oversized_running) start_oversized(m_receiving.back());
+      continue;
+    }
+    in.bytes = m_pool.acquire(static_cast<std::size_t>(count));
     if (in.size < m_blocking_below && m_receiving.empty()) {
       // Small: its data is there (eager) or one local copy away; a blocking receive is cheaper.
       OFFLOAD_MPI_CHECK(MPI_Mrecv(in.bytes.data(), static_cast<int>(count), MPI_BYTE, &msg, MPI_STATUS_IGNORE));
@@ -77,7 +83,7 @@ std::optional<incoming> mpi_endpoint::receive() {
   m_test_requests.clear();
   m_test_slots.clear();
   for (std::size_t i = 0; i < m_receiving.size(); ++i) {
-    if (m_receiving[i].done) continue;
+    if (m_receiving[i].done || !m_receiving[i].started) continue;
     m_test_requests.push_back(m_receiving[i].request);
     m_test_slots.push_back(i);
   }
@@ -106,9 +112,24 @@ std::optional<incoming> mpi_endpoint::take_ready() {
     }
     incoming out = std::move(it->in);
     m_receiving.erase(it);
+    if (out.oversized) {
+      m_oversized_running = false;
+      for (auto& r : m_receiving)
+        if (!r.started) {
+          start_oversized(r);
+          break;
+        }
+    }
     return out;
   }
   return std::nullopt;
+}
+
+void mpi_endpoint::start_oversized(receiving& r) {
+  r.in.bytes = buffer(static_cast<std::size_t>(r.in.size));
+  OFFLOAD_MPI_CHECK(MPI_Imrecv(r.in.bytes.data(), static_cast<int>(r.in.size), MPI_BYTE, &r.message, &r.request));
+  r.started = true;
+  m_oversized_running = true;
 }
 
 void mpi_endpoint::post(outgoing o) {

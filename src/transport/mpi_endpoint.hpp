@@ -26,7 +26,8 @@ class mpi_endpoint final : public endpoint {
   /// the next message whose receive completed, if any: a large message over a long link takes
   /// round trips to arrive, and the progress thread must not block on it. Messages of one
   /// source are returned in the order they were matched. Messages over the maximum are
-  /// received into a temporary (unpooled) buffer and flagged `oversized`. At most
+  /// received whole (MPI cannot drop a matched message) into a temporary (unpooled) buffer,
+  /// one at a time (the others wait, matched, until it is taken), and flagged `oversized`. At most
   /// `max_receiving` receives run at once; the rest wait in MPI. Throws for a message of
   /// 2 GiB or more (one MPI_BYTE receive cannot hold it).
   std::optional<incoming> receive() override;
@@ -46,12 +47,16 @@ class mpi_endpoint final : public endpoint {
     MPI_Request request;
     incoming in;
     bool done = false;
+    bool started = true;  // false: an oversized message matched, waiting for the one before it
+    MPI_Message message = MPI_MESSAGE_NULL;
   };
+  void start_oversized(receiving& r);
   std::optional<incoming> take_ready();
   template <class Remove> std::size_t remove_sends_if(Remove remove);
   MPI_Comm m_comm;
   std::uint64_t m_blocking_below;
   std::deque<receiving> m_receiving;  // in match order
+  bool m_oversized_running = false;   // an oversized receive started and not yet taken
   std::vector<MPI_Request> m_test_requests;
   std::vector<std::size_t> m_test_slots;
   std::vector<MPI_Request> m_requests;

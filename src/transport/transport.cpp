@@ -59,8 +59,8 @@ class grpc_server_transport final : public transport_impl {
     throw std::invalid_argument("grpc_listen is how a receiver serves; a transmitter reaches receivers with grpc_link");
   }
   listening listen(runtime& rt, const endpoint_settings& s) const override {
-    auto ep = make_grpc_server(m_listen.address, m_listen.threads, s.pool, s.max_receive_bytes, s.emulate,
-                               [&rt] { rt.wake(); });
+    auto ep =
+        make_grpc_server(m_listen, s.pool, s.max_receive_bytes, s.max_queued_sends, s.emulate, [&rt] { rt.wake(); });
     auto name =
         "receiver at " + m_listen.address.substr(0, m_listen.address.rfind(':')) + ":" + std::to_string(ep->port());
     return {std::move(ep), std::move(name)};

@@ -21,6 +21,9 @@ struct endpoint_settings {
   buffer_pool& pool;
   std::uint64_t max_receive_bytes;  ///< larger messages arrive flagged `oversized`
   link_emulation emulate;
+  /// (gRPC receivers) most messages waiting to be written to one peer before it is cut off as
+  /// a client that does not read; 0: no limit.
+  std::size_t max_queued_sends = 0;
 };
 
 class transport_impl {

@@ -9,6 +9,7 @@
 
 #include "src/session/handshake.hpp"
 #include "src/transport/grpc_endpoint.hpp"
+#include "tests/grpc/raw_stream.hpp"
 #include "tests/mpi/check.hpp"
 
 #include <grpcpp/generic/generic_stub.h>
@@ -25,81 +26,12 @@ namespace {
 
 constexpr std::uint64_t max_bytes = 64 << 10;
 
-/// One client stream driven one operation at a time.
-class raw_stream {
- public:
-  raw_stream(const std::string& address, const std::string& method)
-      : m_channel(grpc::CreateChannel(address, grpc::InsecureChannelCredentials())), m_stub(m_channel) {
-    m_call = m_stub.PrepareCall(&m_context, method, &m_cq);
-    m_call->StartCall(tag(1));
-    m_started = wait(1);
-  }
-  ~raw_stream() {
-    m_context.TryCancel();
-    m_cq.Shutdown();
-    void* t = nullptr;
-    bool ok = false;
-    while (m_cq.Next(&t, &ok)) {
-    }
-  }
-  bool send(const buffer& b) {
-    grpc::Slice s(b.data(), b.size());
-    grpc::ByteBuffer bb(&s, 1);
-    m_call->Write(bb, tag(2));
-    return wait(2);
-  }
-  std::optional<message> receive() {
-    grpc::ByteBuffer bb;
-    m_call->Read(&bb, tag(3));
-    if (!wait(3)) return std::nullopt;
-    std::vector<grpc::Slice> slices;
-    (void)bb.Dump(&slices);
-    buffer out(bb.Length());
-    std::size_t at = 0;
-    for (const auto& s : slices) {
-      std::memcpy(out.data() + at, s.begin(), s.size());
-      at += s.size();
-    }
-    auto m = message::from(std::move(out));
-    if (!m) return std::nullopt;
-    return std::move(m.value());
-  }
-  grpc::Status finish() {
-    grpc::Status st;
-    if (m_started) {
-      m_call->WritesDone(tag(4));
-      wait(4);
-    }
-    m_call->Finish(&st, tag(5));
-    wait(5);
-    return st;
-  }
-  void cut() { m_context.TryCancel(); }
-
- private:
-  static void* tag(std::intptr_t n) { return reinterpret_cast<void*>(n); }
-  bool wait(std::intptr_t expected) {
-    void* t = nullptr;
-    bool ok = false;
-    if (!m_cq.Next(&t, &ok)) return false;
-    EXPECT(t == tag(expected), "completion of operation %ld, expected %ld", long(reinterpret_cast<std::intptr_t>(t)),
-           long(expected));
-    return ok;
-  }
-  std::shared_ptr<grpc::Channel> m_channel;
-  grpc::GenericStub m_stub;
-  grpc::CompletionQueue m_cq;
-  grpc::ClientContext m_context;
-  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> m_call;
-  bool m_started = false;
-};
-
 buffer request(std::uint64_t id, std::uint32_t kernel_id, const std::vector<product>& ps) {
   return encode({message_kind::request, id, kernel_id, status::ok}, product_views(ps));
 }
 
-void expect_error(raw_stream& s, const buffer& bytes, status st, const std::string& text, const char* what,
-                  std::uint64_t id = 0) {
+void expect_error(offload_test::raw_stream& s, const buffer& bytes, status st, const std::string& text,
+                  const char* what, std::uint64_t id = 0) {
   EXPECT(s.send(bytes), "%s: the send failed", what);
   auto m = s.receive();
   EXPECT(m.has_value(), "%s: no answer", what);
@@ -115,7 +47,7 @@ void expect_error(raw_stream& s, const buffer& bytes, status st, const std::stri
 }
 
 void rogue(const std::string& address, const kernel_registry& kernels) {
-  raw_stream s(address, detail::grpc_session_method);
+  offload_test::raw_stream s(address, detail::grpc_session_method);
   buffer garbage(100);
   for (std::size_t i = 0; i < garbage.size(); ++i) garbage.data()[i] = std::byte(i * 37 + 11);
   expect_error(s, garbage, status::malformed, "magic", "garbage before hello");
@@ -152,14 +84,14 @@ void rogue(const std::string& address, const kernel_registry& kernels) {
   std::printf("rogue: session ended with status OK after its goodbye\n");
 
   // Another method: refused by the server, and no peer.
-  raw_stream other(address, "/offload.Offload/Other");
+  offload_test::raw_stream other(address, "/offload.Offload/Other");
   const auto refused = other.finish();
   EXPECT(refused.error_code() == grpc::StatusCode::UNIMPLEMENTED, "another method got code %d",
          int(refused.error_code()));
   std::printf("rogue: another method -> code %d: %s\n", int(refused.error_code()), refused.error_message().c_str());
 
   // A session cut with a request outstanding: the receiver drops it (and its credit).
-  raw_stream cut(address, detail::grpc_session_method);
+  offload_test::raw_stream cut(address, detail::grpc_session_method);
   EXPECT(cut.send(detail::encode_hello(message_kind::hello, status::ok, kernels.signature())), "hello not sent");
   EXPECT(cut.receive().has_value(), "no hello_ack");
   const auto slow = std::vector<product>{product::make("x", std::vector<float>(4096, 1.0f))};
