@@ -10,7 +10,8 @@
 #     its memory one second later;
 #  3. fairness: a burst of 8 synthetic requests (about 0.25 s each) from one client, then one
 #     echo from another: how long the echo waits and how many of the burst ran first; the same
-#     burst cancelled at once: how long the next echo waits.
+#     burst cancelled at once: how long the next echo waits;
+#  4. logs: 2000 malformed messages from one client: the lines the service wrote.
 #   scripts/bench_service.sh [SESSIONS (3000)] [OFFLOAD_SERVE (build-cpu/apps/offload-serve)]
 # (another offload-serve, e.g. an older commit's, measures that one with this client)
 # Every figure is one run on this machine; quote them with the machine and the commit.
@@ -46,7 +47,9 @@ start --max-message-bytes $((16 << 20))
 "$client" oversize "$address" "$pid" $((256 << 20)) --settle-ms 1000 --slack-kib 1000000 | grep '^oversize'
 stop
 start
-"$client" fairness "$address" 1000 200000 8 | grep '^fairness' || true
-"$client" cancel "$address" 1000 200000 8 | grep '^cancel' || true
+"$client" fairness "$address" 1000 100000 8 | grep '^fairness' || true
+"$client" cancel "$address" 1000 100000 8 | grep '^cancel' || true
+"$client" junk "$address" 2000 | grep '^junk'
 stop
+echo "log: after 2000 junk messages: $(wc -l <"$tmp/serve.out") lines on stdout, $(wc -l <"$tmp/serve.err") on stderr"
 grep -E "served|stopped" "$tmp/serve.out" || true

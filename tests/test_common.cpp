@@ -87,6 +87,12 @@ TEST_CASE("fair_queue serves owners in turn, whatever their bursts") {
   std::vector<int> order;
   for (int i = 0; i < 6; ++i) order.push_back(*q.pop());
   CHECK(order == std::vector<int>{100, 200, 300, 101, 301, 102});
+  // An owner that arrives while another's item is being worked on is served next.
+  q.push(5, 500);
+  CHECK(*q.pop() == 500);
+  CHECK(*q.pop() == 103);
+  q.push(6, 600);
+  CHECK(*q.pop() == 600);
   // Removing what an owner still has queued (a peer that is gone), and trimming items.
   q.push(2, 201);
   q.filter([](int& v) { return v / 100 != 1; });

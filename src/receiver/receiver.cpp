@@ -139,6 +139,8 @@ struct receiver::impl final : progress_client {
   void finish_peer(peer_state& p, bool served);
   std::size_t drop_queued_work(int peer, peer_state& p);
   void forget_if_done(int peer);
+  /// Everything kept about `peer`, whose connection has ended, goes (held warnings are reported).
+  void forget(int peer);
   void warn_about(int peer, const std::string& text);
   void report_held_warnings(int peer, warning_count& w);
   detail::session_terms terms() const {
@@ -298,8 +300,8 @@ void receiver::impl::send_error(int dest, std::uint64_t id, status s, const std:
 void receiver::impl::handle(detail::incoming in) {
   if (in.closed) {  // (gRPC) its stream ended: a peer still in session is gone, and never comes back
     auto it = peers.find(in.source);
-    if (it == peers.end()) {
-      ep->forget(in.source);
+    if (it == peers.end()) {  // it never said hello nor sent a request
+      forget(in.source);
       return;
     }
     auto& p = it->second;
@@ -521,7 +523,11 @@ void receiver::impl::forget_if_done(int peer) {
   // ended and nothing is owed to it, so that a service's memory does not grow with sessions.
   auto it = peers.find(peer);
   if (it == peers.end() || !it->second.closed || it->second.outstanding != 0) return;
-  peers.erase(it);
+  forget(peer);
+}
+
+void receiver::impl::forget(int peer) {
+  peers.erase(peer);
   if (auto w = warnings.find(peer); w != warnings.end()) {
     report_held_warnings(peer, w->second);
     warnings.erase(w);

@@ -1,8 +1,10 @@
 #pragma once
 // A blocking queue for worker threads that is fair across owners (a receiver's peers): each
 // owner has its own FIFO, and pop() serves the owners with work in round robin, one item each
-// turn. So a burst of n items from one owner delays another owner's single item by at most one
-// item, not n. pop() returns nullopt once the queue is closed and drained.
+// turn. An owner just served goes to the back of the turns only at the next pop(), after
+// owners that arrived meanwhile: with one consumer, an owner's single item waits for the item
+// being worked on and for one item of each other owner with work, never for a burst. pop()
+// returns nullopt once the queue is closed and drained.
 
 #include <condition_variable>
 #include <cstddef>
@@ -19,7 +21,7 @@ template <class T> class fair_queue {
     {
       std::lock_guard lock(m_mutex);
       auto& q = m_queues[owner];
-      if (q.empty()) m_turns.push_back(owner);
+      if (q.empty()) m_turns.push_back(owner);  // (an owner with items is in m_turns or m_served)
       q.push_back(std::move(item));
       ++m_size;
     }
@@ -29,8 +31,10 @@ template <class T> class fair_queue {
   /// The first item of the owner whose turn it is; that owner goes to the back of the turns.
   std::optional<T> pop() {
     std::unique_lock lock(m_mutex);
-    m_cv.wait(lock, [&] { return m_closed || !m_turns.empty(); });
-    if (m_turns.empty()) return std::nullopt;
+    m_cv.wait(lock, [&] { return m_closed || m_size > 0; });
+    if (m_size == 0) return std::nullopt;
+    m_turns.insert(m_turns.end(), m_served.begin(), m_served.end());
+    m_served.clear();
     const int owner = m_turns.front();
     m_turns.pop_front();
     auto it = m_queues.find(owner);
@@ -40,7 +44,7 @@ template <class T> class fair_queue {
     if (it->second.empty())
       m_queues.erase(it);
     else
-      m_turns.push_back(owner);
+      m_served.push_back(owner);
     return item;
   }
 
@@ -60,6 +64,7 @@ template <class T> class fair_queue {
       }
       if (q.empty()) {
         std::erase(m_turns, it->first);
+        std::erase(m_served, it->first);
         it = m_queues.erase(it);
       } else {
         ++it;
@@ -86,7 +91,8 @@ template <class T> class fair_queue {
   mutable std::mutex m_mutex;
   std::condition_variable m_cv;
   std::map<int, std::deque<T>> m_queues;  // owners with queued items only
-  std::deque<int> m_turns;                // those owners, in the order they are served
+  std::deque<int> m_turns;                // owners with items, in the order they are served
+  std::deque<int> m_served;               // owners with items served since the last pop()
   std::size_t m_size = 0;
   bool m_closed = false;
 };
