@@ -299,6 +299,7 @@ void receiver::impl::send_error(int dest, std::uint64_t id, status s, const std:
 
 void receiver::impl::handle(detail::incoming in) {
   if (in.closed) {  // (gRPC) its stream ended: a peer still in session is gone, and never comes back
+    trim_due = true;
     auto it = peers.find(in.source);
     if (it == peers.end()) {  // it never said hello nor sent a request
       forget(in.source);
@@ -306,7 +307,6 @@ void receiver::impl::handle(detail::incoming in) {
     }
     auto& p = it->second;
     p.closed = true;
-    trim_due = true;
     if (p.hello && !p.finished) drop_peer(in.source, p, "closed its connection (" + in.closed_reason + ")", true);
     drop_queued_work(in.source, p);  // (a peer that said goodbye has none queued any more)
     forget_if_done(in.source);

@@ -29,11 +29,10 @@ struct shared_state {
   std::mutex mutex;
   std::deque<incoming> arrived;  // guarded by mutex
   std::atomic<std::size_t> posted{0};
-  std::atomic<bool> completed{false};  // a send completed since complete_sends() last looked
-  std::atomic<std::size_t> others_done{0};
-  std::size_t max_queued = 0;  // (server) messages waiting for one stream before it is cut off; 0: no limit  //
-                               // (server) streams of other methods finished, not yet freed
-  std::condition_variable op_completed;  // with mutex: an operation of some stream completed
+  std::atomic<bool> completed{false};       // a send completed since complete_sends() last looked
+  std::atomic<std::size_t> others_done{0};  // (server) streams of other methods finished, not yet freed
+  std::size_t max_queued = 0;               // (server) messages waiting for one stream before it is cut off
+  std::condition_variable op_completed;     // with mutex: an operation of some stream completed
 
   void push(incoming in) {
     {

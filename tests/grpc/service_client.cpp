@@ -9,6 +9,8 @@
 //   cancel    ADDRESS ELEMENTS ITERATIONS BURST  the same burst, its stream cancelled at once:
 //             how long the other client's echo waits, against one request's time
 //   junk      ADDRESS COUNT  COUNT malformed messages on one stream, each answered
+//   noread    ADDRESS COUNT  COUNT malformed messages on one stream without reading the answers:
+//             the service cuts the stream off instead of queueing answers without end
 //   work      ADDRESS ELEMENTS ITERATIONS  one synthetic request: its reply or error (for --max-work)
 //   session   ADDRESS KIND  one session of KIND: clean, cancelled, silent or badhello (a hello
 //             whose kernel set does not match, answered with a refusing hello_ack)
@@ -121,7 +123,9 @@ int churn(const std::string& address, long pid, const std::string& kind, std::ui
       if (i > warmup) peak_after = std::max(peak_after, rss);
     }
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // The ends of the last sessions are still being handled (a client that cancels at once
+  // outruns the service), and freed memory goes back at the service's next trim.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   const long end = rss_kib(pid);
   const double per_session = 1024.0 * double(end - warm) / double(sessions - warmup);
   std::printf(
@@ -292,6 +296,22 @@ int junk(const std::string& address, std::uint64_t count) {
   return 0;
 }
 
+int noread(const std::string& address, std::uint64_t count) {
+  raw_stream s(address, detail::grpc_session_method);
+  buffer garbage(100);
+  for (std::size_t i = 0; i < garbage.size(); ++i) garbage.data()[i] = std::byte(i * 37 + 11);
+  std::uint64_t sent = 0;
+  while (sent < count && s.send(garbage)) ++sent;
+  std::uint64_t answers = 0;
+  while (s.receive()) ++answers;  // what was written before the cut, then the end
+  const auto st = s.finish();
+  std::printf("noread: %llu malformed messages sent without reading, then %llu answers read before the stream ended "
+              "(gRPC code %d: %s)\n",
+              (unsigned long long)sent, (unsigned long long)answers, int(st.error_code()), st.error_message().c_str());
+  EXPECT(answers < count, "every answer was kept for a client that did not read");
+  return 0;
+}
+
 int work(const std::string& address, std::uint64_t elements, std::uint64_t iterations) {
   raw_stream s(address, detail::grpc_session_method);
   EXPECT(hello(s), "no hello_ack");
@@ -342,6 +362,8 @@ int main(int argc, char** argv) {
     else if (cmd == "session" && a.size() == 3)
       EXPECT(session(grpc::CreateChannel(a[1], grpc::InsecureChannelCredentials()), a[2], 1),
              "the %s session was not answered as it should", a[2].c_str());
+    else if (cmd == "noread" && a.size() == 3)
+      noread(a[1], number(a[2], "COUNT"));
     else if (cmd == "work" && a.size() == 4)
       work(a[1], number(a[2], "ELEMENTS"), number(a[3], "ITERATIONS"));
     else

@@ -2,11 +2,15 @@
 """check_overload.py RUN.json: the receivers' resident memory stayed under the bound that
 credits give, and nothing was lost.
 
-Each transmitter has at most `credits` requests at a receiver, each at most max_message_bytes.
-A receiver holds, per outstanding request, the request and its reply, and a reply may still
-be in flight to its transmitter after the credit came back: at most transmitters x credits x
-3 buffers, each of the pool's power-of-two size class of max_message_bytes. On top: a fixed
-allowance for the process itself (MPI, threads, allocator arenas) of 48 MiB.
+This is the first term of the bound docs/reliability.md states ("A shared service": M0 +
+3*P*c*L + R + X; honest transmitters send nothing beyond their credits and nothing oversized,
+so R and X are zero here). Each transmitter has at most `credits` requests at a receiver, each
+at most max_message_bytes. A receiver holds, per outstanding request, the request and its
+reply, and a reply may still be in flight to its transmitter after the credit came back: at
+most transmitters x credits x 3 buffers, each of the pool's power-of-two size class of
+max_message_bytes. The growth from the start is checked, so M0 drops out, but for a fixed
+allowance for what the process adds under load (MPI's and gRPC's buffers, threads, allocator
+arenas) of 48 MiB.
 """
 import json
 import sys
