@@ -305,9 +305,10 @@ int noread(const std::string& address, std::uint64_t count) {
   std::uint64_t answers = 0;
   while (s.receive()) ++answers;  // what was written before the cut, then the end
   const auto st = s.finish();
-  std::printf("noread: %llu malformed messages sent without reading, then %llu answers read before the stream ended "
-              "(gRPC code %d: %s)\n",
-              (unsigned long long)sent, (unsigned long long)answers, int(st.error_code()), st.error_message().c_str());
+  std::printf(
+      "noread: %llu malformed messages sent without reading, then %llu answers read before the stream ended "
+      "(gRPC code %d: %s)\n",
+      (unsigned long long)sent, (unsigned long long)answers, int(st.error_code()), st.error_message().c_str());
   EXPECT(answers < count, "every answer was kept for a client that did not read");
   return 0;
 }
