@@ -450,6 +450,10 @@ class grpc_server final : public endpoint {
     m_shared.max_queued = max_queued;
     int& bound_port = m_port;
     if (threads == 0) throw std::invalid_argument("a gRPC receiver needs at least 1 completion-queue thread");
+    if (listen.memory_bytes > 0 && listen.memory_bytes < max_receive)
+      throw std::invalid_argument("the gRPC memory bound (" + std::to_string(listen.memory_bytes) +
+                                  " bytes) is below the largest message accepted (" + std::to_string(max_receive) +
+                                  " bytes): such messages would be reset, not received");
     grpc::ServerBuilder builder;
     // mpi-offload's own limit applies, and answers with a too_large error on the stream. (gRPC
     // 1.51's own limit would not save memory: it receives the whole message before checking

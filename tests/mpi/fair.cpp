@@ -1,7 +1,7 @@
 // One kernel thread shared fairly, over MPI: rank 1 sends a burst of 8 slow synthetic requests
 // and tells rank 2, which then sends one echo: at most 2 of the burst's replies may come before
 // the echo's (round robin over per-peer queues: the request running, and at most one more).
-// Rank 3 sends 8 slow requests and says goodbye at once: the receiver drops the ones not yet
+// Then rank 3 sends 8 slow requests and says goodbye at once: the receiver drops the ones not yet
 // started (work_dropped) and acknowledges the goodbye after the running one; rank 3 counts the
 // replies it got, and replies + dropped = 8. Rank 2 also sends a request whose declared work
 // exceeds the receiver's max_work: refused with too_large, saying so. Run with 4 ranks.
@@ -24,7 +24,7 @@ namespace {
 constexpr int burst = 8;
 constexpr std::uint64_t elements = 1000, iterations = 150000;  // about 0.3 s per request here
 constexpr double max_work = 1e9;                               // flops; the burst's requests declare 3e8
-constexpr int tag_burst_sent = 79, tag_echo_time = 80, tag_replies = 78;
+constexpr int tag_burst_sent = 79, tag_echo_time = 80, tag_replies = 78, tag_go = 81;
 
 std::int64_t now_ns() {  // CLOCK_MONOTONIC: one clock for every process of the node
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -75,6 +75,7 @@ void burster(runtime& rt, const kernel_registry& kernels) {
   std::printf("fair: %d of the burst's %d replies came before the other rank's echo\n", before, burst);
   EXPECT(before <= 1, "%d of the burst's requests ran before another rank's single echo", before);
   goodbye(rt);
+  send_to(rt, 3, tag_go, 1);  // the leaver's turn: alone, so the two cases do not mix
 }
 
 void single(runtime& rt, const kernel_registry& kernels) {
@@ -103,6 +104,7 @@ void single(runtime& rt, const kernel_registry& kernels) {
 
 void leaver(runtime& rt, const kernel_registry& kernels) {
   hello(rt, kernels);
+  receive_from<int>(rt, 1, tag_go);
   const auto in = kernels.find("synthetic")->make_inputs({2, elements, iterations});
   for (int i = 0; i < burst; ++i) offload_test::raw_send(rt, 0, request(kernels, "synthetic", 200 + i, in));
   offload_test::raw_send(rt, 0, detail::make_goodbye());
