@@ -93,6 +93,16 @@ TEST_CASE("fair_queue serves owners in turn, whatever their bursts") {
   CHECK(*q.pop() == 103);
   q.push(6, 600);
   CHECK(*q.pop() == 600);
+  // The same when the burst arrives one item at a time, after its first is taken.
+  detail::fair_queue<int> r;
+  r.push(1, 100);
+  CHECK(*r.pop() == 100);
+  r.push(1, 101);
+  r.push(1, 102);
+  r.push(2, 200);
+  CHECK(*r.pop() == 200);
+  CHECK(*r.pop() == 101);
+  CHECK(*r.pop() == 102);
   // Removing what an owner still has queued (a peer that is gone), and trimming items.
   q.push(2, 201);
   q.filter([](int& v) { return v / 100 != 1; });

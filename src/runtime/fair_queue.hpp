@@ -1,11 +1,12 @@
 #pragma once
 // A blocking queue for worker threads that is fair across owners (a receiver's peers): each
 // owner has its own FIFO, and pop() serves the owners with work in round robin, one item each
-// turn. An owner just served goes to the back of the turns only at the next pop(), after
-// owners that arrived meanwhile: with one consumer, an owner's single item waits for the item
-// being worked on and for one item of each other owner with work, never for a burst. pop()
-// returns nullopt once the queue is closed and drained.
+// turn. The owner just served (even if its queue emptied and refilled since) goes to the back
+// of the turns only at the next pop(), after owners that arrived meanwhile: with one consumer,
+// an owner's single item waits for the item being worked on and for one item of each other
+// owner with work, never for a burst. pop() returns nullopt once the queue is closed and drained.
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -21,7 +22,9 @@ template <class T> class fair_queue {
     {
       std::lock_guard lock(m_mutex);
       auto& q = m_queues[owner];
-      if (q.empty()) m_turns.push_back(owner);  // (an owner with items is in m_turns or m_served)
+      // (An owner with items is in m_turns or in m_served, not both.)
+      if (q.empty() && std::find(m_served.begin(), m_served.end(), owner) == m_served.end())
+        m_turns.push_back(owner);
       q.push_back(std::move(item));
       ++m_size;
     }
@@ -33,7 +36,8 @@ template <class T> class fair_queue {
     std::unique_lock lock(m_mutex);
     m_cv.wait(lock, [&] { return m_closed || m_size > 0; });
     if (m_size == 0) return std::nullopt;
-    m_turns.insert(m_turns.end(), m_served.begin(), m_served.end());
+    for (int o : m_served)
+      if (m_queues.count(o) != 0) m_turns.push_back(o);
     m_served.clear();
     const int owner = m_turns.front();
     m_turns.pop_front();
@@ -41,10 +45,8 @@ template <class T> class fair_queue {
     T item = std::move(it->second.front());
     it->second.pop_front();
     --m_size;
-    if (it->second.empty())
-      m_queues.erase(it);
-    else
-      m_served.push_back(owner);
+    if (it->second.empty()) m_queues.erase(it);
+    m_served.push_back(owner);
     return item;
   }
 
@@ -92,7 +94,7 @@ template <class T> class fair_queue {
   std::condition_variable m_cv;
   std::map<int, std::deque<T>> m_queues;  // owners with queued items only
   std::deque<int> m_turns;                // owners with items, in the order they are served
-  std::deque<int> m_served;               // owners with items served since the last pop()
+  std::deque<int> m_served;               // the owner served by the last pop() (with items or not)
   std::size_t m_size = 0;
   bool m_closed = false;
 };

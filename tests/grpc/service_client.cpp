@@ -220,16 +220,16 @@ struct burst_client {
   }
 };
 
-/// One echo on a new session: the time from its send to its reply.
-double echo_seconds(const std::string& address) {
+/// One echo on a new session: the time from its send to its reply, and when the reply came.
+std::pair<double, clock_type::time_point> echo_seconds(const std::string& address) {
   raw_stream s(address, detail::grpc_session_method);
   EXPECT(hello(s), "echo client: no hello_ack");
   const auto t0 = clock_type::now();
   EXPECT(s.send(request(1, "echo", echo_inputs())), "echo: send failed");
   auto r = s.receive();
-  const double t = seconds_since(t0);
+  const auto t1 = clock_type::now();
   EXPECT(r && r->header().kind == message_kind::reply, "echo: no reply");
-  return t;
+  return {std::chrono::duration<double>(t1 - t0).count(), t1};
 }
 
 double one_request_seconds(const std::string& address, std::uint64_t elements, std::uint64_t iterations) {
@@ -246,9 +246,7 @@ int fairness(const std::string& address, std::uint64_t elements, std::uint64_t i
   const double one = one_request_seconds(address, elements, iterations);
   burst_client a(address, elements, iterations, burst);
   a.read(burst);
-  const auto t0 = clock_type::now();
-  const double echo = echo_seconds(address);
-  const auto echo_at = t0 + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(echo));
+  const auto [echo, echo_at] = echo_seconds(address);
   a.reader.join();
   std::size_t before_echo = 0;
   for (const auto& t : a.replies) before_echo += t < echo_at ? 1 : 0;
@@ -269,7 +267,7 @@ int cancel(const std::string& address, std::uint64_t elements, std::uint64_t ite
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the burst is queued at the service
     a.s.cut();
   }
-  const double echo = echo_seconds(address);
+  const double echo = echo_seconds(address).first;
   std::printf(
       "cancel: one synthetic request %.3f s; a burst of %llu cancelled at once, then an echo from another client: "
       "it waited %.3f s (%.1f requests' time)\n",
