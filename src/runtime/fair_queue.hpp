@@ -23,8 +23,7 @@ template <class T> class fair_queue {
       std::lock_guard lock(m_mutex);
       auto& q = m_queues[owner];
       // (An owner with items is in m_turns or in m_served, not both.)
-      if (q.empty() && std::find(m_served.begin(), m_served.end(), owner) == m_served.end())
-        m_turns.push_back(owner);
+      if (q.empty() && std::find(m_served.begin(), m_served.end(), owner) == m_served.end()) m_turns.push_back(owner);
       q.push_back(std::move(item));
       ++m_size;
     }
