@@ -42,6 +42,14 @@ mpi_endpoint::~mpi_endpoint() {
 }
 
 std::optional<incoming> mpi_endpoint::receive() {
+  // The next oversized message waiting starts once the one before it is gone (the caller
+  // dropped it before calling again), so that one is held at a time.
+  if (!m_oversized_running)
+    for (auto& r : m_receiving)
+      if (!r.started) {
+        start_oversized(r);
+        break;
+      }
   // Match everything that has arrived and start receiving it.
   while (m_receiving.size() < max_receiving) {
     int flag = 0;
@@ -112,14 +120,7 @@ std::optional<incoming> mpi_endpoint::take_ready() {
     }
     incoming out = std::move(it->in);
     m_receiving.erase(it);
-    if (out.oversized) {
-      m_oversized_running = false;
-      for (auto& r : m_receiving)
-        if (!r.started) {
-          start_oversized(r);
-          break;
-        }
-    }
+    if (out.oversized) m_oversized_running = false;  // the next starts at the next receive()
     return out;
   }
   return std::nullopt;

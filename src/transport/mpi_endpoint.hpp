@@ -27,9 +27,9 @@ class mpi_endpoint final : public endpoint {
   /// round trips to arrive, and the progress thread must not block on it. Messages of one
   /// source are returned in the order they were matched. Messages over the maximum are
   /// received whole (MPI cannot drop a matched message) into a temporary (unpooled) buffer,
-  /// one at a time (the others wait, matched, until it is taken), and flagged `oversized`. At most
-  /// `max_receiving` receives run at once; the rest wait in MPI. Throws for a message of
-  /// 2 GiB or more (one MPI_BYTE receive cannot hold it).
+  /// one at a time (the others wait, matched, until the call after the one that returned it),
+  /// and flagged `oversized`. At most `max_receiving` receives run at once; the rest wait in
+  /// MPI. Throws for a message of 2 GiB or more (one MPI_BYTE receive cannot hold it).
   std::optional<incoming> receive() override;
   static constexpr std::size_t max_receiving = 256;
   std::string describe(int peer) const override { return "rank " + std::to_string(peer); }

@@ -10,14 +10,20 @@
 #include "raw.hpp"
 #include "src/session/handshake.hpp"
 
+#include <unistd.h>
+
 #include <cstring>
+#include <fstream>
 #include <string>
+#include <vector>
 
 using namespace offload;
 
 namespace {
 
 constexpr std::uint64_t max_bytes = 1 << 20;
+constexpr std::size_t huge_bytes = std::size_t{64} << 20;  // oversized messages sent at once
+constexpr int pid_tag = 90;                                // rank 0 tells rank 3 its process id
 
 /// Sends `bytes` to the receiver (rank 0) and waits for its answer.
 message exchange(runtime& rt, const buffer& bytes) {
@@ -39,7 +45,27 @@ buffer request(std::uint64_t id, std::uint32_t kernel_id, const std::vector<prod
   return encode({message_kind::request, id, kernel_id, status::ok}, product_views(ps));
 }
 
+/// The peak resident memory (VmHWM) of process `pid`, in KiB.
+long peak_kib(long pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (f >> key) {
+    if (key == "VmHWM:") {
+      long v = 0;
+      f >> v;
+      return v;
+    }
+    f.ignore(1 << 20, '\n');
+  }
+  return -1;
+}
+
 void rogue(runtime& rt, const kernel_registry& kernels) {
+  const long receiver_pid = rt.call([&] {
+    long pid = 0;
+    MPI_Recv(&pid, 1, MPI_LONG, 0, pid_tag, comm_of(rt), MPI_STATUS_IGNORE);
+    return pid;
+  });
   buffer garbage(100);
   for (std::size_t i = 0; i < garbage.size(); ++i) garbage.data()[i] = std::byte(i * 37 + 11);
   expect_error(rt, garbage, status::malformed, "magic", "garbage before hello");
@@ -74,17 +100,31 @@ void rogue(runtime& rt, const kernel_registry& kernels) {
   std::vector<product> big{product::make("v", std::vector<std::uint8_t>(2 * max_bytes, 1))};
   expect_error(rt, request(5, *kernels.id_of("echo"), big), status::too_large, "exceeds the receiver's maximum",
                "oversized message");
-  // Several in a row are received one at a time (the others wait, matched), answered in order,
-  // and a small message sent after them is not answered before them.
-  for (std::uint64_t id = 50; id < 53; ++id) offload_test::raw_send(rt, 0, request(id, *kernels.id_of("echo"), big));
-  offload_test::raw_send(rt, 0, request(53, 99, echo_inputs));
+  // Several at once (sent together, so the receiver matches them together) are received one at
+  // a time: the receiver's peak memory grows by about one of them, not three. They are answered
+  // in order, and a small message sent after them is not answered before them.
+  std::vector<product> huge{product::make("v", std::vector<std::uint8_t>(huge_bytes, 1))};
+  std::vector<buffer> sends;
+  for (std::uint64_t id = 50; id < 53; ++id) sends.push_back(request(id, *kernels.id_of("echo"), huge));
+  sends.push_back(request(53, 99, echo_inputs));
+  const long peak_before = peak_kib(receiver_pid);
+  std::vector<MPI_Request> pending(sends.size());
+  rt.call([&] {
+    for (std::size_t i = 0; i < sends.size(); ++i)
+      MPI_Isend(sends[i].data(), int(sends[i].size()), MPI_BYTE, 0, detail::offload_tag, comm_of(rt), &pending[i]);
+  });
   for (std::uint64_t id = 50; id < 54; ++id) {
     auto m = offload_test::raw_receive(rt, 0);
     EXPECT(m.header().request_id == id && m.header().status == (id < 53 ? status::too_large : status::unknown_kernel),
-           "oversized in a row: answer %llu is for request %llu (%s)", (unsigned long long)(id - 50),
+           "oversized at once: answer %llu is for request %llu (%s)", (unsigned long long)(id - 50),
            (unsigned long long)m.header().request_id, std::string(to_string(m.header().status)).c_str());
   }
-  std::printf("rogue: %-28s -> 3 too_large, then unknown_kernel, in order\n", "3 oversized in a row");
+  rt.call([&] { MPI_Waitall(int(pending.size()), pending.data(), MPI_STATUSES_IGNORE); });
+  const long grew = peak_kib(receiver_pid) - peak_before;
+  std::printf("rogue: %-28s -> 3 too_large, then unknown_kernel, in order; the receiver's peak grew %ld MiB\n",
+              "3 x 64 MiB oversized at once", grew >> 10);
+  EXPECT(grew < 2 * long(huge_bytes >> 10), "the receiver's peak grew %ld KiB for three messages of %zu KiB", grew,
+         std::size_t(huge_bytes >> 10));
 
   expect_error(rt, request(6, 99, echo_inputs), status::unknown_kernel, "kernel id 99", "unknown kernel id");
 
@@ -179,6 +219,10 @@ int main() {
       cfg.limits = {max_bytes, 8, 16};
       cfg.max_batch = 4;  // batching on: bad requests in a batch must not spoil the others
       cfg.max_wait = std::chrono::milliseconds(5);
+      rt.call([&] {
+        long pid = long(getpid());
+        MPI_Send(&pid, 1, MPI_LONG, 3, pid_tag, comm_of(rt));
+      });
       receiver rx(rt, kernels, mpi_link{}, 3, cfg);
       auto s = rx.wait();
       std::string hist;
