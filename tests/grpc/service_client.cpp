@@ -19,6 +19,7 @@
 #include "src/session/handshake.hpp"
 #include "src/transport/grpc_endpoint.hpp"
 #include "tests/grpc/raw_stream.hpp"
+#include "tests/proc_status.hpp"
 
 #include <offload/kernel.hpp>
 #include <offload/wire.hpp>
@@ -27,7 +28,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,19 +42,9 @@ double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
 
-/// The resident memory of process `pid`, in KiB (VmRSS).
+/// The resident memory of process `pid`, in KiB.
 long rss_kib(long pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  long value = -1;
-  while (f >> key) {
-    if (key == "VmRSS:") {
-      f >> value;
-      return value;
-    }
-    f.ignore(1 << 20, '\n');
-  }
-  throw std::runtime_error("cannot read VmRSS of process " + std::to_string(pid));
+  return offload_test::status_kib(pid, "VmRSS:");
 }
 
 const kernel_registry& kernels() {

@@ -9,11 +9,11 @@
 #include "finish.hpp"
 #include "raw.hpp"
 #include "src/session/handshake.hpp"
+#include "tests/proc_status.hpp"
 
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -43,21 +43,6 @@ void expect_error(runtime& rt, const buffer& bytes, status s, const std::string&
 
 buffer request(std::uint64_t id, std::uint32_t kernel_id, const std::vector<product>& ps) {
   return encode({message_kind::request, id, kernel_id, status::ok}, product_views(ps));
-}
-
-/// The peak resident memory (VmHWM) of process `pid`, in KiB.
-long peak_kib(long pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  while (f >> key) {
-    if (key == "VmHWM:") {
-      long v = 0;
-      f >> v;
-      return v;
-    }
-    f.ignore(1 << 20, '\n');
-  }
-  return -1;
 }
 
 void rogue(runtime& rt, const kernel_registry& kernels) {
@@ -107,7 +92,7 @@ void rogue(runtime& rt, const kernel_registry& kernels) {
   std::vector<buffer> sends;
   for (std::uint64_t id = 50; id < 53; ++id) sends.push_back(request(id, *kernels.id_of("echo"), huge));
   sends.push_back(request(53, 99, echo_inputs));
-  const long peak_before = peak_kib(receiver_pid);
+  const long peak_before = offload_test::status_kib(receiver_pid, "VmHWM:");
   std::vector<MPI_Request> pending(sends.size());
   rt.call([&] {
     for (std::size_t i = 0; i < sends.size(); ++i)
@@ -120,7 +105,7 @@ void rogue(runtime& rt, const kernel_registry& kernels) {
            (unsigned long long)m.header().request_id, std::string(to_string(m.header().status)).c_str());
   }
   rt.call([&] { MPI_Waitall(int(pending.size()), pending.data(), MPI_STATUSES_IGNORE); });
-  const long grew = peak_kib(receiver_pid) - peak_before;
+  const long grew = offload_test::status_kib(receiver_pid, "VmHWM:") - peak_before;
   std::printf("rogue: %-28s -> 3 too_large, then unknown_kernel, in order; the receiver's peak grew %ld MiB\n",
               "3 x 64 MiB oversized at once", grew >> 10);
   EXPECT(grew < 2 * long(huge_bytes >> 10), "the receiver's peak grew %ld KiB for three messages of %zu KiB", grew,
