@@ -18,6 +18,13 @@
 
 namespace offload_test {
 
+/// 100 bytes that are not a message (the magic is wrong): answered `malformed`.
+inline offload::buffer garbage() {
+  offload::buffer b(100);
+  for (std::size_t i = 0; i < b.size(); ++i) b.data()[i] = std::byte(i * 37 + 11);
+  return b;
+}
+
 class raw_stream {
  public:
   /// A stream on its own connection.

@@ -48,9 +48,7 @@ void expect_error(offload_test::raw_stream& s, const buffer& bytes, status st, c
 
 void rogue(const std::string& address, const kernel_registry& kernels) {
   offload_test::raw_stream s(address, detail::grpc_session_method);
-  buffer garbage(100);
-  for (std::size_t i = 0; i < garbage.size(); ++i) garbage.data()[i] = std::byte(i * 37 + 11);
-  expect_error(s, garbage, status::malformed, "magic", "garbage before hello");
+  expect_error(s, offload_test::garbage(), status::malformed, "magic", "garbage before hello");
   const auto echo = *kernels.id_of("echo");
   const auto inputs = std::vector<product>{product::make("v", std::vector<float>{1, 2, 3})};
   expect_error(s, request(7, echo, inputs), status::no_handshake, "before the hello", "request before hello", 7);

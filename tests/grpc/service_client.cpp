@@ -269,8 +269,7 @@ int cancel(const std::string& address, std::uint64_t elements, std::uint64_t ite
 
 int junk(const std::string& address, std::uint64_t count) {
   raw_stream s(address, detail::grpc_session_method);
-  buffer garbage(100);
-  for (std::size_t i = 0; i < garbage.size(); ++i) garbage.data()[i] = std::byte(i * 37 + 11);
+  const buffer garbage = offload_test::garbage();
   std::uint64_t answered = 0;
   for (std::uint64_t i = 0; i < count; ++i) {
     if (!s.send(garbage)) break;
@@ -286,8 +285,7 @@ int junk(const std::string& address, std::uint64_t count) {
 
 int noread(const std::string& address, std::uint64_t count) {
   raw_stream s(address, detail::grpc_session_method);
-  buffer garbage(100);
-  for (std::size_t i = 0; i < garbage.size(); ++i) garbage.data()[i] = std::byte(i * 37 + 11);
+  const buffer garbage = offload_test::garbage();
   std::uint64_t sent = 0;
   while (sent < count && s.send(garbage)) ++sent;
   std::uint64_t answers = 0;
