@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   app.add_option("--port-file", port_file, "write the port listened on to this file once listening");
   try {
     app.parse(argc, argv);
-    offload::app::finish_wait_policy(app, o);
+    offload::app::finish_receiver_options(app, o);
     offload::app::check_address("--listen", listen, true);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

@@ -28,6 +28,14 @@ kernel_cost kernel::cost(const product_views&) const {
   return {};
 }
 
+std::uint64_t kernel::items(const product_views&) const {
+  return 1;
+}
+
+bool kernel::emulate_outputs(const product_views&, message_writer&) const {
+  return false;
+}
+
 const device_product& cuda_launch::input(std::string_view name) const {
   const product_view& v = host_in.at(name);
   return in[static_cast<std::size_t>(&v - &host_in[0])];

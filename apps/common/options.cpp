@@ -5,6 +5,7 @@
 
 #include <offload/plugin.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -13,6 +14,8 @@ namespace offload::app {
 kernel_registry available_kernels(const options& o) {
   kernel_registry all = kernel_registry::builtin();
   for (const auto& path : o.plugins) load_plugin(all, path);
+  if (o.workload != "single")  // a workload file's model stand-ins
+    all.add(model_kernels(make_workload(o.workload, all, {}, 0, 0), o.cpu_work == "emulated"));
   return all;
 }
 
@@ -40,6 +43,9 @@ receiver_config receiver_settings(const options& o) {
   cfg.limits = limits(o);
   cfg.idle_timeout = std::chrono::milliseconds(std::llround(o.idle_timeout_ms));
   cfg.max_batch = o.max_batch;
+  cfg.preferred_batch = o.preferred_batch;
+  cfg.profile = o.profile_data;
+  cfg.profile.time_scale = o.time_scale;  // the device keeps its ratio to the client CPU
   cfg.device = o.device;
   cfg.max_wait = std::chrono::microseconds(std::int64_t(o.max_wait_us));
   cfg.emulate = emulation(o);
@@ -54,6 +60,7 @@ transmitter_config transmitter_settings(const options& o) {
   cfg.policy = o.routing == "least_outstanding" ? routing::least_outstanding : routing::round_robin;
   cfg.limits = limits(o);
   cfg.emulate = emulation(o);
+  cfg.fallback_threads = o.fallback_threads > 0 ? o.fallback_threads : std::size_t(o.threads);
   return cfg;
 }
 
@@ -74,15 +81,33 @@ void add_receiver_options(CLI::App& app, options& o) {
                  "grpc: most bytes gRPC may hold for a receiver (messages being received, connection buffers); a "
                  "stream that would take more is reset; 0: no bound (docs/design.md, what a service can cost)")
       ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 50));
-  app.add_option("--credits", o.credits, "requests outstanding per transmitter at each receiver")
+  app.add_option("--credits", o.credits,
+                 "requests outstanding per transmitter at each receiver; offload-run's default: events in flight x "
+                 "requests per event, at least 8 (what a run needs not to wait for credits); offload-serve's: 8")
       ->check(CLI::Range(1, 1 << 16));
   app.add_option("--receiver-threads", o.receiver_threads, "kernel threads per receiver")->check(CLI::Range(1, 1024));
   app.add_option("--max-work", o.max_work,
                  "largest work one request may declare, in floating-point operations (a kernel's cost(); "
                  "synthetic: 2 x elements x iterations); larger ones are refused (too_large); 0: no limit")
       ->check(CLI::Range(0.0, 1e30));
-  app.add_option("--backend", o.backend, "receiver backend; auto: cuda where a GPU is usable, else cpu (saying why)")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  app.add_option("--backend", o.backend,
+                 "receiver backend; auto: cuda where a GPU is usable, else cpu (saying why); emulated: the device of "
+                 "--profile, EMULATED (each batch waits its profiled time; docs/emulated-device.md)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda", "emulated"}));
+  app.add_option("--profile", o.profile,
+                 "device profile of --backend emulated: a name (profiles/NAME.json: t4, t4-trt) or a file");
+  app.add_option("--workload", o.workload,
+                 "what an event does: single (one request of --kernel), or a workload file by name "
+                 "(workloads/NAME.json: miniaod) or path; receivers need it for its models")
+      ->check([](const std::string& name) {
+        if (name == "single") return std::string();
+        try {
+          find_data_file("workloads", name);
+          return std::string();
+        } catch (const std::invalid_argument& e) {
+          return std::string(e.what());
+        }
+      });
   app.add_option("--plugin", o.plugins,
                  "load kernels from this shared library (repeatable; docs/writing-kernels.md); transmitters and "
                  "receivers must load the same ones");
@@ -101,9 +126,17 @@ void add_receiver_options(CLI::App& app, options& o) {
       ->check(CLI::Range(0.0, 1e9));
   app.add_option("--device", o.device, "CUDA device of the receivers; -1: local rank modulo the visible devices")
       ->check(CLI::Range(-1, 1024));
-  app.add_option("--max-batch", o.max_batch, "receivers run up to this many requests of one kernel together")
+  app.add_option("--max-batch", o.max_batch,
+                 "receivers run up to this many requests of one kernel together (dynamic batching as Triton's: a "
+                 "batch grows while every kernel thread is busy)")
       ->check(CLI::Range(1, int(max_batch_limit)));
-  app.add_option("--max-wait-us", o.max_wait_us, "how long a receiver holds a batch open for more requests")
+  app.add_option("--preferred-batch", o.preferred_batch,
+                 "batch sizes (requests) sent as soon as they can be formed and a kernel thread is free, the largest "
+                 "first; others wait up to --max-wait-us")
+      ->delimiter(',')
+      ->check(CLI::Range(1, int(max_batch_limit)));
+  app.add_option("--max-wait-us", o.max_wait_us,
+                 "how long a receiver holds a batch open for more requests when no preferred size can be formed")
       ->check(CLI::Range(0.0, 1e7));
   add_log_level(app, o.log_level);
   app.add_option("--wait-policy", o.wait_policy,
@@ -140,12 +173,16 @@ void add_options(CLI::App& app, options& o) {
   app.add_option("--listen", o.listen,
                  "grpc: HOST:PORT receiver ranks listen on (port 0: any free one); transmitters are told HOST, or "
                  "this rank's host name when HOST is 0.0.0.0");
-  app.add_option("--workload", o.workload,
-                 "what an event does: single (one request of --kernel) or miniaod (CPU work and four models)")
-      ->check(CLI::IsMember(workload_names()));
+  app.add_option("--cpu-work", o.cpu_work,
+                 "client CPU work (before/after each event, models run locally or as fallbacks): real computes; "
+                 "emulated holds the thread for the same time without computing, so that one machine can host "
+                 "hundreds of client threads (labelled EMULATED); the library's own work stays real")
+      ->check(CLI::IsMember({"real", "emulated"}));
   app.add_option("--mode", o.mode, "remote: modules go to receivers; local: they run inline on the event's thread")
       ->check(CLI::IsMember({"remote", "local"}));
-  app.add_option("--time-scale", o.time_scale, "multiplies every CPU cost given in ms (CPU work, miniaod models)")
+  app.add_option(
+         "--time-scale", o.time_scale,
+         "multiplies every CPU cost given in ms (CPU work, a workload's models) and the emulated device's times")
       ->check(CLI::Range(1e-6, 1e3));
   app.add_option("--cpu-before-ms", o.cpu_before_ms, "CPU work per event before its modules (default: the workload's)")
       ->check(CLI::Range(0.0, 1e6));
@@ -172,6 +209,9 @@ void add_options(CLI::App& app, options& o) {
                  "counters include them)")
       ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
   app.add_option("--threads", o.threads, "worker threads per transmitter rank")->check(CLI::Range(1, 1024));
+  app.add_option("--fallback-threads", o.fallback_threads,
+                 "threads per transmitter rank that run local fallbacks; 0: as many as --threads")
+      ->check(CLI::Range(0, 1024));
   app.add_option("--inflight", o.inflight, "events in flight per transmitter rank")->check(CLI::Range(1, 1 << 20));
   app.add_flag("--validate", o.validate, "check every remote result against the local CPU implementation");
   app.add_option("--timeout-ms", o.timeout_ms, "per-request timeout before the CPU fallback")
@@ -226,7 +266,43 @@ void add_options(CLI::App& app, options& o) {
       ->check(CLI::Range(0.0, 86400.0));
 }
 
-void finish_wait_policy(const CLI::App& app, options& o) {
+void check_run(options& o, const workload& w) {
+  if (o.cpu_work == "emulated") {
+    if (o.ns_per_iteration > 0)
+      throw std::invalid_argument(
+          "--ns-per-iteration does not apply to --cpu-work emulated (an iteration is a held ns)");
+    for (const auto& m : w.modules)
+      if (m.cpu_ms > 0 && !m.model)
+        throw std::invalid_argument("--cpu-work emulated: module " + m.name + " computes its CPU cost with kernel " +
+                                    m.kernel + "; only a workload's models can hold it instead");
+  }
+  if (o.backend == "emulated" && o.mode == "remote" && o.receivers > 0)
+    for (const auto& m : w.modules)
+      if (o.profile_data.find(m.kernel) == nullptr)
+        throw std::invalid_argument("device profile " + o.profile_data.path + " has no model '" + m.kernel +
+                                    "' (module " + m.name + " of workload " + w.name +
+                                    "); it has: " + o.profile_data.model_names());
+  if (!o.credits_given)
+    o.credits = std::uint32_t(std::clamp<std::uint64_t>(std::uint64_t(o.inflight) * w.modules.size(), 8, 1 << 16));
+}
+
+void finish_receiver_options(const CLI::App& app, options& o) {
+  if (o.backend == "emulated" && o.profile.empty())
+    throw CLI::ValidationError("--backend emulated", "needs --profile NAME|FILE (profiles/: t4, t4-trt)");
+  if (o.backend != "emulated" && !o.profile.empty())
+    throw CLI::ValidationError("--profile", "applies to --backend emulated only");
+  if (!o.profile.empty()) {
+    try {
+      o.profile_data = load_device_profile(find_data_file("profiles", o.profile));
+    } catch (const std::invalid_argument& e) {
+      throw CLI::ValidationError("--profile", e.what());
+    }
+  }
+  for (auto b : o.preferred_batch)
+    if (b > o.max_batch)
+      throw CLI::ValidationError("--preferred-batch",
+                                 std::to_string(b) + " is larger than --max-batch " + std::to_string(o.max_batch));
+  o.credits_given = app.count("--credits") > 0;
   const bool explicit_times = app.count("--spin-us") || app.count("--yield-us");
   if (explicit_times && o.wait_policy != "adaptive")
     throw CLI::ValidationError("--spin-us/--yield-us", "apply to --wait-policy adaptive only");
@@ -313,7 +389,7 @@ void finish_options(const CLI::App& app, options& o) {
   }
   if (o.inject_jitter_ms > o.inject_latency_ms && o.inject_jitter_ms > 0)
     throw CLI::ValidationError("--inject-jitter", "is larger than the one-way latency; delays would be cut at zero");
-  finish_wait_policy(app, o);
+  finish_receiver_options(app, o);
 }
 
 }  // namespace offload::app

@@ -1,6 +1,9 @@
 #pragma once
 // The flags of offload-run (see add_options for what each means).
 
+#include "workload.hpp"
+
+#include <offload/device_profile.hpp>
 #include <offload/link_emulation.hpp>
 #include <offload/receiver.hpp>
 #include <offload/transmitter.hpp>
@@ -13,7 +16,7 @@
 
 namespace offload::app {
 
-inline constexpr std::uint32_t max_batch_limit = 64;
+inline constexpr std::uint32_t max_batch_limit = 4096;
 
 struct options {
   std::vector<std::string> argv;
@@ -40,6 +43,12 @@ struct options {
   std::uint64_t work = 1000;
   std::uint64_t seed = 12345;
   std::uint32_t credits = 8;
+  bool credits_given = false;   // else offload-run sets them from what a run needs (apps/offload_run/main.cpp)
+  std::string profile;          // --profile: a device profile's name or file (the emulated backend)
+  device_profile profile_data;  // read from it by finish_receiver_options
+  std::vector<std::uint32_t> preferred_batch;
+  std::string cpu_work = "real";     // or "emulated": client CPU work held, not computed
+  std::size_t fallback_threads = 0;  // 0: --threads
   std::size_t receiver_threads = 1;
   std::string routing = "round_robin";
   std::string backend = "auto";
@@ -104,9 +113,16 @@ void add_options(CLI::App& app, options& o);
 void add_receiver_options(CLI::App& app, options& o);
 /// "host:port" with a port in 1..65535 (0 too when `any_port`), else std::invalid_argument naming `flag`.
 void check_address(const std::string& flag, const std::string& address, bool any_port);
-/// Sets --spin-us/--yield-us from --wait-policy; throws CLI::ValidationError (part of finish_options).
-void finish_wait_policy(const CLI::App& app, options& o);
+/// Sets --spin-us/--yield-us from --wait-policy and reads --profile; throws CLI::ValidationError
+/// (part of finish_options; offload-serve calls it alone).
+void finish_receiver_options(const CLI::App& app, options& o);
 /// Resolves defaults that depend on other flags (after parsing); throws CLI::ValidationError.
 void finish_options(const CLI::App& app, options& o);
+/// Checks the flags against the workload `w` and sets what depends on it: the credits, unless
+/// given (events in flight x requests per event, at least 8, so that a transmitter never waits
+/// for a credit its receivers could give). Throws std::invalid_argument: --cpu-work emulated
+/// with a module that computes its cost (not a model), or --backend emulated with a module
+/// whose model the profile lacks.
+void check_run(options& o, const workload& w);
 
 }  // namespace offload::app

@@ -2,40 +2,196 @@
 
 #include "kernels/kernel_math.hpp"
 
+#include <offload/model.hpp>
+
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace offload::app {
 
+namespace {
+
+using json = nlohmann::json;
+
+/// The folders data files are looked for in: the installation's, then the source tree's.
+std::vector<std::filesystem::path> data_dirs() {
+  return {OFFLOAD_INSTALL_DATA_DIR, OFFLOAD_SOURCE_DATA_DIR};
+}
+
+/// Reads a workload file's fields, naming the file and field in every error.
+struct field_reader {
+  std::string origin;
+  [[noreturn]] void fail(const std::string& field, const std::string& what) const {
+    throw std::invalid_argument("workload " + origin + ": " + field + ": " + what);
+  }
+  bool has(const json& j, const std::string& key) const { return j.is_object() && j.contains(key); }
+  const json& at(const json& j, const std::string& field, const std::string& key) const {
+    if (!has(j, key)) fail(field.empty() ? key : field + "." + key, "missing");
+    return j.at(key);
+  }
+  std::string text(const json& j, const std::string& field, const std::string& key) const {
+    const auto& v = at(j, field, key);
+    if (!v.is_string() || v.get<std::string>().empty())
+      fail(field.empty() ? key : field + "." + key, "must be a non-empty string");
+    return v.get<std::string>();
+  }
+  double number(const json& j, const std::string& field, const std::string& key, bool positive) const {
+    const auto& v = at(j, field, key);
+    const std::string name = field.empty() ? key : field + "." + key;
+    if (!v.is_number()) fail(name, "must be a number, is " + v.dump());
+    const double x = v.get<double>();
+    if (!std::isfinite(x) || x < 0 || (positive && x == 0))
+      fail(name, "is " + v.dump() + "; it must be " + (positive ? "positive" : "zero or positive"));
+    return x;
+  }
+};
+
+}  // namespace
+
+std::uint64_t module_spec::items_for(std::uint64_t seed) const {
+  if (!model) return size;
+  if (!items_poisson) return std::uint64_t(std::llround(items_mean));
+  // Poisson by inversion of the CDF, from one uniform of the event's seed (means up to a few
+  // hundred; beyond, a normal approximation would be needed and files are refused).
+  kernels::splitmix64 rng{seed ^ 0x17e55ull};
+  const double u = rng.uniform();
+  double p = std::exp(-items_mean), cdf = p;
+  std::uint64_t k = 0;
+  while (u > cdf && k < 10000) {
+    ++k;
+    p *= items_mean / double(k);
+    cdf += p;
+  }
+  return k;
+}
+
+std::string find_data_file(const std::string& dir, const std::string& name) {
+  const bool is_path =
+      name.find('/') != std::string::npos || (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0);
+  if (is_path) {
+    if (!std::filesystem::is_regular_file(name)) throw std::invalid_argument(dir + " file " + name + " does not exist");
+    return name;
+  }
+  std::string known;
+  for (const auto& d : data_dirs()) {
+    const auto path = d / dir / (name + ".json");
+    if (std::filesystem::is_regular_file(path)) return path.string();
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(d / dir, ec))
+      if (e.path().extension() == ".json") known += (known.empty() ? "" : ", ") + e.path().stem().string();
+  }
+  throw std::invalid_argument("no " + dir + " called '" + name + "' (known: " + (known.empty() ? "none" : known) +
+                              "; or give a file path)");
+}
+
 std::vector<std::string> workload_names() {
-  return {"single", "miniaod"};
+  std::vector<std::string> out{"single"};
+  for (const auto& d : data_dirs()) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(d / "workloads", ec))
+      if (e.path().extension() == ".json" && std::find(out.begin(), out.end(), e.path().stem().string()) == out.end())
+        out.push_back(e.path().stem().string());
+  }
+  return out;
+}
+
+workload parse_workload(const std::string& text, const std::string& origin) {
+  const field_reader r{origin};
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw std::invalid_argument("workload " + origin + ": not valid JSON: " + e.what());
+  }
+  if (!j.is_object()) r.fail("(top level)", "must be a JSON object");
+  workload w;
+  w.path = origin;
+  w.name = r.text(j, "", "name");
+  w.source = r.text(j, "", "source");
+  w.before_ms = r.number(j, "", "cpu_ms_before", false);
+  w.after_ms = r.number(j, "", "cpu_ms_after", false);
+  const auto& mods = r.at(j, "", "modules");
+  if (!mods.is_array() || mods.empty()) r.fail("modules", "must be a non-empty array");
+  for (std::size_t i = 0; i < mods.size(); ++i) {
+    const auto& m = mods[i];
+    const std::string f = "modules[" + std::to_string(i) + "]";
+    module_spec s;
+    s.name = r.text(m, f, "name");
+    s.cpu_ms = r.has(m, "cpu_ms") ? r.number(m, f, "cpu_ms", false) : 0;
+    if (r.has(m, "model") == r.has(m, "kernel")) r.fail(f, "give one of \"model\" (a model stand-in) and \"kernel\"");
+    if (r.has(m, "model")) {
+      s.model = true;
+      s.kernel = r.text(m, f, "model");
+      s.source = r.text(m, f, "source");
+      s.input_mb = r.number(m, f, "input_mb", true);
+      const auto& items = r.at(m, f, "items");
+      s.items_mean = r.number(items, f + ".items", "mean", true);
+      if (s.items_mean > 500) r.fail(f + ".items.mean", "is above 500 items per event");
+      const std::string dist = r.text(items, f + ".items", "distribution");
+      if (dist != "fixed" && dist != "poisson")
+        r.fail(f + ".items.distribution", "is '" + dist + "'; it must be fixed or poisson");
+      s.items_poisson = dist == "poisson";
+      if (!s.items_poisson && s.items_mean != std::floor(s.items_mean))
+        r.fail(f + ".items.mean", "must be a whole number with distribution fixed");
+      const double outputs = r.number(m, f, "outputs_per_item", true);
+      if (outputs != std::floor(outputs) || outputs > 1e6) r.fail(f + ".outputs_per_item", "must be a whole number");
+      s.outputs = std::uint32_t(outputs);
+      const double features = std::round(s.input_mb * 1e6 / 4.0 / s.items_mean);
+      if (features < 1 || features > 1e8)
+        r.fail(f + ".input_mb", "gives " + std::to_string(features) + " f32 features per item; 1..1e8 needed");
+      s.features = std::uint32_t(features);
+    } else {
+      s.kernel = r.text(m, f, "kernel");
+      s.size = std::uint64_t(r.number(m, f, "size", true));
+      s.work = r.has(m, "work") ? std::uint64_t(r.number(m, f, "work", false)) : 0;
+    }
+    for (const auto& other : w.modules) {
+      if (other.name == s.name) r.fail(f + ".name", "'" + s.name + "' is the name of an earlier module too");
+      if (s.model && other.kernel == s.kernel)
+        r.fail(f + ".model", "'" + s.kernel + "' is an earlier module's model too; give each module its own");
+    }
+    w.modules.push_back(std::move(s));
+  }
+  return w;
+}
+
+kernel_registry model_kernels(const workload& w, bool hold_cpu) {
+  kernel_registry out;
+  for (const auto& m : w.modules)
+    if (m.model) out.add(make_model_kernel({m.kernel, m.features, m.outputs, hold_cpu}), "workload " + w.path);
+  return out;
 }
 
 workload make_workload(const std::string& name, const kernel_registry& kernels, const std::string& kernel,
                        std::uint64_t size, std::uint64_t work) {
   if (name == "single") {
     const offload::kernel* k = kernels.subset({kernel}).find(kernel);  // throws naming the known ones
-    workload w{"single", 0, 0, {{kernel, kernel, size ? size : k->default_size(), work, 0}}};
+    workload w;
+    w.name = "single";
+    w.path = "built in";
+    w.source = "--kernel " + kernel;
+    module_spec m;
+    m.name = m.kernel = kernel;
+    m.size = size ? size : k->default_size();
+    m.work = work;
+    w.modules = {m};
     return w;
   }
-  if (name == "miniaod") {
-    // The CMS MiniAOD demonstrator run with remote inference: about 905 ms of other CPU work
-    // per event (split evenly before and after here) and four models. Inputs are f64
-    // elements of the synthetic kernel: 0.04, 0.003, 0.33 and 1.18 MB per event; CPU costs
-    // 42, 11, 13 and 21 ms (88 ms, 8.8% of the event).
-    auto elements = [](double mb) { return std::uint64_t(std::llround(mb * 1e6 / 8.0)); };
-    workload w{"miniaod", 452.5, 452.5, {}};
-    w.modules = {{"PN-AK4", "synthetic", elements(0.04), 0, 42},
-                 {"PN-AK8", "synthetic", elements(0.003), 0, 11},
-                 {"DeepMET", "synthetic", elements(0.33), 0, 13},
-                 {"DeepTau", "synthetic", elements(1.18), 0, 21}};
-    return w;
-  }
-  std::string known;
-  for (const auto& n : workload_names()) known += (known.empty() ? "" : ", ") + n;
-  throw std::invalid_argument("unknown workload '" + name + "' (known: " + known + ")");
+  const std::string path = find_data_file("workloads", name);
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument("workload " + path + ": cannot be read");
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_workload(text.str(), path);
 }
 
 namespace {
@@ -75,11 +231,13 @@ void resolve(workload& w, double time_scale, double ns_per_iteration) {
   w.after_iterations = iterations_for(w.after_ms, time_scale, ns_per_iteration);
   for (auto& m : w.modules) {
     if (m.cpu_ms <= 0) continue;
-    if (m.kernel != "synthetic")
-      throw std::invalid_argument("module " + m.name + ": a CPU cost in ms needs the synthetic kernel, not " +
-                                  m.kernel);
-    if (m.size == 0) throw std::invalid_argument("module " + m.name + " has no elements");
-    m.work = std::max<std::uint64_t>(1, iterations_for(m.cpu_ms, time_scale, ns_per_iteration) / m.size);
+    if (!m.model && m.kernel != "synthetic")
+      throw std::invalid_argument("module " + m.name +
+                                  ": a CPU cost in ms needs the synthetic kernel or a model, not " + m.kernel);
+    const double units = m.model ? m.items_mean : double(m.size);
+    if (!(units > 0)) throw std::invalid_argument("module " + m.name + " has no elements");
+    m.work = std::max<std::uint64_t>(
+        1, std::uint64_t(std::llround(double(iterations_for(m.cpu_ms, time_scale, ns_per_iteration)) / units)));
   }
 }
 
@@ -87,9 +245,12 @@ void refine_modules(workload& w, double time_scale, const std::vector<const kern
   for (std::size_t i = 0; i < w.modules.size(); ++i) {
     auto& m = w.modules[i];
     if (m.cpu_ms <= 0) continue;
-    const double target_ns = m.cpu_ms * time_scale * 1e6;
+    // Measured on a probe of whole items (a model's mean may be fractional), scaled to it.
+    const std::uint64_t probe =
+        m.model ? std::max<std::uint64_t>(1, std::uint64_t(std::llround(m.items_mean))) : m.size;
+    const double target_ns = m.cpu_ms * time_scale * 1e6 * (m.model ? double(probe) / m.items_mean : 1.0);
     for (int round = 0; round < 4; ++round) {
-      const auto inputs = kernels.at(i)->make_inputs({0x5eed + std::uint64_t(round), m.size, m.work});
+      const auto inputs = kernels.at(i)->make_inputs({0x5eed + std::uint64_t(round), probe, m.work});
       std::vector<double> t;
       for (int rep = 0; rep < 3; ++rep) {
         const double t0 = thread_cpu_ns();
@@ -117,7 +278,11 @@ void set_derived_counts(workload& w, const std::vector<std::uint64_t>& counts) {
   for (std::size_t i = 0; i < w.modules.size(); ++i) w.modules[i].work = counts[2 + i];
 }
 
-double cpu_work(std::uint64_t seed, std::uint64_t iterations) {
+double cpu_work(std::uint64_t seed, std::uint64_t iterations, bool hold) {
+  if (hold) {
+    std::this_thread::sleep_for(std::chrono::nanoseconds(iterations));
+    return kernels::splitmix64{seed}.uniform();
+  }
   // Eight independent chains of the calibrated loop, the remainder on the first.
   kernels::splitmix64 rng{seed};
   constexpr std::uint64_t lanes = 8;

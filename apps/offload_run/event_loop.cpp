@@ -72,8 +72,9 @@ request_record request_record::unflatten(const double* p) {
 struct event_loop::event {
   std::uint64_t index = 0;
   std::chrono::steady_clock::time_point t0;
-  std::uint64_t hash = 0;                      // of the "before" work, then of everything
-  std::vector<std::optional<result>> results;  // remote mode: one per module
+  std::chrono::steady_clock::time_point submitted;  // end of the acquire step
+  std::uint64_t hash = 0;                           // of the "before" work, then of everything
+  std::vector<std::optional<result>> results;       // remote mode: one per module
   std::atomic<std::size_t> pending{0};
 };
 
@@ -83,12 +84,13 @@ event_loop::event_loop(transmitter* tx, const workload& w, std::vector<const ker
       m_kernels(std::move(kernels)),
       m_opt(o),
       m_event_time(o.events, 0.0),
+      m_event_wait(o.events, 0.0),
       m_requests(o.events * w.modules.size()) {}
 
 input_params event_loop::params(std::uint64_t index, std::size_t module) const {
   const auto& m = m_w.modules[module];
   const std::uint64_t seed = mix(m_opt.seed ^ mix((std::uint64_t(m_opt.stream) << 40) ^ index) ^ (module << 20));
-  return {seed, m.size, m.work};
+  return {seed, m.items_for(seed), m.work};
 }
 
 void event_loop::run(const std::function<void(std::uint64_t)>& tick, const std::function<void(int)>& on_worker_start) {
@@ -143,7 +145,7 @@ void event_loop::start() {
   if (ev->index >= m_opt.events) return;
   ev->t0 = std::chrono::steady_clock::now();
   const std::uint64_t event_key = mix((std::uint64_t(m_opt.stream) << 40) ^ ev->index ^ m_opt.seed);
-  ev->hash = hash_double(cpu_work(event_key, m_w.before_iterations), event_key);
+  ev->hash = hash_double(cpu_work(event_key, m_w.before_iterations, m_opt.hold_cpu), event_key);
   const std::size_t modules = m_w.modules.size();
 
   if (m_tx == nullptr) {  // local mode: every module inline, then the produce step
@@ -161,14 +163,22 @@ void event_loop::start() {
   }
 
   ev->results.resize(modules);
-  ev->pending = modules;
+  ev->pending = modules + 1;  // one more, released once every request is submitted
+  auto arrived = [this, ev] {
+    if (--ev->pending > 0) return;
+    m_event_wait[ev->index] =
+        std::max(0.0, std::chrono::duration<double>(std::chrono::steady_clock::now() - ev->submitted).count());
+    push([this, ev] { produce(ev); });
+  };
   for (std::size_t m = 0; m < modules; ++m) {
     const auto inputs = m_kernels[m]->make_inputs(params(ev->index, m));
-    m_tx->submit(m_kernels[m]->name(), product_views(inputs), [this, ev, m](result&& r) {
+    m_tx->submit(m_kernels[m]->name(), product_views(inputs), [ev, m, arrived](result&& r) {
       ev->results[m].emplace(std::move(r));
-      if (--ev->pending == 0) push([this, ev] { produce(ev); });
+      arrived();
     });
   }
+  ev->submitted = std::chrono::steady_clock::now();
+  arrived();
 }
 
 void event_loop::produce(const std::shared_ptr<event>& ev) {
@@ -214,7 +224,7 @@ void event_loop::check(const std::shared_ptr<event>& ev, std::size_t m, const pr
 }
 
 void event_loop::finish(const std::shared_ptr<event>& ev) {
-  ev->hash = hash_double(cpu_work(ev->hash, m_w.after_iterations), ev->hash);
+  ev->hash = hash_double(cpu_work(ev->hash, m_w.after_iterations, m_opt.hold_cpu), ev->hash);
   m_digest += mix(ev->hash ^ (std::uint64_t(m_opt.stream) << 40) ^ ev->index);
   m_event_time[ev->index] = seconds_since(ev->t0);
   bool last;

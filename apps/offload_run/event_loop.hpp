@@ -29,6 +29,7 @@ struct loop_options {
   int stream = 0;  ///< which transmitter this is (0..): events of stream s are the same in every mode
   bool validate = false;
   double tolerance = 1e-5;
+  bool hold_cpu = false;  ///< --cpu-work emulated: CPU work before/after is held, not computed
 };
 
 /// How a request's result was made.
@@ -57,6 +58,9 @@ class event_loop {
 
   /// Seconds from the start of each event to the end of its produce step.
   const std::vector<double>& event_times() const { return m_event_time; }
+  /// Seconds each event waited on remote results: from the end of its acquire step (every
+  /// request submitted) to the arrival of its last result (0 in local mode).
+  const std::vector<double>& event_waits() const { return m_event_wait; }
   std::vector<request_record> requests() const;
   /// Sum over events of a hash of each event's outputs and CPU work results: equal for the
   /// same events whatever the mode, routing or thread count (when the results are equal).
@@ -83,6 +87,7 @@ class event_loop {
   std::vector<const kernel*> m_kernels;
   loop_options m_opt;
   std::vector<double> m_event_time;
+  std::vector<double> m_event_wait;
   std::vector<request_record> m_requests;  // [event * modules + module], each written once
   std::atomic<std::uint64_t> m_next{0};
   std::atomic<std::uint64_t> m_digest{0};

@@ -198,6 +198,7 @@ bool check_setup(rank_run& j) {
 void calibrate(rank_run& j) {
   const auto& o = j.o;
   j.ns_per_iteration = o.ns_per_iteration;
+  if (o.cpu_work == "emulated") j.ns_per_iteration = 1.0;  // an iteration is a nanosecond held
   const bool measure = j.ns_per_iteration <= 0;
   if (measure) {
     if (j.rank == o.receivers) j.ns_per_iteration = offload::app::measure_ns_per_iteration();
@@ -247,7 +248,12 @@ void serve(rank_run& j, std::unique_ptr<offload::receiver> rx) {
   for (std::size_t n = 1; n < s.batch_sizes.size(); ++n)
     if (s.batch_sizes[n]) batches[std::to_string(n)] = s.batch_sizes[n];
   for (const auto& c : offload::receiver_stats::counters()) j.me[c.name] = s.*c.member;
-  j.me.update(json{{"backend", s.backend}, {"backend_description", s.backend_description}, {"batch_sizes", batches}});
+  j.me.update(json{{"backend", s.backend},
+                   {"backend_description", s.backend_description},
+                   {"batch_sizes", batches},
+                   {"batch_items", s.batch_items},
+                   {"busy_s", s.busy_s},
+                   {"queued_request_s", s.queued_request_s}});
 }
 
 /// A transmitter of --mode remote: connected to the job's (or the service's) receivers, or
@@ -283,6 +289,7 @@ void run_events(rank_run& j, offload::transmitter* tx) {
   lo.stream = j.rank - o.receivers;
   lo.validate = o.validate;
   lo.tolerance = o.tolerance;
+  lo.hold_cpu = o.cpu_work == "emulated";
   offload::transmitter_stats before;  // the warm-up's share of the transmitter's counters
   std::uint64_t warmup_failures = 0;
   if (o.warmup_events > 0) {
@@ -326,6 +333,16 @@ void run_events(rank_run& j, offload::transmitter* tx) {
                    {"stages_not_adding_up", loop.stages_not_adding_up()},
                    {"digest", digest}});
   j.event_times = loop.event_times();
+  // The share of each event's time spent waiting on remote results (mean over events), and of all of it.
+  double wait_sum = 0, time_sum = 0, fraction_sum = 0;
+  for (std::size_t e = 0; e < j.event_times.size(); ++e) {
+    wait_sum += loop.event_waits()[e];
+    time_sum += j.event_times[e];
+    fraction_sum += offload::app::ratio(loop.event_waits()[e], j.event_times[e]);
+  }
+  j.me["remote_wait"] = {{"mean_fraction", offload::app::ratio(fraction_sum, double(j.event_times.size()))},
+                         {"total_fraction", offload::app::ratio(wait_sum, time_sum)},
+                         {"mean_ms", 1e3 * offload::app::ratio(wait_sum, double(j.event_times.size()))}};
   for (const auto& r : loop.requests()) r.flatten(j.requests);
 }
 
@@ -462,6 +479,7 @@ int main(int argc, char** argv) {
     w = offload::app::make_workload(o.workload, available, o.kernel, o.size, o.work);
     if (o.cpu_before_ms >= 0) w.before_ms = o.cpu_before_ms;
     if (o.cpu_after_ms >= 0) w.after_ms = o.cpu_after_ms;
+    offload::app::check_run(o, w);
     if (!o.module_work.empty() && o.module_work.size() != w.modules.size())
       throw std::invalid_argument("--module-work has " + std::to_string(o.module_work.size()) + " value(s); workload " +
                                   w.name + " has " + std::to_string(w.modules.size()) + " module(s)");

@@ -65,6 +65,13 @@ double percentile(std::vector<double> v, double q) {
   return v[lo] + (v[hi] - v[lo]) * (pos - double(lo));
 }
 
+std::string device_label(const options& o) {
+  if (o.backend != "emulated") return "real";
+  char scale[32];
+  std::snprintf(scale, sizeof scale, "%g", o.time_scale);
+  return "EMULATED (" + o.profile_data.device + ", " + o.profile_data.path + ", times x " + scale + ")";
+}
+
 json job_metadata(const options& o, const std::string& mpi_library) {
   json env = json::object();
   for (char** e = environ; e && *e; ++e) {
@@ -110,14 +117,30 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
   json modules = json::array();
   std::string module_names, kernel_names;
   for (const auto& m : w.modules) {
-    modules.push_back(
-        {{"name", m.name}, {"kernel", m.kernel}, {"size", m.size}, {"work", m.work}, {"cpu_ms", m.cpu_ms}});
+    json mj{{"name", m.name}, {"kernel", m.kernel}, {"size", m.size}, {"work", m.work}, {"cpu_ms", m.cpu_ms}};
+    if (m.model)
+      mj.update({{"model", m.kernel},
+                 {"features_per_item", m.features},
+                 {"outputs_per_item", m.outputs},
+                 {"items_mean", m.items_mean},
+                 {"items_distribution", m.items_poisson ? "poisson" : "fixed"},
+                 {"input_mb", m.input_mb},
+                 {"source", m.source}});
+    modules.push_back(mj);
     module_names += (module_names.empty() ? "" : "+") + m.name;
     if (kernel_names.find(m.kernel) == std::string::npos) kernel_names += (kernel_names.empty() ? "" : "+") + m.kernel;
   }
   const int world = int(ranks.size());
+  const std::string device = device_label(o);
+  const std::string cpu_work = o.cpu_work == "emulated" ? "EMULATED (held, not computed)" : "real";
   report["config"] = {
       {"workload", w.name},
+      {"workload_file", w.path},
+      {"device", device},
+      {"profile", o.profile_data.path},
+      {"cpu_work", cpu_work},
+      {"fallback_threads", o.fallback_threads > 0 ? o.fallback_threads : std::size_t(o.threads)},
+      {"preferred_batch", o.preferred_batch},
       {"mode", o.mode},
       {"time_scale", o.time_scale},
       {"cpu_before_ms", w.before_ms},
@@ -175,6 +198,9 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
   for (const auto& c : receiver_stats::counters())
     if (c.fault) faults[c.name] = 0;
   bool ok = true;
+  double busy = 0, queued = 0, receiver_wall = 0, wait_fraction = 0;
+  std::uint64_t batches = 0, batch_requests = 0, batch_items = 0;
+  int transmitters_seen = 0;
   std::string backend = o.remote_receivers > 0 ? "service" : o.receivers == 0 ? "none" : "";
   for (std::size_t i = 0; i < ranks.size(); ++i) {
     auto& r = ranks[i];
@@ -184,6 +210,22 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
       const double s = r.value("wall_s", 0.0);
       r["requests_per_s"] = ratio(double(u64(r, "requests")), s);
       r["mb_per_s"] = ratio(double(u64(r, "bytes_in") + u64(r, "bytes_out")) / 1e6, s);
+      std::uint64_t rank_batches = 0, rank_requests = 0;
+      const json sizes = r.contains("batch_sizes") ? r.at("batch_sizes") : json::object();
+      for (const auto& [n, count] : sizes.items()) {
+        rank_batches += count.get<std::uint64_t>();
+        rank_requests += std::stoull(n) * count.get<std::uint64_t>();
+      }
+      r["busy_fraction"] = ratio(r.value("busy_s", 0.0), s);
+      r["mean_queue_requests"] = ratio(r.value("queued_request_s", 0.0), s);
+      r["mean_batch_requests"] = ratio(double(rank_requests), double(rank_batches));
+      r["mean_batch_items"] = ratio(double(u64(r, "batch_items")), double(rank_batches));
+      busy += r.value("busy_s", 0.0);
+      queued += r.value("queued_request_s", 0.0);
+      receiver_wall += s;
+      batches += rank_batches;
+      batch_requests += rank_requests;
+      batch_items += u64(r, "batch_items");
       const std::string b = r.value("backend", "");
       if (backend.find(b) == std::string::npos) backend += (backend.empty() ? "" : "+") + b;
       continue;
@@ -197,6 +239,8 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
     r["mb_per_s"] = ratio(double(rank_bytes) / 1e6, s);
     r["event_time"] = stats_ms(times);
     r["errors"] = errs;
+    wait_fraction += r.value("remote_wait", json::object()).value("mean_fraction", 0.0);
+    ++transmitters_seen;
     ok = ok && errs == 0;
     wall = std::max(wall, s);
     events += u64(r, "events");
@@ -239,6 +283,28 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
   stages["not_adding_up"] = not_adding_up;
   report["stages"] = stages;
 
+  // Credits: a transmitter may have credits x receivers requests outstanding, and wants up to
+  // events in flight x requests per event; when that is short and its requests waited for a
+  // credit a good part of their round trip, the credits bound the run.
+  const int rx = o.receivers + o.remote_receivers;
+  const std::uint64_t wanted = std::uint64_t(o.inflight) * w.modules.size();
+  const std::uint64_t allowed = std::uint64_t(o.credits) * std::uint64_t(std::max(rx, 1));
+  const double queue_p50 = stages["tx_queue"]["p50_ms"].get<double>();
+  const double trip_p50 = stages["round_trip"]["p50_ms"].get<double>();
+  const bool credit_bound = rx > 0 && allowed < wanted && queue_p50 > 0.1 * trip_p50;
+  report["credits"] = {
+      {"credits", o.credits},
+      {"given", o.credits_given},
+      {"outstanding_allowed", allowed},
+      {"outstanding_wanted", wanted},
+      {"bound", credit_bound},
+      {"transmitter_queue_p50_ms", queue_p50},
+      {"round_trip_p50_ms", trip_p50},
+      {"advice", credit_bound
+                     ? "set --credits " + std::to_string((wanted + std::uint64_t(rx) - 1) / std::uint64_t(rx)) +
+                           " or more (receivers must allow it)"
+                     : ""}};
+
   char digest_hex[17];
   std::snprintf(digest_hex, sizeof digest_hex, "%016llx", static_cast<unsigned long long>(digest));
   const json ev = stats_ms(all_events);
@@ -257,6 +323,8 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
              {"inflight", o.inflight},
              {"time_scale", o.time_scale},
              {"backend", backend},
+             {"device", device},
+             {"cpu_work", cpu_work},
              {"routing", o.routing},
              {"credits", o.credits},
              {"max_batch", o.max_batch},
@@ -281,7 +349,13 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
              {"event_p99_ms", ev["p99_ms"]},
              {"remote", remote},
              {"fallbacks", fallbacks},
-             {"errors", errors}};
+             {"errors", errors},
+             {"device_busy_fraction", ratio(busy, receiver_wall)},
+             {"mean_queue_requests", ratio(queued, receiver_wall)},
+             {"mean_batch_requests", ratio(double(batch_requests), double(batches))},
+             {"mean_batch_items", ratio(double(batch_items), double(batches))},
+             {"remote_wait_fraction", ratio(wait_fraction, double(transmitters_seen))},
+             {"credits_bound", credit_bound}};
   for (std::size_t s = 0; s < 6; ++s)
     for (const char* q : {"mean_ms", "p50_ms", "p90_ms", "p99_ms"})
       total[std::string(stage_keys[s]) + "_" + q] = stages[stage_keys[s]][q];

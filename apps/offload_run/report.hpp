@@ -22,6 +22,8 @@ inline constexpr const char* stage_names[] = {"transmitter queue", "network out"
 
 /// a / b, 0 when b is not positive.
 double ratio(double a, double b);
+/// "real", or "EMULATED (<device>, <profile file>, times x <time scale>)" for --backend emulated.
+std::string device_label(const options& o);
 /// A count of the report (0 when `j` has no `key`).
 std::uint64_t u64(const json& j, const char* key);
 

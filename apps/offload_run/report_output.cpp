@@ -38,6 +38,12 @@ std::string human_summary(const json& rep) {
                ? std::to_string(c["inject_bandwidth_gbit"].get<double>()) + " Gbit/s"
                : std::string("unlimited"))
        << ", added in mpi-offload's transport on every rank\n";
+  if (c["device"] != "real")
+    os << "device: " << c["device"].get<std::string>()
+       << ": each batch waits its profiled time on a receiver thread (docs/emulated-device.md)\n";
+  if (c["cpu_work"] != "real")
+    os << "cpu work: " << c["cpu_work"].get<std::string>()
+       << ": client CPU work and CPU runs of models hold their thread for their time without computing\n";
   std::snprintf(line, sizeof line, "%6s %-12s %8s %9s %10s %10s %8s %9s %9s %9s %8s %9s %7s\n", "rank", "role",
                 "events", "wall_s", "events/s", "req/s", "MB/s", "p50_ms", "p90_ms", "p99_ms", "remote", "fallbacks",
                 "errors");
@@ -61,6 +67,23 @@ std::string human_summary(const json& rep) {
       json{{"p50_ms", t["event_p50_ms"]}, {"p90_ms", t["event_p90_ms"]}, {"p99_ms", t["event_p99_ms"]}},
       u64(t, "remote"), u64(t, "fallbacks"), u64(t, "errors"));
   os << "(p50/p90/p99: event time, from the start of an event to the end of its produce step)\n";
+  if (c["mode"] == "remote") {
+    std::snprintf(line, sizeof line,
+                  "waiting on remote results: %.1f%% of an event's time (mean over events; from its last submit to "
+                  "its last result)\n",
+                  100.0 * t.value("remote_wait_fraction", 0.0));
+    os << line;
+  }
+  if (const auto& cr = rep.at("credits"); cr.value("bound", false)) {
+    std::snprintf(line, sizeof line,
+                  "CREDITS BOUND THIS RUN: a transmitter may have %llu requests outstanding (credits %llu x "
+                  "receivers) but wants up to %llu (events in flight x requests per event); its requests waited "
+                  "p50 %.3f ms for a credit, of a %.3f ms round trip: %s\n",
+                  (unsigned long long)u64(cr, "outstanding_allowed"), (unsigned long long)u64(cr, "credits"),
+                  (unsigned long long)u64(cr, "outstanding_wanted"), cr["transmitter_queue_p50_ms"].get<double>(),
+                  cr["round_trip_p50_ms"].get<double>(), cr["advice"].get<std::string>().c_str());
+    os << line;
+  }
 
   for (const auto& r : rep.at("ranks")) {
     if (r["role"] != "receiver") continue;
@@ -77,6 +100,12 @@ std::string human_summary(const json& rep) {
     os << line;
     if (r.value("backend", "") == "cuda")
       os << "receiver rank " << rank << ": " << r.value("backend_description", "") << "\n";
+    std::snprintf(line, sizeof line,
+                  "receiver rank %d: busy %.1f%% of the time (>= 1 batch running), mean queue %.2f requests, mean "
+                  "batch %.2f requests / %.2f items\n",
+                  rank, 100.0 * r.value("busy_fraction", 0.0), r.value("mean_queue_requests", 0.0),
+                  r.value("mean_batch_requests", 0.0), r.value("mean_batch_items", 0.0));
+    os << line;
     if (c["max_batch"].get<int>() > 1) {
       std::uint64_t batches = 0, requests = 0;
       std::string hist;

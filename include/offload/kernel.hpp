@@ -114,6 +114,14 @@ class kernel {
   /// The CUDA implementation, or nullptr when the kernel has none (the default): the CUDA
   /// backend then runs it on the CPU.
   virtual const cuda_implementation* cuda() const noexcept { return nullptr; }
+  /// How many inferences (rows) one request on `in` (valid inputs) holds: what a device
+  /// profile's batch size counts (offload/device_profile.hpp). Default 1: a request is one item.
+  virtual std::uint64_t items(const product_views& in) const;
+  /// Writes exactly what run_cpu writes, without run_cpu's cost, where the kernel can (e.g. a
+  /// model stand-in whose cost is a separate calibrated loop); the emulated device backend uses
+  /// it, so that emulated runs give the same outputs as real ones. Returns false (the default)
+  /// when the kernel has no such path: the emulated backend then runs run_cpu.
+  virtual bool emulate_outputs(const product_views& in, message_writer& out) const;
 };
 
 /// Runs `k` on the CPU and returns the finished message (header from `info`), its storage

@@ -3,6 +3,7 @@
 /// The receiver: serves any number of transmitters over one transport, runs their requests
 /// on a backend and sends the outputs back.
 
+#include <offload/device_profile.hpp>
 #include <offload/kernel.hpp>
 #include <offload/link_emulation.hpp>
 #include <offload/runtime.hpp>
@@ -28,15 +29,28 @@ struct receiver_config {
   /// Largest message accepted, products per message, name length.
   wire_limits limits;
   /// "cpu"; "cuda" (refused, with the reason, where the build has no CUDA or no device is
-  /// usable); "auto": cuda where it can run, else cpu, saying why.
+  /// usable); "auto": cuda where it can run, else cpu, saying why; "emulated": the device of
+  /// `profile`, EMULATED (see there).
   std::string backend = "auto";
+  /// The device the "emulated" backend stands for (offload/device_profile.hpp). Each batch
+  /// holds one kernel thread, asleep, for the profile's time of its model and size, at most
+  /// `profile.concurrency` batches at once (the receiver runs at least that many kernel
+  /// threads), so that the receiver's own work (receive, batch, reply) stays real and no core
+  /// is taken for the device's time. Outputs are the kernel's exact ones
+  /// (kernel::emulate_outputs, or run_cpu where it has none). A request for a kernel that the
+  /// profile has no model for fails with kernel_failed, naming the profile.
+  device_profile profile;
   /// CUDA device for the cuda backend; negative: the rank's local rank modulo the visible devices.
   int device = -1;
-  /// Dynamic batching: requests for the same kernel that arrive within `max_wait` of the
-  /// first are run together, up to `max_batch` of them (1: no batching). With max_wait 0 a
-  /// batch holds what arrived in the same receive sweep.
+  /// Dynamic batching, as Triton's: requests for one kernel wait in an open batch, which is
+  /// run when it holds `max_batch` requests (1: no batching), or when a kernel thread is free
+  /// and either it holds a `preferred_batch` size (the largest that can be formed goes; the
+  /// rest stay) or its first request has waited `max_wait`. While every kernel thread is busy
+  /// the batch keeps growing, so that batches grow with the load. With max_wait 0 and no
+  /// preferred sizes a free thread takes whatever is waiting.
   std::uint32_t max_batch = 1;
   std::chrono::microseconds max_wait{0};
+  std::vector<std::uint32_t> preferred_batch;
   /// A transmitter in session that sends nothing for this long is dropped: its credits are
   /// reclaimed, replies still owed to it are discarded, and it no longer counts as expected.
   /// Transmitters learn it in the handshake and send keepalives when idle, so only a vanished
@@ -78,6 +92,13 @@ struct receiver_stats {
   std::string backend_description;  ///< for cuda: the device report (name, SMs, memory, PCI id, versions)
   /// batch_sizes[n]: how many batches of n requests ran (index 0 unused).
   std::vector<std::uint64_t> batch_sizes;
+  /// Items (kernel::items: jets, taus, ...) in every batch run: a device profile's batch unit.
+  std::uint64_t batch_items = 0;
+  /// Seconds with at least one batch running (the device busy time, whatever the backend).
+  double busy_s = 0;
+  /// The integral over time of the requests queued (accepted, not yet running), in request
+  /// seconds: divided by the wall time, the mean queue depth.
+  double queued_request_s = 0;
 
   /// Every counter above, once (offload/stats.hpp).
   static constexpr auto counters() {

@@ -1,6 +1,9 @@
 #include "backend.hpp"
 
+#include <chrono>
+#include <semaphore>
 #include <stdexcept>
+#include <thread>
 
 #ifdef OFFLOAD_WITH_CUDA
 #include "kernels/cuda/cuda_kernels.hpp"
@@ -17,6 +20,46 @@ class cpu_backend final : public backend {
   void run(const kernel& k, std::span<const product_views* const> ins, std::span<message_writer* const> outs) override {
     k.run_cpu_batch(ins, outs);
   }
+};
+
+/// A device of a profile, EMULATED: each batch takes the profile's time for its model and
+/// size, asleep on the calling kernel thread (a GPU computes while its host thread waits), at
+/// most `concurrency` batches at once; the outputs are exact (kernel::emulate_outputs, or
+/// run_cpu for a kernel without a cheap path).
+class emulated_backend final : public backend {
+ public:
+  explicit emulated_backend(const device_profile& p) : m_profile(p), m_slots(std::ptrdiff_t(p.concurrency)) {
+    if (p.models.empty()) throw std::invalid_argument("backend 'emulated' needs a device profile (--profile)");
+  }
+  std::string_view name() const noexcept override { return "emulated"; }
+  std::string description() const override { return "EMULATED (" + m_profile.device + ", " + m_profile.path + ")"; }
+  std::size_t concurrency() const override { return m_profile.concurrency; }
+  void run(const kernel& k, std::span<const product_views* const> ins, std::span<message_writer* const> outs) override {
+    const model_timing* m = m_profile.find(k.name());
+    if (m == nullptr)
+      throw std::runtime_error("device profile " + m_profile.path + " has no model '" + std::string(k.name()) +
+                               "' (it has: " + m_profile.model_names() + ")");
+    double items = 0, bytes_in = 0, bytes_out = 0;
+    for (std::size_t i = 0; i < ins.size(); ++i) {
+      items += double(k.items(*ins[i]));
+      for (const auto& p : *ins[i]) bytes_in += double(p.size_bytes());
+      for (std::size_t o = 0; o < outs[i]->product_count(); ++o) bytes_out += double(outs[i]->payload(o).size());
+    }
+    const auto hold = std::chrono::duration<double>(m_profile.batch_seconds(*m, items, bytes_in, bytes_out));
+    m_slots.acquire();
+    struct release {
+      std::counting_semaphore<>& s;
+      ~release() { s.release(); }
+    } guard{m_slots};
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(hold);
+    for (std::size_t i = 0; i < ins.size(); ++i)
+      if (!k.emulate_outputs(*ins[i], *outs[i])) k.run_cpu(*ins[i], *outs[i]);
+    std::this_thread::sleep_until(until);
+  }
+
+ private:
+  device_profile m_profile;
+  std::counting_semaphore<> m_slots;
 };
 
 #ifdef OFFLOAD_WITH_CUDA
@@ -55,8 +98,10 @@ class cuda_backend final : public backend {
 
 }  // namespace
 
-std::unique_ptr<backend> make_backend(const std::string& name, int device, int local_rank, std::string& note) {
+std::unique_ptr<backend> make_backend(const std::string& name, int device, int local_rank, std::string& note,
+                                      const device_profile& profile) {
   if (name == "cpu") return std::make_unique<cpu_backend>();
+  if (name == "emulated") return std::make_unique<emulated_backend>(profile);
   if (name == "cuda" || name == "auto") {
 #ifdef OFFLOAD_WITH_CUDA
     std::string why;
@@ -76,7 +121,7 @@ std::unique_ptr<backend> make_backend(const std::string& name, int device, int l
     note = why + "; using the CPU backend";
     return std::make_unique<cpu_backend>();
   }
-  throw std::invalid_argument("unknown backend '" + name + "' (known: auto, cpu, cuda)");
+  throw std::invalid_argument("unknown backend '" + name + "' (known: auto, cpu, cuda, emulated)");
 }
 
 }  // namespace offload::detail

@@ -1,6 +1,7 @@
 #pragma once
 // Backends run a kernel on the inputs of one request and produce the reply message.
 
+#include <offload/device_profile.hpp>
 #include <offload/kernel.hpp>
 #include <offload/wire.hpp>
 
@@ -21,11 +22,15 @@ class backend {
   /// `k.output_specs(*ins[i])` (the caller checked the inputs). Throws when the kernel fails.
   virtual void run(const kernel& k, std::span<const product_views* const> ins,
                    std::span<message_writer* const> outs) = 0;
+  /// Batches it runs at once when given that many threads (0: as many as it is given).
+  virtual std::size_t concurrency() const { return 0; }
 };
 
-/// "cpu", "cuda" (throws std::invalid_argument with the reason where it cannot run), or
-/// "auto": cuda where it can run, else cpu, with the reason in `note`. The cuda backend uses
-/// `device`, or when it is negative the device `local_rank` modulo the visible devices.
-std::unique_ptr<backend> make_backend(const std::string& name, int device, int local_rank, std::string& note);
+/// "cpu", "cuda" (throws std::invalid_argument with the reason where it cannot run),
+/// "auto": cuda where it can run, else cpu, with the reason in `note`, or "emulated": the
+/// device of `profile` (offload/receiver.hpp). The cuda backend uses `device`, or when it is
+/// negative the device `local_rank` modulo the visible devices.
+std::unique_ptr<backend> make_backend(const std::string& name, int device, int local_rank, std::string& note,
+                                      const device_profile& profile);
 
 }  // namespace offload::detail

@@ -12,6 +12,8 @@
 #include <malloc.h>
 #endif
 
+#include <algorithm>
+#include <atomic>
 #include <future>
 #include <map>
 #include <mutex>
@@ -56,15 +58,23 @@ struct receiver::impl final : progress_client {
         expected_peers(expected),
         cfg(std::move(c)),
         ep(listen(link, r)),
-        be(detail::make_backend(cfg.backend, cfg.device, r.local_rank(), backend_note)) {
+        be(detail::make_backend(cfg.backend, cfg.device, r.local_rank(), backend_note, cfg.profile)) {
     if (!backend_note.empty()) spdlog::warn("{}: {}", self, backend_note);
     st.backend = be->name();
     st.backend_description = be->description();
     if (cfg.credits == 0) throw std::invalid_argument("receiver credits must be at least 1");
     if (cfg.threads == 0) throw std::invalid_argument("receiver threads must be at least 1");
     if (cfg.max_batch == 0) throw std::invalid_argument("receiver max_batch must be at least 1");
+    for (auto b : cfg.preferred_batch)
+      if (b == 0 || b > cfg.max_batch)
+        throw std::invalid_argument("receiver preferred batch size " + std::to_string(b) +
+                                    " is outside 1..max_batch (" + std::to_string(cfg.max_batch) + ")");
+    std::sort(cfg.preferred_batch.begin(), cfg.preferred_batch.end());
     st.batch_sizes.assign(cfg.max_batch + 1, 0);
-    for (std::size_t i = 0; i < cfg.threads; ++i) workers.emplace_back([this] { work(); });
+    const std::size_t threads = std::max(cfg.threads, be->concurrency());
+    idle_workers = threads;
+    last_change = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < threads; ++i) workers.emplace_back([this] { work(); });
   }
 
   runtime& rt;
@@ -82,6 +92,7 @@ struct receiver::impl final : progress_client {
   // belongs to the peer whose request opened it); finished replies out.
   detail::fair_queue<batch> jobs;
   std::vector<std::thread> workers;
+  std::atomic<std::size_t> idle_workers{0};  // kernel threads not running a batch
   std::mutex finished_mutex;
   std::vector<finished_job> finished_jobs;
 
@@ -113,6 +124,10 @@ struct receiver::impl final : progress_client {
 
   mutable std::mutex stats_mutex;
   receiver_stats st;
+  // Utilisation (under stats_mutex): batches running and requests queued since `last_change`.
+  std::size_t running = 0;
+  std::size_t queued = 0;
+  std::chrono::steady_clock::time_point last_change;
 
   /// Opens the transport's endpoint and takes the name it gives this receiver.
   std::unique_ptr<endpoint> listen(const transport& link, runtime& r) {
@@ -124,7 +139,12 @@ struct receiver::impl final : progress_client {
   }
   void work();
   void run_batch(batch& b);
-  void flush(std::uint32_t kernel_id);
+  /// Sends the open batch of `kernel_id` to the kernel threads: all of it, or its first `n` requests.
+  void flush(std::uint32_t kernel_id, std::size_t n = 0);
+  /// Flushes the open batches that are due (see receiver_config::max_batch); true when any was.
+  bool flush_due();
+  /// Adds `running_delta` batches running and `queued_delta` requests queued, integrating both over time.
+  void utilisation(long running_delta, long queued_delta, std::uint64_t items = 0);
   bool progress() override;
   std::chrono::steady_clock::time_point wake_by() const override { return ep->next_release(); }
   void handle(detail::incoming in);
@@ -153,11 +173,29 @@ struct receiver::impl final : progress_client {
 };
 
 void receiver::impl::work() {
-  while (auto next = jobs.pop()) run_batch(*next);
+  while (auto next = jobs.pop()) {
+    --idle_workers;
+    run_batch(*next);
+    ++idle_workers;
+    rt.wake();  // a free thread may take an open batch
+  }
+}
+
+void receiver::impl::utilisation(long running_delta, long queued_delta, std::uint64_t items) {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(stats_mutex);
+  const double dt = std::chrono::duration<double>(now - last_change).count();
+  if (running > 0) st.busy_s += dt;
+  st.queued_request_s += double(queued) * dt;
+  last_change = now;
+  running = std::size_t(long(running) + running_delta);
+  queued = std::size_t(long(queued) + queued_delta);
+  st.batch_items += items;
 }
 
 void receiver::impl::run_batch(batch& b) {
   const kernel& k = *b.k;
+  utilisation(0, -long(b.items.size()));
   std::vector<finished_job> out;
   std::vector<const product_views*> ins;
   std::vector<message_writer> writers;
@@ -185,6 +223,14 @@ void receiver::impl::run_batch(batch& b) {
   if (!ins.empty()) {
     std::vector<message_writer*> outs;
     for (auto& w : writers) outs.push_back(&w);
+    std::uint64_t items = 0;
+    for (const auto* in : ins) {
+      try {
+        items += k.items(*in);
+      } catch (const std::exception&) {  // (the kernel refuses these inputs below)
+      }
+    }
+    utilisation(1, 0, items);
     const std::uint64_t start = detail::now_ns();
     try {
       be->run(k, ins, outs);
@@ -201,6 +247,7 @@ void receiver::impl::run_batch(batch& b) {
         write_times(out.back().reply.span(), {received[i], start, detail::now_ns()});
       }
     }
+    utilisation(-1, 0);
     count([&](receiver_stats& s) { s.batch_sizes[ins.size()] += 1; });
   }
   {
@@ -210,12 +257,40 @@ void receiver::impl::run_batch(batch& b) {
   rt.wake();
 }
 
-void receiver::impl::flush(std::uint32_t kernel_id) {
+void receiver::impl::flush(std::uint32_t kernel_id, std::size_t n) {
   auto it = open_batches.find(kernel_id);
   if (it == open_batches.end() || it->second.items.empty()) return;
-  const int owner = it->second.items.front().peer;
-  jobs.push(owner, std::move(it->second));
-  open_batches.erase(it);
+  auto& open = it->second;
+  const int owner = open.items.front().peer;
+  if (n == 0 || n >= open.items.size()) {
+    jobs.push(owner, std::move(open));
+    open_batches.erase(it);
+    return;
+  }
+  batch first{open.k, {}, open.deadline};  // the rest keep their deadline: they are as old
+  first.items.assign(std::make_move_iterator(open.items.begin()),
+                     std::make_move_iterator(open.items.begin() + long(n)));
+  open.items.erase(open.items.begin(), open.items.begin() + long(n));
+  jobs.push(owner, std::move(first));
+}
+
+bool receiver::impl::flush_due() {
+  if (open_batches.empty()) return false;
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::pair<std::uint32_t, std::size_t>> due;  // kernel id, requests to send
+  std::size_t free = idle_workers.load();
+  free = free > jobs.size() ? free - jobs.size() : 0;
+  for (const auto& [id, b] : open_batches) {
+    if (free == 0) break;
+    std::size_t n = 0;  // the largest preferred size that can be formed
+    for (auto p : cfg.preferred_batch)
+      if (p <= b.items.size()) n = p;
+    if (n == 0 && b.deadline > now) continue;
+    due.emplace_back(id, n);
+    --free;
+  }
+  for (auto [id, n] : due) flush(id, n);
+  return !due.empty();
 }
 
 bool receiver::impl::progress() {
@@ -252,14 +327,7 @@ bool receiver::impl::progress() {
     busy = true;
   }
 
-  if (!open_batches.empty()) {
-    const auto now = std::chrono::steady_clock::now();
-    std::vector<std::uint32_t> due;
-    for (const auto& [id, b] : open_batches)
-      if (b.deadline <= now) due.push_back(id);
-    for (auto id : due) flush(id);
-    busy = busy || !due.empty();
-  }
+  busy = flush_due() || busy;
 
   housekeeping();
 
@@ -427,6 +495,7 @@ void receiver::impl::handle_request(int source, message m, std::uint64_t receive
   ++p.outstanding;
   ++p.requests;
   count([](receiver_stats& x) { x.requests += 1; });
+  utilisation(0, 1);
   const auto kernel_id = h.kernel_id;
   auto& b = open_batches[kernel_id];
   if (b.items.empty()) {
@@ -512,6 +581,7 @@ std::size_t receiver::impl::drop_queued_work(int peer, peer_state& p) {
     it = keep(it->second) ? std::next(it) : open_batches.erase(it);
   if (dropped == 0) return 0;
   p.outstanding -= static_cast<std::uint32_t>(dropped);
+  utilisation(0, -long(dropped));
   count([&](receiver_stats& s) { s.work_dropped += dropped; });
   spdlog::info("{}: dropped {} queued request(s) of transmitter {}, which no longer waits for them", self, dropped,
                ep->describe(peer));
@@ -586,6 +656,7 @@ bool receiver::wait_for(std::chrono::milliseconds for_at_most) {
 }
 
 receiver_stats receiver::stats() const {
+  m_impl->utilisation(0, 0);  // integrated up to now
   std::lock_guard lock(m_impl->stats_mutex);
   return m_impl->st;
 }
