@@ -34,8 +34,8 @@ PUBLIC = {
     "mpi.hpp": "runtime",
     "link_emulation.hpp": "transport", "transport.hpp": "transport",
     "grpc.hpp": "transport",
-    "kernel.hpp": "kernels", "plugin.hpp": "kernels", "cuda.hpp": "kernels",
-    "transmitter.hpp": "transmitter", "receiver.hpp": "receiver",
+    "kernel.hpp": "kernels", "plugin.hpp": "kernels", "cuda.hpp": "kernels", "model.hpp": "kernels",
+    "transmitter.hpp": "transmitter", "receiver.hpp": "receiver", "device_profile.hpp": "receiver",
 }
 FOLDERS = [  # most specific first
     ("src/wire/", "wire"), ("src/runtime/", "runtime"), ("src/transport/", "transport"),
