@@ -105,7 +105,10 @@ void add_receiver_options(CLI::App& app, options& o) {
           find_data_file("workloads", name);
           return std::string();
         } catch (const std::invalid_argument& e) {
-          return std::string(e.what());
+          if (name.find('/') != std::string::npos) return std::string(e.what());
+          std::string known;
+          for (const auto& n : workload_names()) known += (known.empty() ? "" : ", ") + n;
+          return "unknown workload '" + name + "' (known: " + known + "; or give a file path)";
         }
       });
   app.add_option("--plugin", o.plugins,
