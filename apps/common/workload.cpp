@@ -119,6 +119,8 @@ workload parse_workload(const std::string& text, const std::string& origin) {
   w.source = r.text(j, "", "source");
   w.before_ms = r.number(j, "", "cpu_ms_before", false);
   w.after_ms = r.number(j, "", "cpu_ms_after", false);
+  w.cpu_cv = r.has(j, "cpu_ms_cv") ? r.number(j, "", "cpu_ms_cv", false) : 0;
+  if (w.cpu_cv > 3) r.fail("cpu_ms_cv", "is above 3");
   const auto& mods = r.at(j, "", "modules");
   if (!mods.is_array() || mods.empty()) r.fail("modules", "must be a non-empty array");
   for (std::size_t i = 0; i < mods.size(); ++i) {
@@ -162,6 +164,16 @@ workload parse_workload(const std::string& text, const std::string& origin) {
     w.modules.push_back(std::move(s));
   }
   return w;
+}
+
+double cpu_factor(const workload& w, std::uint64_t seed) {
+  if (w.cpu_cv <= 0) return 1.0;
+  // Log-normal of mean 1: exp(sigma z - sigma^2 / 2), z standard normal (Box-Muller).
+  kernels::splitmix64 rng{seed ^ 0xc0ffeeull};
+  const double u1 = std::max(rng.uniform(), 1e-300), u2 = rng.uniform();
+  const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * 3.14159265358979323846 * u2);
+  const double sigma = std::sqrt(std::log(1.0 + w.cpu_cv * w.cpu_cv));
+  return std::exp(sigma * z - 0.5 * sigma * sigma);
 }
 
 kernel_registry model_kernels(const workload& w, bool hold_cpu) {

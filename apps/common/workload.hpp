@@ -41,6 +41,9 @@ struct workload {
   std::string source;
   double before_ms = 0;  ///< CPU work per event before the modules, at time scale 1
   double after_ms = 0;   ///< and after them
+  /// Coefficient of variation of each event's CPU work before and after the modules (a
+  /// log-normal factor of mean 1, drawn per event from its seed); 0: every event the same.
+  double cpu_cv = 0;
   std::vector<module_spec> modules;
   // Derived by resolve():
   std::uint64_t before_iterations = 0;
@@ -65,6 +68,10 @@ workload make_workload(const std::string& name, const kernel_registry& kernels, 
 /// `origin` and the field for a missing or mistyped field, a negative or non-finite figure, a
 /// module with both or neither of "model" and "kernel", or a repeated module or model name.
 workload parse_workload(const std::string& text, const std::string& origin);
+
+/// The factor (mean 1 over events) that event `seed`'s CPU work before and after the modules
+/// is multiplied by: 1 when `w.cpu_cv` is 0.
+double cpu_factor(const workload& w, std::uint64_t seed);
 
 /// The model stand-ins of `w`'s model modules (offload/model.hpp), to add to the kernel
 /// registry; with `hold_cpu` their CPU cost is held, not computed (--cpu-work emulated).

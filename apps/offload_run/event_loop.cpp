@@ -49,6 +49,10 @@ std::uint64_t hash_double(double v, std::uint64_t h) {
   return mix(h ^ bits);
 }
 
+std::uint64_t scaled(std::uint64_t iterations, double factor) {
+  return std::uint64_t(std::llround(double(iterations) * factor));
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -74,6 +78,7 @@ struct event_loop::event {
   std::chrono::steady_clock::time_point t0;
   std::chrono::steady_clock::time_point submitted;  // end of the acquire step
   std::uint64_t hash = 0;                           // of the "before" work, then of everything
+  double factor = 1;                                // of its CPU work (workload::cpu_cv)
   std::vector<std::optional<result>> results;       // remote mode: one per module
   std::atomic<std::size_t> pending{0};
 };
@@ -85,6 +90,7 @@ event_loop::event_loop(transmitter* tx, const workload& w, std::vector<const ker
       m_opt(o),
       m_event_time(o.events, 0.0),
       m_event_wait(o.events, 0.0),
+      m_event_end(o.events, 0.0),
       m_requests(o.events * w.modules.size()) {}
 
 input_params event_loop::params(std::uint64_t index, std::size_t module) const {
@@ -94,6 +100,7 @@ input_params event_loop::params(std::uint64_t index, std::size_t module) const {
 }
 
 void event_loop::run(const std::function<void(std::uint64_t)>& tick, const std::function<void(int)>& on_worker_start) {
+  m_run_start = std::chrono::steady_clock::now();
   const auto first = std::min<std::uint64_t>(std::uint64_t(m_opt.inflight), m_opt.events);
   for (std::uint64_t i = 0; i < first; ++i) push([this] { start(); });
   std::vector<std::thread> workers;
@@ -145,7 +152,8 @@ void event_loop::start() {
   if (ev->index >= m_opt.events) return;
   ev->t0 = std::chrono::steady_clock::now();
   const std::uint64_t event_key = mix((std::uint64_t(m_opt.stream) << 40) ^ ev->index ^ m_opt.seed);
-  ev->hash = hash_double(cpu_work(event_key, m_w.before_iterations, m_opt.hold_cpu), event_key);
+  ev->factor = cpu_factor(m_w, event_key);
+  ev->hash = hash_double(cpu_work(event_key, scaled(m_w.before_iterations, ev->factor), m_opt.hold_cpu), event_key);
   const std::size_t modules = m_w.modules.size();
 
   if (m_tx == nullptr) {  // local mode: every module inline, then the produce step
@@ -224,9 +232,10 @@ void event_loop::check(const std::shared_ptr<event>& ev, std::size_t m, const pr
 }
 
 void event_loop::finish(const std::shared_ptr<event>& ev) {
-  ev->hash = hash_double(cpu_work(ev->hash, m_w.after_iterations, m_opt.hold_cpu), ev->hash);
+  ev->hash = hash_double(cpu_work(ev->hash, scaled(m_w.after_iterations, ev->factor), m_opt.hold_cpu), ev->hash);
   m_digest += mix(ev->hash ^ (std::uint64_t(m_opt.stream) << 40) ^ ev->index);
   m_event_time[ev->index] = seconds_since(ev->t0);
+  m_event_end[ev->index] = seconds_since(m_run_start);
   bool last;
   {
     std::lock_guard lock(m_mutex);

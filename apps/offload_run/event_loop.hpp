@@ -61,6 +61,8 @@ class event_loop {
   /// Seconds each event waited on remote results: from the end of its acquire step (every
   /// request submitted) to the arrival of its last result (0 in local mode).
   const std::vector<double>& event_waits() const { return m_event_wait; }
+  /// Seconds from the start of run() to the end of each event's produce step.
+  const std::vector<double>& event_ends() const { return m_event_end; }
   std::vector<request_record> requests() const;
   /// Sum over events of a hash of each event's outputs and CPU work results: equal for the
   /// same events whatever the mode, routing or thread count (when the results are equal).
@@ -88,6 +90,8 @@ class event_loop {
   loop_options m_opt;
   std::vector<double> m_event_time;
   std::vector<double> m_event_wait;
+  std::vector<double> m_event_end;
+  std::chrono::steady_clock::time_point m_run_start;
   std::vector<request_record> m_requests;  // [event * modules + module], each written once
   std::atomic<std::uint64_t> m_next{0};
   std::atomic<std::uint64_t> m_digest{0};

@@ -24,6 +24,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -333,6 +334,15 @@ void run_events(rank_run& j, offload::transmitter* tx) {
                    {"stages_not_adding_up", loop.stages_not_adding_up()},
                    {"digest", digest}});
   j.event_times = loop.event_times();
+  // The steady rate: events completed in a fixed window of the run, from 15% to 75% of the time
+  // its last event ended, over the window's length. It leaves out the ramp at the start and the
+  // tail at the end (the last events finish one by one, with threads idle), which in a short
+  // run weigh more than they do in a long one.
+  const auto& ends = loop.event_ends();
+  const double last = ends.empty() ? 0.0 : *std::max_element(ends.begin(), ends.end());
+  const auto in_window =
+      std::count_if(ends.begin(), ends.end(), [&](double t) { return t > 0.15 * last && t <= 0.75 * last; });
+  j.me["steady_events_per_s"] = offload::app::ratio(double(in_window), 0.6 * last);
   // The share of each event's time spent waiting on remote results (mean over events), and of all of it.
   double wait_sum = 0, time_sum = 0, fraction_sum = 0;
   for (std::size_t e = 0; e < j.event_times.size(); ++e) {

@@ -145,6 +145,7 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
       {"time_scale", o.time_scale},
       {"cpu_before_ms", w.before_ms},
       {"cpu_after_ms", w.after_ms},
+      {"cpu_cv", w.cpu_cv},
       {"cpu_before_iterations", w.before_iterations},
       {"cpu_after_iterations", w.after_iterations},
       {"ns_per_iteration", ns_per_iteration},
@@ -198,7 +199,7 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
   for (const auto& c : receiver_stats::counters())
     if (c.fault) faults[c.name] = 0;
   bool ok = true;
-  double busy = 0, queued = 0, receiver_wall = 0, wait_fraction = 0;
+  double busy = 0, queued = 0, receiver_wall = 0, wait_fraction = 0, steady = 0;
   std::uint64_t batches = 0, batch_requests = 0, batch_items = 0;
   int transmitters_seen = 0;
   std::string backend = o.remote_receivers > 0 ? "service" : o.receivers == 0 ? "none" : "";
@@ -240,6 +241,7 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
     r["event_time"] = stats_ms(times);
     r["errors"] = errs;
     wait_fraction += r.value("remote_wait", json::object()).value("mean_fraction", 0.0);
+    steady += r.value("steady_events_per_s", 0.0);
     ++transmitters_seen;
     ok = ok && errs == 0;
     wall = std::max(wall, s);
@@ -341,6 +343,7 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
              {"requests", submitted},
              {"wall_s", wall},
              {"events_per_s", ratio(double(events), wall)},
+             {"steady_events_per_s", steady},
              {"requests_per_s", ratio(double(submitted), wall)},
              {"mb_per_s", ratio(double(bytes) / 1e6, wall)},
              {"event_mean_ms", ev["mean_ms"]},

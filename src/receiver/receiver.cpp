@@ -277,19 +277,26 @@ void receiver::impl::flush(std::uint32_t kernel_id, std::size_t n) {
 bool receiver::impl::flush_due() {
   if (open_batches.empty()) return false;
   const auto now = std::chrono::steady_clock::now();
-  std::vector<std::pair<std::uint32_t, std::size_t>> due;  // kernel id, requests to send
   std::size_t free = idle_workers.load();
   free = free > jobs.size() ? free - jobs.size() : 0;
+  if (free == 0) return false;
+  // The batches that may go, oldest first (kernels share the threads first come, first served).
+  struct candidate {
+    std::chrono::steady_clock::time_point deadline;
+    std::uint32_t id;
+    std::size_t n;
+  };
+  std::vector<candidate> due;
   for (const auto& [id, b] : open_batches) {
-    if (free == 0) break;
     std::size_t n = 0;  // the largest preferred size that can be formed
     for (auto p : cfg.preferred_batch)
       if (p <= b.items.size()) n = p;
     if (n == 0 && b.deadline > now) continue;
-    due.emplace_back(id, n);
-    --free;
+    due.push_back({b.deadline, id, n});
   }
-  for (auto [id, n] : due) flush(id, n);
+  std::sort(due.begin(), due.end(), [](const candidate& a, const candidate& b) { return a.deadline < b.deadline; });
+  if (due.size() > free) due.resize(free);
+  for (const auto& c : due) flush(c.id, c.n);
   return !due.empty();
 }
 
@@ -319,6 +326,7 @@ bool receiver::impl::progress() {
     maybe_finish(r.peer, p);
     forget_if_done(r.peer);
   }
+  busy = flush_due() || busy;  // a thread that just finished takes the next batch before more is received
 
   for (int i = 0; i < 64; ++i) {
     auto in = ep->receive();
