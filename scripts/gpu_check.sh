@@ -9,7 +9,9 @@
 # skip —, then short benchmarks: each kernel's device time against its roofline floor
 # (offload-kernel-bench, with the EdgeConv example's plugin), offload-run mlp and edgeconv 1->1
 # and 7->1 with the cuda backend against the cpu backend, mlp 7->1 unbatched against batched, miniaod remote (cuda) against local
-# (bench_modes.sh) and the library overhead (bench_overhead.sh). Everything it prints is also written to $OUT (or ./gpu-check-out).
+# (bench_modes.sh), a device profile of the GPU measured from the cuda backend with the emulated
+# device checked against it (scripts/profiles/measure.py: copy $OUT/profile-measured-*.json to
+# profiles/) and the library overhead (bench_overhead.sh). Everything it prints is also written to $OUT (or ./gpu-check-out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device/env.sh
@@ -87,6 +89,10 @@ done
 echo "== miniaod: remote (cuda receiver) against local, time scale 0.1, 4 transmitters x 4 threads"
 scripts/bench_modes.sh -b "$build" -t 4 -r 1 --workload miniaod --time-scale 0.1 --events 100 --threads 4 \
   --inflight 8 --backend cuda --validate | tee "$out/miniaod_modes.txt" || status=1
+echo "== a device profile of this GPU (mlp, 256 jets per request, on the cuda backend), and the emulated device against it"
+gpu=$( (nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || echo gpu) | head -1 | tr ' ' '-' | tr -cd 'A-Za-z0-9-')
+python3 scripts/profiles/measure.py --build "$build" --backend cuda --kernel mlp --flags "--size 256" \
+  --out "$out/profile-measured-$gpu.json" --check | tee "$out/profile_check.txt" || status=1
 echo "== library overhead against raw MPI"
 scripts/bench_overhead.sh "$build" | tee "$out/overhead.txt" || status=1
 echo "gpu_check: $([ $status -eq 0 ] && echo PASS || echo FAIL)"

@@ -50,6 +50,7 @@ receiver_config receiver_settings(const options& o) {
   cfg.max_wait = std::chrono::microseconds(std::int64_t(o.max_wait_us));
   cfg.emulate = emulation(o);
   cfg.max_work = o.max_work;
+  cfg.site_link_bps = o.site_link_gbit * 1e9;
   return cfg;
 }
 
@@ -138,6 +139,10 @@ void add_receiver_options(CLI::App& app, options& o) {
                  "first; others wait up to --max-wait-us")
       ->delimiter(',')
       ->check(CLI::Range(1, int(max_batch_limit)));
+  app.add_option("--site-link-gbit", o.site_link_gbit,
+                 "emulated shared link into each receiver's site, Gbit/s: every request, from any transmitter, "
+                 "crosses it one after another (reported as emulated); 0: none")
+      ->check(CLI::Range(0.0, 1e6));
   app.add_option("--max-wait-us", o.max_wait_us,
                  "how long a receiver holds a batch open for more requests when no preferred size can be formed")
       ->check(CLI::Range(0.0, 1e7));

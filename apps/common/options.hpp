@@ -73,6 +73,7 @@ struct options {
   double inject_latency_ms = 0;        // one-way, emulated in the transport
   double inject_jitter_ms = 0;
   double inject_bandwidth_gbit = 0;     // 0: unlimited
+  double site_link_gbit = 0;            // receivers: emulated shared link into their site; 0: none
   std::string transport = "mpi";        // the data path: mpi, or grpc (MPI then only starts and reports)
   std::string listen = "0.0.0.0:0";     // grpc: where receiver ranks listen (port 0: any free one)
   std::size_t grpc_threads = 2;         // grpc: completion-queue threads of a receiver
@@ -87,7 +88,9 @@ struct options {
   int remote_receivers = 0;       // set on connecting: the service's receiver ranks
   bool service_mode() const { return serve || connect || stop; }
   bool grpc() const { return transport == "grpc"; }
-  bool emulated() const { return inject_latency_ms > 0 || inject_jitter_ms > 0 || inject_bandwidth_gbit > 0; }
+  bool emulated() const {
+    return inject_latency_ms > 0 || inject_jitter_ms > 0 || inject_bandwidth_gbit > 0 || site_link_gbit > 0;
+  }
 };
 
 /// The built-in kernels and every --plugin's. Throws offload::plugin_error (exit 2).

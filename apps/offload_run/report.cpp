@@ -182,7 +182,8 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
       {"distance", o.distance},
       {"inject_latency_ms", o.inject_latency_ms},
       {"inject_jitter_ms", o.inject_jitter_ms},
-      {"inject_bandwidth_gbit", o.inject_bandwidth_gbit}};
+      {"inject_bandwidth_gbit", o.inject_bandwidth_gbit},
+      {"site_link_gbit", o.site_link_gbit}};
 
   // Per rank figures, and the totals.
   std::vector<double> all_events;
@@ -338,6 +339,7 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
              {"inject_latency_ms", o.inject_latency_ms},
              {"inject_jitter_ms", o.inject_jitter_ms},
              {"inject_bandwidth_gbit", o.inject_bandwidth_gbit},
+             {"site_link_gbit", o.site_link_gbit},
              {"warmup_events", o.warmup_events},
              {"events", events},
              {"requests", submitted},

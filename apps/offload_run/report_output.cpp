@@ -37,7 +37,11 @@ std::string human_summary(const json& rep) {
        << (c["inject_bandwidth_gbit"].get<double>() > 0
                ? std::to_string(c["inject_bandwidth_gbit"].get<double>()) + " Gbit/s"
                : std::string("unlimited"))
-       << ", added in mpi-offload's transport on every rank\n";
+       << ", added in mpi-offload's transport on every rank"
+       << (c["site_link_gbit"].get<double>() > 0 ? "; a shared site link into each receiver of " +
+                                                       std::to_string(c["site_link_gbit"].get<double>()) + " Gbit/s"
+                                                 : std::string())
+       << "\n";
   if (c["device"] != "real")
     os << "device: " << c["device"].get<std::string>()
        << ": each batch waits its profiled time on a receiver thread (docs/emulated-device.md)\n";

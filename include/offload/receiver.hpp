@@ -70,6 +70,11 @@ struct receiver_config {
   double max_work = 0;
   /// Emulated distance for the replies this receiver sends (off by default).
   link_emulation emulate;
+  /// Emulated shared link into this receiver's site, in bits per second (0: none): every
+  /// message received, from any transmitter, crosses it one after another at this rate before
+  /// the receiver takes it (its wait counts as network time), so that many transmitters can
+  /// fill it, as a site's uplink into a GPU cluster. Reported as emulated.
+  double site_link_bps = 0;
 };
 
 /// What a receiver did; every count is since construction.

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <future>
 #include <map>
 #include <mutex>
@@ -65,6 +66,7 @@ struct receiver::impl final : progress_client {
     if (cfg.credits == 0) throw std::invalid_argument("receiver credits must be at least 1");
     if (cfg.threads == 0) throw std::invalid_argument("receiver threads must be at least 1");
     if (cfg.max_batch == 0) throw std::invalid_argument("receiver max_batch must be at least 1");
+    if (!(cfg.site_link_bps >= 0)) throw std::invalid_argument("receiver site_link_bps must be zero or positive");
     for (auto b : cfg.preferred_batch)
       if (b == 0 || b > cfg.max_batch)
         throw std::invalid_argument("receiver preferred batch size " + std::to_string(b) +
@@ -110,6 +112,9 @@ struct receiver::impl final : progress_client {
 
   // Progress-thread state.
   std::map<int, peer_state> peers;
+  // The emulated site link: messages on it, in order, with the time each is through.
+  std::deque<std::pair<std::chrono::steady_clock::time_point, detail::incoming>> site_queue;
+  std::chrono::steady_clock::time_point site_free;
   std::map<std::uint32_t, batch> open_batches;  // by kernel id, while they fill
   std::size_t peers_finished = 0;
   std::chrono::steady_clock::time_point next_housekeeping;
@@ -146,7 +151,12 @@ struct receiver::impl final : progress_client {
   /// Adds `running_delta` batches running and `queued_delta` requests queued, integrating both over time.
   void utilisation(long running_delta, long queued_delta, std::uint64_t items = 0);
   bool progress() override;
-  std::chrono::steady_clock::time_point wake_by() const override { return ep->next_release(); }
+  std::chrono::steady_clock::time_point wake_by() const override {
+    const auto send = ep->next_release();
+    return site_queue.empty() ? send : std::min(send, site_queue.front().first);
+  }
+  /// Messages that crossed the emulated site link (receiver_config::site_link_bps) and are due.
+  bool release_site_link();
   void handle(detail::incoming in);
   void handle_hello(int source, const message& m);
   void handle_request(int source, message m, std::uint64_t received_ns);
@@ -331,9 +341,18 @@ bool receiver::impl::progress() {
   for (int i = 0; i < 64; ++i) {
     auto in = ep->receive();
     if (!in) break;
-    handle(std::move(*in));
     busy = true;
+    if (cfg.site_link_bps <= 0) {
+      handle(std::move(*in));
+      continue;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    const auto wire = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(8.0 * double(in->size) / cfg.site_link_bps));
+    site_free = std::max(site_free, now) + wire;
+    site_queue.emplace_back(site_free, std::move(*in));
   }
+  busy = release_site_link() || busy;
 
   busy = flush_due() || busy;
 
@@ -361,6 +380,18 @@ bool receiver::impl::progress() {
     }
   }
   return busy;
+}
+
+bool receiver::impl::release_site_link() {
+  bool any = false;
+  const auto now = std::chrono::steady_clock::now();
+  while (!site_queue.empty() && site_queue.front().first <= now) {
+    auto in = std::move(site_queue.front().second);
+    site_queue.pop_front();
+    handle(std::move(in));
+    any = true;
+  }
+  return any;
 }
 
 void receiver::impl::send_error(int dest, std::uint64_t id, status s, const std::string& text) {
