@@ -19,13 +19,13 @@ for path in sys.argv[1:]:
     if not remote:
         continue
     r0 = remote[0]
-    print(f"`{path}`: workload {r0['workload']}, device {r0['device']}, cpu work {r0['cpu_work']}, distance "
+    print(f"`{path}`: device {r0['device']}, cpu work {r0['cpu_work']}, distance "
           f"{r0['distance']} (network {r0['network']}), time scale {r0['time_scale']}, {r0['threads']} threads and "
           f"{r0['inflight']} events in flight per job, max batch {r0['max_batch']} requests, commit "
           f"{r0['git_commit']}{'-dirty' if r0['git_dirty'] == 'true' else ''}, {r0['date']}\n")
-    print("| jobs | threads | remote ev/s/job | local ev/s/job | gain | gain (steady) | device busy | batch items "
+    print("| workload | jobs | threads | remote ev/s/job | local ev/s/job | gain | gain (steady) | device busy | batch items "
           "| queue | round trip p50 ms | MB/s | fallbacks |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in remote:
         n = int(r["transmitters"])
         l = local.get((r["workload"], r["transmitters"]))
@@ -33,7 +33,7 @@ for path in sys.argv[1:]:
             continue
         rr, lr = float(r["events_per_s"]) / n, float(l["events_per_s"]) / n
         rs, ls = float(r["steady_events_per_s"]), float(l["steady_events_per_s"])
-        print(f"| {n} | {n * int(r['threads'])} | {rr:.3f} | {lr:.3f} | {rr / lr:.3f} | {rs / ls:.3f} | "
+        print(f"| {r['workload']} | {n} | {n * int(r['threads'])} | {rr:.3f} | {lr:.3f} | {rr / lr:.3f} | {rs / ls:.3f} | "
               f"{float(r['device_busy_fraction']):.2f} | {float(r['mean_batch_items']):.1f} | "
               f"{float(r['mean_queue_requests']):.1f} | {float(r['round_trip_p50_ms']):.1f} | "
               f"{float(r['mb_per_s']):.0f} | {r['fallbacks']} |")

@@ -25,6 +25,8 @@ for spec in pn_ak4:24 pn_ak8:20 deeptau:48 deepmet:10; do
   model=${spec%%:*} gpus=${spec##*:}
   jobs=$(( (total_jobs + gpus / 2) / gpus ))
   echo "== $model: $gpus GPUs in the test, $jobs jobs per GPU"
-  scripts/study_ratio.sh -b "$build" -o "$out" -m "$model" -j "$jobs" "$@" | tee /dev/stderr |
-    awk -v g="$gpus" -v m="$model" '$1 ~ /^[0-9]+$/ { printf "%s: %s GB/s into its GPU, x %d GPUs = %.2f GB/s at full scale\n", m, $10 / 1000, g, g * $10 / 1000 }'
+  table=$(scripts/study_ratio.sh -b "$build" -o "$out" -m "$model" -j "$jobs" "$@")
+  echo "$table"
+  echo "$table" | awk -v g="$gpus" -v m="$model" '$1 ~ /^[0-9]+$/ {
+    printf "%s: %.3f GB/s into its GPU (at this run'"'"'s time scale), x %d GPUs = %.2f GB/s\n", m, $10 / 1000, g, g * $10 / 1000 }'
 done

@@ -344,6 +344,7 @@ bool receiver::impl::progress() {
     busy = true;
     if (cfg.site_link_bps <= 0) {
       handle(std::move(*in));
+      if (idle_workers.load() > jobs.size()) flush_due();  // a free thread waits for no sweep
       continue;
     }
     const auto now = std::chrono::steady_clock::now();
