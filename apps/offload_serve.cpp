@@ -87,8 +87,9 @@ int main(int argc, char** argv) {
     std::printf(
         "offload-serve: listening on %s:%d, %zu completion-queue thread(s), backend %s, %zu kernel "
         "thread(s), credits %u, kernels: %s\n",
-        listen.substr(0, listen.rfind(':')).c_str(), rx.port(), o.grpc_threads, s0.backend.c_str(), o.receiver_threads,
-        o.credits, names.c_str());
+        listen.substr(0, listen.rfind(':')).c_str(), rx.port(), o.grpc_threads,
+        (s0.backend == "emulated" ? s0.backend_description : s0.backend).c_str(), o.receiver_threads, o.credits,
+        names.c_str());
     std::fflush(stdout);
     if (!port_file.empty()) offload::app::write_file_atomically(port_file, std::to_string(rx.port()));
     const double cpu0 = offload::app::process_cpu_seconds();
