@@ -1,0 +1,54 @@
+#pragma once
+// A GPU server with dynamic batching, as a simulation component: requests of `items` queue;
+// whenever one of its `concurrency` slots is free, it takes the waiting requests as one batch:
+// all of them up to `max_batch` (0: no limit) when a preferred size cannot be formed, the
+// largest preferred size that can; with `max_wait` > 0 a batch smaller than max_batch (and
+// than every preferred size) waits until its first request is that old. A batch of b items
+// takes service(b) seconds.
+
+#include "des.hpp"
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <vector>
+
+namespace offload::sim {
+
+struct batching_config {
+  std::uint32_t concurrency = 1;
+  std::uint32_t max_batch = 0;  ///< requests per batch; 0: no limit
+  std::vector<std::uint32_t> preferred;
+  double max_wait = 0;  ///< seconds
+};
+
+class batching_server {
+ public:
+  using service_fn = std::function<double(double items)>;
+  using done_fn = std::function<void()>;
+  batching_server(simulation& s, batching_config c, service_fn service);
+  /// A request of `items` arrives now; `done` runs when its batch completes.
+  void submit(double items, done_fn done);
+  double busy_time() const noexcept { return m_busy; }  ///< seconds with >= 1 batch running
+  std::uint64_t batches() const noexcept { return m_batches; }
+  std::uint64_t requests() const noexcept { return m_requests; }
+
+ private:
+  struct waiting {
+    double arrived;
+    double items;
+    done_fn done;
+  };
+  void try_start();
+  void account();
+  simulation& m_sim;
+  batching_config m_cfg;
+  service_fn m_service;
+  std::deque<waiting> m_queue;
+  std::uint32_t m_running = 0;
+  bool m_timer = false;  // a max_wait wake-up is pending
+  double m_busy = 0, m_last = 0;
+  std::uint64_t m_batches = 0, m_requests = 0;
+};
+
+}  // namespace offload::sim
