@@ -2,6 +2,7 @@
 // theory (Inoue, Performance Evaluation 147 (2021) 102183).
 #include "apps/offload_sim/batching_server.hpp"
 #include "apps/offload_sim/queueing.hpp"
+#include "apps/offload_sim/system.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -27,13 +28,13 @@ TEST_CASE("the event core runs actions in time order, ties in scheduling order")
 TEST_CASE("the batching server forms batches as Triton's dynamic batcher") {
   simulation s;
   std::vector<std::pair<double, int>> done;  // (time, request)
-  batching_server server(s, {1, 4, {2}, 1.0}, [](double items) { return 10.0 + items; });
+  batching_server server(s, {1, 4, {2}, 1.0}, [](std::size_t, double items) { return 10.0 + items; });
   // Three requests at t = 0: the idle server takes the preferred 2 at once (ends at 12); the
   // third waits for a free slot, then, no preferred size formable, for max_wait from its arrival
   // (already past at 12): it runs 12..23.
-  for (int i = 0; i < 3; ++i) server.submit(1, [&, i] { done.push_back({s.now(), i}); });
+  for (int i = 0; i < 3; ++i) server.submit(0, 1, [&, i] { done.push_back({s.now(), i}); });
   // At t = 30, one request alone: it waits max_wait (1 s), then runs 31..42.
-  s.after(30, [&] { server.submit(1, [&] { done.push_back({s.now(), 3}); }); });
+  s.after(30, [&] { server.submit(0, 1, [&] { done.push_back({s.now(), 3}); }); });
   s.run(100);
   REQUIRE(done.size() == 4);
   CHECK(done[0] == std::pair<double, int>{12, 0});
@@ -78,4 +79,62 @@ TEST_CASE("a simulation is deterministic: the same seed gives the same figures, 
   CHECK(a.mean_latency == b.mean_latency);
   CHECK(a.mean_batch == b.mean_batch);
   CHECK(a.mean_latency != c.mean_latency);
+}
+
+namespace {
+offload::sim::system_config small_system() {
+  offload::sim::system_config c;
+  c.workload = offload::app::make_workload("miniaod", offload::kernel_registry::builtin(), "", 0, 0);
+  c.profile = offload::load_device_profile(offload::app::find_data_file("profiles", "t4"));
+  c.jobs = 5;
+  c.seconds = 30;
+  c.warmup = 5;
+  c.batching.max_batch = 64;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("the system model: CPU-only throughput is threads over the event's CPU time") {
+  auto c = small_system();
+  c.offload = false;
+  c.seconds = 400;
+  c.warmup = 50;
+  const auto r = offload::sim::run_system(c);
+  CHECK(r.events_per_s_per_job == Approx(4 / 0.9933).epsilon(0.03));  // 4 threads, 993.3 ms per event
+  CHECK(r.busy.empty());
+}
+
+TEST_CASE("the system model offloads: the gain stays below its ceiling, one T4 is lightly busy") {
+  auto c = small_system();
+  c.seconds = 400;
+  c.warmup = 50;
+  const auto r = offload::sim::run_system(c);
+  CHECK(r.events_per_s_per_job > 4 / 0.9933);
+  CHECK(r.events_per_s_per_job < 4 / 0.9052 * 1.03);  // the other CPU work bounds it
+  REQUIRE(r.busy.count("shared") == 1);
+  CHECK(r.busy.at("shared") > 0);
+  CHECK(r.busy.at("shared") < 0.5);
+  // Bytes into the GPU site: events/s x 1.553 MB (the inputs' mean), within the draws' spread.
+  CHECK(r.bytes_in_per_s == Approx(r.events_per_s_per_job * c.jobs * 1.553e6).epsilon(0.1));
+}
+
+TEST_CASE("the system model is deterministic and refuses bad configurations") {
+  auto c = small_system();
+  const auto a = offload::sim::run_system(c), b = offload::sim::run_system(c);
+  CHECK(a.events == b.events);
+  CHECK(a.mean_round_trip == b.mean_round_trip);
+  c.seed = 2;
+  CHECK(offload::sim::run_system(c).mean_round_trip != a.mean_round_trip);
+  auto bad = small_system();
+  bad.gpus["pn_ak4"] = 0;
+  CHECK_THROWS_WITH(offload::sim::run_system(bad), Catch::Contains("model 'pn_ak4' has no GPU"));
+  bad = small_system();
+  bad.rtt = -1;
+  CHECK_THROWS_WITH(offload::sim::run_system(bad), Catch::Contains("must be >= 0"));
+  bad = small_system();
+  bad.jobs = 0;
+  CHECK_THROWS_WITH(offload::sim::run_system(bad), Catch::Contains("jobs, threads and inflight must be >= 1"));
+  bad = small_system();
+  bad.profile.models.pop_back();  // (the profile lacks a model the workload has)
+  CHECK_THROWS_WITH(offload::sim::run_system(bad), Catch::Contains("has no model"));
 }

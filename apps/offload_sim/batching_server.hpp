@@ -1,6 +1,8 @@
 #pragma once
-// A GPU server with dynamic batching, as a simulation component: requests of `items` queue;
-// whenever one of its `concurrency` slots is free, it takes the waiting requests as one batch:
+// A GPU server with dynamic batching, as a simulation component: requests of `items` queue, one
+// queue per kind (model) — a batch holds one kind, and the kinds share the server's slots, the
+// oldest waiting request first; whenever one of its `concurrency` slots is free, it takes the
+// waiting requests of a kind as one batch:
 // all of them up to `max_batch` (0: no limit) when a preferred size cannot be formed, the
 // largest preferred size that can; with `max_wait` > 0 a batch smaller than max_batch (and
 // than every preferred size) waits until its first request is that old. A batch of b items
@@ -8,6 +10,7 @@
 
 #include "des.hpp"
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -24,11 +27,11 @@ struct batching_config {
 
 class batching_server {
  public:
-  using service_fn = std::function<double(double items)>;
+  using service_fn = std::function<double(std::size_t kind, double items)>;
   using done_fn = std::function<void()>;
   batching_server(simulation& s, batching_config c, service_fn service);
-  /// A request of `items` arrives now; `done` runs when its batch completes.
-  void submit(double items, done_fn done);
+  /// A request of `items` of `kind` arrives now; `done` runs when its batch completes.
+  void submit(std::size_t kind, double items, done_fn done);
   double busy_time() const noexcept { return m_busy; }  ///< seconds with >= 1 batch running
   std::uint64_t batches() const noexcept { return m_batches; }
   std::uint64_t requests() const noexcept { return m_requests; }
@@ -40,13 +43,15 @@ class batching_server {
     done_fn done;
   };
   void try_start();
+  /// Starts a batch of `kind` if one may go now; false when none may (a timer may be set).
+  bool start_one(std::size_t kind);
   void account();
   simulation& m_sim;
   batching_config m_cfg;
   service_fn m_service;
-  std::deque<waiting> m_queue;
+  std::vector<std::deque<waiting>> m_queues;  // by kind
   std::uint32_t m_running = 0;
-  bool m_timer = false;  // a max_wait wake-up is pending
+  std::vector<bool> m_timer;  // by kind: a max_wait wake-up is pending
   double m_busy = 0, m_last = 0;
   std::uint64_t m_batches = 0, m_requests = 0;
 };

@@ -60,7 +60,7 @@ double inoue_bound(double lambda, double alpha, double tau0) {
 
 queue_figures simulate_queue(double lambda, double alpha, double tau0, std::uint64_t requests, std::uint64_t seed) {
   simulation s;
-  batching_server server(s, {}, [&](double b) { return alpha * b + tau0; });
+  batching_server server(s, {}, [&](std::size_t, double b) { return alpha * b + tau0; });
   std::mt19937_64 rng(seed);
   std::exponential_distribution<double> gap(lambda);
   double latency_sum = 0;
@@ -69,7 +69,7 @@ queue_figures simulate_queue(double lambda, double alpha, double tau0, std::uint
   std::function<void()> arrive = [&] {
     const double t0 = s.now();
     const bool counted = arrived >= warmup;
-    server.submit(1, [&, t0, counted] {
+    server.submit(0, 1, [&, t0, counted] {
       if (!counted) return;
       latency_sum += s.now() - t0;
       ++done;
