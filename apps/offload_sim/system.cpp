@@ -60,7 +60,7 @@ system_result run_system(const system_config& c) {
   std::vector<job> jobs(static_cast<std::size_t>(c.jobs));
   system_result r;
   double rt_sum = 0, bytes = 0;
-  std::uint64_t rt_count = 0, event_counter = 0;
+  std::uint64_t rt_count = 0;
   const double ms = 1e-3;
 
   std::function<void(job&)> dispatch = [&](job& j) {
@@ -118,7 +118,6 @@ system_result run_system(const system_config& c) {
                            });
                          }
                        }});
-    ++event_counter;
     dispatch(j);
   };
   for (auto& j : jobs) {
