@@ -32,9 +32,9 @@ TEST_CASE("the batching server forms batches as Triton's dynamic batcher") {
   // Three requests at t = 0: the idle server takes the preferred 2 at once (ends at 12); the
   // third waits for a free slot, then, no preferred size formable, for max_wait from its arrival
   // (already past at 12): it runs 12..23.
-  for (int i = 0; i < 3; ++i) server.submit(0, 1, [&, i] { done.push_back({s.now(), i}); });
+  for (int i = 0; i < 3; ++i) server.submit(0, 1, [&, i](double) { done.push_back({s.now(), i}); });
   // At t = 30, one request alone: it waits max_wait (1 s), then runs 31..42.
-  s.after(30, [&] { server.submit(0, 1, [&] { done.push_back({s.now(), 3}); }); });
+  s.after(30, [&] { server.submit(0, 1, [&](double) { done.push_back({s.now(), 3}); }); });
   s.run(100);
   REQUIRE(done.size() == 4);
   CHECK(done[0] == std::pair<double, int>{12, 0});

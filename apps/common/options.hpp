@@ -37,6 +37,7 @@ struct options {
   double timeout_ms = 30000;
   std::string json;
   std::string csv;
+  std::string calibration_file;  // --calibrate: offload-sim's library costs, measured by this run
   bool quiet = false;
   bool bind = false;
   std::uint64_t size = 0;  // 0: the kernel's default

@@ -31,6 +31,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 
 namespace {
@@ -396,6 +397,12 @@ int report(rank_run& j) {
     try {
       if (!o.csv.empty()) offload::app::append_csv(o.csv, report);
       if (!o.json.empty()) offload::app::write_json(o.json, report);
+      if (!o.calibration_file.empty()) {
+        std::ofstream out(o.calibration_file);
+        out << offload::app::calibration_file_text(o, j.w, report, records);
+        if (!out) throw std::runtime_error("--calibrate " + o.calibration_file + ": cannot be written");
+        std::printf("calibration: %s\n", o.calibration_file.c_str());
+      }
     } catch (const std::exception& e) {
       spdlog::error("{}", e.what());
       status = 2;

@@ -372,4 +372,62 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
   return report;
 }
 
+std::string calibration_file_text(const options& o, const workload& w, const json& report,
+                                  const std::vector<std::vector<request_record>>& requests) {
+  // Progress-thread CPU, each side (per request, and as cores over the run); request and reply
+  // bytes for modules that are not models (a model module's come from its items and features).
+  double tx_cpu = 0, rx_cpu = 0, tx_requests = 0, rx_requests = 0, bytes_out = 0, bytes_in = 0, tx_wall = 0,
+         rx_wall = 0;
+  for (const auto& r : report.at("ranks")) {
+    const double cpu = r.at("cpu").value("progress_thread_s", 0.0);
+    if (r.at("role") == "receiver") {
+      rx_cpu += cpu;
+      rx_wall += r.value("wall_s", 0.0);
+      rx_requests += double(u64(r, "requests"));
+    } else {
+      tx_cpu += cpu;
+      tx_wall += r.value("wall_s", 0.0);
+      tx_requests += double(u64(r, "submitted"));
+      bytes_out += double(u64(r, "bytes_out"));
+      bytes_in += double(u64(r, "bytes_in"));
+    }
+  }
+  std::vector<calibration_point> points;
+  for (std::size_t m = 0; m < w.modules.size(); ++m) {
+    const auto& spec = w.modules[m];
+    std::vector<double> stage[3];
+    for (const auto& rank : requests)
+      for (const auto& q : rank)
+        if (q.module == int(m) && q.kind == request_kind::remote) {
+          stage[0].push_back(q.stages[0]);
+          stage[1].push_back(q.stages[1]);
+          stage[2].push_back(q.stages[4]);
+        }
+    if (stage[0].empty()) continue;
+    calibration_point p;
+    p.module = spec.name;
+    p.requests = double(stage[0].size());
+    p.bytes_in = spec.model ? spec.items_mean * spec.features * 4.0 : ratio(bytes_out, tx_requests);
+    p.bytes_out = spec.model ? spec.items_mean * spec.outputs * 4.0 : ratio(bytes_in, tx_requests);
+    p.tx_queue_s = percentile(stage[0], 0.5);
+    p.net_out_s = percentile(stage[1], 0.5);
+    p.net_back_s = percentile(stage[2], 0.5);
+    points.push_back(p);
+  }
+  if (points.empty() || tx_requests <= 0)
+    throw std::invalid_argument("--calibrate: the run had no remote request to measure the library's costs from");
+  std::string argv;
+  for (const auto& a : o.argv) argv += (argv.empty() ? "" : " ") + a;
+  const std::string source =
+      argv + "; " + report.at("total").value("date", std::string()) + ", commit " + build_info::git_commit +
+      (build_info::git_dirty ? " (dirty)" : "") + ", host " + report.at("ranks").at(0).value("host", std::string("?")) +
+      ", " + report.at("total").value("transport", "") + ", " + report.at("total").value("distance", "") + ", " +
+      std::to_string(int(report.at("total").value("transmitters", 0))) + " transmitters";
+  const auto costs = fit_costs(points, 1e-3 * o.inject_latency_ms, ratio(tx_cpu, tx_wall), source);
+  return calibration_json(costs, points,
+                          {{"tx_progress_cpu_us_per_request", 1e6 * ratio(tx_cpu, tx_requests)},
+                           {"rx_progress_cpu_us_per_request", 1e6 * ratio(rx_cpu, rx_requests)},
+                           {"rx_progress_cores", ratio(rx_cpu, rx_wall)}});
+}
+
 }  // namespace offload::app

@@ -2,6 +2,7 @@
 // What rank 0 makes of a run: one JSON document (metadata, configuration, every rank's
 // figures, per-module and per-stage statistics, the totals). report_output.hpp prints it.
 
+#include "apps/common/calibration.hpp"
 #include "apps/common/options.hpp"
 #include "apps/common/workload.hpp"
 #include "event_loop.hpp"
@@ -39,5 +40,12 @@ json job_metadata(const options& o, const std::string& mpi_library);
 json make_report(const options& o, const workload& w, double ns_per_iteration, json metadata, json ranks,
                  const std::vector<std::vector<double>>& event_times,
                  const std::vector<std::vector<request_record>>& requests);
+
+/// The library's costs this run measured (apps/common/calibration.hpp), from `report` (a
+/// remote run's make_report) and its request records: each module's stage medians and mean
+/// request and reply bytes, the progress threads' CPU per request. Throws std::invalid_argument
+/// when the run had no remote request to learn from.
+std::string calibration_file_text(const options& o, const workload& w, const json& report,
+                                  const std::vector<std::vector<request_record>>& requests);
 
 }  // namespace offload::app

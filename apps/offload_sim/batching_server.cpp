@@ -72,10 +72,10 @@ bool batching_server::start_one(std::size_t kind) {
   ++m_running;
   ++m_batches;
   m_requests += n;
-  m_sim.after(m_service(kind, items), [this, batch] {
+  m_sim.after(m_service(kind, items), [this, batch, started = m_sim.now()] {
     account();
     --m_running;
-    for (auto& d : *batch) d();
+    for (auto& d : *batch) d(started);
     try_start();
   });
   return true;

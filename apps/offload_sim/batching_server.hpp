@@ -28,7 +28,7 @@ struct batching_config {
 class batching_server {
  public:
   using service_fn = std::function<double(std::size_t kind, double items)>;
-  using done_fn = std::function<void()>;
+  using done_fn = std::function<void(double started)>;  ///< called with the time its batch started
   batching_server(simulation& s, batching_config c, service_fn service);
   /// A request of `items` of `kind` arrives now; `done` runs when its batch completes.
   void submit(std::size_t kind, double items, done_fn done);

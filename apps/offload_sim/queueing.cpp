@@ -69,7 +69,7 @@ queue_figures simulate_queue(double lambda, double alpha, double tau0, std::uint
   std::function<void()> arrive = [&] {
     const double t0 = s.now();
     const bool counted = arrived >= warmup;
-    server.submit(0, 1, [&, t0, counted] {
+    server.submit(0, 1, [&, t0, counted](double) {
       if (!counted) return;
       latency_sum += s.now() - t0;
       ++done;

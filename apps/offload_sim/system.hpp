@@ -1,49 +1,82 @@
 #pragma once
-// The whole system as a simulation: client jobs (worker threads, events in flight, the
-// workload's CPU work and modules), one link per job to the GPU site (round trip, bandwidth),
-// and GPU servers from a device profile with dynamic batching, per model or shared.
+// The whole system as a simulation: client jobs (worker threads sharing the job's cores with
+// its progress thread, events in flight, the workload's CPU work and modules, credits, routing,
+// fallback on timeout), the library's own costs (apps/common/calibration.hpp), links (round
+// trip, each job's bandwidth, a shared site link, the rendezvous round trip of messages above
+// the eager limit) and GPU servers from a device profile with dynamic batching, one model per
+// GPU group or shared.
 
+#include "apps/common/calibration.hpp"
 #include "apps/common/workload.hpp"
 #include "batching_server.hpp"
 
 #include <offload/device_profile.hpp>
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
 
 namespace offload::sim {
 
+enum class routing { round_robin, least_outstanding };
+
 struct system_config {
   app::workload workload;
   device_profile profile;
+  app::library_costs costs;  ///< all 0: the library costs nothing
   int jobs = 1;
   int threads = 4;
   int inflight = 8;
   bool offload = true;          ///< false: every module runs on the job's CPU (the CPU-only baseline)
   double rtt = 0;               ///< seconds, round trip between a job and the GPU site
-  double link_bytes_per_s = 0;  ///< per job and direction; 0: unlimited
+  double link_bytes_per_s = 0;  ///< each job's link, each direction; 0: unlimited
+  double site_bytes_per_s = 0;  ///< the GPU site's link, shared by every job, each direction; 0: unlimited
+  /// Messages above it wait one round trip for the rendezvous before their data flows (Open
+  /// MPI's TCP BTL: 64 KiB; results/README.md); 0: every message is eager.
+  double eager_limit_bytes = 65536;
   /// GPUs serving each model (by kernel name); a model not listed goes to `shared_gpus` GPUs
   /// that serve every such model.
   std::map<std::string, int> gpus;
   int shared_gpus = 1;
-  batching_config batching;  ///< per GPU (concurrency from the profile)
-  double seconds = 60;       ///< simulated time
-  double warmup = 10;        ///< seconds left out of the figures
+  routing route = routing::round_robin;  ///< how a job picks one of a group's GPUs
+  int credits = 0;                       ///< requests a job may have outstanding per GPU; 0: no limit
+  double timeout = 0;                    ///< seconds before a request falls back to the job's CPU; 0: never
+  batching_config batching;              ///< per GPU (concurrency from the profile)
+  double seconds = 60;                   ///< simulated time
+  double warmup = 10;                    ///< seconds left out of the figures
   std::uint64_t seed = 1;
 };
+
+/// Mean and percentiles of one measured quantity (seconds).
+struct summary {
+  std::uint64_t count = 0;
+  double mean = 0, p50 = 0, p90 = 0, p99 = 0;
+};
+
+/// The request stages, as offload-run reports them.
+inline constexpr const char* sim_stage_keys[] = {"tx_queue", "net_out", "rx_queue", "kernel", "net_back", "round_trip"};
 
 struct system_result {
   std::uint64_t events = 0;  ///< finished in the measured window
   double events_per_s_per_job = 0;
-  double mean_round_trip = 0;          ///< seconds, requests finished in the window
+  summary event_time;                  ///< an event's start to its end, events finished in the window
+  std::array<summary, 6> stages;       ///< remote requests sent in the window, by sim_stage_keys
+  double mean_round_trip = 0;          ///< stages[5].mean
   double bytes_in_per_s = 0;           ///< request bytes into the GPU site
+  double bytes_out_per_s = 0;          ///< reply bytes out of it
   std::map<std::string, double> busy;  ///< per GPU group ("model" or "shared"): mean busy fraction
+  std::map<std::string, int> group_gpus;
+  // Conservation, over the whole run: every event started either finished or is still in
+  // flight; every request finished once, remotely or by its fallback, or is still open.
+  std::uint64_t events_started = 0, events_finished = 0, events_open = 0;
+  std::uint64_t requests = 0, remote = 0, fallbacks = 0, requests_open = 0, late_replies = 0;
+  std::uint64_t finished_twice = 0;    ///< requests finished more than once (a bug if not 0)
   std::uint64_t simulated_events = 0;  ///< discrete events the simulation ran (its cost)
 };
 
 /// Runs the system; throws std::invalid_argument for a bad configuration (no jobs or threads,
-/// zero GPUs for a model, a model the profile lacks, negative times).
+/// zero GPUs for a model, a model the profile lacks, negative times or rates).
 system_result run_system(const system_config& c);
 
 }  // namespace offload::sim
