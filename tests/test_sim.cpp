@@ -2,6 +2,8 @@
 // theory (Inoue, Performance Evaluation 147 (2021) 102183).
 #include "apps/offload_sim/batching_server.hpp"
 #include "apps/offload_sim/queueing.hpp"
+#include "apps/common/calibration.hpp"
+#include "apps/offload_sim/plan.hpp"
 #include "apps/offload_sim/system.hpp"
 
 #include <catch2/catch.hpp>
@@ -135,6 +137,142 @@ TEST_CASE("the system model is deterministic and refuses bad configurations") {
   bad.jobs = 0;
   CHECK_THROWS_WITH(offload::sim::run_system(bad), Catch::Contains("jobs, threads and inflight must be >= 1"));
   bad = small_system();
+  bad.timeout = -0.1;
+  CHECK_THROWS_WITH(offload::sim::run_system(bad), Catch::Contains("timeout must be >= 0"));
+  bad = small_system();
+  bad.costs.out_fixed_s = -1;
+  CHECK_THROWS_WITH(offload::sim::run_system(bad), Catch::Contains("library costs must be >= 0"));
+  bad = small_system();
   bad.profile.models.pop_back();  // (the profile lacks a model the workload has)
   CHECK_THROWS_WITH(offload::sim::run_system(bad), Catch::Contains("has no model"));
+}
+
+TEST_CASE("every event and request completes exactly once, remotely or by its fallback") {
+  auto c = small_system();
+  c.seconds = 60;
+  SECTION("no timeout: all remote") {
+    const auto r = offload::sim::run_system(c);
+    CHECK(r.events_started == r.events_finished + r.events_open);
+    CHECK(r.events_open <= std::uint64_t(c.jobs * c.inflight));
+    CHECK(r.requests == r.remote + r.fallbacks + r.requests_open);
+    CHECK(r.fallbacks == 0);
+    CHECK(r.finished_twice == 0);
+    CHECK(r.remote > 1000);
+  }
+  SECTION("a timeout shorter than the round trip: requests fall back, late replies are dropped") {
+    c.rtt = 0.05;
+    c.timeout = 0.03;  // every request takes at least the 50 ms round trip
+    const auto r = offload::sim::run_system(c);
+    CHECK(r.remote == 0);
+    CHECK(r.fallbacks > 1000);
+    CHECK(r.requests == r.remote + r.fallbacks + r.requests_open);
+    CHECK(r.late_replies + c.jobs * c.inflight * 4 >= r.fallbacks);  // every fallen-back request's reply comes late
+    CHECK(r.events_started == r.events_finished + r.events_open);
+    CHECK(r.finished_twice == 0);
+    // The events still complete, at about the CPU-only rate (the fallbacks do the modules' work).
+    auto local = small_system();
+    local.seconds = 60;
+    local.offload = false;
+    CHECK(r.events_per_s_per_job == Approx(offload::sim::run_system(local).events_per_s_per_job).epsilon(0.05));
+  }
+  SECTION("a timeout that some requests pass: both kinds, still once each") {
+    c.jobs = 40;
+    c.timeout = 0.02;
+    const auto r = offload::sim::run_system(c);
+    CHECK(r.remote > 0);
+    CHECK(r.fallbacks > 0);
+    CHECK(r.requests == r.remote + r.fallbacks + r.requests_open);
+    CHECK(r.finished_twice == 0);
+  }
+}
+
+TEST_CASE("links, rendezvous, credits and routing shape the round trip as they should") {
+  auto c = small_system();
+  c.jobs = 2;
+  const auto base = offload::sim::run_system(c);
+  SECTION("a round trip adds itself, and another above the eager limit") {
+    c.rtt = 0.010;
+    c.eager_limit_bytes = 0;
+    const auto eager = offload::sim::run_system(c);
+    CHECK(eager.stages[1].mean == Approx(base.stages[1].mean + 0.005).margin(2e-4));
+    c.eager_limit_bytes = 65536;  // PN-AK4 (40 kB), PN-AK8 (3 kB) are eager; DeepMET, DeepTau are not
+    const auto rndv = offload::sim::run_system(c);
+    CHECK(rndv.stages[1].mean > eager.stages[1].mean + 0.004);
+    CHECK(rndv.stages[1].mean < eager.stages[1].mean + 0.006);
+  }
+  SECTION("a slow job link adds the bytes' time; a slow site link shared by all jobs more") {
+    c.link_bytes_per_s = 1e8;  // 1.18 MB of DeepTau: 11.8 ms
+    const auto slow = offload::sim::run_system(c);
+    CHECK(slow.stages[1].p99 > base.stages[1].p99 + 0.01);
+    c.link_bytes_per_s = 0;
+    c.site_bytes_per_s = 1e8;
+    c.jobs = 20;
+    auto fast = c;
+    fast.site_bytes_per_s = 0;
+    CHECK(offload::sim::run_system(c).stages[1].mean > offload::sim::run_system(fast).stages[1].mean + 0.005);
+  }
+  SECTION("credits hold requests in the transmitter's queue") {
+    c.credits = 1;
+    const auto r = offload::sim::run_system(c);
+    CHECK(r.stages[0].mean > base.stages[0].mean + 1e-3);
+    CHECK(r.finished_twice == 0);
+  }
+  SECTION("least outstanding routing spreads a job's requests as round robin does") {
+    c.jobs = 20;
+    c.shared_gpus = 2;
+    const auto rr = offload::sim::run_system(c);
+    c.route = offload::sim::routing::least_outstanding;
+    const auto lo = offload::sim::run_system(c);
+    CHECK(lo.busy.at("shared") == Approx(rr.busy.at("shared")).epsilon(0.1));
+    CHECK(lo.events_per_s_per_job == Approx(rr.events_per_s_per_job).epsilon(0.03));
+  }
+  SECTION("library costs add to the stages they belong to") {
+    c.costs.tx_queue_s = 0.002;
+    c.costs.back_fixed_s = 0.003;
+    const auto r = offload::sim::run_system(c);
+    CHECK(r.stages[0].mean == Approx(base.stages[0].mean + 0.002).margin(1e-4));
+    CHECK(r.stages[4].mean == Approx(base.stages[4].mean + 0.003).margin(1e-4));
+  }
+}
+
+TEST_CASE("the calibration file: written costs read back, bad ones refused with the field") {
+  using offload::app::calibration_point;
+  // net out = 0.5 ms + 1 ms/MB, back = 0.2 ms flat, 12.5 ms injected one way.
+  std::vector<calibration_point> pts{{"a", 4e4, 500, 1e-4, 0.01304, 0.0127, 100},
+                                     {"b", 1.2e6, 40, 3e-4, 0.0142, 0.0127, 300}};
+  const auto costs = offload::app::fit_costs(pts, 0.0125, 0.1, "test");
+  CHECK(costs.out_fixed_s == Approx(0.5e-3).margin(1e-6));
+  CHECK(costs.out_s_per_byte == Approx(1e-9).epsilon(1e-3));
+  CHECK(costs.back_fixed_s == Approx(0.2e-3).margin(1e-6));
+  CHECK(costs.back_s_per_byte == 0);  // reply sizes span less than 64 KiB
+  CHECK(costs.tx_queue_s == Approx(2.5e-4));
+  const auto back = offload::app::parse_calibration(offload::app::calibration_json(costs, pts), "x");
+  CHECK(back.out_s_per_byte == Approx(costs.out_s_per_byte));
+  CHECK(back.tx_progress_cores == Approx(0.1));
+  CHECK_THROWS_WITH(offload::app::parse_calibration("{\"tx_queue_ms\": -1}", "f.json"),
+                    Catch::Contains("calibration f.json: tx_queue_ms: must be finite and >= 0"));
+  CHECK_THROWS_WITH(offload::app::parse_calibration("{\"tx_queue_ms\": 1}", "f.json"),
+                    Catch::Contains("out_fixed_ms: missing or not a number"));
+  CHECK_THROWS_WITH(offload::app::parse_calibration("[", "f.json"), Catch::Contains("not JSON"));
+}
+
+TEST_CASE("a plan: saturation per model, GPUs for the campaign, gain by distance") {
+  offload::sim::plan_config p;
+  p.base = small_system();
+  p.base.seconds = 20;
+  p.base.warmup = 4;
+  p.cores = 200;
+  p.distances = {{"same-node", 0}, {"far", 0.025}};
+  const auto r = offload::sim::make_plan(p);
+  REQUIRE(r.models.size() == 4);
+  for (const auto& m : r.models) {
+    CHECK(m.jobs_per_gpu >= 1);
+    CHECK(m.gpus == (r.jobs + m.jobs_per_gpu - 1) / m.jobs_per_gpu);
+  }
+  REQUIRE(r.distances.size() == 2);
+  CHECK(r.distances[0].gain > 1);
+  CHECK(r.distances[1].round_trip_p50 > r.distances[0].round_trip_p50 + 0.025);
+  auto bad = p;
+  bad.slowdown = 0;
+  CHECK_THROWS_WITH(offload::sim::make_plan(bad), Catch::Contains("slowdown"));
 }

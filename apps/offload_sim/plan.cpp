@@ -23,11 +23,15 @@ plan_result make_plan(const plan_config& p) {
   if (!(p.cores >= p.base.threads)) throw std::invalid_argument("the campaign needs at least one job's cores");
   if (!(p.slowdown > 0 && p.slowdown < 1)) throw std::invalid_argument("the slowdown must be in (0, 1)");
   plan_result r;
+  r.jobs = int(std::ceil(p.cores / p.base.threads));
   auto cpu = p.base;
   cpu.offload = false;
-  cpu.jobs = 1;
-  r.cpu_only_events_per_s_per_job = run_system(cpu).events_per_s_per_job;
-  r.jobs = int(std::ceil(p.cores / p.base.threads));
+  cpu.jobs = r.jobs;
+  const auto base = run_system(cpu);
+  if (base.events < 20)
+    throw std::invalid_argument("simulate longer: the CPU-only campaign finished " + std::to_string(base.events) +
+                                " events after the warm-up (20 at least)");
+  r.cpu_only_events_per_s_per_job = base.events_per_s_per_job;
 
   std::vector<std::string> models;
   for (const auto& m : p.base.workload.modules) models.push_back(m.kernel);
