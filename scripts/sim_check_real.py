@@ -5,8 +5,8 @@ For every remote row of an offload-run CSV (scripts/study_ratio.sh writes them, 
 CPU-only row of the same jobs before it), runs `offload-sim run` with the same workload,
 profile, jobs, threads, events in flight, max batch and round trip (2 x the injected one-way
 latency), the given calibration file, and prints both side by side as a Markdown table:
-events/s per job (the steady rate) with the GPUs and CPU-only, and the round trip's p50. A
-point is within tolerance when the simulated events/s are within 10% and the p50 within 20%.
+events/s per job (the steady rate) with the GPUs and CPU-only, the round trip's p50 and the
+event time's p50. A point is within tolerance when the simulated events/s are within 10% and the p50 within 20%.
 
 usage: sim_check_real.py CSV CALIBRATION [--build build-cpu] [--seconds 200] [--eager-limit-kib 0]
 """
@@ -34,8 +34,8 @@ def main():
     out = []
     misses = 0
     print(f"| jobs | threads | rtt ms | measured events/s/job | simulated | ratio | measured CPU-only | simulated | ratio "
-          f"| measured rt p50 ms | simulated | ratio | within |")
-    print("|" + "---|" * 13)
+          f"| measured rt p50 ms | simulated | ratio | measured event p50 ms | simulated | within |")
+    print("|" + "---|" * 15)
     for r in rows:
         n = int(r["transmitters"])
         if r["mode"] == "local":
@@ -58,12 +58,14 @@ def main():
         s_local = s["cpu_only"]["events_per_s_per_job"]
         m_p50 = float(r["round_trip_p50_ms"])
         s_p50 = s["remote"]["stages"]["round_trip"]["p50_ms"]
+        m_event = float(r["event_p50_ms"])
+        s_event = s["remote"]["event_time"]["p50_ms"]
         ok = abs(s_rate / m_rate - 1) <= 0.10 and abs(s_p50 / m_p50 - 1) <= 0.20
         misses += 0 if ok else 1
         m_local = local.get(n, float("nan"))
         print(f"| {n} | {n * int(r['threads'])} | {rtt_ms:g} | {m_rate:.3f} | {s_rate:.3f} | {s_rate / m_rate:.3f} "
               f"| {m_local:.3f} | {s_local:.3f} | {s_local / m_local:.3f} | {m_p50:.1f} | {s_p50:.1f} "
-              f"| {s_p50 / m_p50:.3f} | {'yes' if ok else 'NO'} |")
+              f"| {s_p50 / m_p50:.3f} | {m_event:.0f} | {s_event:.0f} | {'yes' if ok else 'NO'} |")
     print(f"\n{misses} point(s) outside 10% (events/s) or 20% (round trip p50)")
 
 

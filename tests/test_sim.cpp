@@ -1,9 +1,9 @@
 // offload-sim's parts: the event core, the batching server, and the server against queueing
 // theory (Inoue, Performance Evaluation 147 (2021) 102183).
-#include "apps/offload_sim/batching_server.hpp"
-#include "apps/offload_sim/queueing.hpp"
 #include "apps/common/calibration.hpp"
+#include "apps/offload_sim/batching_server.hpp"
 #include "apps/offload_sim/plan.hpp"
+#include "apps/offload_sim/queueing.hpp"
 #include "apps/offload_sim/system.hpp"
 
 #include <catch2/catch.hpp>
@@ -238,14 +238,15 @@ TEST_CASE("links, rendezvous, credits and routing shape the round trip as they s
 TEST_CASE("the calibration file: written costs read back, bad ones refused with the field") {
   using offload::app::calibration_point;
   // net out = 0.5 ms + 1 ms/MB, back = 0.2 ms flat, 12.5 ms injected one way.
-  std::vector<calibration_point> pts{{"a", 4e4, 500, 1e-4, 0.01304, 0.0127, 100},
-                                     {"b", 1.2e6, 40, 3e-4, 0.0142, 0.0127, 300}};
+  std::vector<calibration_point> pts{{"a", 4e4, 500, 1e-4, 0.01304, 0.0127, 0.003, 0.0025, 100},
+                                     {"b", 1.2e6, 40, 3e-4, 0.0142, 0.0127, 0.002, 0, 300}};
   const auto costs = offload::app::fit_costs(pts, 0.0125, 0.1, "test");
   CHECK(costs.out_fixed_s == Approx(0.5e-3).margin(1e-6));
   CHECK(costs.out_s_per_byte == Approx(1e-9).epsilon(1e-3));
   CHECK(costs.back_fixed_s == Approx(0.2e-3).margin(1e-6));
   CHECK(costs.back_s_per_byte == 0);  // reply sizes span less than 64 KiB
   CHECK(costs.tx_queue_s == Approx(2.5e-4));
+  CHECK(costs.batch_overhead_s == Approx(0.5e-3));  // only "a" had an emulated device
   const auto back = offload::app::parse_calibration(offload::app::calibration_json(costs, pts), "x");
   CHECK(back.out_s_per_byte == Approx(costs.out_s_per_byte));
   CHECK(back.tx_progress_cores == Approx(0.1));

@@ -54,9 +54,13 @@ library_costs fit_costs(const std::vector<calibration_point>& points, double one
   library_costs c;
   c.source = std::move(source);
   std::vector<double> in, out, w, net_out, net_back;
-  double queue = 0, total = 0;
+  double queue = 0, total = 0, overhead = 0, emulated = 0;
   for (const auto& p : points) {
     if (p.requests <= 0) continue;
+    if (p.device_s > 0) {
+      overhead += std::max(0.0, p.kernel_s - p.device_s) * p.requests;
+      emulated += p.requests;
+    }
     in.push_back(p.bytes_in);
     out.push_back(p.bytes_out);
     w.push_back(p.requests);
@@ -66,6 +70,7 @@ library_costs fit_costs(const std::vector<calibration_point>& points, double one
     total += p.requests;
   }
   c.tx_queue_s = total > 0 ? queue / total : 0;
+  c.batch_overhead_s = emulated > 0 ? overhead / emulated : 0;
   std::tie(c.out_fixed_s, c.out_s_per_byte) = fit_line(in, net_out, w);
   std::tie(c.back_fixed_s, c.back_s_per_byte) = fit_line(out, net_back, w);
   c.tx_progress_cores = tx_progress_cores;
@@ -82,13 +87,16 @@ std::string calibration_json(const library_costs& c, const std::vector<calibrati
                    {"bytes_out", p.bytes_out},
                    {"tx_queue_p50_ms", 1e3 * p.tx_queue_s},
                    {"net_out_p50_ms", 1e3 * p.net_out_s},
-                   {"net_back_p50_ms", 1e3 * p.net_back_s}});
+                   {"net_back_p50_ms", 1e3 * p.net_back_s},
+                   {"kernel_p50_ms", 1e3 * p.kernel_s},
+                   {"device_ms", 1e3 * p.device_s}});
   json j{{"source", c.source},
          {"tx_queue_ms", 1e3 * c.tx_queue_s},
          {"out_fixed_ms", 1e3 * c.out_fixed_s},
          {"out_ms_per_mb", 1e9 * c.out_s_per_byte},
          {"back_fixed_ms", 1e3 * c.back_fixed_s},
          {"back_ms_per_mb", 1e9 * c.back_s_per_byte},
+         {"batch_overhead_ms", 1e3 * c.batch_overhead_s},
          {"tx_progress_cores", c.tx_progress_cores}};
   json info = json::object();
   for (const auto& [k, v] : extra) info[k] = v;
@@ -112,6 +120,7 @@ library_costs parse_calibration(const std::string& text, const std::string& orig
   c.out_s_per_byte = 1e-9 * figure(j, "out_ms_per_mb", origin);
   c.back_fixed_s = 1e-3 * figure(j, "back_fixed_ms", origin);
   c.back_s_per_byte = 1e-9 * figure(j, "back_ms_per_mb", origin);
+  c.batch_overhead_s = 1e-3 * figure(j, "batch_overhead_ms", origin);
   c.tx_progress_cores = figure(j, "tx_progress_cores", origin);
   return c;
 }

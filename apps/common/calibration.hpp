@@ -16,6 +16,9 @@ struct library_costs {
   double out_s_per_byte = 0;   ///< and per request byte
   double back_fixed_s = 0;     ///< network back beyond the injected latency: fixed part
   double back_s_per_byte = 0;  ///< and per reply byte
+  /// What the receiver adds to each batch beyond the device's time (hand-offs, wake-ups),
+  /// measured against an emulated device: the kernel stage minus the profile's batch time.
+  double batch_overhead_s = 0;
   /// Cores a transmitter's progress thread keeps busy (its CPU seconds over the run's wall
   /// seconds, polling included): taken from the job's cores, which its workers share.
   double tx_progress_cores = 0;
@@ -25,15 +28,17 @@ struct library_costs {
 struct calibration_point {
   std::string module;
   double bytes_in = 0, bytes_out = 0;
-  double tx_queue_s = 0, net_out_s = 0, net_back_s = 0;
+  double tx_queue_s = 0, net_out_s = 0, net_back_s = 0, kernel_s = 0;
+  double device_s = 0;  ///< the emulated device's time for a batch of the mean items; 0: not emulated
   double requests = 0;
 };
 
 /// Fits the costs: the transmitter queue is the request-weighted mean of the modules'
 /// medians; network out (back) minus `one_way_latency_s` against request (reply) bytes by
-/// least squares over the modules, weighted by requests. The slope is 0 (the fixed part the
-/// weighted mean) when the sizes span less than 64 KiB, too little to tell bytes from noise, or
-/// when it comes out negative; negative fixed parts are clamped to 0.
+/// least squares over the modules, weighted by requests; the batch overhead is the
+/// request-weighted mean of kernel minus device time over the points with a device time. The slope is 0 (the fixed part
+/// the weighted mean) when the sizes span less than 64 KiB, too little to tell bytes from noise, or when it comes out
+/// negative; negative fixed parts are clamped to 0.
 library_costs fit_costs(const std::vector<calibration_point>& points, double one_way_latency_s,
                         double tx_progress_cores, std::string source);
 

@@ -392,16 +392,19 @@ std::string calibration_file_text(const options& o, const workload& w, const jso
       bytes_in += double(u64(r, "bytes_in"));
     }
   }
+  auto device = o.profile_data;  // the emulated device's times, scaled as the receiver scaled them
+  device.time_scale = o.time_scale;
   std::vector<calibration_point> points;
   for (std::size_t m = 0; m < w.modules.size(); ++m) {
     const auto& spec = w.modules[m];
-    std::vector<double> stage[3];
+    std::vector<double> stage[4];
     for (const auto& rank : requests)
       for (const auto& q : rank)
         if (q.module == int(m) && q.kind == request_kind::remote) {
           stage[0].push_back(q.stages[0]);
           stage[1].push_back(q.stages[1]);
           stage[2].push_back(q.stages[4]);
+          stage[3].push_back(q.stages[3]);
         }
     if (stage[0].empty()) continue;
     calibration_point p;
@@ -412,6 +415,10 @@ std::string calibration_file_text(const options& o, const workload& w, const jso
     p.tx_queue_s = percentile(stage[0], 0.5);
     p.net_out_s = percentile(stage[1], 0.5);
     p.net_back_s = percentile(stage[2], 0.5);
+    p.kernel_s = percentile(stage[3], 0.5);
+    if (o.backend == "emulated" && spec.model)
+      if (const auto* t = device.find(spec.kernel))
+        p.device_s = device.batch_seconds(*t, spec.items_mean, p.bytes_in, p.bytes_out);
     points.push_back(p);
   }
   if (points.empty() || tx_requests <= 0)

@@ -177,7 +177,7 @@ class model {
         cfg.concurrency = c.profile.concurrency;
         for (int n = 0; n < count; ++n)
           servers.push_back(std::make_unique<batching_server>(s, cfg, [this](std::size_t kind, double items) {
-            return c.profile.batch_seconds(*timing[kind], items, 0, 0);
+            return c.profile.batch_seconds(*timing[kind], items, 0, 0) + c.costs.batch_overhead_s;
           }));
         g = groups.end() - 1;
       }
@@ -196,6 +196,7 @@ class model {
       const task t = jb.tasks.front();
       jb.tasks.pop_front();
       --jb.free_threads;
+      if (t.what == task_kind::acquire) events[t.id].started = s.now();  // as offload-run: when a worker takes it
       s.after(t.cpu * cpu_scale, [this, j, t] {
         ++jobs[j].free_threads;
         done(j, t);

@@ -60,7 +60,7 @@ inline constexpr const char* sim_stage_keys[] = {"tx_queue", "net_out", "rx_queu
 struct system_result {
   std::uint64_t events = 0;  ///< finished in the measured window
   double events_per_s_per_job = 0;
-  summary event_time;                  ///< an event's start to its end, events finished in the window
+  summary event_time;  ///< a worker taking an event to its end (as offload-run), events finished in the window
   std::array<summary, 6> stages;       ///< remote requests sent in the window, by sim_stage_keys
   double mean_round_trip = 0;          ///< stages[5].mean
   double bytes_in_per_s = 0;           ///< request bytes into the GPU site
