@@ -429,7 +429,7 @@ std::string calibration_file_text(const options& o, const workload& w, const jso
       argv + "; " + report.at("total").value("date", std::string()) + ", commit " + build_info::git_commit +
       (build_info::git_dirty ? " (dirty)" : "") + ", host " + report.at("ranks").at(0).value("host", std::string("?")) +
       ", " + report.at("total").value("transport", "") + ", " + report.at("total").value("distance", "") + ", " +
-      std::to_string(int(report.at("total").value("transmitters", 0))) + " transmitters";
+      "transmitter ranks " + std::to_string(int(report.at("total").value("transmitters", 0)));
   const auto costs = fit_costs(points, 1e-3 * o.inject_latency_ms, ratio(tx_cpu, tx_wall), source);
   return calibration_json(costs, points,
                           {{"tx_progress_cpu_us_per_request", 1e6 * ratio(tx_cpu, tx_requests)},

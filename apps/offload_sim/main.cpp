@@ -280,7 +280,7 @@ int main(int argc, char** argv) {
   auto* plan = app.add_subcommand(
       "plan", "cores per GPU at which each model's GPU saturates, GPUs for a campaign, bandwidth, gain by distance");
   common po;
-  double cores = 10000, slowdown = 0.05;
+  double cores = 10000, slowdown = 0.01;
   int max_jobs = 4096;
   std::string csv_path;
   add_common(plan, po);

@@ -16,7 +16,7 @@ struct plan_config {
   double cores = 10000;  ///< the campaign's client cores (jobs = cores / threads)
   std::vector<std::pair<std::string, double>> distances{{"same-node", 0}, {"same-dc", 1e-4}, {"far-dc", 25e-3}};
   /// A GPU is saturated when the jobs it serves run this much slower than with a GPU of their own.
-  double slowdown = 0.05;
+  double slowdown = 0.01;
   int max_jobs = 4096;  ///< the sweep's limit per GPU
 };
 
