@@ -151,8 +151,8 @@ class model {
         throw std::invalid_argument("round trip, bandwidths, eager limit and timeout must be >= 0");
     if (c.credits < 0) throw std::invalid_argument("credits must be >= 0");
     const auto& k = c.costs;
-    for (double v :
-         {k.tx_queue_s, k.out_fixed_s, k.out_s_per_byte, k.back_fixed_s, k.back_s_per_byte, k.tx_progress_cores})
+    for (double v : {k.tx_queue_s, k.out_fixed_s, k.out_s_per_byte, k.back_fixed_s, k.back_s_per_byte,
+                     k.batch_overhead_s, k.tx_progress_cores})
       if (!(v >= 0) || !std::isfinite(v)) throw std::invalid_argument("library costs must be >= 0");
   }
 
