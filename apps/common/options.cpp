@@ -226,9 +226,10 @@ void add_options(CLI::App& app, options& o) {
       ->check(CLI::Range(0.001, 1e9));
   app.add_option("--json", o.json, "write configuration, results and metadata as JSON to this file (rank 0)");
   app.add_option("--csv", o.csv, "append one row for this run to this CSV file, with a header when new (rank 0)");
-  app.add_option("--calibrate", o.calibration_file,
-                 "write the library's costs this run measured (stages by module, batch overhead, progress-thread cores) "
-                 "to this file, for offload-sim --calibration (rank 0; docs/planning.md)");
+  app.add_option(
+      "--calibrate", o.calibration_file,
+      "write the library's costs this run measured (stages by module, batch overhead, progress-thread cores) "
+      "to this file, for offload-sim --calibration (rank 0; docs/planning.md)");
   app.add_flag("--quiet", o.quiet, "no progress line on stderr");
   app.add_flag("--bind", o.bind, "bind progress threads and workers to cores with hwloc, and report it");
   app.add_option("--size", o.size,
