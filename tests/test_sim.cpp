@@ -4,6 +4,7 @@
 #include "apps/offload_sim/batching_server.hpp"
 #include "apps/offload_sim/plan.hpp"
 #include "apps/offload_sim/queueing.hpp"
+#include "apps/offload_sim/shared_host.hpp"
 #include "apps/offload_sim/system.hpp"
 
 #include <catch2/catch.hpp>
@@ -138,7 +139,7 @@ TEST_CASE("the system model is deterministic and refuses bad configurations") {
   CHECK_THROWS_WITH(offload::sim::run_system(bad), Catch::Contains("jobs, threads and inflight must be >= 1"));
   bad = small_system();
   bad.timeout = -0.1;
-  CHECK_THROWS_WITH(offload::sim::run_system(bad), Catch::Contains("timeout must be >= 0"));
+  CHECK_THROWS_WITH(offload::sim::run_system(bad), Catch::Contains("timeout and host cores must be >= 0"));
   bad = small_system();
   bad.costs.out_fixed_s = -1;
   CHECK_THROWS_WITH(offload::sim::run_system(bad), Catch::Contains("library costs must be >= 0"));
@@ -276,4 +277,48 @@ TEST_CASE("a plan: saturation per model, GPUs for the campaign, gain by distance
   auto bad = p;
   bad.slowdown = 0;
   CHECK_THROWS_WITH(offload::sim::make_plan(bad), Catch::Contains("slowdown"));
+}
+
+TEST_CASE("a shared host: work shares its cores; jobs and a CPU receiver on one host") {
+  offload::sim::simulation s;
+  offload::sim::shared_host host(s, 1, 0);
+  std::vector<double> done;
+  host.start(1.0, [&] { done.push_back(s.now()); });
+  host.start(1.0, [&] { done.push_back(s.now()); });                         // two on one core: each at half speed
+  s.after(3.0, [&] { host.start(0.5, [&] { done.push_back(s.now()); }); });  // alone: full speed
+  s.run(10);
+  REQUIRE(done.size() == 3);
+  CHECK(done[0] == Approx(2.0));
+  CHECK(done[1] == Approx(2.0));
+  CHECK(done[2] == Approx(3.5));
+  offload::sim::shared_host loaded(s, 2, 1.5);  // half a core left
+  double end = 0;
+  const double start = s.now();
+  loaded.start(1.0, [&] { end = s.now(); });
+  s.run(20);
+  CHECK(end == Approx(start + 2.0));
+
+  // CPU-only, one 4-thread job on a 2-core host: half the rate of its own four cores.
+  auto c = small_system();
+  c.jobs = 1;
+  c.offload = false;
+  c.seconds = 400;
+  c.warmup = 50;
+  const auto own = offload::sim::run_system(c);
+  c.host_cores = 2;
+  CHECK(offload::sim::run_system(c).events_per_s_per_job == Approx(own.events_per_s_per_job / 2).epsilon(0.05));
+  // A CPU receiver computing the models on that host takes its cores from the jobs' work.
+  c.offload = true;
+  c.cpu_backend = true;
+  const auto shared = offload::sim::run_system(c);
+  c.host_cores = 0;
+  const auto apart = offload::sim::run_system(c);
+  CHECK(shared.events_per_s_per_job < apart.events_per_s_per_job * 0.6);
+  CHECK(shared.finished_twice == 0);
+  // A workload with no CPU cost cannot run CPU-only (it would never advance the clock).
+  auto empty = small_system();
+  empty.offload = false;
+  empty.workload.before_ms = empty.workload.after_ms = 0;
+  for (auto& m : empty.workload.modules) m.cpu_ms = 0;
+  CHECK_THROWS_WITH(offload::sim::run_system(empty), Catch::Contains("gives no CPU cost per event"));
 }

@@ -5,8 +5,9 @@
 
 namespace offload::sim {
 
-batching_server::batching_server(simulation& s, batching_config c, service_fn service)
-    : m_sim(s), m_cfg(std::move(c)), m_service(std::move(service)) {
+batching_server::batching_server(simulation& s, batching_config c, service_fn service, run_fn run)
+    : m_sim(s), m_cfg(std::move(c)), m_service(std::move(service)), m_run(std::move(run)) {
+  if (!m_run) m_run = [this](double seconds, std::function<void()> done) { m_sim.after(seconds, std::move(done)); };
   std::sort(m_cfg.preferred.begin(), m_cfg.preferred.end());
 }
 
@@ -72,7 +73,7 @@ bool batching_server::start_one(std::size_t kind) {
   ++m_running;
   ++m_batches;
   m_requests += n;
-  m_sim.after(m_service(kind, items), [this, batch, started = m_sim.now()] {
+  m_run(m_service(kind, items), [this, batch, started = m_sim.now()] {
     account();
     --m_running;
     for (auto& d : *batch) d(started);

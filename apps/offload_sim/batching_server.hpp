@@ -29,7 +29,10 @@ class batching_server {
  public:
   using service_fn = std::function<double(std::size_t kind, double items)>;
   using done_fn = std::function<void(double started)>;  ///< called with the time its batch started
-  batching_server(simulation& s, batching_config c, service_fn service);
+  /// Runs a batch of `seconds` of work, then `done` (default: `seconds` of simulated time; a
+  /// CPU receiver sharing its host's cores runs it on the host instead).
+  using run_fn = std::function<void(double seconds, std::function<void()> done)>;
+  batching_server(simulation& s, batching_config c, service_fn service, run_fn run = {});
   /// A request of `items` of `kind` arrives now; `done` runs when its batch completes.
   void submit(std::size_t kind, double items, done_fn done);
   double busy_time() const noexcept { return m_busy; }  ///< seconds with >= 1 batch running
@@ -49,6 +52,7 @@ class batching_server {
   simulation& m_sim;
   batching_config m_cfg;
   service_fn m_service;
+  run_fn m_run;
   std::vector<std::deque<waiting>> m_queues;  // by kind
   std::uint32_t m_running = 0;
   std::vector<bool> m_timer;  // by kind: a max_wait wake-up is pending

@@ -26,7 +26,8 @@ namespace sim = offload::sim;
 
 /// What `run` and `plan` share: the workload, profile and calibration files and the job's shape.
 struct common {
-  std::string workload = "miniaod", profile = "t4", calibration;
+  std::string workload = "miniaod", profile = "t4", calibration, kernel = "mlp", backend = "emulated";
+  std::uint64_t size = 0;
   double max_wait_us = 0;
   sim::system_config c;
 };
@@ -36,7 +37,18 @@ void add_common(CLI::App* app, common& o) {
   app->add_option("--profile", o.profile, "profiles/NAME.json or a file");
   app->add_option("--calibration", o.calibration,
                   "the library's costs, as offload-run --calibrate wrote them; none: the library costs nothing");
+  app->add_option("--kernel", o.kernel, "the single workload's kernel (as offload-run's)");
+  app->add_option("--size", o.size, "the single workload's input size; 0: the kernel's default");
+  app->add_option("--time-scale", o.c.time_scale, "every CPU cost and device time multiplied by this (offload-run's)")
+      ->check(CLI::Range(1e-6, 1e6));
+  app->add_option("--backend", o.backend,
+                  "emulated: model batches take the profile's time; cpu: the receivers compute the models on their CPU "
+                  "(a batch takes its items times the workload's CPU cost per item)")
+      ->check(CLI::IsMember({"emulated", "cpu"}));
   app->add_option("--threads", o.c.threads, "worker threads (cores) per job")->check(CLI::Range(1, 4096));
+  app->add_option("--host-cores", o.c.host_cores,
+                  "0: each job has its own cores; N: all jobs and a CPU receiver share one host of N cores")
+      ->check(CLI::Range(0.0, 1e6));
   app->add_option("--inflight", o.c.inflight, "events in flight per job")->check(CLI::Range(1, 1 << 20));
   app->add_option("--max-batch", o.c.batching.max_batch, "requests per batch; 0: no limit");
   app->add_option("--preferred-batch", o.c.batching.preferred, "preferred batch sizes")->delimiter(',');
@@ -49,7 +61,8 @@ void add_common(CLI::App* app, common& o) {
 
 /// Reads the files `o` names into its configuration.
 void load(common& o) {
-  o.c.workload = offload::app::make_workload(o.workload, offload::kernel_registry::builtin(), "", 0, 0);
+  o.c.workload = offload::app::make_workload(o.workload, offload::kernel_registry::builtin(), o.kernel, o.size, 0);
+  o.c.cpu_backend = o.backend == "cpu";
   o.c.profile = offload::load_device_profile(offload::app::find_data_file("profiles", o.profile));
   if (!o.calibration.empty()) o.c.costs = offload::app::load_calibration(o.calibration);
   o.c.batching.max_wait = o.max_wait_us * 1e-6;
@@ -57,12 +70,14 @@ void load(common& o) {
 
 std::string conditions(const common& o) {
   char line[1024];
-  std::snprintf(line, sizeof line,
-                "SIMULATED (offload-sim): workload %s, profile %s (%s), library costs %s, %d threads per job, %d in "
-                "flight, max batch %u, %.4g s simulated per run (%.4g s warm-up), seed %llu",
-                o.c.workload.name.c_str(), o.c.profile.path.c_str(), o.c.profile.device.c_str(),
-                o.calibration.empty() ? "none" : o.calibration.c_str(), o.c.threads, o.c.inflight,
-                o.c.batching.max_batch, o.c.seconds, o.c.warmup, (unsigned long long)o.c.seed);
+  std::snprintf(
+      line, sizeof line,
+      "SIMULATED (offload-sim): workload %s, %s, profile %s (%s), time scale %g, library costs %s, %d threads "
+      "per job, %d in flight, max batch %u, %.4g s simulated per run (%.4g s warm-up), seed %llu",
+      o.c.workload.name.c_str(), o.c.cpu_backend ? "models on the receivers' CPU" : "models on the device",
+      o.c.profile.path.c_str(), o.c.profile.device.c_str(), o.c.time_scale,
+      o.calibration.empty() ? "none" : o.calibration.c_str(), o.c.threads, o.c.inflight, o.c.batching.max_batch,
+      o.c.seconds, o.c.warmup, (unsigned long long)o.c.seed);
   return line;
 }
 
@@ -138,7 +153,10 @@ int run_command(common& o, double rtt_ms, double link_gbit, double site_gbit, do
   const double t0 = cpu_seconds();
   const auto remote = sim::run_system(c);
   const double t1 = cpu_seconds();
-  const auto local = sim::run_system(base);
+  double cpu_ms = c.workload.before_ms + c.workload.after_ms;
+  for (const auto& m : c.workload.modules) cpu_ms += m.cpu_ms;
+  sim::system_result local;  // no CPU-only twin for a workload without CPU costs (the single kernel)
+  if (cpu_ms > 0) local = sim::run_system(base);
   const double t2 = cpu_seconds();
   std::printf("offload-sim run: %s\n", conditions(o).c_str());
   std::printf(
@@ -147,7 +165,7 @@ int run_command(common& o, double rtt_ms, double link_gbit, double site_gbit, do
       c.jobs, rtt_ms, link_gbit > 0 ? (std::to_string(link_gbit) + " Gbit/s").c_str() : "unlimited",
       site_gbit > 0 ? (std::to_string(site_gbit) + " Gbit/s").c_str() : "unlimited", eager_kib, routing.c_str(),
       c.credits, timeout_ms);
-  const double gain = remote.events_per_s_per_job / local.events_per_s_per_job;
+  const double gain = local.events_per_s_per_job > 0 ? remote.events_per_s_per_job / local.events_per_s_per_job : NAN;
   std::printf("events/s per job: %.4f with the GPUs, %.4f CPU-only, gain %.4f; the system: %.1f events/s\n",
               remote.events_per_s_per_job, local.events_per_s_per_job, gain, remote.events_per_s_per_job * c.jobs);
   std::printf("event time ms: mean %.1f p50 %.1f p99 %.1f\n", 1e3 * remote.event_time.mean, 1e3 * remote.event_time.p50,

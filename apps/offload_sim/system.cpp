@@ -1,5 +1,7 @@
 #include "system.hpp"
 
+#include "shared_host.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <deque>
@@ -99,11 +101,15 @@ class model {
   explicit model(const system_config& config) : c(config), rng(config.seed) {
     check();
     cpu_scale = 1;
-    if (c.offload && c.costs.tx_progress_cores > 0) {
+    if (c.host_cores > 0) {
+      host = std::make_unique<shared_host>(s, c.host_cores, c.offload ? c.jobs * c.costs.tx_progress_cores : 0.0);
+    } else if (c.offload && c.costs.tx_progress_cores > 0) {
       if (c.costs.tx_progress_cores >= c.threads)
         throw std::invalid_argument("the progress thread's cores (calibration) must be below the job's threads");
       cpu_scale = double(c.threads) / (double(c.threads) - c.costs.tx_progress_cores);
     }
+    profile = c.profile;
+    profile.time_scale = c.time_scale;
     if (c.offload) make_gpus();
     jobs.resize(std::size_t(c.jobs));
     for (auto& j : jobs) {
@@ -146,10 +152,16 @@ class model {
     if (c.jobs < 1 || c.threads < 1 || c.inflight < 1)
       throw std::invalid_argument("jobs, threads and inflight must be >= 1");
     if (!(c.seconds > c.warmup && c.warmup >= 0)) throw std::invalid_argument("seconds must exceed the warm-up");
-    for (double v : {c.rtt, c.link_bytes_per_s, c.site_bytes_per_s, c.eager_limit_bytes, c.timeout})
+    if (!(c.time_scale > 0) || !std::isfinite(c.time_scale)) throw std::invalid_argument("time scale must be > 0");
+    for (double v : {c.rtt, c.link_bytes_per_s, c.site_bytes_per_s, c.eager_limit_bytes, c.timeout, c.host_cores})
       if (!(v >= 0) || !std::isfinite(v))
-        throw std::invalid_argument("round trip, bandwidths, eager limit and timeout must be >= 0");
+        throw std::invalid_argument("round trip, bandwidths, eager limit, timeout and host cores must be >= 0");
     if (c.credits < 0) throw std::invalid_argument("credits must be >= 0");
+    double cpu = c.workload.before_ms + c.workload.after_ms;
+    for (const auto& m : c.workload.modules) cpu += m.cpu_ms;
+    if (!c.offload && !(cpu > 0))
+      throw std::invalid_argument("workload " + c.workload.name +
+                                  " gives no CPU cost per event: its CPU-only run cannot be simulated");
     const auto& k = c.costs;
     for (double v : {k.tx_queue_s, k.out_fixed_s, k.out_s_per_byte, k.back_fixed_s, k.back_s_per_byte,
                      k.batch_overhead_s, k.tx_progress_cores})
@@ -164,7 +176,7 @@ class model {
     group_of.resize(mods.size());
     for (std::size_t i = 0; i < mods.size(); ++i) {
       timing[i] = c.profile.find(mods[i].kernel);
-      if (timing[i] == nullptr)
+      if (timing[i] == nullptr && !(c.cpu_backend && mods[i].model))
         throw std::invalid_argument("device profile " + c.profile.path + " has no model '" + mods[i].kernel + "'");
       const auto listed = c.gpus.find(mods[i].kernel);
       const std::string name = listed != c.gpus.end() ? mods[i].kernel : "shared";
@@ -175,10 +187,19 @@ class model {
         groups.push_back({name, std::uint32_t(servers.size()), std::uint32_t(count)});
         auto cfg = c.batching;
         cfg.concurrency = c.profile.concurrency;
+        batching_server::run_fn run_on_host;  // a CPU receiver on the shared host computes there
+        if (host && c.cpu_backend)
+          run_on_host = [this](double seconds, std::function<void()> done) { host->start(seconds, std::move(done)); };
         for (int n = 0; n < count; ++n)
-          servers.push_back(std::make_unique<batching_server>(s, cfg, [this](std::size_t kind, double items) {
-            return c.profile.batch_seconds(*timing[kind], items, 0, 0) + c.costs.batch_overhead_s;
-          }));
+          servers.push_back(std::make_unique<batching_server>(
+              s, cfg,
+              [this](std::size_t kind, double items) {
+                const auto& m = c.workload.modules[kind];
+                const double device = c.cpu_backend && m.model ? items * m.cpu_ms * ms / m.items_mean * c.time_scale
+                                                               : profile.batch_seconds(*timing[kind], items, 0, 0);
+                return device + c.costs.batch_overhead_s;
+              },
+              run_on_host));
         g = groups.end() - 1;
       }
       group_of[i] = std::uint32_t(g - groups.begin());
@@ -197,11 +218,15 @@ class model {
       jb.tasks.pop_front();
       --jb.free_threads;
       if (t.what == task_kind::acquire) events[t.id].started = s.now();  // as offload-run: when a worker takes it
-      s.after(t.cpu * cpu_scale, [this, j, t] {
+      auto then = [this, j, t] {
         ++jobs[j].free_threads;
         done(j, t);
         dispatch(j);
-      });
+      };
+      if (host)
+        host->start(t.cpu, std::move(then));
+      else
+        s.after(t.cpu * cpu_scale, std::move(then));
     }
   }
   void done(std::uint32_t j, const task& t) {
@@ -215,10 +240,11 @@ class model {
   void start_event(std::uint32_t j) {
     const std::uint64_t key = rng();
     const double factor = app::cpu_factor(c.workload, key);
-    double before = c.workload.before_ms * ms * factor;
+    const double scale = ms * c.time_scale;
+    double before = c.workload.before_ms * scale * factor;
     if (!c.offload)
-      for (const auto& m : c.workload.modules) before += m.cpu_ms * ms;
-    const event ev{j, std::uint32_t(c.workload.modules.size()), key, s.now(), c.workload.after_ms * ms * factor};
+      for (const auto& m : c.workload.modules) before += m.cpu_ms * scale;
+    const event ev{j, std::uint32_t(c.workload.modules.size()), key, s.now(), c.workload.after_ms * scale * factor};
     const auto id = take(events, free_events, ev);
     ++r.events_started;
     push(j, {before, task_kind::acquire, id});
@@ -248,7 +274,9 @@ class model {
     const auto& m = c.workload.modules[i];
     const auto& ev = events[e];
     auto& jb = jobs[ev.job];
-    const double items = double(m.items_for(ev.key ^ (std::uint64_t(i) << 20)));
+    // A model's items are drawn per event; a kernel module's request is one item, as the
+    // receiver counts it (kernel::items).
+    const double items = m.model ? double(m.items_for(ev.key ^ (std::uint64_t(i) << 20))) : 1.0;
     const auto& g = groups[group_of[i]];
     std::uint32_t gpu = g.first;
     if (c.route == routing::round_robin) {
@@ -331,7 +359,7 @@ class model {
     auto& q = requests[id];
     if (q.gen != gen || q.state != request_state::open) return;  // answered (the slot may be reused)
     finish_request(q, request_state::fallback);
-    push(events[q.event].job, {c.workload.modules[q.module].cpu_ms * ms, task_kind::fallback, q.event});
+    push(events[q.event].job, {c.workload.modules[q.module].cpu_ms * ms * c.time_scale, task_kind::fallback, q.event});
   }
   /// A slot of `pool` (a freed one first) holding `v`.
   template <typename T> static std::uint32_t take(std::vector<T>& pool, std::vector<std::uint32_t>& free, const T& v) {
@@ -355,7 +383,9 @@ class model {
 
   static constexpr double ms = 1e-3;
   const system_config& c;
+  device_profile profile;  // c.profile at c.time_scale
   simulation s;
+  std::unique_ptr<shared_host> host;  // with c.host_cores
   std::mt19937_64 rng;
   double cpu_scale = 1;
   std::vector<const model_timing*> timing;  // by module

@@ -28,7 +28,18 @@ struct system_config {
   int jobs = 1;
   int threads = 4;
   int inflight = 8;
-  bool offload = true;          ///< false: every module runs on the job's CPU (the CPU-only baseline)
+  bool offload = true;  ///< false: every module runs on the job's CPU (the CPU-only baseline)
+  /// Every CPU cost of the workload is multiplied by it (offload-run's --time-scale), and so are
+  /// the device's times (as offload-run's emulated device keeps its ratio to the client CPU).
+  double time_scale = 1;
+  /// The receivers run the model modules on their CPU backend: a batch takes its items times the
+  /// module's CPU cost per item (the workload's cpu_ms over its mean items), not the profile's
+  /// time; kernel modules still take the profile's.
+  bool cpu_backend = false;
+  /// 0: every job has its `threads` cores to itself. > 0: every job, and the receivers' CPU
+  /// backend, share one host of this many cores (shared_host.hpp), the jobs' progress threads
+  /// (the calibration's cores) a fixed load on it: a model of runs on one small machine.
+  double host_cores = 0;
   double rtt = 0;               ///< seconds, round trip between a job and the GPU site
   double link_bytes_per_s = 0;  ///< each job's link, each direction; 0: unlimited
   double site_bytes_per_s = 0;  ///< the GPU site's link, shared by every job, each direction; 0: unlimited
