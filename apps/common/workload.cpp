@@ -166,6 +166,12 @@ workload parse_workload(const std::string& text, const std::string& origin) {
   return w;
 }
 
+double cpu_ms_per_event(const workload& w) {
+  double ms = w.before_ms + w.after_ms;
+  for (const auto& m : w.modules) ms += m.cpu_ms;
+  return ms;
+}
+
 double cpu_factor(const workload& w, std::uint64_t seed) {
   if (w.cpu_cv <= 0) return 1.0;
   // Log-normal of mean 1: exp(sigma z - sigma^2 / 2), z standard normal (Box-Muller).

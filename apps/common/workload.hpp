@@ -69,6 +69,8 @@ workload make_workload(const std::string& name, const kernel_registry& kernels, 
 /// module with both or neither of "model" and "kernel", or a repeated module or model name.
 workload parse_workload(const std::string& text, const std::string& origin);
 
+/// Milliseconds of CPU per event at time scale 1: before, after and every module's cost.
+double cpu_ms_per_event(const workload& w);
 /// The factor (mean 1 over events) that event `seed`'s CPU work before and after the modules
 /// is multiplied by: 1 when `w.cpu_cv` is 0.
 double cpu_factor(const workload& w, std::uint64_t seed);

@@ -153,10 +153,8 @@ int run_command(common& o, double rtt_ms, double link_gbit, double site_gbit, do
   const double t0 = cpu_seconds();
   const auto remote = sim::run_system(c);
   const double t1 = cpu_seconds();
-  double cpu_ms = c.workload.before_ms + c.workload.after_ms;
-  for (const auto& m : c.workload.modules) cpu_ms += m.cpu_ms;
   sim::system_result local;  // no CPU-only twin for a workload without CPU costs (the single kernel)
-  if (cpu_ms > 0) local = sim::run_system(base);
+  if (offload::app::cpu_ms_per_event(c.workload) > 0) local = sim::run_system(base);
   const double t2 = cpu_seconds();
   std::printf("offload-sim run: %s\n", conditions(o).c_str());
   std::printf(

@@ -157,9 +157,7 @@ class model {
       if (!(v >= 0) || !std::isfinite(v))
         throw std::invalid_argument("round trip, bandwidths, eager limit, timeout and host cores must be >= 0");
     if (c.credits < 0) throw std::invalid_argument("credits must be >= 0");
-    double cpu = c.workload.before_ms + c.workload.after_ms;
-    for (const auto& m : c.workload.modules) cpu += m.cpu_ms;
-    if (!c.offload && !(cpu > 0))
+    if (!c.offload && !(app::cpu_ms_per_event(c.workload) > 0))
       throw std::invalid_argument("workload " + c.workload.name +
                                   " gives no CPU cost per event: its CPU-only run cannot be simulated");
     const auto& k = c.costs;
