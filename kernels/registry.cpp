@@ -36,6 +36,10 @@ bool kernel::emulate_outputs(const product_views&, message_writer&) const {
   return false;
 }
 
+std::vector<std::pair<std::size_t, std::size_t>> kernel::in_place(const product_views&) const {
+  return {};
+}
+
 const device_product& cuda_launch::input(std::string_view name) const {
   const product_view& v = host_in.at(name);
   return in[static_cast<std::size_t>(&v - &host_in[0])];

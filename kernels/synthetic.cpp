@@ -27,6 +27,12 @@ class synthetic final : public kernel {
     for (std::size_t i = 0; i < x.size(); ++i) y[i] = synthetic_element(x[i], it);
   }
   batch_rule batching() const override { return {true, {"iterations"}}; }
+  /// Element-wise: y[i] may be written over x[i] (it is read first).
+  std::vector<std::pair<std::size_t, std::size_t>> in_place(const product_views& in) const override {
+    for (std::size_t i = 0; i < in.size(); ++i)
+      if (in[i].name == "x") return {{0, i}};
+    return {};
+  }
   /// One add and one multiply per iteration and element.
   kernel_cost cost(const product_views& in) const override {
     return {2.0 * double(scalar_input<std::int64_t>(in, "iterations")) * double(in.at("x").count), true};

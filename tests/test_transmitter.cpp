@@ -77,6 +77,7 @@ TEST_CASE("the fallback pool runs the kernel locally and delivers every result o
       r->k = k;
       const auto inputs = k->make_inputs({std::uint64_t(i), 8, 3});
       r->request = encode_message({message_kind::request, r->id, 3, status::ok}, product_views(inputs));
+      r->inputs = r->request.products();
       pool.push(r, i == 0 ? fallback_reason::timeout : fallback_reason::error_reply, i == 0 ? "" : "receiver 0: boom");
     }
     // A kernel that throws: its result carries the error, the others are unaffected.
@@ -85,6 +86,7 @@ TEST_CASE("the fallback pool runs the kernel locally and delivers every result o
     bad->k = k;
     const std::vector<product> wrong{product::make("x", std::vector<double>{1.0})};  // no "iterations"
     bad->request = encode_message({message_kind::request, 99, 3, status::ok}, product_views(wrong));
+    bad->inputs = bad->request.products();
     pool.push(bad, fallback_reason::no_receiver);
     pool.close();
   }

@@ -10,7 +10,7 @@ using namespace offload;
 namespace {
 
 // Header and table offsets, written out independently of the implementation.
-constexpr std::size_t off_magic = 0, off_version = 4, off_kind = 6, off_count = 24, off_total = 32, off_reserved = 28,
+constexpr std::size_t off_magic = 0, off_version = 4, off_kind = 6, off_count = 24, off_total = 32, off_parts = 28,
                       off_times = 40;
 constexpr std::size_t e_count = 0, e_offset = 8, e_name_offset = 16, e_name_length = 20, e_dtype = 22;
 
@@ -127,10 +127,23 @@ TEST_CASE("malformed messages return their specific error") {
     poke<std::uint16_t>(b, off_kind, 9);
     CHECK(error_of(b) == wire_errc::bad_kind);
   }
-  SECTION("reserved bytes") {
+  SECTION("parts other than 0 or the payloads with bytes") {
     auto b = sample();
-    poke<std::uint8_t>(b, off_reserved + 3, 1);
-    CHECK(error_of(b) == wire_errc::bad_reserved);
+    const auto with_bytes = [&] {
+      std::uint32_t n = 0;
+      const auto decoded = decode(b.span());
+      for (const auto& p : decoded.value().products) n += p.size_bytes() > 0 ? 1 : 0;
+      return n;
+    }();
+    REQUIRE(with_bytes > 0);
+    poke<std::uint32_t>(b, off_parts, with_bytes);
+    REQUIRE(decode(b.span()).ok());
+    CHECK(decode(b.span()).value().header.parts == with_bytes);
+    poke<std::uint32_t>(b, off_parts, with_bytes + 1);
+    CHECK(error_of(b) == wire_errc::bad_parts);
+    CHECK(decode(b.span()).error().text.find("parts is " + std::to_string(with_bytes + 1)) != std::string::npos);
+    poke<std::uint32_t>(b, off_parts, 0xffffffffu);
+    CHECK(error_of(b) == wire_errc::bad_parts);
   }
   SECTION("total size differs from the received size") {
     auto b = sample();
@@ -304,4 +317,62 @@ TEST_CASE("check_specs finds what decode would refuse in names and counts") {
   message_writer w({}, bad);
   const buffer b = std::move(w).finish();
   CHECK(decode(b.span(), limits).error().text == check_specs(bad, limits)->text);
+}
+
+TEST_CASE("a gathered message leaves payloads where they lie and flattens to the encoded bytes") {
+  const std::vector<product> in{product::make("a", std::vector<float>{1, 2, 3}),
+                                product::make("empty", std::vector<double>{}),
+                                product::make("b", std::vector<std::uint8_t>(1000, 7))};
+  const product_views views(in);
+  const message_info info{message_kind::request, 12, 3, status::ok, {4, 5, 6}};
+  const buffer encoded = encode(info, views);
+  const gathered_message g = gather(info, views);
+  // Nothing copied: each payload is the caller's memory, and the storage is the head only.
+  REQUIRE(g.payloads.size() == 3);
+  CHECK(g.payloads[0].second.data() == in[0].bytes.data());
+  CHECK(g.payloads[2].second.data() == in[2].bytes.data());
+  CHECK(g.payloads[1].second.empty());
+  CHECK(g.storage.size() == g.head_size);
+  CHECK(g.head_size % wire_alignment == 0);
+  CHECK(g.total_size == encoded.size());
+  CHECK(g.part_count() == 2);
+  buffer flat(static_cast<std::size_t>(g.total_size));
+  g.flatten(flat.span());
+  CHECK(std::memcmp(flat.data(), encoded.data(), encoded.size()) == 0);
+  CHECK_THROWS_AS(g.flatten(buffer(10).span()), std::length_error);
+  // The head's header, with parts set as a sender in parts does, still decodes after flattening.
+  write_parts(flat.span(), g.part_count());
+  const auto head = peek_head(flat.span());
+  REQUIRE(head);
+  CHECK(head->parts == 2);
+  CHECK(head->total_size == encoded.size());
+  CHECK(decode(flat.span()).ok());
+}
+
+TEST_CASE("a writer with a payload placed over other memory writes there, and only finishes gathered") {
+  const std::vector<product_spec> specs{{"x", dtype::f64, 4}, {"y", dtype::i32, 2}};
+  std::vector<double> elsewhere(4, 0.0);
+  message_writer w({message_kind::reply, 1, 0, status::ok}, specs, {},
+                   {reinterpret_cast<std::byte*>(elsewhere.data()), nullptr});
+  CHECK(w.gathered());
+  auto x = w.payload_as<double>(0);
+  CHECK(static_cast<void*>(x.data()) == static_cast<void*>(elsewhere.data()));
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = double(i) + 0.5;
+  auto y = w.payload_as<std::int32_t>(1);
+  y[0] = -1;
+  y[1] = 2;
+  CHECK(elsewhere[3] == 3.5);
+  message_writer plain({message_kind::reply, 1, 0, status::ok}, specs);
+  CHECK_FALSE(plain.gathered());
+  std::memcpy(plain.payload(0).data(), elsewhere.data(), 32);
+  std::memcpy(plain.payload(1).data(), y.data(), 8);
+  const buffer expected = std::move(plain).finish();
+  const gathered_message g = std::move(w).finish_gathered();
+  CHECK(g.storage.size() == g.total_size);  // "y" is not placed: the whole layout is stored
+  buffer flat(static_cast<std::size_t>(g.total_size));
+  g.flatten(flat.span());
+  CHECK(std::memcmp(flat.data(), expected.data(), expected.size()) == 0);
+  message_writer again({message_kind::reply, 1, 0, status::ok}, specs, {},
+                       {reinterpret_cast<std::byte*>(elsewhere.data()), nullptr});
+  CHECK_THROWS_AS(std::move(again).finish(), std::logic_error);
 }

@@ -50,6 +50,7 @@ receiver_config receiver_settings(const options& o) {
   cfg.max_wait = std::chrono::microseconds(std::int64_t(o.max_wait_us));
   cfg.emulate = emulation(o);
   cfg.max_work = o.max_work;
+  cfg.inline_budget = std::chrono::microseconds(std::llround(o.inline_budget_us));
   cfg.site_link_bps = o.site_link_gbit * 1e9;
   return cfg;
 }
@@ -242,6 +243,16 @@ void add_options(CLI::App& app, options& o) {
                  "messages smaller than this are received with a blocking MPI_Mrecv, larger ones without blocking; "
                  "over long TCP links use the TCP eager limit (65536) or 0")
       ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 31));
+  app.add_option("--parts-from", o.parts_from,
+                 "requests and in-place replies of at least this many bytes go as a head and one MPI message per "
+                 "payload, from where each lies; smaller ones are copied into one message")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
+  app.add_flag("--copy-inputs", o.copy_inputs,
+               "submit with the copying API (the inputs encoded into one message) instead of sharing them");
+  app.add_option("--inline-budget-us", o.inline_budget_us,
+                 "receivers run a cheap kernel's request on the progress thread when its declared cost fits this "
+                 "budget (0: never)")
+      ->check(CLI::Range(0.0, 1e6));
   app.add_option("--tolerance", o.tolerance, "relative and absolute tolerance of --validate")
       ->check(CLI::NonNegativeNumber);
   std::vector<std::string> distances;

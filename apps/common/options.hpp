@@ -60,6 +60,9 @@ struct options {
   std::uint32_t max_name_length = 255;
   double idle_timeout_ms = 60000;
   std::uint64_t blocking_receive_below = 256 << 10;
+  std::uint64_t parts_from = 32 << 10;
+  bool copy_inputs = false;
+  double inline_budget_us = 50;
   double tolerance = 1e-5;
   std::string log_level = "warn";
   std::string wait_policy = "adaptive";

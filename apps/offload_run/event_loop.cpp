@@ -179,11 +179,15 @@ void event_loop::start() {
     push([this, ev] { produce(ev); });
   };
   for (std::size_t m = 0; m < modules; ++m) {
-    const auto inputs = m_kernels[m]->make_inputs(params(ev->index, m));
-    m_tx->submit(m_kernels[m]->name(), product_views(inputs), [ev, m, arrived](result&& r) {
+    auto inputs = m_kernels[m]->make_inputs(params(ev->index, m));
+    auto done = [ev, m, arrived](result&& r) {
       ev->results[m].emplace(std::move(r));
       arrived();
-    });
+    };
+    if (m_opt.copy_inputs)
+      m_tx->submit(m_kernels[m]->name(), product_views(inputs), std::move(done));
+    else  // the request's payloads go from the event's products, which it holds until done
+      m_tx->submit(m_kernels[m]->name(), shared_products::adopt(std::move(inputs)), std::move(done));
   }
   ev->submitted = std::chrono::steady_clock::now();
   arrived();

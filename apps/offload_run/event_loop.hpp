@@ -29,7 +29,8 @@ struct loop_options {
   int stream = 0;  ///< which transmitter this is (0..): events of stream s are the same in every mode
   bool validate = false;
   double tolerance = 1e-5;
-  bool hold_cpu = false;  ///< --cpu-work emulated: CPU work before/after is held, not computed
+  bool copy_inputs = false;  ///< --copy-inputs: submit(product_views), one copy, not shared_products
+  bool hold_cpu = false;     ///< --cpu-work emulated: CPU work before/after is held, not computed
 };
 
 /// How a request's result was made.

@@ -263,7 +263,7 @@ void serve(rank_run& j, std::unique_ptr<offload::receiver> rx) {
 std::unique_ptr<offload::transmitter> connect(rank_run& j, const std::vector<std::string>& grpc_addresses) {
   const auto& o = j.o;
   const auto cfg = offload::app::transmitter_settings(o);
-  offload::mpi_link receivers{{}, MPI_COMM_NULL, o.blocking_receive_below};
+  offload::mpi_link receivers{{}, MPI_COMM_NULL, o.blocking_receive_below, o.parts_from};
   for (int r = 0; r < o.receivers; ++r) receivers.ranks.push_back(r);
   if (j.link) {  // the service's receivers are ranks 0..R-1 of the merged communicator
     receivers.comm = j.link->merged;
@@ -292,6 +292,7 @@ void run_events(rank_run& j, offload::transmitter* tx) {
   lo.validate = o.validate;
   lo.tolerance = o.tolerance;
   lo.hold_cpu = o.cpu_work == "emulated";
+  lo.copy_inputs = o.copy_inputs;
   offload::transmitter_stats before;  // the warm-up's share of the transmitter's counters
   std::uint64_t warmup_failures = 0;
   if (o.warmup_events > 0) {
@@ -438,7 +439,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
             rt, kernels, offload::grpc_listen{o.listen, o.grpc_threads, o.grpc_memory}, peers, cfg);
       else
         rx = std::make_unique<offload::receiver>(
-            rt, kernels, offload::mpi_link{{}, MPI_COMM_NULL, o.blocking_receive_below}, peers, cfg);
+            rt, kernels, offload::mpi_link{{}, MPI_COMM_NULL, o.blocking_receive_below, o.parts_from}, peers, cfg);
     } catch (const std::exception& e) {  // bad settings, or gRPC cannot listen
       problem = e.what();
       spdlog::error("{}", problem);

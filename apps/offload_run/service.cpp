@@ -149,7 +149,8 @@ int serve(runtime& rt, const options& o, const kernel_registry& kernels) {
       try {
         receiver_config cfg = base;
         {
-          receiver rx(rt, kernels, mpi_link{{}, merged, o.blocking_receive_below}, std::size_t(transmitters), cfg);
+          receiver rx(rt, kernels, mpi_link{{}, merged, o.blocking_receive_below, o.parts_from},
+                      std::size_t(transmitters), cfg);
           s = rx.wait();
         }  // detached from the progress thread before the communicator goes
         service_link link{inter, merged, 0};

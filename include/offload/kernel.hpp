@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 struct CUstream_st;  // CUDA's stream: cudaStream_t is CUstream_st*
@@ -122,6 +123,19 @@ class kernel {
   /// it, so that emulated runs give the same outputs as real ones. Returns false (the default)
   /// when the kernel has no such path: the emulated backend then runs run_cpu.
   virtual bool emulate_outputs(const product_views& in, message_writer& out) const;
+  /// Outputs this kernel can compute over its inputs' bytes, for inputs `in` (valid): pairs
+  /// {output index, input index}, each index at most once, the two of equal size in bytes. A
+  /// receiver then gives the kernel the input's own bytes, in the request's buffer, as that
+  /// output's payload (`out.payload(o)` is `in[i]`'s memory: read an element before writing
+  /// it) and replies from there without copying it. Default: none. run_cpu must give the same
+  /// outputs with separate buffers (the transmitter's fallback never writes over inputs).
+  virtual std::vector<std::pair<std::size_t, std::size_t>> in_place(const product_views& in) const;
+  /// For a kernel cheap enough to run on a receiver's progress thread, saving two thread
+  /// hand-offs per request: a bound on run_cpu's time per input byte, in nanoseconds. A CPU
+  /// receiver runs a request inline when this bound times its bytes fits its inline budget
+  /// (receiver_config::inline_budget); a kernel that once takes far longer inline is moved to
+  /// the kernel threads for good. 0 (the default): never inline.
+  virtual double cheap_ns_per_byte() const noexcept { return 0; }
 };
 
 /// Runs `k` on the CPU and returns the finished message (header from `info`), its storage

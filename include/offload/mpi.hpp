@@ -39,6 +39,12 @@ struct mpi_link {
   /// limit (64 KiB) or 0. Non-blocking receives of mid-size messages cost many-to-one rate
   /// over shared memory (results/overhead.md), hence the default.
   std::uint64_t blocking_receive_below = 256 << 10;
+  /// Messages whose payloads lie outside their header's buffer (transmitter::submit with
+  /// shared_products, in-place replies: kernel::in_place) of at least this many bytes are sent
+  /// as a head and one MPI message per payload, straight from where each lies (no copy);
+  /// smaller ones are copied into one message, which costs less than the extra messages
+  /// (results/overhead.md).
+  std::uint64_t parts_from = 32 << 10;
 };
 
 }  // namespace offload

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -92,6 +93,16 @@ class product_views {
 
  private:
   std::vector<product_view> m_items;
+};
+
+/// Input products whose memory a transmitter may share instead of copying (transmitter::submit):
+/// `views` point into memory that `owner` keeps alive, unchanged, for as long as the owner lives.
+struct shared_products {
+  product_views views;
+  std::shared_ptr<const void> owner;
+
+  /// Takes `products` over: the owner is them.
+  static shared_products adopt(std::vector<product> products);
 };
 
 /// Compares two product lists: same names, dtypes and counts, in order, and values equal

@@ -68,6 +68,14 @@ struct receiver_config {
   /// one request can hold a kernel thread where the kernel states its cost (kernels that state
   /// none are bounded by the message size only). Zero: no limit.
   double max_work = 0;
+  /// A request for a kernel that declares itself cheap (kernel::cheap_ns_per_byte) runs on the
+  /// progress thread when its bound for the request's bytes is within this budget, the backend
+  /// is the CPU and no batch of that kernel is open: no hand-off to a kernel thread and back.
+  /// The progress thread serves nobody while it runs, so a kernel whose inline run takes more
+  /// than 10 times the budget (and 1 ms) is moved to the kernel threads for good, with a
+  /// warning: a kernel that declares itself cheap and is not stalls the other transmitters for
+  /// one request at most. Zero: never inline.
+  std::chrono::microseconds inline_budget{50};
   /// Emulated distance for the replies this receiver sends (off by default).
   link_emulation emulate;
   /// Emulated shared link into this receiver's site, in bits per second (0: none): every
@@ -99,6 +107,12 @@ struct receiver_stats {
   std::vector<std::uint64_t> batch_sizes;
   /// Items (kernel::items: jets, taus, ...) in every batch run: a device profile's batch unit.
   std::uint64_t batch_items = 0;
+  /// Requests run on the progress thread (receiver_config::inline_budget), and kernels moved
+  /// off it after a run that took too long.
+  std::uint64_t inline_runs = 0;
+  std::uint64_t inline_demotions = 0;
+  /// Replies sent from the request's own buffer (kernel::in_place), with no copy.
+  std::uint64_t in_place_replies = 0;
   /// Seconds with at least one batch running (the device busy time, whatever the backend).
   double busy_s = 0;
   /// The integral over time of the requests queued (accepted, not yet running), in request

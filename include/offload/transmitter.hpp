@@ -158,12 +158,20 @@ class transmitter {
   transmitter(const transmitter&) = delete;
   transmitter& operator=(const transmitter&) = delete;
 
-  /// Encodes the inputs (one copy) and queues the request; never waits on the network.
+  /// Encodes the inputs (one copy: the caller may reuse or free them as soon as it returns)
+  /// and queues the request; never waits on the network.
   /// Throws std::invalid_argument for a kernel name this side does not have, input_error for
   /// inputs the kernel rejects, std::length_error for a request over the maximum message size.
   void submit(std::string_view kernel, const product_views& inputs, result_callback done);
   /// The same, delivering through a future.
   std::future<result> submit(std::string_view kernel, const product_views& inputs);
+  /// The same without copying the payloads: they go to the transport from where they lie, and
+  /// the fallback reads them there. The transmitter holds `inputs.owner` until the request is
+  /// sent and its result delivered, whichever is later; the bytes must not change meanwhile.
+  /// (Over MPI, requests under mpi_link::parts_from bytes are still copied, on the progress
+  /// thread: one copy costs less than a message per payload.)
+  void submit(std::string_view kernel, shared_products inputs, result_callback done);
+  std::future<result> submit(std::string_view kernel, shared_products inputs);
 
   /// Waits until every submitted request has been delivered, then says goodbye to each
   /// receiver and waits for its acknowledgement. Idempotent; the destructor calls it.

@@ -2,11 +2,13 @@
 /// \file
 /// The wire format. A message is
 ///   - a 64-byte header (magic, protocol version, kind, request id, kernel id, status,
-///     product count, total size, three timestamps; the 4 reserved bytes are zero),
+///     product count, parts, total size, three timestamps),
 ///   - a product table of `product_count` 32-byte entries (element count, payload offset,
 ///     name offset, name length, dtype),
 ///   - the product names, back to back,
 ///   - the payloads, each starting at a multiple of 64 bytes from the message start.
+/// A message may travel whole or as its head followed by its payloads, one part each, sent
+/// from where they lie (`parts` in the header says how many; docs/protocol.md section 1).
 /// All integers are little-endian. `decode` validates every field against the received
 /// size and the configured limits before anything reads payload bytes; a bad message is a
 /// `wire_error` value, never an exception or a crash.
@@ -18,6 +20,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -30,7 +33,7 @@ namespace offload {
 static_assert(std::endian::native == std::endian::little, "mpi-offload assumes a little-endian host");
 
 inline constexpr std::uint32_t wire_magic = 0x464F504D;  // bytes "MPOF"
-inline constexpr std::uint16_t wire_version = 3;
+inline constexpr std::uint16_t wire_version = 4;
 inline constexpr std::size_t wire_header_size = 64;
 inline constexpr std::size_t wire_entry_size = 32;
 inline constexpr std::size_t wire_alignment = 64;
@@ -82,6 +85,7 @@ enum class wire_errc {
   misaligned_offset,
   payload_out_of_bounds,
   overlapping_payload,
+  bad_parts,
 };
 std::string_view to_string(wire_errc e) noexcept;
 
@@ -111,6 +115,9 @@ struct message_header {
   std::uint32_t kernel_id = 0;
   offload::status status = status::ok;
   std::uint32_t product_count = 0;
+  /// 0: the message travels whole; else the number of its payloads that follow its head as
+  /// separate parts (those with bytes; docs/protocol.md section 1).
+  std::uint32_t parts = 0;
   std::uint64_t total_size = 0;
   wire_times times{};
 };
@@ -146,12 +153,40 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
 /// header's first 16 bytes are there and the magic matches, else 0. Used to address error replies.
 std::uint64_t peek_request_id(std::span<const std::byte> bytes) noexcept;
 
+/// What a transport needs of a message's head before the rest arrives: its total size and how
+/// many parts follow. nullopt unless `bytes` holds a whole header of this protocol version.
+struct head_fields {
+  std::uint64_t total_size;
+  std::uint32_t parts;
+};
+std::optional<head_fields> peek_head(std::span<const std::byte> bytes) noexcept;
+/// Sets the header field `parts` of an encoded message (at least a header long).
+void write_parts(std::span<std::byte> message, std::uint32_t parts) noexcept;
+
 /// The checks `decode` makes of product names (length, characters, repeats) and of the product
 /// count, made on specs before they are encoded: the error decode would report for the message,
 /// or nullopt. What a writer lays out is otherwise valid by construction.
 std::optional<wire_error> check_specs(std::span<const product_spec> specs, const wire_limits& limits = {});
 
 class message;
+
+/// A message laid out without copying its payloads: `storage` holds its head (the bytes before
+/// the first payload: header, table, names, padding) and any payload written there; every
+/// payload is listed in `payloads` with its offset in the message and where its bytes lie,
+/// which `keep_alive` (or whoever made it) keeps alive until the message is sent. Transports
+/// send it as it lies (docs/protocol.md section 1); `flatten` makes it one buffer.
+struct gathered_message {
+  buffer storage;
+  std::uint64_t head_size = 0;
+  std::uint64_t total_size = 0;
+  std::vector<std::pair<std::uint64_t, std::span<const std::byte>>> payloads;  // in table order
+  std::shared_ptr<const void> keep_alive;
+
+  /// Payloads with bytes: the parts that follow the head when it is sent in parts.
+  std::uint32_t part_count() const noexcept;
+  /// Writes the whole message into `out` (total_size bytes): head, payloads, zeroed padding.
+  void flatten(std::span<std::byte> out) const;
+};
 
 /// Header fields a writer sets.
 struct message_info {
@@ -171,6 +206,12 @@ class message_writer {
 
   /// `storage` is reused when its capacity suffices (see buffer_pool), otherwise reallocated.
   message_writer(const message_info& info, std::span<const product_spec> specs, buffer storage = {});
+  /// The same, with payload `i` placed at `placed[i]` where that is not null (it must hold the
+  /// product's bytes): payload(i) is that memory, and the message is finished with
+  /// finish_gathered. `storage` then holds the head only when every payload with bytes is
+  /// placed, else the whole layout.
+  message_writer(const message_info& info, std::span<const product_spec> specs, buffer storage,
+                 std::vector<std::byte*> placed);
 
   std::size_t product_count() const noexcept { return m_offsets.size(); }
   /// Name, dtype and count of product `i` as laid out.
@@ -181,19 +222,32 @@ class message_writer {
     auto p = payload(i);
     return {reinterpret_cast<T*>(p.data()), p.size() / sizeof(T)};
   }
-  /// Hands over the finished message.
-  buffer finish() && { return std::move(m_buffer); }
+  /// Bytes before the first payload (header, table, names, padding).
+  std::uint64_t head_size() const noexcept;
+  /// Whether a payload with bytes was placed outside the writer's storage.
+  bool gathered() const noexcept { return m_gathered; }
+  /// Hands over the finished message (not for a gathered writer: std::logic_error).
+  buffer finish() &&;
   /// Hands over the finished message as a `message`: its header and product views come from
   /// the layout just written, nothing is decoded again. The specs must pass check_specs.
   message finish_message() &&;
+  /// Hands over the message as it lies: its storage and where each payload is.
+  gathered_message finish_gathered() &&;
 
  private:
   buffer m_buffer;
+  std::vector<std::byte*> m_placed;  // per product: where its payload lies, or null (in m_buffer)
+  bool m_gathered = false;
+  std::uint64_t m_total = 0;
   std::vector<product_spec> m_specs;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> m_offsets;  // offset, bytes
   std::vector<std::uint64_t> m_name_offsets;
   message_info m_info;
 };
+
+/// Lays out a message of `products` whose payloads stay where they are (no copy): the caller
+/// keeps them alive, unchanged, until it is sent (set keep_alive to their owner).
+gathered_message gather(const message_info& info, const product_views& products, buffer storage = {});
 
 /// Encodes owned products: one copy of each payload into the message.
 buffer encode(const message_info& info, const product_views& products, buffer storage = {});
@@ -217,6 +271,9 @@ class message {
   const product_views& products() const noexcept { return m_view.products; }
   const message_view& view() const noexcept { return m_view; }
   const buffer& bytes() const noexcept { return m_bytes; }
+  /// The bytes of product `i`, writable (the message owns them): a receiver computing an
+  /// output in place (kernel::in_place).
+  std::span<std::byte> writable_payload(std::size_t i);
 
  private:
   friend class message_writer;

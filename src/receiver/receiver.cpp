@@ -41,6 +41,7 @@ struct receiver::impl final : progress_client {
     int peer;
     buffer reply;
     bool is_error;
+    gathered_message gathered;  // instead of `reply`: outputs computed in the request's buffer
   };
   struct peer_state {
     bool hello = false;
@@ -143,7 +144,14 @@ struct receiver::impl final : progress_client {
     return std::move(opened.ep);
   }
   void work();
-  void run_batch(batch& b);
+  /// Runs a batch on the calling thread and returns its replies.
+  std::vector<finished_job> run_batch(batch& b);
+  /// Sends a reply (progress thread), or drops it when its peer is gone.
+  void send_reply(finished_job& r);
+  /// Runs the request inline on the progress thread when its kernel is cheap enough
+  /// (receiver_config::inline_budget); false when it must be queued.
+  bool run_inline(job& j);
+  std::map<const kernel*, bool> demoted;  // kernels moved off the progress thread
   /// Sends the open batch of `kernel_id` to the kernel threads: all of it, or its first `n` requests.
   void flush(std::uint32_t kernel_id, std::size_t n = 0);
   /// Flushes the open batches that are due (see receiver_config::max_batch); true when any was.
@@ -185,11 +193,36 @@ struct receiver::impl final : progress_client {
 void receiver::impl::work() {
   while (auto next = jobs.pop()) {
     --idle_workers;
-    run_batch(*next);
+    auto out = run_batch(*next);
+    {
+      std::lock_guard lock(finished_mutex);
+      for (auto& f : out) finished_jobs.push_back(std::move(f));
+    }
     ++idle_workers;
-    rt.wake();  // a free thread may take an open batch
+    rt.wake();  // replies to send; a free thread may take an open batch
   }
 }
+
+namespace {
+/// Where each output of a request lies when the kernel computes it over an input
+/// (kernel::in_place): the input's bytes in the request's buffer; null for the others.
+/// Throws std::logic_error for pairs that do not fit (a kernel bug).
+std::vector<std::byte*> placed_outputs(const kernel& k, message& request, const std::vector<product_spec>& specs) {
+  const auto pairs = k.in_place(request.products());
+  if (pairs.empty()) return {};
+  std::vector<std::byte*> placed(specs.size(), nullptr);
+  std::vector<bool> input_used(request.products().size(), false);
+  for (const auto& [o, i] : pairs) {
+    if (o >= specs.size() || i >= input_used.size() || placed[o] != nullptr || input_used[i] ||
+        specs[o].size_bytes() != request.products()[i].size_bytes())
+      throw std::logic_error("kernel '" + std::string(k.name()) + "': in_place pair (output " + std::to_string(o) +
+                             ", input " + std::to_string(i) + ") is out of range, repeated or of another size");
+    input_used[i] = true;
+    placed[o] = request.writable_payload(i).data();
+  }
+  return placed;
+}
+}  // namespace
 
 void receiver::impl::utilisation(long running_delta, long queued_delta, std::uint64_t items) {
   const auto now = std::chrono::steady_clock::now();
@@ -203,7 +236,7 @@ void receiver::impl::utilisation(long running_delta, long queued_delta, std::uin
   st.batch_items += items;
 }
 
-void receiver::impl::run_batch(batch& b) {
+std::vector<receiver::impl::finished_job> receiver::impl::run_batch(batch& b) {
   const kernel& k = *b.k;
   utilisation(0, -long(b.items.size()));
   std::vector<finished_job> out;
@@ -212,21 +245,35 @@ void receiver::impl::run_batch(batch& b) {
   std::vector<int> peers_of;
   std::vector<std::uint64_t> ids;
   std::vector<std::uint64_t> received;
+  std::vector<job*> jobs_of;
   writers.reserve(b.items.size());
   for (auto& j : b.items) {
     const auto& h = j.request.header();
     try {
       auto specs = k.output_specs(j.request.products());
+      auto placed = placed_outputs(k, j.request, specs);
+      // Storage for what is not placed over an input: the head alone when everything is.
+      bool all_placed = !placed.empty();
+      std::uint64_t head = wire_header_size + wire_alignment;
+      for (std::size_t o = 0; o < specs.size(); ++o) {
+        all_placed = all_placed && (placed[o] != nullptr || specs[o].size_bytes() == 0);
+        head += wire_entry_size + specs[o].name.size();
+      }
+      const std::uint64_t storage = all_placed ? head : message_writer::size_for(specs);
       writers.emplace_back(message_info{message_kind::reply, h.request_id, h.kernel_id, status::ok}, specs,
-                           pool.acquire(message_writer::size_for(specs)));
+                           pool.acquire(static_cast<std::size_t>(storage)), std::move(placed));
       ins.push_back(&j.request.products());
       peers_of.push_back(j.peer);
       ids.push_back(h.request_id);
       received.push_back(j.received_ns);
-    } catch (const input_error& e) {
-      out.push_back(
-          {j.peer, encode_error(h.request_id, status::bad_input, "kernel '" + std::string(k.name()) + "': " + e.what()),
-           true});
+      jobs_of.push_back(&j);
+    } catch (const std::exception& e) {
+      const bool input = dynamic_cast<const input_error*>(&e) != nullptr;
+      out.push_back({j.peer,
+                     encode_error(h.request_id, input ? status::bad_input : status::kernel_failed,
+                                  "kernel '" + std::string(k.name()) + "': " + e.what()),
+                     true,
+                     {}});
       write_times(out.back().reply.span(), {j.received_ns, 0, 0});
     }
   }
@@ -246,25 +293,80 @@ void receiver::impl::run_batch(batch& b) {
       be->run(k, ins, outs);
       const std::uint64_t end = detail::now_ns();
       for (std::size_t i = 0; i < writers.size(); ++i) {
-        out.push_back({peers_of[i], std::move(writers[i]).finish(), false});
-        write_times(out.back().reply.span(), {received[i], start, end});
+        if (!writers[i].gathered()) {
+          out.push_back({peers_of[i], std::move(writers[i]).finish(), false, {}});
+          write_times(out.back().reply.span(), {received[i], start, end});
+          continue;
+        }
+        // Sent from the request's buffer, which the reply keeps alive until it is out.
+        auto g = std::move(writers[i]).finish_gathered();
+        g.keep_alive = std::make_shared<message>(std::move(jobs_of[i]->request));
+        write_times(g.storage.span(), {received[i], start, end});
+        out.push_back({peers_of[i], {}, false, std::move(g)});
       }
     } catch (const std::exception& e) {
       const std::string text =
           "kernel '" + std::string(k.name()) + "' failed on backend " + std::string(be->name()) + ": " + e.what();
       for (std::size_t i = 0; i < ins.size(); ++i) {
-        out.push_back({peers_of[i], encode_error(ids[i], status::kernel_failed, text), true});
+        out.push_back({peers_of[i], encode_error(ids[i], status::kernel_failed, text), true, {}});
         write_times(out.back().reply.span(), {received[i], start, detail::now_ns()});
       }
     }
     utilisation(-1, 0);
     count([&](receiver_stats& s) { s.batch_sizes[ins.size()] += 1; });
   }
-  {
-    std::lock_guard lock(finished_mutex);
-    for (auto& f : out) finished_jobs.push_back(std::move(f));
+  return out;
+}
+
+void receiver::impl::send_reply(finished_job& r) {
+  auto& p = peers.at(r.peer);  // (its entry stays while it is owed anything)
+  --p.outstanding;
+  if (p.dropped) {
+    count([](receiver_stats& s) { s.replies_discarded += 1; });
+    forget_if_done(r.peer);
+    return;
   }
-  rt.wake();
+  const bool in_place = r.gathered.total_size > 0;
+  const auto bytes = in_place ? r.gathered.total_size : r.reply.size();
+  if (in_place)
+    ep->send(r.peer, std::move(r.gathered));
+  else
+    ep->send(r.peer, std::move(r.reply));
+  count([&](receiver_stats& s) {
+    (r.is_error ? s.error_replies : s.replies) += 1;
+    s.in_place_replies += in_place ? 1 : 0;
+    s.bytes_out += bytes;
+  });
+  maybe_finish(r.peer, p);
+  forget_if_done(r.peer);
+}
+
+bool receiver::impl::run_inline(job& j) {
+  const kernel& k = *kernels.by_id(j.request.header().kernel_id);
+  const double ns_per_byte = k.cheap_ns_per_byte();
+  if (cfg.inline_budget.count() <= 0 || !(ns_per_byte > 0) || be->name() != "cpu" || demoted.contains(&k) ||
+      open_batches.contains(j.request.header().kernel_id))
+    return false;
+  double bytes = 0;
+  for (const auto& p : j.request.products()) bytes += double(p.size_bytes());
+  const double budget_ns = 1e3 * double(cfg.inline_budget.count());
+  if (bytes * ns_per_byte > budget_ns) return false;
+  batch b{&k, {}, {}};
+  b.items.push_back(std::move(j));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto out = run_batch(b);
+  const double took_ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+  count([](receiver_stats& s) { s.inline_runs += 1; });
+  if (took_ns > std::max(10 * budget_ns, 1e6)) {
+    demoted[&k] = true;
+    count([](receiver_stats& s) { s.inline_demotions += 1; });
+    spdlog::warn(
+        "{}: kernel '{}' declares itself cheap ({} ns/byte) but one request of {:.0f} bytes took {:.1f} ms "
+        "on the progress thread; it runs on the kernel threads from now on",
+        self, k.name(), ns_per_byte, bytes, 1e-6 * took_ns);
+  }
+  for (auto& f : out) send_reply(f);
+  return true;
 }
 
 void receiver::impl::flush(std::uint32_t kernel_id, std::size_t n) {
@@ -319,22 +421,8 @@ bool receiver::impl::progress() {
     replies.swap(finished_jobs);
   }
   for (auto& r : replies) {
-    auto& p = peers.at(r.peer);  // (its entry stays while it is owed anything)
-    --p.outstanding;
     busy = true;
-    if (p.dropped) {
-      count([](receiver_stats& s) { s.replies_discarded += 1; });
-      forget_if_done(r.peer);
-      continue;
-    }
-    const auto bytes = r.reply.size();
-    ep->send(r.peer, std::move(r.reply));
-    count([&](receiver_stats& s) {
-      (r.is_error ? s.error_replies : s.replies) += 1;
-      s.bytes_out += bytes;
-    });
-    maybe_finish(r.peer, p);
-    forget_if_done(r.peer);
+    send_reply(r);
   }
   busy = flush_due() || busy;  // a thread that just finished takes the next batch before more is received
 
@@ -430,6 +518,12 @@ void receiver::impl::handle(detail::incoming in) {
                       std::to_string(cfg.limits.max_message_bytes);
     warn_about(in.source, "from " + ep->describe(in.source) + ": " + text);
     send_error(in.source, id, status::too_large, text);
+    return;
+  }
+  if (!in.broken.empty()) {  // its parts did not fit its head (docs/protocol.md section 1)
+    count([](receiver_stats& s) { s.malformed += 1; });
+    warn_about(in.source, "malformed message from " + ep->describe(in.source) + ": " + in.broken);
+    send_error(in.source, id, status::malformed, "malformed message: " + in.broken);
     return;
   }
   auto decoded = message::from(std::move(in.bytes), cfg.limits);
@@ -536,13 +630,15 @@ void receiver::impl::handle_request(int source, message m, std::uint64_t receive
   ++p.requests;
   count([](receiver_stats& x) { x.requests += 1; });
   utilisation(0, 1);
-  const auto kernel_id = h.kernel_id;
+  job j{source, std::move(m), received_ns};
+  if (run_inline(j)) return;
+  const auto kernel_id = j.request.header().kernel_id;
   auto& b = open_batches[kernel_id];
   if (b.items.empty()) {
     b.k = k;
     b.deadline = std::chrono::steady_clock::now() + cfg.max_wait;
   }
-  b.items.push_back({source, std::move(m), received_ns});
+  b.items.push_back(std::move(j));
   if (b.items.size() >= cfg.max_batch) flush(kernel_id);
 }
 

@@ -23,7 +23,7 @@ void fallback_pool::run() {
     message outputs;
     std::string error;
     try {
-      outputs = run_cpu(*r.k, r.request.products(), {message_kind::reply, r.id, r.kernel_id, status::ok});
+      outputs = run_cpu(*r.k, r.inputs, {message_kind::reply, r.id, r.kernel_id, status::ok});
     } catch (const std::exception& e) {
       error = "local fallback of kernel '" + std::string(r.k->name()) + "' failed: " + e.what();
     }

@@ -21,7 +21,11 @@ struct request_state {
   std::uint64_t id = 0;
   const kernel* k = nullptr;
   std::uint32_t kernel_id = 0;
-  message request;                    // our own encoding of the inputs; the fallback reads it too
+  product_views inputs;               // what the kernel reads, remote or local (the fallback)
+  message request;                    // copying submit: the inputs encoded once, sent whole
+  gathered_message gathered;          // sharing submit: the head, the payloads the caller's (until sent)
+  std::shared_ptr<const void> owner;  // sharing submit: keeps the caller's products alive
+  std::uint64_t size = 0;             // of the request message
   std::vector<product_spec> outputs;  // what a correct reply carries
   result_callback done;
   clock_type::time_point submitted;

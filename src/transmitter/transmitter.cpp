@@ -126,6 +126,12 @@ struct transmitter::impl final : progress_client {
   void expire(clock_type::time_point now);
   void accept_terms();
   void fall_back(request_ptr r, fallback_reason why, std::string remote_error = {});
+  /// Checks a submit's kernel and inputs (throwing what submit documents) and makes its
+  /// request; `head_bytes` gets an upper bound on its header, table and names.
+  request_ptr prepare(std::string_view kernel_name, const product_views& inputs, result_callback done,
+                      std::uint64_t& head_bytes);
+  /// Hands a prepared request to the progress thread.
+  void queue(request_ptr r);
   void deliver(const request_ptr& r, result&& res);
   void handshake();
   void say_goodbye();
@@ -177,13 +183,23 @@ void transmitter::impl::dispatch() {
     if (li < 0) return;  // every receiver is out of credits
     auto& l = links[static_cast<std::size_t>(li)];
     waiting.pop_front();
-    const auto bytes = r->request.bytes().span();
     r->sent_ns = detail::now_ns();
-    ep->send(l.peer, bytes, r);
+    std::uint64_t bytes = 0;
+    if (r->gathered.total_size > 0) {  // sharing submit: the caller's payloads, sent from where they lie
+      gathered_message g = std::move(r->gathered);
+      r->gathered = {};
+      bytes = g.total_size;
+      g.keep_alive = r;
+      ep->send(l.peer, std::move(g));
+    } else {
+      const auto whole = r->request.bytes().span();
+      bytes = whole.size();
+      ep->send(l.peer, whole, r);
+    }
     l.last_sent = clock_type::now();
     ++l.outstanding;
     in_flight.emplace(r->id, static_cast<std::size_t>(li));
-    count([&](transmitter_stats& s) { s.bytes_out += bytes.size(); });
+    count([&](transmitter_stats& s) { s.bytes_out += bytes; });
   }
 }
 
@@ -231,7 +247,8 @@ void transmitter::impl::handle(detail::incoming in) {
   auto decoded = in.oversized
                      ? wire_result<message>(wire_error{
                            wire_errc::too_large, "reply of " + std::to_string(in.size) + " bytes exceeds the maximum"})
-                     : message::from(std::move(in.bytes), cfg.limits);
+                 : !in.broken.empty() ? wire_result<message>(wire_error{wire_errc::bad_parts, in.broken})
+                                      : message::from(std::move(in.bytes), cfg.limits);
   auto link_of = [&](int peer) -> receiver_link* {
     for (auto& l : links)
       if (l.peer == peer) return &l;
@@ -506,48 +523,82 @@ transmitter::~transmitter() {
   }
 }
 
-void transmitter::submit(std::string_view kernel_name, const product_views& inputs, result_callback done) {
-  auto& d = *m_impl;
-  const auto id = d.kernels.id_of(kernel_name);
+detail::request_ptr transmitter::impl::prepare(std::string_view kernel_name, const product_views& inputs,
+                                               result_callback done, std::uint64_t& head_bytes) {
+  const auto id = kernels.id_of(kernel_name);
   if (!id) throw std::invalid_argument("unknown kernel '" + std::string(kernel_name) + "'");
   auto r = std::make_shared<detail::request_state>();
-  r->k = d.kernels.by_id(*id);
+  r->k = kernels.by_id(*id);
   r->outputs = r->k->output_specs(inputs);  // throws input_error before anything is queued
-  r->id = d.next_id.fetch_add(1);
+  r->id = next_id.fetch_add(1);
   r->kernel_id = *id;
   r->done = std::move(done);
-  const wire_limits& limits = d.request_limits;  // set before the constructor returned
+  const wire_limits& limits = request_limits;  // set before the constructor returned
   if (inputs.size() > limits.max_products)
     throw std::length_error("request has " + std::to_string(inputs.size()) + " products; the limit is " +
                             std::to_string(limits.max_products) + " (max_products)");
   std::vector<product_spec> specs;
+  head_bytes = wire_header_size + wire_alignment;
   for (const auto& p : inputs) {
     if (p.name.size() > limits.max_name_length)
       throw std::length_error("product name '" + std::string(p.name.substr(0, 32)) + "...' has " +
                               std::to_string(p.name.size()) + " characters; the limit is " +
                               std::to_string(limits.max_name_length) + " (max_name_length)");
     specs.push_back({std::string(p.name), p.type, p.count});
+    head_bytes += wire_entry_size + p.name.size();
   }
-  if (const auto size = message_writer::size_for(specs); size > limits.max_message_bytes)
-    throw std::length_error("request of " + std::to_string(size) + " bytes exceeds the maximum message size of " +
+  r->size = message_writer::size_for(specs);
+  if (r->size > limits.max_message_bytes)
+    throw std::length_error("request of " + std::to_string(r->size) + " bytes exceeds the maximum message size of " +
                             std::to_string(limits.max_message_bytes) + " (max_message_bytes)");
   if (auto problem = check_specs(specs, limits)) throw std::invalid_argument("request rejected: " + problem->text);
-  // Encoded once, into a pooled buffer; the fallback reads the same message.
-  r->request = encode_message({message_kind::request, r->id, *id, status::ok}, inputs,
-                              d.pool->acquire(static_cast<std::size_t>(message_writer::size_for(specs))));
+  return r;
+}
+
+void transmitter::impl::queue(detail::request_ptr r) {
   r->submitted = clock_type::now();
   r->submitted_ns = detail::now_ns();
   {
-    std::lock_guard lock(d.delivered_mutex);
-    if (d.closed) throw std::logic_error("submit after close");
-    ++d.submitted_count;
+    std::lock_guard lock(delivered_mutex);
+    if (closed) throw std::logic_error("submit after close");
+    ++submitted_count;
   }
-  d.count([&](transmitter_stats& s) { s.submitted += 1; });
+  count([&](transmitter_stats& s) { s.submitted += 1; });
   {
-    std::lock_guard lock(d.submit_mutex);
-    d.submissions.push_back(std::move(r));
+    std::lock_guard lock(submit_mutex);
+    submissions.push_back(std::move(r));
   }
-  d.rt.wake();
+  rt.wake();
+}
+
+void transmitter::submit(std::string_view kernel_name, const product_views& inputs, result_callback done) {
+  auto& d = *m_impl;
+  std::uint64_t head_bytes = 0;
+  auto r = d.prepare(kernel_name, inputs, std::move(done), head_bytes);
+  // Encoded once, into a pooled buffer; the fallback reads the same message.
+  r->request = encode_message({message_kind::request, r->id, r->kernel_id, status::ok}, inputs,
+                              d.pool->acquire(static_cast<std::size_t>(r->size)));
+  r->inputs = r->request.products();
+  d.queue(std::move(r));
+}
+
+void transmitter::submit(std::string_view kernel_name, shared_products inputs, result_callback done) {
+  auto& d = *m_impl;
+  std::uint64_t head_bytes = 0;
+  auto r = d.prepare(kernel_name, inputs.views, std::move(done), head_bytes);
+  // Only the header, table and names are written; the payloads go from the caller's memory.
+  r->gathered = gather({message_kind::request, r->id, r->kernel_id, status::ok}, inputs.views,
+                       d.pool->acquire(static_cast<std::size_t>(head_bytes)));
+  r->inputs = std::move(inputs.views);
+  r->owner = std::move(inputs.owner);
+  d.queue(std::move(r));
+}
+
+std::future<result> transmitter::submit(std::string_view kernel_name, shared_products inputs) {
+  auto promise = std::make_shared<std::promise<result>>();
+  auto f = promise->get_future();
+  submit(kernel_name, std::move(inputs), [promise](result&& r) { promise->set_value(std::move(r)); });
+  return f;
 }
 
 std::future<result> transmitter::submit(std::string_view kernel_name, const product_views& inputs) {

@@ -10,7 +10,7 @@ namespace offload::detail {
 void endpoint::submit(outgoing o) {
   if (m_schedule.active()) {
     const auto now = static_cast<std::int64_t>(now_ns());
-    const auto release = m_schedule.release(o.dest, o.size, now);
+    const auto release = m_schedule.release(o.dest, o.message_size(), now);
     m_delayed[o.dest].push_back({release, std::move(o)});
     ++m_delayed_count;
     return;
@@ -42,13 +42,28 @@ std::chrono::steady_clock::time_point endpoint::next_release() const noexcept {
 }
 
 void endpoint::send(int dest, buffer bytes) {
-  outgoing o{dest, bytes.data(), bytes.size(), {}, nullptr};
+  outgoing o{dest, bytes.data(), bytes.size(), {}, nullptr, {}, 0};
   o.bytes = std::move(bytes);  // (moving a buffer keeps its data where it is)
   submit(std::move(o));
 }
 
 void endpoint::send(int dest, std::span<const std::byte> bytes, std::shared_ptr<const void> keep_alive) {
-  submit({dest, bytes.data(), bytes.size(), {}, std::move(keep_alive)});
+  submit({dest, bytes.data(), bytes.size(), {}, std::move(keep_alive), {}, 0});
+}
+
+void endpoint::send(int dest, gathered_message m) {
+  bool whole = m.storage.size() == m.total_size;  // every payload written in storage, in place
+  for (const auto& [offset, bytes] : m.payloads)
+    whole = whole && (bytes.empty() || bytes.data() == m.storage.data() + offset);
+  if (whole) {
+    send(dest, std::move(m.storage));
+    return;
+  }
+  outgoing o{dest, m.storage.data(), static_cast<std::size_t>(m.head_size), {}, std::move(m.keep_alive), {}, 0};
+  o.bytes = std::move(m.storage);
+  o.payloads = std::move(m.payloads);
+  o.total = m.total_size;
+  submit(std::move(o));
 }
 
 bool endpoint::progress_sends() {

@@ -9,6 +9,8 @@
 #include "link_schedule.hpp"
 #include "src/wire/buffer_pool.hpp"
 
+#include <offload/wire.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -25,6 +27,9 @@ struct incoming {
   int source = -1;
   std::uint64_t size = 0;  ///< bytes the sender sent
   bool oversized = false;  ///< size exceeded the limit; `bytes` holds at most its header, to read the id
+  /// Not empty when the message came in parts that did not fit its head (docs/protocol.md
+  /// section 1): why; `bytes` then holds what arrived, for the request id.
+  std::string broken;
   buffer bytes;
   /// The connection to `source` ended (gRPC: the stream closed or failed; never over MPI):
   /// nothing more comes from it and nothing sent to it arrives. `closed_reason` says why.
@@ -39,6 +44,12 @@ struct outgoing {
   std::size_t size = 0;
   buffer bytes;                            // owned bytes (data points into them), or
   std::shared_ptr<const void> keep_alive;  // the owner of bytes held elsewhere
+  /// A gathered message (wire.hpp): `data`/`size` is its head, these its payloads (offset in
+  /// the message, bytes), `total` its size. The transport sends it in parts or copies it whole.
+  std::vector<std::pair<std::uint64_t, std::span<const std::byte>>> payloads;
+  std::uint64_t total = 0;
+
+  std::uint64_t message_size() const noexcept { return payloads.empty() ? size : total; }
 };
 
 class endpoint {
@@ -64,6 +75,9 @@ class endpoint {
   void send(int dest, buffer bytes);
   /// Sends bytes owned elsewhere; `keep_alive` holds them until the transport is done.
   void send(int dest, std::span<const std::byte> bytes, std::shared_ptr<const void> keep_alive);
+  /// Sends a message whose payloads lie where `m` says, without copying them where the
+  /// transport can (MPI: in parts above its threshold); m.keep_alive holds them until it is done.
+  void send(int dest, gathered_message m);
   /// Hands delayed sends that are due to the transport and completes finished ones; true when any did.
   bool progress_sends();
   /// Sends not yet completed, delayed ones included.

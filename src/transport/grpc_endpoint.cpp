@@ -185,10 +185,27 @@ class stream {
 
   void start_write() {
     outgoing& o = m_writes.front();
-    auto* held = new held_bytes{std::move(o.bytes), std::move(o.keep_alive)};
-    grpc::Slice slice(
-        const_cast<std::byte*>(o.data), o.size, [](void* p) { delete static_cast<held_bytes*>(p); }, held);
-    m_write_buffer = grpc::ByteBuffer(&slice, 1);
+    // One slice per piece of the message as it lies (a gathered message: its head, each
+    // payload and the padding after it), so that no payload is copied; each slice holds a
+    // reference to what keeps the bytes alive.
+    auto held = std::make_shared<held_bytes>(held_bytes{std::move(o.bytes), std::move(o.keep_alive)});
+    std::vector<grpc::Slice> slices;
+    auto add = [&](const std::byte* data, std::size_t n) {
+      if (n == 0) return;
+      slices.emplace_back(
+          const_cast<std::byte*>(data), n, [](void* p) { delete static_cast<std::shared_ptr<held_bytes>*>(p); },
+          new std::shared_ptr<held_bytes>(held));
+    };
+    add(o.data, o.size);
+    std::uint64_t pos = o.size;
+    static constexpr std::byte zeros[wire_alignment]{};
+    for (const auto& [offset, bytes] : o.payloads) {
+      add(zeros, static_cast<std::size_t>(offset - pos));  // padding: under 64 bytes
+      add(bytes.data(), bytes.size());
+      pos = offset + bytes.size();
+    }
+    if (!o.payloads.empty()) add(zeros, static_cast<std::size_t>(o.total - pos));
+    m_write_buffer = grpc::ByteBuffer(slices.data(), slices.size());
     m_writing = true;
     ++m_ops;
     do_write(m_write_buffer, &m_write_op);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <limits>
 #include <mutex>
 #include <thread>
@@ -34,12 +35,24 @@ mpi_endpoint::~mpi_endpoint() {
   auto& g = the_graveyard();
   std::lock_guard lock(g.mutex);
   for (auto& r : m_receiving) g.buffers.push_back(std::move(r.in.bytes));
+  for (auto& b : m_receive_dropped) g.buffers.push_back(std::move(b));
   for (auto* list : {&m_pending, &m_abandoned})
     for (auto& p : *list) {
       if (p.bytes.size() > 0) g.buffers.push_back(std::move(p.bytes));
       if (p.keep_alive) g.others.push_back(std::move(p.keep_alive));
     }
 }
+
+namespace {
+MPI_Count probed_bytes(const MPI_Status& st, int source, const char* what) {
+  MPI_Count count = 0;
+  OFFLOAD_MPI_CHECK(MPI_Get_elements_x(&st, MPI_BYTE, &count));
+  if (count > std::numeric_limits<int>::max())
+    throw std::length_error("rank " + std::to_string(source) + " sent a " + what + " of " + std::to_string(count) +
+                            " bytes; messages of 2 GiB and more cannot be received");
+  return count;
+}
+}  // namespace
 
 std::optional<incoming> mpi_endpoint::receive() {
   // The next oversized message waiting starts once the one before it is gone (the caller
@@ -57,64 +70,86 @@ std::optional<incoming> mpi_endpoint::receive() {
     MPI_Status st;
     OFFLOAD_MPI_CHECK(MPI_Improbe(MPI_ANY_SOURCE, offload_tag, m_comm, &flag, &msg, &st));
     if (!flag) break;
-    MPI_Count count = 0;
-    OFFLOAD_MPI_CHECK(MPI_Get_elements_x(&st, MPI_BYTE, &count));
+    const MPI_Count count = probed_bytes(st, st.MPI_SOURCE, "message");
     incoming in;
     in.source = st.MPI_SOURCE;
     in.size = static_cast<std::uint64_t>(count);
     in.oversized = in.size > m_max_receive;
-    if (count > std::numeric_limits<int>::max())
-      throw std::length_error("rank " + std::to_string(in.source) + " sent a message of " + std::to_string(in.size) +
-                              " bytes; messages of 2 GiB and more cannot be received");
     // MPI cannot drop a matched message, and a truncating receive is not safe: Open MPI 4.1's
     // shared-memory single-copy path writes the whole message into the short buffer (measured:
     // a segfault). So an oversized one is received whole into a temporary buffer that the
     // caller discards at once (it never enters the pool or a queue), one at a time: a peer
     // sending many makes this endpoint hold one, not all.
     if (in.oversized) {
-      m_receiving.push_back({MPI_REQUEST_NULL, std::move(in), false, false, msg});
+      m_receiving.push_back({std::move(in), 1, false, msg});
       if (!m_oversized_running) start_oversized(m_receiving.back());
       continue;
     }
     in.bytes = m_pool.acquire(static_cast<std::size_t>(count));
-    if (in.size < m_blocking_below && m_receiving.empty()) {
+    auto& r = m_receiving.emplace_back(receiving{std::move(in)});
+    if (r.in.size < m_blocking_below && m_receiving.size() == 1) {
       // Small: its data is there (eager) or one local copy away; a blocking receive is cheaper.
-      OFFLOAD_MPI_CHECK(MPI_Mrecv(in.bytes.data(), static_cast<int>(count), MPI_BYTE, &msg, MPI_STATUS_IGNORE));
-      return in;
+      OFFLOAD_MPI_CHECK(MPI_Mrecv(r.in.bytes.data(), static_cast<int>(count), MPI_BYTE, &msg, MPI_STATUS_IGNORE));
+      r.arrived = true;
+      arrived(r);
+      --r.pending;
+      if (r.pending == 0) return take_ready();
+      continue;
     }
-    MPI_Request request;
-    OFFLOAD_MPI_CHECK(MPI_Imrecv(in.bytes.data(), static_cast<int>(count), MPI_BYTE, &msg, &request));
-    m_receiving.push_back({request, std::move(in)});
+    start_receive(msg, r.in.bytes.data(), count, &r);
   }
+  match_parts();
   if (auto in = take_ready()) return in;
-  // One MPI_Testsome over every receive still running (each MPI_Test would poll MPI again).
-  m_test_requests.clear();
-  m_test_slots.clear();
-  for (std::size_t i = 0; i < m_receiving.size(); ++i) {
-    if (m_receiving[i].done || !m_receiving[i].started) continue;
-    m_test_requests.push_back(m_receiving[i].request);
-    m_test_slots.push_back(i);
-  }
-  if (m_test_requests.empty()) return std::nullopt;
-  int outcount = 0;
-  m_indices.resize(m_test_requests.size());
-  OFFLOAD_MPI_CHECK(MPI_Testsome(static_cast<int>(m_test_requests.size()), m_test_requests.data(), &outcount,
-                                 m_indices.data(), MPI_STATUSES_IGNORE));
-  if (outcount <= 0) return std::nullopt;
-  for (int k = 0; k < outcount; ++k) {
-    auto& r = m_receiving[m_test_slots[static_cast<std::size_t>(m_indices[static_cast<std::size_t>(k)])]];
-    r.done = true;
-    r.request = MPI_REQUEST_NULL;
-  }
+  if (!test_receives()) return std::nullopt;
   return take_ready();
 }
 
+void mpi_endpoint::start_receive(MPI_Message& msg, std::byte* into, MPI_Count count, receiving* owner, buffer dropped) {
+  MPI_Request request;
+  OFFLOAD_MPI_CHECK(MPI_Imrecv(into, static_cast<int>(count), MPI_BYTE, &msg, &request));
+  m_receive_requests.push_back(request);
+  m_receive_owners.push_back(owner);
+  m_receive_dropped.push_back(std::move(dropped));
+}
+
+bool mpi_endpoint::test_receives() {
+  // One MPI_Testsome over every receive still running (each MPI_Test would poll MPI again).
+  if (m_receive_requests.empty()) return false;
+  int outcount = 0;
+  m_indices.resize(m_receive_requests.size());
+  OFFLOAD_MPI_CHECK(MPI_Testsome(static_cast<int>(m_receive_requests.size()), m_receive_requests.data(), &outcount,
+                                 m_indices.data(), MPI_STATUSES_IGNORE));
+  if (outcount <= 0) return false;
+  for (int k = 0; k < outcount; ++k) {
+    receiving* r = m_receive_owners[static_cast<std::size_t>(m_indices[static_cast<std::size_t>(k)])];
+    if (r == nullptr) continue;  // a dropped part: its buffer goes below
+    if (!r->arrived) {           // the message (or head) itself: its parts are wanted only after it is in
+      r->arrived = true;
+      arrived(*r);
+    }
+    --r->pending;
+  }
+  // Completed requests are MPI_REQUEST_NULL now: compact the three lists.
+  std::size_t w = 0;
+  for (std::size_t i = 0; i < m_receive_requests.size(); ++i) {
+    if (m_receive_requests[i] == MPI_REQUEST_NULL) continue;
+    m_receive_requests[w] = m_receive_requests[i];
+    m_receive_owners[w] = m_receive_owners[i];
+    m_receive_dropped[w] = std::move(m_receive_dropped[i]);
+    ++w;
+  }
+  m_receive_requests.resize(w);
+  m_receive_owners.resize(w);
+  m_receive_dropped.resize(w);
+  return true;
+}
+
 std::optional<incoming> mpi_endpoint::take_ready() {
-  // The first completed receive whose source has no earlier receive still running.
+  // The first completed receive whose source has no earlier receive in progress.
   std::vector<int> waiting;  // sources with an earlier receive in progress
   for (auto it = m_receiving.begin(); it != m_receiving.end(); ++it) {
     if (std::find(waiting.begin(), waiting.end(), it->in.source) != waiting.end()) continue;
-    if (!it->done) {
+    if (it->pending > 0 || !it->started) {
       waiting.push_back(it->in.source);
       continue;
     }
@@ -128,16 +163,129 @@ std::optional<incoming> mpi_endpoint::take_ready() {
 
 void mpi_endpoint::start_oversized(receiving& r) {
   r.in.bytes = buffer(static_cast<std::size_t>(r.in.size));
-  OFFLOAD_MPI_CHECK(MPI_Imrecv(r.in.bytes.data(), static_cast<int>(r.in.size), MPI_BYTE, &r.message, &r.request));
+  start_receive(r.message, r.in.bytes.data(), static_cast<MPI_Count>(r.in.size), &r);
   r.started = true;
   m_oversized_running = true;
 }
 
+void mpi_endpoint::arrived(receiving& r) {
+  if (r.in.oversized) return;
+  const auto head = peek_head(r.in.bytes.span());
+  if (!head || head->parts == 0) return;  // a whole message
+  // A head: its payloads follow as parts. Each goes straight into its place in one buffer,
+  // laid out by the head's own table, which is checked first; a head that cannot be used has
+  // its parts received and dropped, and comes back broken (or oversized).
+  const int source = r.in.source;
+  const std::uint64_t head_bytes = r.in.size;
+  if (head->total_size > m_max_receive) {
+    r.in.oversized = true;
+    r.in.size = head->total_size;
+    want_dropped(source, head->parts);
+    return;
+  }
+  auto broken = [&](const std::string& why) {
+    r.in.broken = "message in " + std::to_string(head->parts) + " part(s) after a head of " +
+                  std::to_string(head_bytes) + " bytes: " + why;
+    want_dropped(source, head->parts);
+  };
+  if (head->total_size < head_bytes) return broken("header field total_size is smaller than the head");
+  buffer whole = m_pool.acquire(static_cast<std::size_t>(head->total_size));
+  std::memcpy(whole.data(), r.in.bytes.data(), static_cast<std::size_t>(head_bytes));
+  // The layout's checks only; the caller decodes against its own limits.
+  const wire_limits layout{m_max_receive, std::numeric_limits<std::uint32_t>::max(), 0xffff};
+  auto decoded = decode(whole.span(), layout);
+  if (!decoded) return broken(decoded.error().text + " (" + std::string(to_string(decoded.error().code)) + ")");
+  // Names must be in the head, and parts must not write over it.
+  const std::byte* head_end = whole.data() + head_bytes;
+  for (const auto& p : decoded.value().products) {
+    if (reinterpret_cast<const std::byte*>(p.name.data() + p.name.size()) > head_end)
+      return broken("product names run past the head");
+    if (p.size_bytes() > 0 && p.data < head_end)
+      return broken("payload '" + std::string(p.name) + "' overlaps the head");
+  }
+  auto& wanted = m_wanted[source];
+  for (const auto& p : decoded.value().products) {
+    if (p.size_bytes() == 0) continue;
+    wanted.push_back({&r, static_cast<std::uint64_t>(p.data - whole.data()), p.size_bytes()});
+    ++r.pending;
+  }
+  r.in.bytes = std::move(whole);
+  r.in.size = head->total_size;
+}
+
+void mpi_endpoint::want_dropped(int source, std::uint32_t parts) {
+  auto& wanted = m_wanted[source];
+  for (std::uint32_t i = 0; i < parts; ++i) wanted.push_back({nullptr, 0, 0});
+}
+
+void mpi_endpoint::match_parts() {
+  for (auto it = m_wanted.begin(); it != m_wanted.end();) {
+    const int source = it->first;
+    auto& wanted = it->second;
+    while (!wanted.empty()) {
+      int flag = 0;
+      MPI_Message msg;
+      MPI_Status st;
+      OFFLOAD_MPI_CHECK(MPI_Improbe(source, part_tag, m_comm, &flag, &msg, &st));
+      if (!flag) break;
+      const MPI_Count count = probed_bytes(st, source, "part");
+      const wanted_part w = wanted.front();
+      wanted.pop_front();
+      if (w.into != nullptr && w.into->in.broken.empty() && static_cast<std::uint64_t>(count) == w.size) {
+        start_receive(msg, w.into->in.bytes.data() + w.offset, count, w.into);
+        continue;
+      }
+      // Dropped: received whole into a buffer of its own (MPI cannot drop a matched message).
+      if (w.into != nullptr && w.into->in.broken.empty())
+        w.into->in.broken = "a part of " + std::to_string(count) + " bytes came for a payload of " +
+                            std::to_string(w.size) + " bytes at offset " + std::to_string(w.offset);
+      buffer dropped(static_cast<std::size_t>(count));
+      std::byte* into = dropped.data();
+      start_receive(msg, into, count, w.into, std::move(dropped));
+    }
+    it = wanted.empty() ? m_wanted.erase(it) : std::next(it);
+  }
+}
+
 void mpi_endpoint::post(outgoing o) {
-  if (o.size > static_cast<std::size_t>(std::numeric_limits<int>::max()))
-    throw std::length_error("message of " + std::to_string(o.size) + " bytes is too large for one MPI send");
+  if (o.payloads.empty()) {
+    const auto* data = o.data;
+    const auto size = o.size;
+    post_one(std::move(o), data, size, offload_tag);
+    return;
+  }
+  if (o.total < m_parts_from) {
+    // Small: one copy costs less than a message per payload.
+    buffer whole = m_pool.acquire(static_cast<std::size_t>(o.total));
+    gathered_message g;
+    g.storage = std::move(o.bytes);
+    g.head_size = o.size;
+    g.total_size = o.total;
+    g.payloads = std::move(o.payloads);
+    g.flatten(whole.span());
+    outgoing flat{o.dest, whole.data(), whole.size(), {}, nullptr, {}, 0};
+    flat.bytes = std::move(whole);
+    const auto* data = flat.data;
+    const auto size = flat.size;
+    post_one(std::move(flat), data, size, offload_tag);
+    return;
+  }
+  // The head, then each payload with bytes from where it lies; all share what keeps them alive.
+  std::uint32_t parts = 0;
+  for (const auto& [offset, bytes] : o.payloads) parts += bytes.empty() ? 0 : 1;
+  write_parts(o.bytes.span().first(o.size), parts);
+  const int dest = o.dest;
+  auto held = std::make_shared<outgoing>(std::move(o));
+  post_one({dest, nullptr, 0, {}, held, {}, 0}, held->data, held->size, offload_tag);
+  for (const auto& [offset, bytes] : held->payloads)
+    if (!bytes.empty()) post_one({dest, nullptr, 0, {}, held, {}, 0}, bytes.data(), bytes.size(), part_tag);
+}
+
+void mpi_endpoint::post_one(outgoing o, const std::byte* data, std::size_t size, int tag) {
+  if (size > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw std::length_error("message of " + std::to_string(size) + " bytes is too large for one MPI send");
   MPI_Request req;
-  OFFLOAD_MPI_CHECK(MPI_Isend(o.data, static_cast<int>(o.size), MPI_BYTE, o.dest, offload_tag, m_comm, &req));
+  OFFLOAD_MPI_CHECK(MPI_Isend(data, static_cast<int>(size), MPI_BYTE, o.dest, tag, m_comm, &req));
   m_requests.push_back(req);
   m_pending.push_back(std::move(o));
 }

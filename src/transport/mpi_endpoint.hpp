@@ -1,25 +1,36 @@
 #pragma once
 // The MPI transport: matched-probe receives into pooled buffers and non-blocking sends whose
 // buffers are kept alive until MPI is done with them. Peers are ranks of the communicator.
+// A gathered message at or above `parts_from` bytes goes as its head (tag offload_tag) and
+// one part per payload with bytes (tag part_tag), each sent from where it lies; the receiving
+// side receives each part straight into its place in one buffer (docs/protocol.md section 1).
 
 #include "endpoint.hpp"
 
 #include <mpi.h>
 
+#include <list>
+#include <map>
 #include <vector>
 
 namespace offload::detail {
 
 /// The one tag mpi-offload uses on its communicator; the kind is in the message header.
 inline constexpr int offload_tag = 0x0ff1;
+/// The tag of the parts that follow a head.
+inline constexpr int part_tag = 0x0ff2;
 
 class mpi_endpoint final : public endpoint {
  public:
   /// Messages below `blocking_receive_below` bytes are received with a blocking MPI_Mrecv when
   /// no other receive is running (cheaper: their data is there or one local copy away).
+  /// Gathered messages of at least `parts_from` bytes are sent in parts, smaller ones copied whole.
   mpi_endpoint(MPI_Comm comm, buffer_pool& pool, std::uint64_t max_receive_bytes, const link_emulation& emulate = {},
-               std::uint64_t blocking_receive_below = 0)
-      : endpoint(pool, max_receive_bytes, emulate), m_comm(comm), m_blocking_below(blocking_receive_below) {}
+               std::uint64_t blocking_receive_below = 0, std::uint64_t parts_from = 0)
+      : endpoint(pool, max_receive_bytes, emulate),
+        m_comm(comm),
+        m_blocking_below(blocking_receive_below),
+        m_parts_from(parts_from) {}
   ~mpi_endpoint() override;
 
   /// Starts non-blocking receives (MPI_Improbe, MPI_Imrecv) of what has arrived and returns
@@ -29,7 +40,10 @@ class mpi_endpoint final : public endpoint {
   /// received whole (MPI cannot drop a matched message) into a temporary (unpooled) buffer,
   /// one at a time (the others wait, matched, until the call after the one that returned it),
   /// and flagged `oversized`. At most `max_receiving` receives run at once; the rest wait in
-  /// MPI. Throws for a message of 2 GiB or more (one MPI_BYTE receive cannot hold it).
+  /// MPI. A message in parts is returned once every part is in its place; parts that do not
+  /// fit their head (sizes, count) are received and dropped, and the message comes back with
+  /// `broken` saying why. Throws for a message or part of 2 GiB or more (one MPI_BYTE receive
+  /// cannot hold it).
   std::optional<incoming> receive() override;
   static constexpr std::size_t max_receiving = 256;
   std::string describe(int peer) const override { return "rank " + std::to_string(peer); }
@@ -44,21 +58,39 @@ class mpi_endpoint final : public endpoint {
 
  private:
   struct receiving {
-    MPI_Request request;
     incoming in;
-    bool done = false;
-    bool started = true;  // false: an oversized message matched, waiting for the one before it
+    std::size_t pending = 1;  // receives not completed: the message (or its head), then its parts
+    bool started = true;      // false: an oversized message matched, waiting for the one before it
     MPI_Message message = MPI_MESSAGE_NULL;
+    bool arrived = false;  // the message (or its head) is in
+  };
+  /// A part expected from a source, in order: where it goes (null: it is dropped).
+  struct wanted_part {
+    receiving* into;
+    std::uint64_t offset, size;
   };
   void start_oversized(receiving& r);
+  /// Runs once the message (or head) of `r` is in: a head gets its parts wanted.
+  void arrived(receiving& r);
+  void want_dropped(int source, std::uint32_t parts);
+  /// Starts receiving the parts that have arrived, each source's in order.
+  void match_parts();
+  void start_receive(MPI_Message& msg, std::byte* into, MPI_Count count, receiving* owner, buffer dropped = {});
+  bool test_receives();
   std::optional<incoming> take_ready();
   template <class Remove> std::size_t remove_sends_if(Remove remove);
+  void post_one(outgoing o, const std::byte* data, std::size_t size, int tag);
   MPI_Comm m_comm;
   std::uint64_t m_blocking_below;
-  std::deque<receiving> m_receiving;  // in match order
-  bool m_oversized_running = false;   // an oversized receive started and not yet taken
-  std::vector<MPI_Request> m_test_requests;
-  std::vector<std::size_t> m_test_slots;
+  std::uint64_t m_parts_from;
+  std::list<receiving> m_receiving;  // in match order
+  bool m_oversized_running = false;  // an oversized receive started and not yet taken
+  std::map<int, std::deque<wanted_part>> m_wanted;
+  // Receives in progress: their requests (for MPI_Testsome), whose they are (null: a dropped
+  // part), and a dropped part's buffer.
+  std::vector<MPI_Request> m_receive_requests;
+  std::vector<receiving*> m_receive_owners;
+  std::vector<buffer> m_receive_dropped;
   std::vector<MPI_Request> m_requests;
   std::vector<outgoing> m_pending;
   std::vector<outgoing> m_abandoned;  // freed requests whose buffers MPI may still read

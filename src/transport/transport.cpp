@@ -30,7 +30,8 @@ class mpi_transport final : public transport_impl {
   std::unique_ptr<endpoint> open(runtime& rt, const endpoint_settings& s) const {
     const MPI_Comm comm = m_link.comm != MPI_COMM_NULL ? m_link.comm : comm_of(rt);
     if (comm == MPI_COMM_NULL) throw std::invalid_argument("the MPI transport needs MPI: this runtime runs without it");
-    return std::make_unique<mpi_endpoint>(comm, s.pool, s.max_receive_bytes, s.emulate, m_link.blocking_receive_below);
+    return std::make_unique<mpi_endpoint>(comm, s.pool, s.max_receive_bytes, s.emulate, m_link.blocking_receive_below,
+                                          m_link.parts_from);
   }
   mpi_link m_link;
 };

@@ -12,6 +12,11 @@ product_views::product_views(const std::vector<product>& owned) {
   for (const auto& p : owned) m_items.push_back(p.view());
 }
 
+shared_products shared_products::adopt(std::vector<product> products) {
+  auto owned = std::make_shared<const std::vector<product>>(std::move(products));
+  return {product_views(*owned), owned};
+}
+
 const product_view* product_views::find(std::string_view name) const noexcept {
   for (const auto& p : m_items)
     if (p.name == name) return &p;

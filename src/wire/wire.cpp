@@ -12,7 +12,7 @@ namespace {
 
 // Header layout (byte offsets).
 constexpr std::size_t h_magic = 0, h_version = 4, h_kind = 6, h_request = 8, h_kernel = 16, h_status = 20, h_count = 24,
-                      h_reserved0 = 28, h_total = 32, h_times = 40;
+                      h_parts = 28, h_total = 32, h_times = 40;
 // Table entry layout.
 constexpr std::size_t e_count = 0, e_offset = 8, e_name_offset = 16, e_name_length = 20, e_dtype = 22, e_reserved0 = 23,
                       e_reserved1 = 24;
@@ -144,6 +144,7 @@ std::string_view to_string(wire_errc e) noexcept {
     case wire_errc::misaligned_offset: return "misaligned_offset";
     case wire_errc::payload_out_of_bounds: return "payload_out_of_bounds";
     case wire_errc::overlapping_payload: return "overlapping_payload";
+    case wire_errc::bad_parts: return "bad_parts";
   }
   return "unknown";
 }
@@ -162,7 +163,6 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
     return fail(wire_errc::bad_version, "header field version is ", version, ", this side speaks ", wire_version);
   auto kind = load<std::uint16_t>(p + h_kind);
   if (kind < 1 || kind > 8) return fail(wire_errc::bad_kind, "header field kind is ", kind, ", expected 1..8");
-  if (!all_zero(p + h_reserved0, 4)) return fail(wire_errc::bad_reserved, "reserved header bytes are not zero");
   auto total = load<std::uint64_t>(p + h_total);
   if (total != size)
     return fail(wire_errc::size_mismatch, "header field total_size is ", total, " but ", size, " bytes were received");
@@ -179,6 +179,7 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
   out.header.kernel_id = load<std::uint32_t>(p + h_kernel);
   out.header.status = static_cast<status>(load<std::uint32_t>(p + h_status));
   out.header.product_count = count;
+  out.header.parts = load<std::uint32_t>(p + h_parts);
   out.header.total_size = total;
   for (std::size_t i = 0; i < 3; ++i) out.header.times[i] = load<std::uint64_t>(p + h_times + 8 * i);
 
@@ -213,6 +214,7 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
   }
   // Pass 2: payloads, in order, after the names, inside the message, without overflow.
   std::uint64_t previous_end = names_end;
+  std::uint32_t with_bytes = 0;
   for (std::uint32_t i = 0; i < count; ++i) {
     const std::byte* e = entry(i);
     auto& item = items[i];
@@ -238,7 +240,11 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
     previous_end = offset + nbytes;
     item.count = elements;
     item.data = p + offset;
+    with_bytes += nbytes > 0 ? 1 : 0;
   }
+  if (out.header.parts != 0 && out.header.parts != with_bytes)
+    return fail(wire_errc::bad_parts, "header field parts is ", out.header.parts, ", but ", with_bytes,
+                " payload(s) have bytes (expected 0 or ", with_bytes, ")");
   out.products = product_views(std::move(items));
   return out;
 }
@@ -254,6 +260,36 @@ std::uint64_t peek_request_id(std::span<const std::byte> bytes) noexcept {
   return load<std::uint64_t>(bytes.data() + h_request);
 }
 
+std::optional<head_fields> peek_head(std::span<const std::byte> bytes) noexcept {
+  if (bytes.size() < wire_header_size) return std::nullopt;
+  const std::byte* p = bytes.data();
+  if (load<std::uint32_t>(p + h_magic) != wire_magic || load<std::uint16_t>(p + h_version) != wire_version)
+    return std::nullopt;
+  return head_fields{load<std::uint64_t>(p + h_total), load<std::uint32_t>(p + h_parts)};
+}
+
+void write_parts(std::span<std::byte> message, std::uint32_t parts) noexcept {
+  if (message.size() >= wire_header_size) store(message.data() + h_parts, parts);
+}
+
+std::uint32_t gathered_message::part_count() const noexcept {
+  std::uint32_t n = 0;
+  for (const auto& [offset, bytes] : payloads) n += bytes.empty() ? 0 : 1;
+  return n;
+}
+
+void gathered_message::flatten(std::span<std::byte> out) const {
+  if (out.size() != total_size) throw std::length_error("gathered_message::flatten: wrong output size");
+  std::memcpy(out.data(), storage.data(), static_cast<std::size_t>(head_size));
+  std::uint64_t pos = head_size;
+  for (const auto& [offset, bytes] : payloads) {
+    std::memset(out.data() + pos, 0, static_cast<std::size_t>(offset - pos));
+    if (!bytes.empty()) std::memcpy(out.data() + offset, bytes.data(), bytes.size());
+    pos = offset + bytes.size();
+  }
+  std::memset(out.data() + pos, 0, static_cast<std::size_t>(total_size - pos));
+}
+
 std::uint64_t message_writer::size_for(std::span<const product_spec> specs) {
   std::uint64_t pos = wire_header_size + specs.size() * wire_entry_size;
   for (const auto& s : specs) pos += s.name.size();
@@ -262,9 +298,25 @@ std::uint64_t message_writer::size_for(std::span<const product_spec> specs) {
 }
 
 message_writer::message_writer(const message_info& info, std::span<const product_spec> specs, buffer storage)
-    : m_buffer(std::move(storage)), m_specs(specs.begin(), specs.end()), m_info(info) {
+    : message_writer(info, specs, std::move(storage), {}) {}
+
+message_writer::message_writer(const message_info& info, std::span<const product_spec> specs, buffer storage,
+                               std::vector<std::byte*> placed)
+    : m_buffer(std::move(storage)), m_placed(std::move(placed)), m_specs(specs.begin(), specs.end()), m_info(info) {
+  m_placed.resize(specs.size(), nullptr);
   const std::uint64_t total = size_for(specs);
-  m_buffer.resize(total);
+  m_total = total;
+  bool all_placed = true;  // every payload with bytes lies elsewhere
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    if (specs[i].size_bytes() == 0) m_placed[i] = nullptr;
+    if (m_placed[i] != nullptr) m_gathered = true;
+    if (specs[i].size_bytes() > 0 && m_placed[i] == nullptr) all_placed = false;
+  }
+  std::uint64_t head = wire_header_size + specs.size() * wire_entry_size;
+  for (const auto& s : specs) head += s.name.size();
+  head = align_up(head);
+  const std::uint64_t stored = m_gathered && all_placed ? std::min(head, total) : total;
+  m_buffer.resize(static_cast<std::size_t>(stored));
   std::byte* p = m_buffer.data();
   std::memset(p, 0, wire_header_size + specs.size() * wire_entry_size);
   store(p + h_magic, wire_magic);
@@ -288,7 +340,7 @@ message_writer::message_writer(const message_info& info, std::span<const product
   for (std::size_t i = 0; i < specs.size(); ++i) {
     const auto& s = specs[i];
     std::uint64_t offset = align_up(pos);
-    std::memset(p + pos, 0, offset - pos);  // padding is deterministic
+    if (offset <= stored) std::memset(p + pos, 0, offset - pos);  // padding is deterministic
     std::byte* e = p + wire_header_size + i * wire_entry_size;
     store(e + e_count, s.count);
     store(e + e_offset, offset);
@@ -298,14 +350,40 @@ message_writer::message_writer(const message_info& info, std::span<const product
     m_offsets.emplace_back(offset, s.size_bytes());
     pos = offset + s.size_bytes();
   }
+  if (pos < stored) std::memset(p + pos, 0, stored - pos);
+}
+
+std::uint64_t message_writer::head_size() const noexcept {
+  return m_offsets.empty() ? m_total : m_offsets.front().first;
+}
+
+buffer message_writer::finish() && {
+  if (m_gathered) throw std::logic_error("message_writer::finish: payloads lie elsewhere; use finish_gathered");
+  return std::move(m_buffer);
+}
+
+gathered_message message_writer::finish_gathered() && {
+  gathered_message g;
+  g.head_size = head_size();
+  g.total_size = m_total;
+  g.payloads.reserve(m_offsets.size());
+  for (std::size_t i = 0; i < m_offsets.size(); ++i) {
+    const auto [offset, bytes] = m_offsets[i];
+    const std::byte* at = m_placed[i] != nullptr ? m_placed[i] : m_buffer.data() + offset;
+    g.payloads.emplace_back(offset, std::span<const std::byte>(at, static_cast<std::size_t>(bytes)));
+  }
+  g.storage = std::move(m_buffer);
+  return g;
 }
 
 std::span<std::byte> message_writer::payload(std::size_t i) {
   auto [offset, bytes] = m_offsets.at(i);
-  return {m_buffer.data() + offset, static_cast<std::size_t>(bytes)};
+  std::byte* at = m_placed[i] != nullptr ? m_placed[i] : m_buffer.data() + offset;
+  return {at, static_cast<std::size_t>(bytes)};
 }
 
 message message_writer::finish_message() && {
+  if (m_gathered) throw std::logic_error("message_writer::finish_message: payloads lie elsewhere");
   message m;
   auto& h = m.m_view.header;
   h.kind = m_info.kind;
@@ -338,6 +416,19 @@ message_writer write_products(const message_info& info, const product_views& pro
 }
 }  // namespace
 
+gathered_message gather(const message_info& info, const product_views& products, buffer storage) {
+  std::vector<product_spec> specs;
+  std::vector<std::byte*> placed;
+  specs.reserve(products.size());
+  placed.reserve(products.size());
+  for (const auto& p : products) {
+    specs.push_back({std::string(p.name), p.type, p.count});
+    // The writer only reads placed payloads here (nobody calls payload() on it).
+    placed.push_back(const_cast<std::byte*>(p.data));
+  }
+  return message_writer(info, specs, std::move(storage), std::move(placed)).finish_gathered();
+}
+
 buffer encode(const message_info& info, const product_views& products, buffer storage) {
   return write_products(info, products, std::move(storage)).finish();
 }
@@ -357,6 +448,12 @@ std::string error_text(const message_view& msg) {
   const auto* m = msg.products.find("message");
   if (m == nullptr || m->type != dtype::u8) return "(error message without text)";
   return std::string(reinterpret_cast<const char*>(m->data), static_cast<std::size_t>(m->count));
+}
+
+std::span<std::byte> message::writable_payload(std::size_t i) {
+  const auto& p = m_view.products[i];
+  // The view points into m_bytes, which this message owns.
+  return {m_bytes.data() + (p.data - m_bytes.data()), static_cast<std::size_t>(p.size_bytes())};
 }
 
 wire_result<message> message::from(buffer bytes, const wire_limits& limits) {

@@ -1,7 +1,8 @@
 // libFuzzer harness for the wire decoder. Beyond "does not crash": whatever decode accepts must
 // keep its promises (every product inside the message, payloads aligned and in order), and
 // must survive a round trip: re-encoding the products gives a message that decodes to the same
-// names, types, counts and bytes.
+// names, types, counts and bytes; and gathering them (payloads left in place, as a zero-copy
+// send does) then flattening gives that message byte for byte.
 #include <offload/wire.hpp>
 
 #include "require.hpp"
@@ -27,6 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     require(id == m.header.request_id, "peek_request_id differs from the header");
     require(m.products.size() == m.header.product_count, "product count differs from the header");
     require(m.products.size() <= limits.max_products, "more products than the limit");
+    const auto head = peek_head(bytes);
+    require(head && head->total_size == size && head->parts == m.header.parts, "peek_head differs from the header");
     const std::byte* end = bytes.data() + size;
     for (const auto& p : m.products) {
       require(!p.name.empty() && p.name.size() <= limits.max_name_length, "name length outside the limit");
@@ -51,6 +54,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       require(a.size_bytes() == 0 || std::memcmp(a.data, b.data, a.size_bytes()) == 0,
               "payload changed in the round trip");
     }
+    const gathered_message g =
+        gather({m.header.kind, m.header.request_id, m.header.kernel_id, m.header.status, m.header.times}, m.products);
+    require(g.total_size == again.size(), "gathered message size differs from the encoded one");
+    std::uint32_t with_bytes = 0;
+    for (const auto& p : m.products) with_bytes += p.size_bytes() > 0 ? 1 : 0;
+    require(g.part_count() == with_bytes, "gathered part count differs from the payloads with bytes");
+    require(m.header.parts == 0 || m.header.parts == with_bytes, "decode accepted a wrong parts field");
+    buffer flat(again.size());
+    g.flatten(flat.span());
+    require(std::memcmp(flat.data(), again.data(), again.size()) == 0, "gathered and flattened differs from encoded");
   }
   return 0;
 }

@@ -41,6 +41,10 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 12; ++i)
     many.push_back(product::make("p" + std::to_string(i), std::vector<std::uint8_t>(std::size_t(i), 1)));
   write(decode_dir, "request_many", encode({message_kind::request, 3, 0, status::ok}, product_views(many)));
+  // A message as a receiver assembles it from a head and its parts (protocol section 1).
+  buffer parts = encode({message_kind::request, 43, 1, status::ok}, product_views(mixed));
+  write_parts(parts.span(), 5);
+  write(decode_dir, "request_parts", parts);
 
   const std::string kernels = "clustering@1\necho@1\nmlp@1\nsynthetic@1\n";
   const detail::session_terms terms{{1 << 20, 64, 32}, 8, 60000};

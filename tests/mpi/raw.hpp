@@ -7,6 +7,7 @@
 
 #include "src/transport/mpi_endpoint.hpp"
 
+#include <cstring>
 #include <stdexcept>
 
 namespace offload_test {
@@ -26,6 +27,22 @@ inline offload::message raw_receive(offload::runtime& rt, int source) {
     MPI_Get_count(&st, MPI_BYTE, &n);
     offload::buffer in(static_cast<std::size_t>(n));
     MPI_Recv(in.data(), n, MPI_BYTE, source, offload::detail::offload_tag, offload::comm_of(rt), MPI_STATUS_IGNORE);
+    if (const auto head = offload::peek_head(in.span()); head && head->parts > 0) {
+      // A head: lay the message out by its table and receive each part into place
+      // (docs/protocol.md section 1), as written there, not as the library does it.
+      offload::buffer whole(static_cast<std::size_t>(head->total_size));
+      std::memcpy(whole.data(), in.data(), in.size());
+      const auto layout = offload::decode(whole.span());
+      if (!layout)
+        throw std::runtime_error("rank " + std::to_string(source) + " sent a bad head: " + layout.error().text);
+      for (const auto& p : layout.value().products) {
+        if (p.size_bytes() == 0) continue;
+        auto* at = whole.data() + (p.data - whole.data());
+        MPI_Recv(at, int(p.size_bytes()), MPI_BYTE, source, offload::detail::part_tag, offload::comm_of(rt),
+                 MPI_STATUS_IGNORE);
+      }
+      in = std::move(whole);
+    }
     auto m = offload::message::from(std::move(in));
     if (!m) throw std::runtime_error("rank " + std::to_string(source) + " sent a malformed message: " + m.error().text);
     return std::move(m.value());
