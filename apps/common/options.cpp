@@ -249,6 +249,9 @@ void add_options(CLI::App& app, options& o) {
       ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
   app.add_flag("--copy-inputs", o.copy_inputs,
                "submit with the copying API (the inputs encoded into one message) instead of sharing them");
+  app.add_flag("--same-inputs", o.same_inputs,
+               "every event submits the same inputs, made once per module: takes input generation out of the "
+               "event loop (overhead benchmarks against raw MPI)");
   app.add_option("--inline-budget-us", o.inline_budget_us,
                  "receivers run a cheap kernel's request on the progress thread when its declared cost fits this "
                  "budget (0: never)")

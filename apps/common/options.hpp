@@ -62,6 +62,7 @@ struct options {
   std::uint64_t blocking_receive_below = 256 << 10;
   std::uint64_t parts_from = 32 << 10;
   bool copy_inputs = false;
+  bool same_inputs = false;
   double inline_budget_us = 50;
   double tolerance = 1e-5;
   std::string log_level = "warn";

@@ -91,10 +91,15 @@ event_loop::event_loop(transmitter* tx, const workload& w, std::vector<const ker
       m_event_time(o.events, 0.0),
       m_event_wait(o.events, 0.0),
       m_event_end(o.events, 0.0),
-      m_requests(o.events * w.modules.size()) {}
+      m_requests(o.events * w.modules.size()) {
+  if (o.same_inputs)
+    for (std::size_t m = 0; m < m_kernels.size(); ++m)
+      m_same.push_back(std::make_shared<const std::vector<product>>(m_kernels[m]->make_inputs(params(0, m))));
+}
 
 input_params event_loop::params(std::uint64_t index, std::size_t module) const {
   const auto& m = m_w.modules[module];
+  if (m_opt.same_inputs) index = 0;
   const std::uint64_t seed = mix(m_opt.seed ^ mix((std::uint64_t(m_opt.stream) << 40) ^ index) ^ (module << 20));
   return {seed, m.items_for(seed), m.work};
 }
@@ -179,11 +184,18 @@ void event_loop::start() {
     push([this, ev] { produce(ev); });
   };
   for (std::size_t m = 0; m < modules; ++m) {
-    auto inputs = m_kernels[m]->make_inputs(params(ev->index, m));
     auto done = [ev, m, arrived](result&& r) {
       ev->results[m].emplace(std::move(r));
       arrived();
     };
+    if (!m_same.empty()) {  // --same-inputs: no input generation in the loop
+      if (m_opt.copy_inputs)
+        m_tx->submit(m_kernels[m]->name(), product_views(*m_same[m]), std::move(done));
+      else
+        m_tx->submit(m_kernels[m]->name(), shared_products{product_views(*m_same[m]), m_same[m]}, std::move(done));
+      continue;
+    }
+    auto inputs = m_kernels[m]->make_inputs(params(ev->index, m));
     if (m_opt.copy_inputs)
       m_tx->submit(m_kernels[m]->name(), product_views(inputs), std::move(done));
     else  // the request's payloads go from the event's products, which it holds until done

@@ -30,6 +30,7 @@ struct loop_options {
   bool validate = false;
   double tolerance = 1e-5;
   bool copy_inputs = false;  ///< --copy-inputs: submit(product_views), one copy, not shared_products
+  bool same_inputs = false;  ///< --same-inputs: every event submits the same inputs, made once (overhead benchmarks)
   bool hold_cpu = false;     ///< --cpu-work emulated: CPU work before/after is held, not computed
 };
 
@@ -89,6 +90,7 @@ class event_loop {
   const workload& m_w;
   std::vector<const kernel*> m_kernels;
   loop_options m_opt;
+  std::vector<std::shared_ptr<const std::vector<product>>> m_same;  // --same-inputs: each module's, made once
   std::vector<double> m_event_time;
   std::vector<double> m_event_wait;
   std::vector<double> m_event_end;

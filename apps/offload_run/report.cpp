@@ -172,6 +172,7 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
       {"blocking_receive_below", o.blocking_receive_below},
       {"parts_from", o.parts_from},
       {"copy_inputs", o.copy_inputs},
+      {"same_inputs", o.same_inputs},
       {"inline_budget_us", o.inline_budget_us},
       {"max_batch", o.max_batch},
       {"max_wait_us", o.max_wait_us},
