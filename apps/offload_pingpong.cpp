@@ -1,7 +1,9 @@
 // offload-pingpong: the raw MPI baseline, in the manner of osu_latency, osu_bw and a
 // request/reply osu_mbw_mr. No mpi-offload code runs in the measured loops: the numbers are
 // what MPI itself gives on this machine, to compare offload-run against.
-//   latency      ranks 0 and 1: half the round trip of blocking send/recv, median
+//   latency      ranks 0 and 1: half the round trip of blocking send/recv, median; with
+//                --rewrite rank 0 writes its send buffer afresh before each round trip (untimed),
+//                as an event loop writes each event's inputs before it submits them
 //   bandwidth    rank 0 streams a window of non-blocking sends to rank 1, which acks each window
 //   many-to-one  every rank but 0 keeps `window` requests of --mr-bytes in flight to rank 0,
 //                which answers each with --mr-reply-bytes: requests per second
@@ -26,6 +28,7 @@ struct options {
   std::size_t max_bytes = std::size_t{16} << 20;
   int iterations = 1000;
   int warmup = 100;
+  bool rewrite = false;
   int repeats = 5;
   int window = 64;
   std::size_t mr_bytes = 65536;
@@ -85,6 +88,7 @@ void latency(const mpi_session& mpi, const options& o, std::vector<row>& rows) {
     std::vector<double> t;
     OFFLOAD_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
     for (int i = -o.warmup; i < n; ++i) {
+      if (o.rewrite && mpi.rank() == 0) std::fill_n(buf.data(), bytes, char(i));
       const double t0 = MPI_Wtime();
       if (mpi.rank() == 0) {
         OFFLOAD_MPI_CHECK(MPI_Send(buf.data(), int(bytes), MPI_BYTE, 1, 1, MPI_COMM_WORLD));
@@ -184,6 +188,9 @@ int main(int argc, char** argv) {
   app.add_option("--iterations", o.iterations, "round trips per size at most (fewer for large sizes)")
       ->check(CLI::Range(1, 1000000));
   app.add_option("--warmup", o.warmup, "untimed round trips per size")->check(CLI::Range(0, 1000000));
+  app.add_flag("--rewrite", o.rewrite,
+               "latency: rank 0 writes its send buffer afresh before each round trip (untimed), as an event loop "
+               "writes fresh inputs");
   app.add_option("--repeats", o.repeats, "timed repetitions of the bandwidth and many-to-one loops (median)")
       ->check(CLI::Range(1, 1000));
   app.add_option("--window", o.window, "sends in flight in the bandwidth test")->check(CLI::Range(1, 4096));

@@ -16,23 +16,29 @@
 #             left out, saying why, otherwise.
 # Writes OUT/compare.csv (one row per measurement) and OUT/compare.png, and prints the table.
 #   scripts/compare_transports.sh [--out DIR (results/transports)] [--delay-ms D (1)] [--quick]
+#                                 [--build DIR (build, built first; another DIR is used as it is)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=results/transports
 delay=1
 quick=0
+build=
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
     --delay-ms) delay=$2; shift 2 ;;
     --quick) quick=1; shift ;;
+    --build) build=$(cd "$2" && pwd); shift 2 ;;
     *) echo "compare_transports.sh: unknown argument $1 (see the header)" >&2; exit 2 ;;
   esac
 done
-scripts/build.sh >/dev/null
+if [ -z "$build" ]; then
+  scripts/build.sh >/dev/null
+  build=$PWD/build
+fi
 source scripts/env.sh
-run=$PWD/build/apps/offload-run
-netdelay=$PWD/build/scripts/netns/offload-netdelay
+run=$build/apps/offload-run
+netdelay=$build/scripts/netns/offload-netdelay
 [ -x "$run" ] || { echo "compare_transports.sh: $run is missing" >&2; exit 1; }
 mkdir -p "$out"
 tmp=$(mktemp -d)
