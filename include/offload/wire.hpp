@@ -203,6 +203,8 @@ class message_writer {
  public:
   /// Total size of a message with these products.
   static std::uint64_t size_for(std::span<const product_spec> specs);
+  /// Bytes of storage a writer of these products with these placed payloads uses (see below).
+  static std::uint64_t storage_for(std::span<const product_spec> specs, std::span<std::byte* const> placed);
 
   /// `storage` is reused when its capacity suffices (see buffer_pool), otherwise reallocated.
   message_writer(const message_info& info, std::span<const product_spec> specs, buffer storage = {});

@@ -18,6 +18,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace offload {
@@ -151,7 +152,7 @@ struct receiver::impl final : progress_client {
   /// Runs the request inline on the progress thread when its kernel is cheap enough
   /// (receiver_config::inline_budget); false when it must be queued.
   bool run_inline(job& j);
-  std::map<const kernel*, bool> demoted;  // kernels moved off the progress thread
+  std::set<const kernel*> demoted;  // kernels moved off the progress thread
   /// Sends the open batch of `kernel_id` to the kernel threads: all of it, or its first `n` requests.
   void flush(std::uint32_t kernel_id, std::size_t n = 0);
   /// Flushes the open batches that are due (see receiver_config::max_batch); true when any was.
@@ -253,13 +254,7 @@ std::vector<receiver::impl::finished_job> receiver::impl::run_batch(batch& b) {
       auto specs = k.output_specs(j.request.products());
       auto placed = placed_outputs(k, j.request, specs);
       // Storage for what is not placed over an input: the head alone when everything is.
-      bool all_placed = !placed.empty();
-      std::uint64_t head = wire_header_size + wire_alignment;
-      for (std::size_t o = 0; o < specs.size(); ++o) {
-        all_placed = all_placed && (placed[o] != nullptr || specs[o].size_bytes() == 0);
-        head += wire_entry_size + specs[o].name.size();
-      }
-      const std::uint64_t storage = all_placed ? head : message_writer::size_for(specs);
+      const std::uint64_t storage = message_writer::storage_for(specs, placed);
       writers.emplace_back(message_info{message_kind::reply, h.request_id, h.kernel_id, status::ok}, specs,
                            pool.acquire(static_cast<std::size_t>(storage)), std::move(placed));
       ins.push_back(&j.request.products());
@@ -358,7 +353,7 @@ bool receiver::impl::run_inline(job& j) {
   const double took_ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
   count([](receiver_stats& s) { s.inline_runs += 1; });
   if (took_ns > std::max(10 * budget_ns, 1e6)) {
-    demoted[&k] = true;
+    demoted.insert(&k);
     count([](receiver_stats& s) { s.inline_demotions += 1; });
     spdlog::warn(
         "{}: kernel '{}' declares itself cheap ({} ns/byte) but one request of {:.0f} bytes took {:.1f} ms "

@@ -126,10 +126,8 @@ struct transmitter::impl final : progress_client {
   void expire(clock_type::time_point now);
   void accept_terms();
   void fall_back(request_ptr r, fallback_reason why, std::string remote_error = {});
-  /// Checks a submit's kernel and inputs (throwing what submit documents) and makes its
-  /// request; `head_bytes` gets an upper bound on its header, table and names.
-  request_ptr prepare(std::string_view kernel_name, const product_views& inputs, result_callback done,
-                      std::uint64_t& head_bytes);
+  /// Checks a submit's kernel and inputs (throwing what submit documents) and makes its request.
+  request_ptr prepare(std::string_view kernel_name, const product_views& inputs, result_callback done);
   /// Hands a prepared request to the progress thread.
   void queue(request_ptr r);
   void deliver(const request_ptr& r, result&& res);
@@ -524,7 +522,7 @@ transmitter::~transmitter() {
 }
 
 detail::request_ptr transmitter::impl::prepare(std::string_view kernel_name, const product_views& inputs,
-                                               result_callback done, std::uint64_t& head_bytes) {
+                                               result_callback done) {
   const auto id = kernels.id_of(kernel_name);
   if (!id) throw std::invalid_argument("unknown kernel '" + std::string(kernel_name) + "'");
   auto r = std::make_shared<detail::request_state>();
@@ -538,14 +536,12 @@ detail::request_ptr transmitter::impl::prepare(std::string_view kernel_name, con
     throw std::length_error("request has " + std::to_string(inputs.size()) + " products; the limit is " +
                             std::to_string(limits.max_products) + " (max_products)");
   std::vector<product_spec> specs;
-  head_bytes = wire_header_size + wire_alignment;
   for (const auto& p : inputs) {
     if (p.name.size() > limits.max_name_length)
       throw std::length_error("product name '" + std::string(p.name.substr(0, 32)) + "...' has " +
                               std::to_string(p.name.size()) + " characters; the limit is " +
                               std::to_string(limits.max_name_length) + " (max_name_length)");
     specs.push_back({std::string(p.name), p.type, p.count});
-    head_bytes += wire_entry_size + p.name.size();
   }
   r->size = message_writer::size_for(specs);
   if (r->size > limits.max_message_bytes)
@@ -573,8 +569,7 @@ void transmitter::impl::queue(detail::request_ptr r) {
 
 void transmitter::submit(std::string_view kernel_name, const product_views& inputs, result_callback done) {
   auto& d = *m_impl;
-  std::uint64_t head_bytes = 0;
-  auto r = d.prepare(kernel_name, inputs, std::move(done), head_bytes);
+  auto r = d.prepare(kernel_name, inputs, std::move(done));
   // Encoded once, into a pooled buffer; the fallback reads the same message.
   r->request = encode_message({message_kind::request, r->id, r->kernel_id, status::ok}, inputs,
                               d.pool->acquire(static_cast<std::size_t>(r->size)));
@@ -584,11 +579,12 @@ void transmitter::submit(std::string_view kernel_name, const product_views& inpu
 
 void transmitter::submit(std::string_view kernel_name, shared_products inputs, result_callback done) {
   auto& d = *m_impl;
-  std::uint64_t head_bytes = 0;
-  auto r = d.prepare(kernel_name, inputs.views, std::move(done), head_bytes);
+  auto r = d.prepare(kernel_name, inputs.views, std::move(done));
   // Only the header, table and names are written; the payloads go from the caller's memory.
+  std::uint64_t payload_bytes = 0;
+  for (const auto& p : inputs.views) payload_bytes += p.size_bytes();
   r->gathered = gather({message_kind::request, r->id, r->kernel_id, status::ok}, inputs.views,
-                       d.pool->acquire(static_cast<std::size_t>(head_bytes)));
+                       d.pool->acquire(static_cast<std::size_t>(r->size - payload_bytes)));  // the head, and padding
   r->inputs = std::move(inputs.views);
   r->owner = std::move(inputs.owner);
   d.queue(std::move(r));

@@ -304,18 +304,13 @@ message_writer::message_writer(const message_info& info, std::span<const product
                                std::vector<std::byte*> placed)
     : m_buffer(std::move(storage)), m_placed(std::move(placed)), m_specs(specs.begin(), specs.end()), m_info(info) {
   m_placed.resize(specs.size(), nullptr);
-  const std::uint64_t total = size_for(specs);
-  m_total = total;
-  bool all_placed = true;  // every payload with bytes lies elsewhere
   for (std::size_t i = 0; i < specs.size(); ++i) {
     if (specs[i].size_bytes() == 0) m_placed[i] = nullptr;
     if (m_placed[i] != nullptr) m_gathered = true;
-    if (specs[i].size_bytes() > 0 && m_placed[i] == nullptr) all_placed = false;
   }
-  std::uint64_t head = wire_header_size + specs.size() * wire_entry_size;
-  for (const auto& s : specs) head += s.name.size();
-  head = align_up(head);
-  const std::uint64_t stored = m_gathered && all_placed ? std::min(head, total) : total;
+  const std::uint64_t total = size_for(specs);
+  m_total = total;
+  const std::uint64_t stored = storage_for(specs, m_placed);
   m_buffer.resize(static_cast<std::size_t>(stored));
   std::byte* p = m_buffer.data();
   std::memset(p, 0, wire_header_size + specs.size() * wire_entry_size);
@@ -351,6 +346,19 @@ message_writer::message_writer(const message_info& info, std::span<const product
     pos = offset + s.size_bytes();
   }
   if (pos < stored) std::memset(p + pos, 0, stored - pos);
+}
+
+std::uint64_t message_writer::storage_for(std::span<const product_spec> specs, std::span<std::byte* const> placed) {
+  bool any = false, all = true;  // payloads with bytes placed elsewhere: any, every one
+  std::uint64_t head = wire_header_size + specs.size() * wire_entry_size;
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const bool elsewhere = i < placed.size() && placed[i] != nullptr && specs[i].size_bytes() > 0;
+    any = any || elsewhere;
+    all = all && (elsewhere || specs[i].size_bytes() == 0);
+    head += specs[i].name.size();
+  }
+  const std::uint64_t total = size_for(specs);
+  return any && all ? std::min(align_up(head), total) : total;
 }
 
 std::uint64_t message_writer::head_size() const noexcept {
