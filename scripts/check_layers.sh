@@ -15,13 +15,14 @@ root = pathlib.Path(sys.argv[1])
 # layer -> the layers it may include (besides itself)
 ALLOWED = {
     "wire": set(),
+    "scheduler": set(),
     "runtime": {"wire"},
     "transport": {"wire", "runtime"},
     "session": {"wire"},
     "kernels": {"wire"},
     "kernels_cuda": {"wire", "kernels"},
     "transmitter": {"wire", "runtime", "transport", "session", "kernels"},
-    "receiver": {"wire", "runtime", "transport", "session", "kernels", "kernels_cuda"},
+    "receiver": {"wire", "runtime", "transport", "session", "scheduler", "kernels", "kernels_cuda"},
 }
 LIBRARY = set(ALLOWED)
 ALLOWED["apps_common"] = LIBRARY
@@ -39,7 +40,7 @@ PUBLIC = {
 }
 FOLDERS = [  # most specific first
     ("src/wire/", "wire"), ("src/runtime/", "runtime"), ("src/transport/", "transport"),
-    ("src/session/", "session"), ("src/transmitter/", "transmitter"), ("src/receiver/", "receiver"),
+    ("src/session/", "session"), ("src/scheduler/", "scheduler"), ("src/transmitter/", "transmitter"), ("src/receiver/", "receiver"),
     ("kernels/cuda/", "kernels_cuda"), ("kernels/", "kernels"),
     ("apps/common/", "apps_common"), ("apps/", "apps"), ("tests/", "tests"), ("scripts/", "tests"),
     ("examples/", "examples"),
