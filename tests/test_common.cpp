@@ -1,4 +1,3 @@
-#include "src/runtime/fair_queue.hpp"
 #include "src/runtime/work_queue.hpp"
 #include "src/transport/link_schedule.hpp"
 #include "src/wire/buffer_pool.hpp"
@@ -74,47 +73,6 @@ TEST_CASE("work_queue hands out every item once and ends after close") {
   for (auto& t : consumers) t.join();
   CHECK(count == 1000);
   CHECK(sum == 500500);
-  CHECK_FALSE(q.pop().has_value());
-}
-
-TEST_CASE("fair_queue serves owners in turn, whatever their bursts") {
-  detail::fair_queue<int> q;
-  for (int i = 0; i < 8; ++i) q.push(1, 100 + i);  // owner 1: a burst of 8
-  q.push(2, 200);                                  // owner 2: one item, after the burst
-  q.push(3, 300);
-  q.push(3, 301);
-  CHECK(q.size() == 11);
-  std::vector<int> order;
-  for (int i = 0; i < 6; ++i) order.push_back(*q.pop());
-  CHECK(order == std::vector<int>{100, 200, 300, 101, 301, 102});
-  // An owner that arrives while another's item is being worked on is served next.
-  q.push(5, 500);
-  CHECK(*q.pop() == 500);
-  CHECK(*q.pop() == 103);
-  q.push(6, 600);
-  CHECK(*q.pop() == 600);
-  // The same when the burst arrives one item at a time, after its first is taken.
-  detail::fair_queue<int> r;
-  r.push(1, 100);
-  CHECK(*r.pop() == 100);
-  r.push(1, 101);
-  r.push(1, 102);
-  r.push(2, 200);
-  CHECK(*r.pop() == 200);
-  CHECK(*r.pop() == 101);
-  CHECK(*r.pop() == 102);
-  // Removing what an owner still has queued (a peer that is gone), and trimming items.
-  q.push(2, 201);
-  q.filter([](int& v) { return v / 100 != 1; });
-  CHECK(q.size() == 1);
-  CHECK(*q.pop() == 201);
-  q.push(4, 400);
-  q.filter([](int& v) {
-    v += 1;
-    return true;
-  });
-  CHECK(*q.pop() == 401);
-  q.close();
   CHECK_FALSE(q.pop().has_value());
 }
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <sstream>
 
 namespace offload::app {
@@ -35,6 +36,32 @@ wire_limits limits(const options& o) {
   return {o.max_message_bytes, o.max_products, o.max_name_length};
 }
 
+namespace {
+/// NAME=N items of a per-kernel flag (CLI::ValidationError naming the bad one).
+std::map<std::string, std::uint32_t> per_kernel(const std::vector<std::string>& items, const std::string& flag,
+                                                std::uint32_t least) {
+  std::map<std::string, std::uint32_t> out;
+  for (const auto& item : items) {
+    const auto eq = item.find('=');
+    const std::string name = item.substr(0, eq);
+    const std::string value = eq == std::string::npos ? "" : item.substr(eq + 1);
+    std::size_t used = 0;
+    unsigned long long n = 0;
+    try {
+      n = std::stoull(value, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (name.empty() || value.empty() || used != value.size() || value[0] == '-' || n < least || n > UINT32_MAX)
+      throw CLI::ValidationError(flag, "'" + item + "' is not NAME=N with N a whole number " + std::to_string(least) +
+                                           ".." + std::to_string(UINT32_MAX));
+    if (!out.emplace(name, std::uint32_t(n)).second)
+      throw CLI::ValidationError(flag, "kernel '" + name + "' is given twice");
+  }
+  return out;
+}
+}  // namespace
+
 receiver_config receiver_settings(const options& o) {
   receiver_config cfg;
   cfg.credits = o.credits;
@@ -52,6 +79,11 @@ receiver_config receiver_settings(const options& o) {
   cfg.max_work = o.max_work;
   cfg.inline_budget = std::chrono::microseconds(std::llround(o.inline_budget_us));
   cfg.site_link_bps = o.site_link_gbit * 1e9;
+  cfg.max_queue = o.max_queue;
+  cfg.max_threads = o.max_threads;
+  cfg.kernel_instances = per_kernel(o.kernel_instances, "--kernel-instances", 1);
+  cfg.kernel_priority = per_kernel(o.kernel_priority, "--kernel-priority", 1);
+  cfg.kernel_max_queue = per_kernel(o.kernel_max_queue, "--kernel-max-queue", 0);
   return cfg;
 }
 
@@ -63,6 +95,7 @@ transmitter_config transmitter_settings(const options& o) {
   cfg.limits = limits(o);
   cfg.emulate = emulation(o);
   cfg.fallback_threads = o.fallback_threads > 0 ? o.fallback_threads : std::size_t(o.threads);
+  cfg.send_deadlines = !o.no_deadlines;
   return cfg;
 }
 
@@ -133,8 +166,25 @@ void add_receiver_options(CLI::App& app, options& o) {
       ->check(CLI::Range(-1, 1024));
   app.add_option("--max-batch", o.max_batch,
                  "receivers run up to this many requests of one kernel together (dynamic batching as Triton's: a "
-                 "batch grows while every kernel thread is busy)")
-      ->check(CLI::Range(1, int(max_batch_limit)));
+                 "batch grows while every instance of the kernel is busy); 0: no limit")
+      ->check(CLI::Range(0, int(max_batch_limit)));
+  app.add_option("--max-queue", o.max_queue,
+                 "receivers answer 'busy' (not queued: the transmitter tries another receiver, else its CPU) to a "
+                 "request for a kernel that has this many waiting; 0: no limit")
+      ->check(CLI::Range(0, 1 << 30));
+  app.add_option("--max-threads", o.max_threads,
+                 "receivers run at most this many batches at once, all kernels together (each kernel also at most "
+                 "its instances, --receiver-threads); 0: no limit")
+      ->check(CLI::Range(0, 1 << 16));
+  app.add_option("--kernel-instances", o.kernel_instances,
+                 "NAME=N,...: batches of that kernel a receiver runs at once (default --receiver-threads)")
+      ->delimiter(',');
+  app.add_option("--kernel-priority", o.kernel_priority,
+                 "NAME=P,...: the priority at the receivers of that kernel's requests that give none (1, the "
+                 "default, is the highest)")
+      ->delimiter(',');
+  app.add_option("--kernel-max-queue", o.kernel_max_queue, "NAME=N,...: --max-queue for that kernel")
+      ->delimiter(',');
   app.add_option("--preferred-batch", o.preferred_batch,
                  "batch sizes (requests) sent as soon as they can be formed and a kernel thread is free, the largest "
                  "first; others wait up to --max-wait-us")
@@ -238,6 +288,12 @@ void add_options(CLI::App& app, options& o) {
                  "echo bytes (65536); 0 picks the kernel's default");
   app.add_option("--work", o.work, "single workload, synthetic: iterations per element");
   app.add_option("--seed", o.seed, "seed of the generated events");
+  app.add_option("--priority", o.priority,
+                 "every request's priority at the receivers: 1 is the highest; 0: the receiver's default for the kernel")
+      ->check(CLI::Range(0u, UINT32_MAX));
+  app.add_flag("--no-deadlines", o.no_deadlines,
+               "requests do not tell receivers how long they are waited for (receivers then run requests whose "
+               "events fell back already)");
   app.add_option("--routing", o.routing, "receiver choice")->check(CLI::IsMember({"round_robin", "least_outstanding"}));
   app.add_option("--blocking-receive-below", o.blocking_receive_below,
                  "messages smaller than this are received with a blocking MPI_Mrecv, larger ones without blocking; "
@@ -324,8 +380,11 @@ void finish_receiver_options(const CLI::App& app, options& o) {
       throw CLI::ValidationError("--profile", e.what());
     }
   }
+  per_kernel(o.kernel_instances, "--kernel-instances", 1);  // (refused here, at parse time, when malformed)
+  per_kernel(o.kernel_priority, "--kernel-priority", 1);
+  per_kernel(o.kernel_max_queue, "--kernel-max-queue", 0);
   for (auto b : o.preferred_batch)
-    if (b > o.max_batch)
+    if (o.max_batch > 0 && b > o.max_batch)
       throw CLI::ValidationError("--preferred-batch",
                                  std::to_string(b) + " is larger than --max-batch " + std::to_string(o.max_batch));
   o.credits_given = app.count("--credits") > 0;

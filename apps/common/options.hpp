@@ -71,7 +71,14 @@ struct options {
   int spin_us = 50;
   int yield_us = 2000;
   int device = -1;
-  std::uint32_t max_batch = 1;
+  std::uint32_t max_batch = 1;                 // 0: no limit
+  std::uint32_t max_queue = 0;                 // receivers: requests waiting per kernel; 0: no limit
+  std::size_t max_threads = 0;                 // receivers: batches running at once, all kernels; 0: no limit
+  std::vector<std::string> kernel_instances;   // receivers: NAME=N
+  std::vector<std::string> kernel_priority;    // receivers: NAME=P
+  std::vector<std::string> kernel_max_queue;   // receivers: NAME=N
+  std::uint32_t priority = 0;                  // transmitters: every request's; 0: the receiver's default
+  bool no_deadlines = false;                   // transmitters: requests carry no deadline
   double max_work = 0;  // flops per request; 0: no limit
   double max_wait_us = 0;
   std::string distance = "same-node";  // a preset of inject_latency_ms; "custom" when given

@@ -190,16 +190,16 @@ void event_loop::start() {
     };
     if (!m_same.empty()) {  // --same-inputs: no input generation in the loop
       if (m_opt.copy_inputs)
-        m_tx->submit(m_kernels[m]->name(), product_views(*m_same[m]), std::move(done));
+        m_tx->submit(m_kernels[m]->name(), product_views(*m_same[m]), std::move(done), {m_opt.priority});
       else
-        m_tx->submit(m_kernels[m]->name(), shared_products{product_views(*m_same[m]), m_same[m]}, std::move(done));
+        m_tx->submit(m_kernels[m]->name(), shared_products{product_views(*m_same[m]), m_same[m]}, std::move(done), {m_opt.priority});
       continue;
     }
     auto inputs = m_kernels[m]->make_inputs(params(ev->index, m));
     if (m_opt.copy_inputs)
-      m_tx->submit(m_kernels[m]->name(), product_views(inputs), std::move(done));
+      m_tx->submit(m_kernels[m]->name(), product_views(inputs), std::move(done), {m_opt.priority});
     else  // the request's payloads go from the event's products, which it holds until done
-      m_tx->submit(m_kernels[m]->name(), shared_products::adopt(std::move(inputs)), std::move(done));
+      m_tx->submit(m_kernels[m]->name(), shared_products::adopt(std::move(inputs)), std::move(done), {m_opt.priority});
   }
   ev->submitted = std::chrono::steady_clock::now();
   arrived();

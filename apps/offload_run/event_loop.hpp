@@ -32,6 +32,7 @@ struct loop_options {
   bool copy_inputs = false;  ///< --copy-inputs: submit(product_views), one copy, not shared_products
   bool same_inputs = false;  ///< --same-inputs: every event submits the same inputs, made once (overhead benchmarks)
   bool hold_cpu = false;     ///< --cpu-work emulated: CPU work before/after is held, not computed
+  std::uint32_t priority = 0;  ///< --priority: every request's (submit_options)
 };
 
 /// How a request's result was made.

@@ -294,6 +294,7 @@ void run_events(rank_run& j, offload::transmitter* tx) {
   lo.hold_cpu = o.cpu_work == "emulated";
   lo.copy_inputs = o.copy_inputs;
   lo.same_inputs = o.same_inputs;
+  lo.priority = o.priority;
   offload::transmitter_stats before;  // the warm-up's share of the transmitter's counters
   std::uint64_t warmup_failures = 0;
   if (o.warmup_events > 0) {

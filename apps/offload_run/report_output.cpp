@@ -110,7 +110,7 @@ std::string human_summary(const json& rep) {
                   rank, 100.0 * r.value("busy_fraction", 0.0), r.value("mean_queue_requests", 0.0),
                   r.value("mean_batch_requests", 0.0), r.value("mean_batch_items", 0.0));
     os << line;
-    if (c["max_batch"].get<int>() > 1) {
+    if (c["max_batch"].get<int>() != 1) {
       std::uint64_t batches = 0, requests = 0;
       std::string hist;
       for (const auto& [n, count] : r.at("batch_sizes").items()) {

@@ -1,14 +1,19 @@
 #include "batching_server.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 
 namespace offload::sim {
 
 batching_server::batching_server(simulation& s, batching_config c, service_fn service, run_fn run)
-    : m_sim(s), m_cfg(std::move(c)), m_service(std::move(service)), m_run(std::move(run)) {
+    : m_sim(s), m_cfg(std::move(c)), m_service(std::move(service)), m_run(std::move(run)), m_sched(m_cfg.concurrency) {
   if (!m_run) m_run = [this](double seconds, std::function<void()> done) { m_sim.after(seconds, std::move(done)); };
-  std::sort(m_cfg.preferred.begin(), m_cfg.preferred.end());
+}
+
+detail::sched_time batching_server::now() const {
+  // (Never before a wake-up's own time, which rounding to nanoseconds could undercut.)
+  return std::max(detail::sched_time(std::llround(m_sim.now() * 1e9)), m_floor);
 }
 
 void batching_server::account() {
@@ -16,70 +21,54 @@ void batching_server::account() {
   m_last = m_sim.now();
 }
 
-void batching_server::submit(std::size_t kind, double items, done_fn done) {
-  if (kind >= m_queues.size()) {
-    m_queues.resize(kind + 1);
-    m_timer.resize(kind + 1, false);
+void batching_server::submit(std::size_t kind, double items, done_fn done, int peer) {
+  while (m_sched.queues() <= kind) {
+    detail::queue_rules rules;
+    rules.batching.max_batch = m_cfg.max_batch;
+    rules.batching.preferred = m_cfg.preferred;
+    rules.batching.max_wait = detail::sched_time(std::llround(m_cfg.max_wait * 1e9));
+    rules.instances = 0;  // the kinds share the server's slots (the scheduler's budget)
+    m_sched.add_queue(std::move(rules));
   }
-  m_queues[kind].push_back({m_sim.now(), items, std::move(done)});
+  const auto ticket = m_next_ticket++;
+  m_waiting.emplace(ticket, waiting{items, std::move(done)});
+  m_sched.push(kind, {ticket, peer, 1, 0, detail::no_deadline}, now());
   try_start();
 }
 
 void batching_server::try_start() {
-  while (m_running < m_cfg.concurrency) {
-    // The kinds with requests waiting, oldest first; start the first that may go.
-    std::vector<std::size_t> kinds;
-    for (std::size_t k = 0; k < m_queues.size(); ++k)
-      if (!m_queues[k].empty()) kinds.push_back(k);
-    std::sort(kinds.begin(), kinds.end(),
-              [&](std::size_t a, std::size_t b) { return m_queues[a].front().arrived < m_queues[b].front().arrived; });
-    bool started = false;
-    for (auto k : kinds)
-      if ((started = start_one(k))) break;
-    if (!started) return;
-  }
-}
-
-bool batching_server::start_one(std::size_t kind) {
-  auto& queue = m_queues[kind];
-  const std::size_t queued = queue.size();
-  const std::size_t cap = m_cfg.max_batch ? std::min<std::size_t>(queued, m_cfg.max_batch) : queued;
-  std::size_t n = 0;
-  for (auto p : m_cfg.preferred)
-    if (p <= cap) n = p;
-  const bool full = m_cfg.max_batch && queued >= m_cfg.max_batch;
-  if (n == 0) {
-    const double age = m_sim.now() - queue.front().arrived;
-    if (!full && m_cfg.max_wait > 0 && age < m_cfg.max_wait) {
-      if (!m_timer[kind]) {  // come back when the oldest request has waited max_wait
-        m_timer[kind] = true;
-        m_sim.after(m_cfg.max_wait - age, [this, kind] {
-          m_timer[kind] = false;
-          try_start();
-        });
-      }
-      return false;
+  while (auto b = m_sched.next(now())) {
+    auto batch = std::make_shared<std::vector<done_fn>>();
+    double items = 0;
+    for (auto t : b->tickets) {
+      auto it = m_waiting.find(t);
+      items += it->second.items;
+      batch->push_back(std::move(it->second.done));
+      m_waiting.erase(it);
     }
-    n = cap;
-  }
-  auto batch = std::make_shared<std::vector<done_fn>>();
-  double items = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    items += queue.front().items;
-    batch->push_back(std::move(queue.front().done));
-    queue.pop_front();
-  }
-  account();
-  ++m_running;
-  ++m_batches;
-  m_requests += n;
-  m_run(m_service(kind, items), [this, batch, started = m_sim.now()] {
     account();
-    --m_running;
-    for (auto& d : *batch) d(started);
+    ++m_running;
+    ++m_batches;
+    m_requests += b->tickets.size();
+    m_run(m_service(b->queue, items), [this, batch, queue = b->queue, started = m_sim.now()] {
+      account();
+      --m_running;
+      m_sched.finished(queue);
+      for (auto& d : *batch) d(started);
+      try_start();
+    });
+  }
+  // Come back when the oldest request has waited max_wait (unless a wake-up is set by then).
+  const auto wake = m_sched.wake_by();
+  if (wake == detail::no_deadline) return;
+  const double at = 1e-9 * double(wake.count());
+  if (m_timer >= m_sim.now() && m_timer <= at) return;
+  m_timer = at;
+  m_sim.after(std::max(0.0, at - m_sim.now()), [this, at, wake] {
+    if (m_timer == at) m_timer = -1;
+    m_floor = std::max(m_floor, wake);
     try_start();
   });
-  return true;
 }
 
 }  // namespace offload::sim

@@ -1,14 +1,16 @@
 #pragma once
-// A GPU server with dynamic batching, as a simulation component: requests of `items` queue, one
-// queue per kind (model) — a batch holds one kind, and the kinds share the server's slots, the
-// oldest waiting request first; whenever one of its `concurrency` slots is free, it takes the
-// waiting requests of a kind as one batch:
-// all of them up to `max_batch` (0: no limit) when a preferred size cannot be formed, the
-// largest preferred size that can; with `max_wait` > 0 a batch smaller than max_batch (and
-// than every preferred size) waits until its first request is that old. A batch of b items
-// takes service(b) seconds.
+// A GPU server with dynamic batching, as a simulation component: the receiver's own scheduler
+// (src/scheduler/scheduler.hpp, every batching rule once) driven by simulated time. Requests of
+// `items` queue, one queue per kind (model) — a batch holds one kind, and the kinds share the
+// server's `concurrency` slots, the oldest waiting request first; whenever a slot is free, the
+// waiting requests of a kind form a batch as the receiver forms one: `max_batch` (0: no limit),
+// else the largest preferred size, else all of them once the oldest has waited `max_wait`;
+// one request of each peer (client job) in turn. A batch of b items takes service(b) seconds.
 
 #include "des.hpp"
+#include "src/scheduler/scheduler.hpp"
+
+#include <unordered_map>
 
 #include <cstddef>
 #include <cstdint>
@@ -33,29 +35,31 @@ class batching_server {
   /// CPU receiver sharing its host's cores runs it on the host instead).
   using run_fn = std::function<void(double seconds, std::function<void()> done)>;
   batching_server(simulation& s, batching_config c, service_fn service, run_fn run = {});
-  /// A request of `items` of `kind` arrives now; `done` runs when its batch completes.
-  void submit(std::size_t kind, double items, done_fn done);
+  /// A request of `items` of `kind` from `peer` arrives now; `done` runs when its batch completes.
+  void submit(std::size_t kind, double items, done_fn done, int peer = 0);
   double busy_time() const noexcept { return m_busy; }  ///< seconds with >= 1 batch running
   std::uint64_t batches() const noexcept { return m_batches; }
   std::uint64_t requests() const noexcept { return m_requests; }
 
  private:
   struct waiting {
-    double arrived;
     double items;
     done_fn done;
   };
+  /// Starts every batch that may start now, and sets a wake-up for the next max_wait.
   void try_start();
-  /// Starts a batch of `kind` if one may go now; false when none may (a timer may be set).
-  bool start_one(std::size_t kind);
   void account();
+  detail::sched_time now() const;
   simulation& m_sim;
   batching_config m_cfg;
   service_fn m_service;
   run_fn m_run;
-  std::vector<std::deque<waiting>> m_queues;  // by kind
+  detail::scheduler m_sched;
+  std::unordered_map<std::uint64_t, waiting> m_waiting;  // by ticket
+  std::uint64_t m_next_ticket = 1;
   std::uint32_t m_running = 0;
-  std::vector<bool> m_timer;  // by kind: a max_wait wake-up is pending
+  double m_timer = -1;  // when a wake-up is set (< 0: none)
+  detail::sched_time m_floor{0};  // the last wake-up's time: now() is never earlier
   double m_busy = 0, m_last = 0;
   std::uint64_t m_batches = 0, m_requests = 0;
 };

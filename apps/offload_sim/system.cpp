@@ -316,6 +316,7 @@ class model {
   void arrive(std::uint32_t id) {
     auto& q = requests[id];
     q.arrived = s.now();
+    const int job = int(events[q.event].job);
     servers[q.gpu]->submit(q.module, q.items, [this, id](double started) {
       auto& q2 = requests[id];
       q2.started = started;
@@ -327,7 +328,7 @@ class model {
         s.after(wire_done - s.now() + latency(q3.bytes_out, c.costs.back_fixed_s, c.costs.back_s_per_byte),
                 [this, id] { replied(id); });
       });
-    });
+    }, job);  // (the receiver's scheduler serves its peers, here the client jobs, in turn)
   }
   void replied(std::uint32_t id) {
     auto& q = requests[id];

@@ -14,6 +14,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,8 +25,23 @@ struct receiver_config {
   /// Most requests one transmitter may have outstanding here; more get `credit_exceeded`.
   /// With P transmitters at most P x credits requests are queued, whatever they send.
   std::uint32_t credits = 8;
-  /// Threads that run kernels (CPU backend).
+  /// Batches of one kernel that run at once (Triton's instance count), each on a thread of
+  /// its own; kernel_instances overrides it per kernel. Every kernel has its own, so that a
+  /// slow kernel's requests never hold another kernel's.
   std::size_t threads = 1;
+  /// Batches running at once, all kernels together (a budget of threads shared by the
+  /// kernels); 0: no limit beyond each kernel's instances.
+  std::size_t max_threads = 0;
+  /// Per kernel, by name: instances (overrides `threads`), the priority of requests that give
+  /// none (1 the highest, the default; transmitters set theirs per submit), and the most
+  /// requests waiting (overrides `max_queue`). Names must be kernels of the registry.
+  std::map<std::string, std::uint32_t> kernel_instances;
+  std::map<std::string, std::uint32_t> kernel_priority;
+  std::map<std::string, std::uint32_t> kernel_max_queue;
+  /// Most requests waiting for one kernel; the next is answered `busy` at once, not queued
+  /// (its transmitter tries another receiver, else runs it locally). 0: no limit (the credits
+  /// still bound the queue).
+  std::uint32_t max_queue = 0;
   /// Largest message accepted, products per message, name length.
   wire_limits limits;
   /// "cpu"; "cuda" (refused, with the reason, where the build has no CUDA or no device is
@@ -42,12 +58,13 @@ struct receiver_config {
   device_profile profile;
   /// CUDA device for the cuda backend; negative: the rank's local rank modulo the visible devices.
   int device = -1;
-  /// Dynamic batching, as Triton's: requests for one kernel wait in an open batch, which is
-  /// run when it holds `max_batch` requests (1: no batching), or when a kernel thread is free
-  /// and either it holds a `preferred_batch` size (the largest that can be formed goes; the
-  /// rest stay) or its first request has waited `max_wait`. While every kernel thread is busy
-  /// the batch keeps growing, so that batches grow with the load. With max_wait 0 and no
-  /// preferred sizes a free thread takes whatever is waiting.
+  /// Dynamic batching, as Triton's (src/scheduler/scheduler.hpp has every rule): when one of a
+  /// kernel's instances is free, its waiting requests form a batch of `max_batch` requests
+  /// (1: no batching; 0: no limit) when that many wait, else of the largest `preferred_batch`
+  /// size they can form, else of all of them once the oldest has waited `max_wait`. While
+  /// every instance is busy the requests keep waiting, so that batches grow with the load.
+  /// A batch takes the highest priority first and, within a priority, one request of each
+  /// transmitter in turn: a newcomer waits for one batch at most.
   std::uint32_t max_batch = 1;
   std::chrono::microseconds max_wait{0};
   std::vector<std::uint32_t> preferred_batch;
@@ -70,11 +87,12 @@ struct receiver_config {
   double max_work = 0;
   /// A request for a kernel that declares itself cheap (kernel::cheap_ns_per_byte) runs on the
   /// progress thread when its bound for the request's bytes is within this budget, the backend
-  /// is the CPU and no batch of that kernel is open: no hand-off to a kernel thread and back.
+  /// is the CPU and no request of that kernel waits: no hand-off to a kernel thread and back.
   /// The progress thread serves nobody while it runs, so a kernel whose inline run takes more
-  /// than 10 times the budget (and 1 ms) is moved to the kernel threads for good, with a
-  /// warning: a kernel that declares itself cheap and is not stalls the other transmitters for
-  /// one request at most. Zero: never inline.
+  /// than 10 times the budget (and 1 ms) of the progress thread's CPU time (not wall time: a
+  /// busy machine that takes the core away does not count) runs on its own threads for a
+  /// while, with a warning: 1 s, doubling with each such run up to 64 s, and back to 1 s after
+  /// an inline run within the budget. Zero: never inline.
   std::chrono::microseconds inline_budget{50};
   /// Emulated distance for the replies this receiver sends (off by default).
   link_emulation emulate;
@@ -101,6 +119,10 @@ struct receiver_stats {
   /// Requests queued, not yet started, of peers that no longer wait for them (dropped, stream
   /// ended, said goodbye): removed from the queue unrun.
   std::uint64_t work_dropped = 0;
+  /// Requests answered `busy` (their kernel's queue was at max_queue) and `expired` (their
+  /// deadline passed before they could start: never run).
+  std::uint64_t busy = 0;
+  std::uint64_t expired = 0;
   std::string backend;              ///< the backend in use ("cpu" or "cuda")
   std::string backend_description;  ///< for cuda: the device report (name, SMs, memory, PCI id, versions)
   /// batch_sizes[n]: how many batches of n requests ran (index 0 unused).
@@ -122,7 +144,7 @@ struct receiver_stats {
   /// Every counter above, once (offload/stats.hpp).
   static constexpr auto counters() {
     using s = receiver_stats;
-    return std::array<counter_field<s>, 11>{{{"requests", &s::requests},
+    return std::array<counter_field<s>, 13>{{{"requests", &s::requests},
                                              {"replies", &s::replies},
                                              {"handshake_failures", &s::handshake_failures},
                                              {"bytes_in", &s::bytes_in},
@@ -131,6 +153,8 @@ struct receiver_stats {
                                              {"peers_dropped", &s::peers_dropped, true},
                                              {"replies_discarded", &s::replies_discarded, true},
                                              {"work_dropped", &s::work_dropped, true},
+                                             {"busy", &s::busy, true},
+                                             {"expired", &s::expired, true},
                                              {"error_replies", &s::error_replies, true},
                                              {"malformed", &s::malformed, true}}};
   }

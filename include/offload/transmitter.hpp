@@ -90,6 +90,14 @@ class result {
   request_timing m_timing;
 };
 
+/// Per-request settings of a submit.
+struct submit_options {
+  /// The request's priority at the receiver: 1 is the highest, then 2, 3, ...; 0: the
+  /// receiver's default for the kernel (receiver_config::kernel_priority). Among requests
+  /// waiting for one kernel, a higher level is batched first; equal levels share fairly.
+  std::uint32_t priority = 0;
+};
+
 /// Called once per request: on the progress thread for remote results, on a fallback thread
 /// for local ones. Keep it short (hand heavy work to your own threads); it must not throw.
 using result_callback = std::function<void(result&&)>;
@@ -111,6 +119,10 @@ struct transmitter_config {
   std::chrono::milliseconds handshake_timeout = std::chrono::seconds(60);
   /// Emulated distance for the requests this transmitter sends (off by default).
   link_emulation emulate;
+  /// Each request tells its receiver how long this side still waits for it (the rest of
+  /// `timeout` when it is sent), so that a request whose event has fallen back is answered
+  /// `expired` and never run (docs/protocol.md section 2.4). False: no deadline travels.
+  bool send_deadlines = true;
 };
 
 struct transmitter_stats {
@@ -122,15 +134,24 @@ struct transmitter_stats {
   std::uint64_t fallback_no_receiver = 0;
   std::uint64_t failed = 0;         ///< results with !ok()
   std::uint64_t late_replies = 0;   ///< replies that came after their request fell back
+  /// The receivers' kernel time (kernel start to end in the reply) of late replies: device
+  /// time spent on events that had fallen back already (a batch's time counts once per reply).
+  std::uint64_t late_kernel_ns = 0;
   std::uint64_t suspensions = 0;    ///< times a receiver was set aside after a request to it timed out
   std::uint64_t sessions_lost = 0;  ///< receivers that dropped this transmitter's session (idle timeout)
+  /// `busy` answers (a receiver's queue for the kernel was full): the request went to another
+  /// receiver, or fell back (fallback_error) when none was left to try.
+  std::uint64_t busy = 0;
+  /// `expired` answers: the receiver did not run a request whose deadline had passed (its event
+  /// had fallen back already, or falls back now).
+  std::uint64_t expired = 0;
   std::uint64_t bytes_out = 0;
   std::uint64_t bytes_in = 0;
 
   /// Every counter above, once (offload/stats.hpp).
   static constexpr auto counters() {
     using s = transmitter_stats;
-    return std::array<counter_field<s>, 12>{{{"submitted", &s::submitted},
+    return std::array<counter_field<s>, 15>{{{"submitted", &s::submitted},
                                              {"remote", &s::remote},
                                              {"fallbacks", &s::fallbacks},
                                              {"fallback_timeout", &s::fallback_timeout, true},
@@ -138,8 +159,11 @@ struct transmitter_stats {
                                              {"fallback_no_receiver", &s::fallback_no_receiver, true},
                                              {"failed", &s::failed},
                                              {"late_replies", &s::late_replies, true},
+                                             {"late_kernel_ns", &s::late_kernel_ns, true},
                                              {"suspensions", &s::suspensions, true},
                                              {"sessions_lost", &s::sessions_lost, true},
+                                             {"busy", &s::busy, true},
+                                             {"expired", &s::expired, true},
                                              {"bytes_out", &s::bytes_out},
                                              {"bytes_in", &s::bytes_in}}};
   }
@@ -162,16 +186,16 @@ class transmitter {
   /// and queues the request; never waits on the network.
   /// Throws std::invalid_argument for a kernel name this side does not have, input_error for
   /// inputs the kernel rejects, std::length_error for a request over the maximum message size.
-  void submit(std::string_view kernel, const product_views& inputs, result_callback done);
+  void submit(std::string_view kernel, const product_views& inputs, result_callback done, submit_options options = {});
   /// The same, delivering through a future.
-  std::future<result> submit(std::string_view kernel, const product_views& inputs);
+  std::future<result> submit(std::string_view kernel, const product_views& inputs, submit_options options = {});
   /// The same without copying the payloads: they go to the transport from where they lie, and
   /// the fallback reads them there. The transmitter holds `inputs.owner` until the request is
   /// sent and its result delivered, whichever is later; the bytes must not change meanwhile.
   /// (Over MPI, requests under mpi_link::parts_from bytes are still copied, on the progress
   /// thread: one copy costs less than a message per payload.)
-  void submit(std::string_view kernel, shared_products inputs, result_callback done);
-  std::future<result> submit(std::string_view kernel, shared_products inputs);
+  void submit(std::string_view kernel, shared_products inputs, result_callback done, submit_options options = {});
+  std::future<result> submit(std::string_view kernel, shared_products inputs, submit_options options = {});
 
   /// Waits until every submitted request has been delivered, then says goodbye to each
   /// receiver and waits for its acknowledgement. Idempotent; the destructor calls it.

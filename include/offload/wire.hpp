@@ -33,7 +33,7 @@ namespace offload {
 static_assert(std::endian::native == std::endian::little, "mpi-offload assumes a little-endian host");
 
 inline constexpr std::uint32_t wire_magic = 0x464F504D;  // bytes "MPOF"
-inline constexpr std::uint16_t wire_version = 4;
+inline constexpr std::uint16_t wire_version = 5;
 inline constexpr std::size_t wire_header_size = 64;
 inline constexpr std::size_t wire_entry_size = 32;
 inline constexpr std::size_t wire_alignment = 64;
@@ -43,7 +43,7 @@ enum class message_kind : std::uint16_t {
   request = 1,      ///< transmitter → receiver: run `kernel_id` on the products
   reply = 2,        ///< receiver → transmitter: the output products
   error = 3,        ///< either way: `status` says what failed, product "message" (u8) says why
-  hello = 4,        ///< transmitter → receiver: product "kernels" (u8): names, one per line
+  hello = 4,        ///< transmitter → receiver: product "kernels" (u8): NAME@VERSION lines, sorted (section 3)
   hello_ack = 5,    ///< receiver → transmitter: the same; `status` ok or kernel_set_mismatch
   goodbye = 6,      ///< transmitter → receiver: no more requests will follow
   goodbye_ack = 7,  ///< receiver → transmitter: every reply to this peer has been sent
@@ -63,6 +63,8 @@ enum class status : std::uint32_t {
   no_handshake = 7,         ///< request before hello
   kernel_set_mismatch = 8,  ///< the two sides do not have the same kernels
   unexpected_kind = 9,      ///< a well-formed message of a kind this side does not accept
+  busy = 10,                ///< the kernel's queue is full: the request was not queued (try elsewhere)
+  expired = 11,             ///< the request's deadline passed before it could start: it was not run
 };
 std::string_view to_string(status s) noexcept;
 
@@ -102,11 +104,18 @@ struct wire_limits {
   std::uint32_t max_name_length = 255;
 };
 
-/// Three timestamps (nanoseconds of the sender's steady clock, 0 when unused). In a reply or
-/// error: when the receiver took the request off the wire, and when the kernel started and
-/// ended. In hello: when the transmitter sent it; in hello_ack: when the receiver answered
-/// (for the clock offset between the two).
+/// The header's three 64-bit fields at bytes 40..63. Mostly timestamps (nanoseconds of the
+/// sender's steady clock, 0 when unused): in a reply or error, when the receiver took the
+/// request off the wire, and when the kernel started and ended; in hello, when the transmitter
+/// sent it; in hello_ack, the hello's echoed and when the receiver answered (for the clock
+/// offset between the two). In a request (version 5): the request's timeout and priority
+/// (request_timeout_ns, request_priority; docs/protocol.md section 2.4).
 using wire_times = std::array<std::uint64_t, 3>;
+/// In a request: the nanoseconds the transmitter still waits for it when it sends it (0: no
+/// deadline). The receiver never starts it later than that after taking it off the wire.
+inline constexpr std::size_t request_timeout_ns = 0;
+/// In a request: its priority, 1 the highest; 0: the receiver's default for its kernel.
+inline constexpr std::size_t request_priority = 1;
 
 /// The fixed header fields of a message.
 struct message_header {
@@ -276,6 +285,8 @@ class message {
   /// The bytes of product `i`, writable (the message owns them): a receiver computing an
   /// output in place (kernel::in_place).
   std::span<std::byte> writable_payload(std::size_t i);
+  /// All its bytes, writable: a transmitter sets a request's header fields when it sends it.
+  std::span<std::byte> writable_bytes() noexcept { return m_bytes.span(); }
 
  private:
   friend class message_writer;

@@ -175,7 +175,12 @@ void runtime::impl::loop() {
       for (std::size_t i = 0; i < clients.size(); ++i) busy = clients[i]->progress() || busy;
     } catch (const std::exception& e) {
       // An MPI failure inside the progress engine leaves MPI in an unknown state: end the job.
-      spdlog::critical("progress thread of rank {}: {}", rank, e.what());
+      // Nothing a peer sends may get here: clients answer bad input with error values (a
+      // malformed or oversized message, 2 GiB and more included, is answered and dropped), so
+      // anything else is this process's own failure (out of memory) or a bug.
+      const bool mpi = dynamic_cast<const mpi_error*>(&e) != nullptr;
+      spdlog::critical("progress thread of rank {}: {}{}", rank,
+                       mpi ? "" : "unexpected exception (a bug?): ", e.what());
       if (options.mpi) MPI_Abort(adopted != MPI_COMM_NULL ? comm : MPI_COMM_WORLD, 3);
       std::_Exit(3);
     }

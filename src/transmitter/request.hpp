@@ -31,6 +31,8 @@ struct request_state {
   clock_type::time_point submitted;
   std::uint64_t submitted_ns = 0;
   std::uint64_t sent_ns = 0;
+  std::uint32_t priority = 0;  // submit_options::priority
+  std::vector<bool> busy_at;   // by link: receivers that answered `busy` to it (empty: none)
 };
 using request_ptr = std::shared_ptr<request_state>;
 

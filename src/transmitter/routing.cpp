@@ -2,13 +2,20 @@
 
 namespace offload::detail {
 
-int choose_receiver(std::span<const receiver_link> links, routing policy, std::size_t& next) noexcept {
+namespace {
+bool skipped(const std::vector<bool>& skip, std::size_t i) noexcept {
+  return i < skip.size() && skip[i];
+}
+}  // namespace
+
+int choose_receiver(std::span<const receiver_link> links, routing policy, std::size_t& next,
+                    const std::vector<bool>& skip) noexcept {
   const std::size_t n = links.size();
   int best = -1;
   for (std::size_t k = 0; k < n; ++k) {
     const std::size_t i = (next + k) % n;
     const auto& l = links[i];
-    if (!l.takes_requests() || l.outstanding >= l.credits) continue;
+    if (!l.takes_requests() || l.outstanding >= l.credits || skipped(skip, i)) continue;
     if (policy == routing::round_robin) {
       best = static_cast<int>(i);
       break;
@@ -19,9 +26,9 @@ int choose_receiver(std::span<const receiver_link> links, routing policy, std::s
   return best;
 }
 
-bool any_takes_requests(std::span<const receiver_link> links) noexcept {
-  for (const auto& l : links)
-    if (l.takes_requests()) return true;
+bool any_takes_requests(std::span<const receiver_link> links, const std::vector<bool>& skip) noexcept {
+  for (std::size_t i = 0; i < links.size(); ++i)
+    if (links[i].takes_requests() && !skipped(skip, i)) return true;
   return false;
 }
 

@@ -11,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace offload::detail {
 
@@ -33,12 +34,14 @@ struct receiver_link {
   bool takes_requests() const noexcept { return accepted && !goodbye_sent && !suspect; }
 };
 
-/// The receiver for the next request among those that take requests and have a free credit:
-/// the first from `next` on (round robin) or the one with the fewest outstanding (from `next`
-/// on, the first of equals). -1 when none has a free credit. Moves `next` past the choice.
-int choose_receiver(std::span<const receiver_link> links, routing policy, std::size_t& next) noexcept;
+/// The receiver for the next request among those that take requests, have a free credit and
+/// are not marked in `skip` (by index; shorter than `links`: the rest are not skipped): the
+/// first from `next` on (round robin) or the one with the fewest outstanding (from `next` on,
+/// the first of equals). -1 when none has a free credit. Moves `next` past the choice.
+int choose_receiver(std::span<const receiver_link> links, routing policy, std::size_t& next,
+                    const std::vector<bool>& skip = {}) noexcept;
 
-/// True when any receiver takes requests, credits or not.
-bool any_takes_requests(std::span<const receiver_link> links) noexcept;
+/// True when any receiver not marked in `skip` takes requests, credits or not.
+bool any_takes_requests(std::span<const receiver_link> links, const std::vector<bool>& skip = {}) noexcept;
 
 }  // namespace offload::detail

@@ -171,28 +171,43 @@ void transmitter::impl::dispatch() {
       waiting.pop_front();
       continue;
     }
-    if (!detail::any_takes_requests(links)) {
+    if (!detail::any_takes_requests(links, r->busy_at)) {
       waiting.pop_front();
       live.erase(r->id);
-      fall_back(std::move(r), fallback_reason::no_receiver);
+      if (r->busy_at.empty())
+        fall_back(std::move(r), fallback_reason::no_receiver);
+      else  // every receiver that takes requests answered busy
+        fall_back(std::move(r), fallback_reason::error_reply, "every receiver answered busy");
       continue;
     }
-    const int li = detail::choose_receiver(links, cfg.policy, next_link);
+    const int li = detail::choose_receiver(links, cfg.policy, next_link, r->busy_at);
     if (li < 0) return;  // every receiver is out of credits
     auto& l = links[static_cast<std::size_t>(li)];
     waiting.pop_front();
     r->sent_ns = detail::now_ns();
+    // How long this side still waits for it, and its priority (docs/protocol.md section 2.4).
+    wire_times fields{};
+    if (cfg.send_deadlines) {
+      const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(r->submitted + cfg.timeout - clock_type::now());
+      fields[request_timeout_ns] = std::uint64_t(std::max<std::int64_t>(left.count(), 1));
+    }
+    fields[request_priority] = r->priority;
     std::uint64_t bytes = 0;
+    if (r->owner && r->gathered.total_size == 0)  // a sharing submit sent before (busy): its head again
+      r->gathered = gather({message_kind::request, r->id, r->kernel_id, status::ok}, r->inputs);
     if (r->gathered.total_size > 0) {  // sharing submit: the caller's payloads, sent from where they lie
       gathered_message g = std::move(r->gathered);
       r->gathered = {};
       bytes = g.total_size;
       g.keep_alive = r;
+      write_times(g.storage.span(), fields);
       ep->send(l.peer, std::move(g));
     } else {
-      const auto whole = r->request.bytes().span();
+      // (A request sent again after `busy` rewrites its header: that receiver has taken it whole.)
+      const auto whole = r->request.writable_bytes();
+      write_times(whole, fields);
       bytes = whole.size();
-      ep->send(l.peer, whole, r);
+      ep->send(l.peer, std::span<const std::byte>(whole), r);
     }
     l.last_sent = clock_type::now();
     ++l.outstanding;
@@ -317,13 +332,31 @@ void transmitter::impl::handle_answer(receiver_link& link, int source, wire_resu
                    ep->describe(source), id);
     return;
   }
-  --links[flight->second].outstanding;
+  const std::size_t li = flight->second;
+  --links[li].outstanding;
   in_flight.erase(flight);
+  const status answer = is_error ? decoded.value().header().status : status::ok;
+  if (answer == status::busy) count([](transmitter_stats& s) { s.busy += 1; });
+  if (answer == status::expired) count([](transmitter_stats& s) { s.expired += 1; });
 
   auto it = live.find(id);
   if (it == live.end()) {  // it fell back already
-    count([](transmitter_stats& s) { s.late_replies += 1; });
+    const auto& t = decoded ? decoded.value().header().times : wire_times{};
+    const std::uint64_t kernel_ns = answer == status::ok && t[2] > t[1] && t[1] > 0 ? t[2] - t[1] : 0;
+    count([&](transmitter_stats& s) {
+      s.late_replies += 1;
+      s.late_kernel_ns += kernel_ns;
+    });
     return;
+  }
+  if (answer == status::busy) {  // not queued there: the next receiver, if one is left to try
+    request_ptr& r = it->second;
+    if (r->busy_at.size() < links.size()) r->busy_at.resize(links.size(), false);
+    r->busy_at[li] = true;
+    if (detail::any_takes_requests(links, r->busy_at)) {
+      waiting.push_front(r);  // (progress() dispatches it after this receive)
+      return;
+    }
   }
   request_ptr r = std::move(it->second);
   live.erase(it);
@@ -567,9 +600,11 @@ void transmitter::impl::queue(detail::request_ptr r) {
   rt.wake();
 }
 
-void transmitter::submit(std::string_view kernel_name, const product_views& inputs, result_callback done) {
+void transmitter::submit(std::string_view kernel_name, const product_views& inputs, result_callback done,
+                         submit_options options) {
   auto& d = *m_impl;
   auto r = d.prepare(kernel_name, inputs, std::move(done));
+  r->priority = options.priority;
   // Encoded once, into a pooled buffer; the fallback reads the same message.
   r->request = encode_message({message_kind::request, r->id, r->kernel_id, status::ok}, inputs,
                               d.pool->acquire(static_cast<std::size_t>(r->size)));
@@ -577,9 +612,11 @@ void transmitter::submit(std::string_view kernel_name, const product_views& inpu
   d.queue(std::move(r));
 }
 
-void transmitter::submit(std::string_view kernel_name, shared_products inputs, result_callback done) {
+void transmitter::submit(std::string_view kernel_name, shared_products inputs, result_callback done,
+                         submit_options options) {
   auto& d = *m_impl;
   auto r = d.prepare(kernel_name, inputs.views, std::move(done));
+  r->priority = options.priority;
   // Only the header, table and names are written; the payloads go from the caller's memory.
   std::uint64_t payload_bytes = 0;
   for (const auto& p : inputs.views) payload_bytes += p.size_bytes();
@@ -590,18 +627,26 @@ void transmitter::submit(std::string_view kernel_name, shared_products inputs, r
   d.queue(std::move(r));
 }
 
-std::future<result> transmitter::submit(std::string_view kernel_name, shared_products inputs) {
+namespace {
+/// A callback that fulfils a promise, and the promise's future.
+std::pair<result_callback, std::future<result>> promised() {
   auto promise = std::make_shared<std::promise<result>>();
   auto f = promise->get_future();
-  submit(kernel_name, std::move(inputs), [promise](result&& r) { promise->set_value(std::move(r)); });
-  return f;
+  return {[promise](result&& r) { promise->set_value(std::move(r)); }, std::move(f)};
+}
+}  // namespace
+
+std::future<result> transmitter::submit(std::string_view kernel_name, shared_products inputs, submit_options options) {
+  auto [done, f] = promised();
+  submit(kernel_name, std::move(inputs), std::move(done), options);
+  return std::move(f);
 }
 
-std::future<result> transmitter::submit(std::string_view kernel_name, const product_views& inputs) {
-  auto promise = std::make_shared<std::promise<result>>();
-  auto f = promise->get_future();
-  submit(kernel_name, inputs, [promise](result&& r) { promise->set_value(std::move(r)); });
-  return f;
+std::future<result> transmitter::submit(std::string_view kernel_name, const product_views& inputs,
+                                        submit_options options) {
+  auto [done, f] = promised();
+  submit(kernel_name, inputs, std::move(done), options);
+  return std::move(f);
 }
 
 void transmitter::close() {

@@ -38,12 +38,16 @@ class mpi_endpoint final : public endpoint {
   /// round trips to arrive, and the progress thread must not block on it. Messages of one
   /// source are returned in the order they were matched. Messages over the maximum are
   /// received whole (MPI cannot drop a matched message) into a temporary (unpooled) buffer,
-  /// one at a time (the others wait, matched, until the call after the one that returned it),
-  /// and flagged `oversized`. At most `max_receiving` receives run at once; the rest wait in
-  /// MPI. A message in parts is returned once every part is in its place; parts that do not
-  /// fit their head (sizes, count) are received and dropped, and the message comes back with
-  /// `broken` saying why. Throws for a message or part of 2 GiB or more (one MPI_BYTE receive
-  /// cannot hold it).
+  /// whatever their size (2 GiB and more too: as one element of a derived datatype), and
+  /// flagged `oversized`; the buffer is freed as soon as the receive completes (`bytes` keeps
+  /// the header, for the request id). Such receives, and those of dropped parts, run one at a
+  /// time when over the maximum (smaller dropped parts: up to the maximum in bytes together);
+  /// the others wait, matched or in MPI. At most `max_receiving` receives run at once; the
+  /// rest wait in MPI. A message in parts is returned once every part is in its place; parts
+  /// that do not fit their head (sizes, count) are received and dropped, and the message comes
+  /// back with `broken` saying why. Nothing a peer sends makes it throw: a message or part whose
+  /// memory cannot be allocated is left unreceived in MPI (its sender's send never completes)
+  /// and answered as oversized. It throws only for MPI's own failures.
   std::optional<incoming> receive() override;
   static constexpr std::size_t max_receiving = 256;
   std::string describe(int peer) const override { return "rank " + std::to_string(peer); }
@@ -60,22 +64,31 @@ class mpi_endpoint final : public endpoint {
   struct receiving {
     incoming in;
     std::size_t pending = 1;  // receives not completed: the message (or its head), then its parts
-    bool started = true;      // false: an oversized message matched, waiting for the one before it
+    bool started = true;      // false: an oversized message matched, waiting for its turn to be received
     MPI_Message message = MPI_MESSAGE_NULL;
-    bool arrived = false;  // the message (or its head) is in
+    bool arrived = false;     // the message (or its head) is in
+    bool discarding = false;  // an oversized message whose receive counts in m_discarding
   };
-  /// A part expected from a source, in order: where it goes (null: it is dropped).
+  /// A part expected from a source, in order: where it goes, or (`into` null) `drop` parts to
+  /// receive and drop (one entry for them all: a head may announce 2^32 - 1 parts).
   struct wanted_part {
     receiving* into;
     std::uint64_t offset, size;
+    std::uint64_t drop = 0;
   };
+  /// Whether a receive into a buffer of `bytes` to be dropped may start now (see receive()).
+  bool may_discard(std::uint64_t bytes) const noexcept;
   void start_oversized(receiving& r);
   /// Runs once the message (or head) of `r` is in: a head gets its parts wanted.
   void arrived(receiving& r);
   void want_dropped(int source, std::uint32_t parts);
   /// Starts receiving the parts that have arrived, each source's in order.
   void match_parts();
-  void start_receive(MPI_Message& msg, std::byte* into, MPI_Count count, receiving* owner, buffer dropped = {});
+  /// MPI_Imrecv of `count` bytes into `into` (one MPI_BYTE count below 2 GiB, one element of a
+  /// derived datatype from there); `dropped` is the buffer of a part received to be dropped.
+  /// `to_drop`: `into` is a discard_buffer (its blocks lie apart: see discard_gap).
+  void start_receive(MPI_Message& msg, std::byte* into, MPI_Count count, receiving* owner, buffer dropped = {},
+                     bool to_drop = false);
   bool test_receives();
   std::optional<incoming> take_ready();
   template <class Remove> std::size_t remove_sends_if(Remove remove);
@@ -84,7 +97,9 @@ class mpi_endpoint final : public endpoint {
   std::uint64_t m_blocking_below;
   std::uint64_t m_parts_from;
   std::list<receiving> m_receiving;  // in match order
-  bool m_oversized_running = false;  // an oversized receive started and not yet taken
+  std::uint64_t m_discarding = 0;    // bytes of the buffers to be dropped that receives run into
+  // Matched messages that were never received: no memory could be had for them (see receive()).
+  std::vector<MPI_Message> m_unreceived;
   std::map<int, std::deque<wanted_part>> m_wanted;
   // Receives in progress: their requests (for MPI_Testsome), whose they are (null: a dropped
   // part), and a dropped part's buffer.

@@ -121,6 +121,8 @@ std::string_view to_string(status s) noexcept {
     case status::no_handshake: return "no_handshake";
     case status::kernel_set_mismatch: return "kernel_set_mismatch";
     case status::unexpected_kind: return "unexpected_kind";
+    case status::busy: return "busy";
+    case status::expired: return "expired";
   }
   return "unknown";
 }

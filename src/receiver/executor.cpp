@@ -1,0 +1,136 @@
+#include "executor.hpp"
+
+#include "src/wire/clock.hpp"
+
+#include <stdexcept>
+#include <string>
+
+namespace offload::detail {
+
+executors::~executors() {
+  m_queue.close();
+  for (auto& t : m_threads) t.join();
+}
+
+void executors::start(job_batch b) {
+  if (m_busy >= m_threads.size()) m_threads.emplace_back([this] { work(); });
+  ++m_busy;
+  m_queue.push(std::move(b));
+}
+
+std::vector<finished_batch> executors::take_finished() {
+  std::vector<finished_batch> out;
+  {
+    std::lock_guard lock(m_finished_mutex);
+    out.swap(m_finished);
+  }
+  m_busy -= out.size();
+  return out;
+}
+
+void executors::work() {
+  while (auto next = m_queue.pop()) {
+    auto replies = run(*next);
+    {
+      std::lock_guard lock(m_finished_mutex);
+      m_finished.push_back({next->queue, std::move(replies)});
+    }
+    m_wake();  // replies to send; the scheduler may start the next batch
+  }
+}
+
+namespace {
+/// Where each output of a request lies when the kernel computes it over an input
+/// (kernel::in_place): the input's bytes in the request's buffer; null for the others.
+/// Throws std::logic_error for pairs that do not fit (a kernel bug).
+std::vector<std::byte*> placed_outputs(const kernel& k, message& request, const std::vector<product_spec>& specs) {
+  const auto pairs = k.in_place(request.products());
+  if (pairs.empty()) return {};
+  std::vector<std::byte*> placed(specs.size(), nullptr);
+  std::vector<bool> input_used(request.products().size(), false);
+  for (const auto& [o, i] : pairs) {
+    if (o >= specs.size() || i >= input_used.size() || placed[o] != nullptr || input_used[i] ||
+        specs[o].size_bytes() != request.products()[i].size_bytes())
+      throw std::logic_error("kernel '" + std::string(k.name()) + "': in_place pair (output " + std::to_string(o) +
+                             ", input " + std::to_string(i) + ") is out of range, repeated or of another size");
+    input_used[i] = true;
+    placed[o] = request.writable_payload(i).data();
+  }
+  return placed;
+}
+}  // namespace
+
+std::vector<finished_job> executors::run(job_batch& b) {
+  const kernel& k = *b.k;
+  m_usage(0, -long(b.items.size()), 0);
+  std::vector<finished_job> out;
+  std::vector<const product_views*> ins;
+  std::vector<message_writer> writers;
+  std::vector<job*> jobs_of;
+  std::vector<std::uint64_t> ids, received;  // (the requests' own fields move with their buffers)
+  std::vector<int> peers;
+  writers.reserve(b.items.size());
+  for (auto& j : b.items) {
+    const auto& h = j.request.header();
+    try {
+      auto specs = k.output_specs(j.request.products());
+      auto placed = placed_outputs(k, j.request, specs);
+      // Storage for what is not placed over an input: the head alone when everything is.
+      const std::uint64_t storage = message_writer::storage_for(specs, placed);
+      writers.emplace_back(message_info{message_kind::reply, h.request_id, h.kernel_id, status::ok}, specs,
+                           m_pool.acquire(static_cast<std::size_t>(storage)), std::move(placed));
+      ins.push_back(&j.request.products());
+      jobs_of.push_back(&j);
+      ids.push_back(h.request_id);
+      peers.push_back(j.peer);
+      received.push_back(j.received_ns);
+    } catch (const std::exception& e) {
+      const bool input = dynamic_cast<const input_error*>(&e) != nullptr;
+      out.push_back({j.peer,
+                     encode_error(h.request_id, input ? status::bad_input : status::kernel_failed,
+                                  "kernel '" + std::string(k.name()) + "': " + e.what()),
+                     true,
+                     {}});
+      write_times(out.back().reply.span(), {j.received_ns, 0, 0});
+    }
+  }
+  if (ins.empty()) return out;
+  std::vector<message_writer*> outs;
+  for (auto& w : writers) outs.push_back(&w);
+  std::uint64_t items = 0;
+  for (const auto* in : ins) {
+    try {
+      items += k.items(*in);
+    } catch (const std::exception&) {  // (the kernel refuses these inputs below)
+    }
+  }
+  m_usage(1, 0, items);
+  const std::uint64_t start = now_ns();
+  try {
+    m_be.run(k, ins, outs);
+    const std::uint64_t end = now_ns();
+    for (std::size_t i = 0; i < writers.size(); ++i) {
+      if (!writers[i].gathered()) {
+        out.push_back({peers[i], std::move(writers[i]).finish(), false, {}});
+        write_times(out.back().reply.span(), {received[i], start, end});
+        continue;
+      }
+      // Sent from the request's buffer, which the reply keeps alive until it is out.
+      auto g = std::move(writers[i]).finish_gathered();
+      g.keep_alive = std::make_shared<message>(std::move(jobs_of[i]->request));
+      write_times(g.storage.span(), {received[i], start, end});
+      out.push_back({peers[i], {}, false, std::move(g)});
+    }
+  } catch (const std::exception& e) {
+    const std::string text =
+        "kernel '" + std::string(k.name()) + "' failed on backend " + std::string(m_be.name()) + ": " + e.what();
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      out.push_back({peers[i], encode_error(ids[i], status::kernel_failed, text), true, {}});
+      write_times(out.back().reply.span(), {received[i], start, now_ns()});
+    }
+  }
+  m_usage(-1, 0, 0);
+  return out;
+}
+
+}  // namespace offload::detail

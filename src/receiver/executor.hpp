@@ -1,0 +1,80 @@
+#pragma once
+// Executors: run the scheduler's batches on a backend, each batch on a thread of its own
+// (threads are started as batches need them and kept), and hand the replies back to the
+// progress thread. The scheduler decides what runs and how many at once; this unit only runs.
+
+#include "backend.hpp"
+#include "src/runtime/work_queue.hpp"
+#include "src/wire/buffer_pool.hpp"
+
+#include <offload/kernel.hpp>
+#include <offload/wire.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace offload::detail {
+
+/// An accepted request.
+struct job {
+  int peer;
+  message request;
+  std::uint64_t received_ns;
+};
+
+/// Requests for one kernel, run as one launch.
+struct job_batch {
+  std::size_t queue = 0;  // the scheduler's queue (the kernel's id)
+  const kernel* k = nullptr;
+  std::vector<job> items;
+};
+
+/// A reply ready to go: `reply`, or `gathered` when outputs were computed in the request's buffer.
+struct finished_job {
+  int peer;
+  buffer reply;
+  bool is_error;
+  gathered_message gathered;
+};
+
+struct finished_batch {
+  std::size_t queue;
+  std::vector<finished_job> replies;
+};
+
+class executors {
+ public:
+  /// `usage(running_delta, queued_delta, items)`: the receiver's utilisation accounting, called
+  /// from any thread. `wake()`: tells the progress thread that a batch finished.
+  using usage_fn = std::function<void(long running_delta, long queued_delta, std::uint64_t items)>;
+  executors(backend& be, buffer_pool& pool, usage_fn usage, std::function<void()> wake)
+      : m_be(be), m_pool(pool), m_usage(std::move(usage)), m_wake(std::move(wake)) {}
+  ~executors();
+  executors(const executors&) = delete;
+  executors& operator=(const executors&) = delete;
+
+  /// Hands a batch to a free thread, starting one when none is free (progress thread).
+  void start(job_batch b);
+  /// The batches that finished since the last call, with their replies.
+  std::vector<finished_batch> take_finished();
+  /// Runs a batch on the calling thread and returns its replies (the kernel's errors too).
+  std::vector<finished_job> run(job_batch& b);
+  std::size_t threads() const noexcept { return m_threads.size(); }
+
+ private:
+  void work();
+  backend& m_be;
+  buffer_pool& m_pool;
+  usage_fn m_usage;
+  std::function<void()> m_wake;
+  work_queue<job_batch> m_queue;
+  std::vector<std::thread> m_threads;
+  std::size_t m_busy = 0;  // batches handed out and not finished (progress thread)
+  std::mutex m_finished_mutex;
+  std::vector<finished_batch> m_finished;
+};
+
+}  // namespace offload::detail
