@@ -23,7 +23,8 @@ queue_rules batching(std::uint32_t max_batch, std::vector<std::uint32_t> preferr
 }
 
 /// Pushes `n` requests of `peer` with tickets from `first`.
-void push_n(scheduler& s, std::size_t q, int peer, std::uint64_t first, int n, sched_time now, std::uint32_t priority = 0) {
+void push_n(scheduler& s, std::size_t q, int peer, std::uint64_t first, int n, sched_time now,
+            std::uint32_t priority = 0) {
   for (int i = 0; i < n; ++i)
     REQUIRE(s.push(q, {first + std::uint64_t(i), peer, 1, priority, no_deadline}, now) == scheduler::admission::queued);
 }

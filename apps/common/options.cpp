@@ -183,8 +183,7 @@ void add_receiver_options(CLI::App& app, options& o) {
                  "NAME=P,...: the priority at the receivers of that kernel's requests that give none (1, the "
                  "default, is the highest)")
       ->delimiter(',');
-  app.add_option("--kernel-max-queue", o.kernel_max_queue, "NAME=N,...: --max-queue for that kernel")
-      ->delimiter(',');
+  app.add_option("--kernel-max-queue", o.kernel_max_queue, "NAME=N,...: --max-queue for that kernel")->delimiter(',');
   app.add_option("--preferred-batch", o.preferred_batch,
                  "batch sizes (requests) sent as soon as they can be formed and a kernel thread is free, the largest "
                  "first; others wait up to --max-wait-us")
@@ -288,8 +287,9 @@ void add_options(CLI::App& app, options& o) {
                  "echo bytes (65536); 0 picks the kernel's default");
   app.add_option("--work", o.work, "single workload, synthetic: iterations per element");
   app.add_option("--seed", o.seed, "seed of the generated events");
-  app.add_option("--priority", o.priority,
-                 "every request's priority at the receivers: 1 is the highest; 0: the receiver's default for the kernel")
+  app.add_option(
+         "--priority", o.priority,
+         "every request's priority at the receivers: 1 is the highest; 0: the receiver's default for the kernel")
       ->check(CLI::Range(0u, UINT32_MAX));
   app.add_flag("--no-deadlines", o.no_deadlines,
                "requests do not tell receivers how long they are waited for (receivers then run requests whose "

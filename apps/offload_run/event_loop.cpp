@@ -192,7 +192,8 @@ void event_loop::start() {
       if (m_opt.copy_inputs)
         m_tx->submit(m_kernels[m]->name(), product_views(*m_same[m]), std::move(done), {m_opt.priority});
       else
-        m_tx->submit(m_kernels[m]->name(), shared_products{product_views(*m_same[m]), m_same[m]}, std::move(done), {m_opt.priority});
+        m_tx->submit(m_kernels[m]->name(), shared_products{product_views(*m_same[m]), m_same[m]}, std::move(done),
+                     {m_opt.priority});
       continue;
     }
     auto inputs = m_kernels[m]->make_inputs(params(ev->index, m));

@@ -29,9 +29,9 @@ struct loop_options {
   int stream = 0;  ///< which transmitter this is (0..): events of stream s are the same in every mode
   bool validate = false;
   double tolerance = 1e-5;
-  bool copy_inputs = false;  ///< --copy-inputs: submit(product_views), one copy, not shared_products
-  bool same_inputs = false;  ///< --same-inputs: every event submits the same inputs, made once (overhead benchmarks)
-  bool hold_cpu = false;     ///< --cpu-work emulated: CPU work before/after is held, not computed
+  bool copy_inputs = false;    ///< --copy-inputs: submit(product_views), one copy, not shared_products
+  bool same_inputs = false;    ///< --same-inputs: every event submits the same inputs, made once (overhead benchmarks)
+  bool hold_cpu = false;       ///< --cpu-work emulated: CPU work before/after is held, not computed
   std::uint32_t priority = 0;  ///< --priority: every request's (submit_options)
 };
 

@@ -58,7 +58,7 @@ class batching_server {
   std::unordered_map<std::uint64_t, waiting> m_waiting;  // by ticket
   std::uint64_t m_next_ticket = 1;
   std::uint32_t m_running = 0;
-  double m_timer = -1;  // when a wake-up is set (< 0: none)
+  double m_timer = -1;            // when a wake-up is set (< 0: none)
   detail::sched_time m_floor{0};  // the last wake-up's time: now() is never earlier
   double m_busy = 0, m_last = 0;
   std::uint64_t m_batches = 0, m_requests = 0;

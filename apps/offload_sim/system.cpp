@@ -317,18 +317,21 @@ class model {
     auto& q = requests[id];
     q.arrived = s.now();
     const int job = int(events[q.event].job);
-    servers[q.gpu]->submit(q.module, q.items, [this, id](double started) {
-      auto& q2 = requests[id];
-      q2.started = started;
-      q2.served = s.now();
-      const double site_done = site_out.pass(s.now(), q2.bytes_out);
-      s.after(site_done - s.now(), [this, id] {
-        auto& q3 = requests[id];
-        const double wire_done = jobs[events[q3.event].job].back.pass(s.now(), q3.bytes_out);
-        s.after(wire_done - s.now() + latency(q3.bytes_out, c.costs.back_fixed_s, c.costs.back_s_per_byte),
-                [this, id] { replied(id); });
-      });
-    }, job);  // (the receiver's scheduler serves its peers, here the client jobs, in turn)
+    servers[q.gpu]->submit(
+        q.module, q.items,
+        [this, id](double started) {
+          auto& q2 = requests[id];
+          q2.started = started;
+          q2.served = s.now();
+          const double site_done = site_out.pass(s.now(), q2.bytes_out);
+          s.after(site_done - s.now(), [this, id] {
+            auto& q3 = requests[id];
+            const double wire_done = jobs[events[q3.event].job].back.pass(s.now(), q3.bytes_out);
+            s.after(wire_done - s.now() + latency(q3.bytes_out, c.costs.back_fixed_s, c.costs.back_s_per_byte),
+                    [this, id] { replied(id); });
+          });
+        },
+        job);  // (the receiver's scheduler serves its peers, here the client jobs, in turn)
   }
   void replied(std::uint32_t id) {
     auto& q = requests[id];

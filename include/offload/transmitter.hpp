@@ -132,8 +132,8 @@ struct transmitter_stats {
   std::uint64_t fallback_timeout = 0;
   std::uint64_t fallback_error = 0;
   std::uint64_t fallback_no_receiver = 0;
-  std::uint64_t failed = 0;         ///< results with !ok()
-  std::uint64_t late_replies = 0;   ///< replies that came after their request fell back
+  std::uint64_t failed = 0;        ///< results with !ok()
+  std::uint64_t late_replies = 0;  ///< replies that came after their request fell back
   /// The receivers' kernel time (kernel start to end in the reply) of late replies: device
   /// time spent on events that had fallen back already (a batch's time counts once per reply).
   std::uint64_t late_kernel_ns = 0;

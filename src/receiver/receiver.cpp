@@ -50,7 +50,8 @@ receiver::impl::impl(runtime& r, const kernel_registry& k, const transport& link
   st.batch_sizes.assign(std::size_t(cfg.max_batch > 0 ? cfg.max_batch : 1) + 1, 0);
   last_change = steady::now();
   exec = std::make_unique<detail::executors>(
-      *be, pool, [this](long runs, long waits, std::uint64_t items) { utilisation(runs, waits, items); }, [this] { rt.wake(); });
+      *be, pool, [this](long runs, long waits, std::uint64_t items) { utilisation(runs, waits, items); },
+      [this] { rt.wake(); });
 }
 
 std::unique_ptr<endpoint> receiver::impl::listen(const transport& link, runtime& r) {
@@ -64,8 +65,8 @@ std::unique_ptr<endpoint> receiver::impl::listen(const transport& link, runtime&
 void receiver::impl::add_queues() {
   for (const auto* m : {&cfg.kernel_instances, &cfg.kernel_priority, &cfg.kernel_max_queue})
     for (const auto& [name, value] : *m)
-      if (!kernels.id_of(name)) throw std::invalid_argument("receiver: per-kernel setting for '" + name +
-                                                            "', which is not one of its kernels");
+      if (!kernels.id_of(name))
+        throw std::invalid_argument("receiver: per-kernel setting for '" + name + "', which is not one of its kernels");
   // A device backend runs `concurrency` batches at once: each kernel may use all of them.
   const auto instances = static_cast<std::uint32_t>(std::max(cfg.threads, be->concurrency()));
   for (std::uint32_t id = 0; id < kernels.size(); ++id) {
@@ -169,9 +170,8 @@ bool receiver::impl::dispatch() {
     const auto& h = j.request.header();
     const double late_ms = 1e-6 * double(now.count() - r.deadline.count());
     send_error(j.peer, h.request_id, status::expired,
-               "kernel '" + std::string(kernels.by_id(h.kernel_id)->name()) +
-                   "': the request's deadline passed " + fmt::format("{:.3f}", late_ms) +
-                   " ms before it could start; it was not run",
+               "kernel '" + std::string(kernels.by_id(h.kernel_id)->name()) + "': the request's deadline passed " +
+                   fmt::format("{:.3f}", late_ms) + " ms before it could start; it was not run",
                j.received_ns);
     count([](receiver_stats& s) { s.expired += 1; });
     maybe_finish(j.peer, p);
@@ -373,8 +373,8 @@ void receiver::impl::handle_request(int source, message m, std::uint64_t receive
   }
   const auto ticket = next_ticket++;
   const detail::sched_request r{
-      ticket, source, items,
-      static_cast<std::uint32_t>(std::min<std::uint64_t>(h.times[request_priority], UINT32_MAX)), deadline};
+      ticket, source, items, static_cast<std::uint32_t>(std::min<std::uint64_t>(h.times[request_priority], UINT32_MAX)),
+      deadline};
   detail::job j{source, std::move(m), received_ns};
   if (run_inline(j, *k)) {
     ++p.requests;

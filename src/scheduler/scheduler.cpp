@@ -55,8 +55,8 @@ std::size_t scheduler::batch_size(const kernel_queue& q, sched_time now) const {
   if (q.waiting == 0) return 0;
   const auto& b = q.rules.batching;
   const std::size_t cap = b.max_batch > 0 ? std::min<std::size_t>(q.waiting, b.max_batch) : q.waiting;
-  const bool full = (b.max_batch > 0 && q.waiting >= b.max_batch) ||
-                    (b.max_batch_items > 0 && q.items >= b.max_batch_items);
+  const bool full =
+      (b.max_batch > 0 && q.waiting >= b.max_batch) || (b.max_batch_items > 0 && q.items >= b.max_batch_items);
   if (full) return cap;
   std::size_t preferred = 0;  // the largest preferred size the waiting requests can form
   for (auto p : b.preferred)
@@ -154,7 +154,9 @@ void scheduler::remove_where(kernel_queue& q, const auto& pred, std::vector<sche
 
 void scheduler::expire(sched_time now) {
   if (now < m_next_deadline) return;
-  for (auto& q : m_queues) remove_where(q, [&](const sched_request& r) { return r.deadline <= now; }, m_expired);
+  for (auto& q : m_queues)
+    remove_where(
+        q, [&](const sched_request& r) { return r.deadline <= now; }, m_expired);
   m_next_deadline = no_deadline;
   for (const auto& q : m_queues)
     for (const auto& [priority, l] : q.levels)
@@ -169,7 +171,9 @@ std::vector<sched_request> scheduler::take_expired(sched_time now) {
 
 std::vector<std::uint64_t> scheduler::remove_peer(int peer) {
   std::vector<sched_request> removed;
-  for (auto& q : m_queues) remove_where(q, [&](const sched_request& r) { return r.peer == peer; }, removed);
+  for (auto& q : m_queues)
+    remove_where(
+        q, [&](const sched_request& r) { return r.peer == peer; }, removed);
   std::erase_if(m_expired, [&](const sched_request& r) {
     if (r.peer != peer) return false;
     removed.push_back(r);

@@ -44,8 +44,8 @@ using sched_time = std::chrono::nanoseconds;
 inline constexpr sched_time no_deadline = sched_time::max();
 
 struct batching_rules {
-  std::uint32_t max_batch = 1;        ///< requests per batch (1: no batching); 0: no limit
-  std::uint64_t max_batch_items = 0;  ///< items per batch; 0: no limit
+  std::uint32_t max_batch = 1;           ///< requests per batch (1: no batching); 0: no limit
+  std::uint64_t max_batch_items = 0;     ///< items per batch; 0: no limit
   std::vector<std::uint32_t> preferred;  ///< preferred batch sizes, in requests
   std::chrono::nanoseconds max_wait{0};  ///< longest a request waits for a batch to fill
   /// Empty when valid, else what is wrong (a preferred size of 0 or over max_batch).
@@ -54,8 +54,8 @@ struct batching_rules {
 
 struct queue_rules {
   batching_rules batching;
-  std::uint32_t instances = 1;  ///< batches of this queue running at once; 0: only the budget limits them
-  std::uint32_t max_queue = 0;  ///< requests waiting; 0: no limit
+  std::uint32_t instances = 1;         ///< batches of this queue running at once; 0: only the budget limits them
+  std::uint32_t max_queue = 0;         ///< requests waiting; 0: no limit
   std::uint32_t default_priority = 1;  ///< for requests that give priority 0 (1 is the highest)
 };
 

@@ -188,7 +188,8 @@ void transmitter::impl::dispatch() {
     // How long this side still waits for it, and its priority (docs/protocol.md section 2.4).
     wire_times fields{};
     if (cfg.send_deadlines) {
-      const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(r->submitted + cfg.timeout - clock_type::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(r->submitted + cfg.timeout - clock_type::now());
       fields[request_timeout_ns] = std::uint64_t(std::max<std::int64_t>(left.count(), 1));
     }
     fields[request_priority] = r->priority;
@@ -360,6 +361,13 @@ void transmitter::impl::handle_answer(receiver_link& link, int source, wire_resu
   }
   request_ptr r = std::move(it->second);
   live.erase(it);
+  if (answer == status::expired) {
+    // Its deadline there is never earlier than ours (docs/protocol.md section 2.4): our timeout
+    // has passed too, and only this progress thread had not seen it yet.
+    fall_back(std::move(r), fallback_reason::timeout,
+              "receiver " + ep->describe(source) + ": expired: " + error_text(decoded.value().view()));
+    return;
+  }
 
   std::string problem;
   if (!decoded)

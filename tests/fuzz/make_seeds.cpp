@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
   write(decode_dir, "reply_one",
         encode({message_kind::reply, 7, 2, status::ok, {4, 5, 6}},
                product_views(std::vector<product>{product::make("out", std::vector<float>(20, 0.5f))})));
+  // A request with a timeout (50 ms) and a priority (2) in its header (protocol 5, section 2.4).
+  write(decode_dir, "request_deadline",
+        encode({message_kind::request, 44, 3, status::ok, {50'000'000, 2, 0}}, product_views(mixed)));
   write(decode_dir, "request_empty", encode({message_kind::request, 1, 0, status::ok}, product_views{}));
   write(decode_dir, "error", encode_error(9, status::bad_input, "kernel 'mlp': input 'features' has 15 columns"));
   write(decode_dir, "keepalive", encode({message_kind::keepalive, 0, 0, status::ok}, product_views{}));

@@ -88,9 +88,9 @@ struct completions {
 
 /// One phase: receivers on `receiver_ranks` made with `cfg`, every other rank a transmitter to
 /// them running `body` (which may do nothing); receivers then run `check` on their statistics.
-template <class Body, class Check>
-void phase(runtime& rt, test_transport& T, const char* name, const std::vector<int>& receiver_ranks,
-           const receiver_config& cfg, Body body, Check check) {
+template <class Body, class Check> void phase(runtime& rt, test_transport& T, const char* name,
+                                              const std::vector<int>& receiver_ranks, const receiver_config& cfg,
+                                              Body body, Check check) {
   const bool receives = std::find(receiver_ranks.begin(), receiver_ranks.end(), rt.rank()) != receiver_ranks.end();
   const std::size_t transmitters = std::size_t(rt.size()) - receiver_ranks.size();
   if (rt.rank() == 0) std::printf("-- %s\n", name);
@@ -99,6 +99,7 @@ void phase(runtime& rt, test_transport& T, const char* name, const std::vector<i
   T.exchange(rt, rx.get());
   if (receives) {
     check(rx->wait());
+    rx.reset();  // (a receiver that is done still takes messages until it is destroyed)
   } else {
     body();
   }
@@ -144,9 +145,10 @@ int main(int argc, char** argv) {
                 if (ks > lone_in && ks < lone_start) starts_between.insert(ks);
                 if (ks >= lone_in && ks <= lone_start) ++ran_while_waiting;
               }
-              std::printf("fairness: the lone request waited %.3f s at the receiver; %d of the burst's %d requests "
-                          "started meanwhile or with it, in %zu batch(es) before its own\n",
-                          lone_start - lone_in, ran_while_waiting, burst, starts_between.size());
+              std::printf(
+                  "fairness: the lone request waited %.3f s at the receiver; %d of the burst's %d requests "
+                  "started meanwhile or with it, in %zu batch(es) before its own\n",
+                  lone_start - lone_in, ran_while_waiting, burst, starts_between.size());
               EXPECT(starts_between.empty(),
                      "%zu batch(es) of the burst started after a newcomer's request arrived and before it ran",
                      starts_between.size());
@@ -187,7 +189,8 @@ int main(int argc, char** argv) {
               const auto& echo = *kernels.find("echo");
               for (int i = 0; i < 20; ++i) {
                 const auto r = tx->submit("echo", product_views(echo.make_inputs({std::uint64_t(i), 64, 0}))).get();
-                EXPECT(r.ok() && r.receiver() == 0, "echo: %s (fallback %s: %s)", r.error().c_str(), std::string(to_string(r.fallback())).c_str(), r.remote_error().c_str());
+                EXPECT(r.ok() && r.receiver() == 0, "echo: %s (fallback %s: %s)", r.error().c_str(),
+                       std::string(to_string(r.fallback())).c_str(), r.remote_error().c_str());
               }
               send_to(rt, 1, 93, now_s());
             }
@@ -271,8 +274,8 @@ int main(int argc, char** argv) {
       if (me == 0) {
         std::printf("busy: receivers answered %llu, the transmitter counted %llu\n", (unsigned long long)sum[0],
                     (unsigned long long)sum[1]);
-        EXPECT(sum[0] == sum[1] && sum[0] > 0, "receivers' busy %llu != transmitter's %llu",
-               (unsigned long long)sum[0], (unsigned long long)sum[1]);
+        EXPECT(sum[0] == sum[1] && sum[0] > 0, "receivers' busy %llu != transmitter's %llu", (unsigned long long)sum[0],
+               (unsigned long long)sum[1]);
       }
     }
 
@@ -296,11 +299,11 @@ int main(int argc, char** argv) {
               }
               tx->close();  // (waits for the late answers' goodbye_ack)
               const auto s = tx->stats();
-              std::printf("%s: transmitter: %llu fallbacks, %llu expired answers, %llu late replies with %.3f s of "
-                          "kernel time\n",
-                          deadlines ? "deadlines" : "no deadlines", (unsigned long long)s.fallbacks,
-                          (unsigned long long)s.expired, (unsigned long long)s.late_replies,
-                          1e-9 * double(s.late_kernel_ns));
+              std::printf(
+                  "%s: transmitter: %llu fallbacks, %llu expired answers, %llu late replies with %.3f s of "
+                  "kernel time\n",
+                  deadlines ? "deadlines" : "no deadlines", (unsigned long long)s.fallbacks,
+                  (unsigned long long)s.expired, (unsigned long long)s.late_replies, 1e-9 * double(s.late_kernel_ns));
               EXPECT(s.fallbacks == 5, "%llu fallbacks", (unsigned long long)s.fallbacks);
               EXPECT(s.expired == (deadlines ? 4u : 0u), "%llu expired answers", (unsigned long long)s.expired);
             }
