@@ -4,47 +4,50 @@
 # layer builds on, never one above or beside it; no include climbs with "../"; a public header
 # (include/offload/) includes only public headers, only offload/mpi.hpp includes <mpi.h> and only
 # offload/cuda.hpp CUDA's headers; an outside project (examples/) includes its own and public ones.
+# The graph itself is declared once, in cmake/layers.json; the same run checks each layer's CMake
+# link lists against it and that README.md and docs/design.md show it (the block between their
+# "layers" markers is what --graph prints).
 # Exits 1 listing every violation.
 # Usage: scripts/check_layers.sh [ROOT]   (default: this checkout)
+#        scripts/check_layers.sh --graph  (prints the graph block of README.md and docs/design.md)
 set -euo pipefail
-root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
-exec python3 - "$root" <<'PY'
-import pathlib, re, sys
+here=$(cd "$(dirname "$0")/.." && pwd)
+mode=
+if [ "${1:-}" = --graph ]; then
+  mode=--graph
+  shift
+fi
+root=${1:-$here}
+exec python3 - "$root" "$mode" "$here" <<'PY'
+import json, pathlib, re, sys
 
 root = pathlib.Path(sys.argv[1])
-# layer -> the layers it may include (besides itself)
-ALLOWED = {
-    "wire": set(),
-    "scheduler": set(),
-    "runtime": {"wire"},
-    "transport": {"wire", "runtime"},
-    "session": {"wire"},
-    "kernels": {"wire"},
-    "kernels_cuda": {"wire", "kernels"},
-    "transmitter": {"wire", "runtime", "transport", "session", "kernels"},
-    "receiver": {"wire", "runtime", "transport", "session", "scheduler", "kernels", "kernels_cuda"},
-}
+graph_only = len(sys.argv) > 2 and sys.argv[2] == "--graph"
+# The layer graph, declared once (cmake/layers.json): from the checked tree, else this checkout's.
+spec_path = root / "cmake/layers.json"
+if not spec_path.exists():
+    spec_path = pathlib.Path(sys.argv[3] if len(sys.argv) > 3 else ".") / "cmake/layers.json"
+spec = json.loads(spec_path.read_text())
+LAYERS = spec["layers"]
+ALLOWED = {l["name"]: set(l["uses"]) for l in LAYERS}  # layer -> the layers it may include (besides itself)
 LIBRARY = set(ALLOWED)
 ALLOWED["apps_common"] = LIBRARY
 ALLOWED["apps"] = LIBRARY | {"apps_common"}
 ALLOWED["examples"] = LIBRARY  # outside projects: public headers only (checked below)
-# the public headers, by layer
-PUBLIC = {
-    "buffer.hpp": "wire", "dtype.hpp": "wire", "product.hpp": "wire", "wire.hpp": "wire", "stats.hpp": "wire",
-    "runtime.hpp": "runtime",
-    "mpi.hpp": "runtime",
-    "link_emulation.hpp": "transport", "transport.hpp": "transport",
-    "grpc.hpp": "transport",
-    "kernel.hpp": "kernels", "plugin.hpp": "kernels", "cuda.hpp": "kernels", "model.hpp": "kernels",
-    "transmitter.hpp": "transmitter", "receiver.hpp": "receiver", "device_profile.hpp": "receiver",
-}
-FOLDERS = [  # most specific first
-    ("src/wire/", "wire"), ("src/runtime/", "runtime"), ("src/transport/", "transport"),
-    ("src/session/", "session"), ("src/scheduler/", "scheduler"), ("src/transmitter/", "transmitter"), ("src/receiver/", "receiver"),
-    ("kernels/cuda/", "kernels_cuda"), ("kernels/", "kernels"),
-    ("apps/common/", "apps_common"), ("apps/", "apps"), ("tests/", "tests"), ("scripts/", "tests"),
-    ("examples/", "examples"),
-]
+PUBLIC = spec["public_headers"]  # the public headers, by layer
+FOLDERS = sorted([(l["folder"], l["name"]) for l in LAYERS] +
+                 [("apps/common/", "apps_common"), ("apps/", "apps"), ("tests/", "tests"), ("scripts/", "tests"),
+                  ("examples/", "examples")], key=lambda f: -len(f[0]))  # most specific first
+
+def graph_text():
+    """The block README.md and docs/design.md hold, between their layers markers."""
+    width = max(len(l["name"]) for l in LAYERS)
+    lines = [f"{l['name']:<{width}}  uses {', '.join(l['uses']) or 'nothing'}" for l in LAYERS]
+    return "\n".join(lines)
+
+if graph_only:
+    print(graph_text())
+    sys.exit(0)
 
 def layer_of_path(rel):
     if rel.startswith("include/offload/"):
@@ -120,6 +123,37 @@ for path in sorted(sources):
             continue
         problems.append(f"{where}: layer '{me}' may not include layer '{theirs}' "
                         f"(it builds on: {', '.join(sorted(ALLOWED[me])) or 'nothing'})")
+
+# The CMake link lists: a layer's target links only the targets of the layers it uses.
+targets = {l["target"]: l["name"] for l in LAYERS}
+token = re.compile(r"\boffload_[a-z_]+\b")
+for cml in sorted(set(root.glob("src/**/CMakeLists.txt")) | set(root.glob("kernels/**/CMakeLists.txt"))):
+    text = re.sub(r"#[^\n]*", "", cml.read_text())
+    for call in re.finditer(r"(offload_add_layer|target_link_libraries)\((.*?)\)\s*(?=\n)", text, re.S):
+        first = call.group(2).split()[0] if call.group(2).split() else ""
+        if first not in targets:  # (e.g. the whole library's INTERFACE target)
+            continue
+        me = targets[first]
+        words = [first] + token.findall(call.group(2)[call.group(2).index(first) + len(first):])
+        for dep in words[1:]:
+            theirs = targets.get(dep)
+            if theirs is None or theirs == me or theirs in ALLOWED[me]:
+                continue
+            problems.append(f"{cml.relative_to(root).as_posix()}: target {words[0]} links {dep}: layer '{me}' may "
+                            f"not use layer '{theirs}' (it builds on: {', '.join(sorted(ALLOWED[me])) or 'nothing'}; "
+                            f"cmake/layers.json)")
+# The documents show the graph as declared.
+block = re.compile(r"<!-- layers:begin -->\n```\n(.*?)\n```\n<!-- layers:end -->", re.S)
+for doc in ("README.md", "docs/design.md"):
+    path = root / doc
+    if not path.exists():
+        continue
+    m = block.search(path.read_text())
+    if m is None:
+        problems.append(f"{doc}: no layer graph between <!-- layers:begin --> and <!-- layers:end -->")
+    elif m.group(1) != graph_text():
+        problems.append(f"{doc}: its layer graph differs from cmake/layers.json (scripts/check_layers.sh --graph "
+                        f"prints it)")
 
 for p in problems:
     print(p)
