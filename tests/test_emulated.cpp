@@ -176,7 +176,7 @@ TEST_CASE("the emulated backend holds each batch for t(b), at most `concurrency`
   // t(b) = 40 ms + 10 ms per item beyond the first; two batches at once.
   const auto p = parse_device_profile(profile_text("[[1, 40.0], [11, 140.0]]", "2"), "p.json");
   std::string note;
-  const auto be = detail::make_backend("emulated", -1, 0, note, p);
+  const auto be = detail::make_backend(backend_kind::emulated, -1, 0, note, p);
   CHECK(be->concurrency() == 2);
   CHECK_THAT(be->description(), Catch::Contains("EMULATED (test GPU"));
   const auto k = make_model_kernel({"m", 4, 2, false});
@@ -223,4 +223,12 @@ TEST_CASE("the emulated backend holds each batch for t(b), at most `concurrency`
     CHECK_THROWS_WITH(be->run(*other, ins, outs),
                       Catch::Contains("device profile p.json has no model 'other' (it has: m)"));
   }
+}
+
+TEST_CASE("backend kinds and their names map both ways") {
+  for (auto k : {backend_kind::automatic, backend_kind::cpu, backend_kind::cuda, backend_kind::emulated})
+    CHECK(backend_from_name(to_string(k)) == k);
+  CHECK(to_string(backend_kind::automatic) == "auto");
+  CHECK_FALSE(backend_from_name("gpu").has_value());
+  CHECK_FALSE(backend_from_name("").has_value());
 }

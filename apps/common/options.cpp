@@ -66,7 +66,7 @@ receiver_config receiver_settings(const options& o) {
   receiver_config cfg;
   cfg.credits = o.credits;
   cfg.threads = o.receiver_threads;
-  cfg.backend = o.backend;
+  cfg.backend = *backend_from_name(o.backend);  // (--backend is checked against the names)
   cfg.limits = limits(o);
   cfg.idle_timeout = std::chrono::milliseconds(std::llround(o.idle_timeout_ms));
   cfg.max_batch = o.max_batch;

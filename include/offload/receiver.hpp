@@ -16,10 +16,24 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
 namespace offload {
+
+/// Where a receiver runs kernels.
+enum class backend_kind : std::uint8_t {
+  automatic,  ///< cuda where it can run, else cpu, saying why ("auto")
+  cpu,        ///< "cpu"
+  cuda,       ///< "cuda": refused, with the reason, where the build has no CUDA or no device is usable
+  emulated,   ///< "emulated": the device of receiver_config::profile, EMULATED (see there)
+};
+/// The name of a kind, as the flags and reports spell it ("auto", "cpu", "cuda", "emulated").
+std::string_view to_string(backend_kind k) noexcept;
+/// The kind of a name; nullopt for any other.
+std::optional<backend_kind> backend_from_name(std::string_view name) noexcept;
 
 struct receiver_config {
   /// Most requests one transmitter may have outstanding here; more get `credit_exceeded`.
@@ -44,10 +58,8 @@ struct receiver_config {
   std::uint32_t max_queue = 0;
   /// Largest message accepted, products per message, name length.
   wire_limits limits;
-  /// "cpu"; "cuda" (refused, with the reason, where the build has no CUDA or no device is
-  /// usable); "auto": cuda where it can run, else cpu, saying why; "emulated": the device of
-  /// `profile`, EMULATED (see there).
-  std::string backend = "auto";
+  /// Where kernels run (backend_kind).
+  backend_kind backend = backend_kind::automatic;
   /// The device the "emulated" backend stands for (offload/device_profile.hpp). Each batch
   /// holds one kernel thread, asleep, for the profile's time of its model and size, at most
   /// `profile.concurrency` batches at once (the receiver runs at least that many kernel

@@ -16,7 +16,7 @@ namespace {
 /// outputs straight into the pooled reply buffers.
 class cpu_backend final : public backend {
  public:
-  std::string_view name() const noexcept override { return "cpu"; }
+  backend_kind kind() const noexcept override { return backend_kind::cpu; }
   void run(const kernel& k, std::span<const product_views* const> ins, std::span<message_writer* const> outs) override {
     k.run_cpu_batch(ins, outs);
   }
@@ -31,7 +31,7 @@ class emulated_backend final : public backend {
   explicit emulated_backend(const device_profile& p) : m_profile(p), m_slots(std::ptrdiff_t(p.concurrency)) {
     if (p.models.empty()) throw std::invalid_argument("backend 'emulated' needs a device profile (--profile)");
   }
-  std::string_view name() const noexcept override { return "emulated"; }
+  backend_kind kind() const noexcept override { return backend_kind::emulated; }
   std::string description() const override { return "EMULATED (" + m_profile.device + ", " + m_profile.path + ")"; }
   std::size_t concurrency() const override { return m_profile.concurrency; }
   void run(const kernel& k, std::span<const product_views* const> ins, std::span<message_writer* const> outs) override {
@@ -69,7 +69,7 @@ class emulated_backend final : public backend {
 class cuda_backend final : public backend {
  public:
   explicit cuda_backend(int device) : m_device(device), m_report(kernels::cuda::device_report(device)) {}
-  std::string_view name() const noexcept override { return "cuda"; }
+  backend_kind kind() const noexcept override { return backend_kind::cuda; }
   std::string description() const override { return "cuda " + m_report; }
   void run(const kernel& k, std::span<const product_views* const> ins, std::span<message_writer* const> outs) override {
     if (k.cuda() == nullptr) {
@@ -98,11 +98,11 @@ class cuda_backend final : public backend {
 
 }  // namespace
 
-std::unique_ptr<backend> make_backend(const std::string& name, int device, int local_rank, std::string& note,
+std::unique_ptr<backend> make_backend(backend_kind kind, int device, int local_rank, std::string& note,
                                       const device_profile& profile) {
-  if (name == "cpu") return std::make_unique<cpu_backend>();
-  if (name == "emulated") return std::make_unique<emulated_backend>(profile);
-  if (name == "cuda" || name == "auto") {
+  if (kind == backend_kind::cpu) return std::make_unique<cpu_backend>();
+  if (kind == backend_kind::emulated) return std::make_unique<emulated_backend>(profile);
+  if (kind == backend_kind::cuda || kind == backend_kind::automatic) {
 #ifdef OFFLOAD_WITH_CUDA
     std::string why;
     if (kernels::cuda::device_available(why)) {
@@ -117,11 +117,31 @@ std::unique_ptr<backend> make_backend(const std::string& name, int device, int l
     static_cast<void>(local_rank);
     const std::string why = "this build has no CUDA (configured without nvcc or with OFFLOAD_CUDA=OFF)";
 #endif
-    if (name == "cuda") throw std::invalid_argument("backend 'cuda' cannot run here: " + why);
+    if (kind == backend_kind::cuda) throw std::invalid_argument("backend 'cuda' cannot run here: " + why);
     note = why + "; using the CPU backend";
     return std::make_unique<cpu_backend>();
   }
-  throw std::invalid_argument("unknown backend '" + name + "' (known: auto, cpu, cuda, emulated)");
+  throw std::invalid_argument("unknown backend kind " + std::to_string(int(kind)));
 }
 
 }  // namespace offload::detail
+
+namespace offload {
+
+std::string_view to_string(backend_kind k) noexcept {
+  switch (k) {
+    case backend_kind::automatic: return "auto";
+    case backend_kind::cpu: return "cpu";
+    case backend_kind::cuda: return "cuda";
+    case backend_kind::emulated: return "emulated";
+  }
+  return "unknown";
+}
+
+std::optional<backend_kind> backend_from_name(std::string_view name) noexcept {
+  for (auto k : {backend_kind::automatic, backend_kind::cpu, backend_kind::cuda, backend_kind::emulated})
+    if (to_string(k) == name) return k;
+  return std::nullopt;
+}
+
+}  // namespace offload

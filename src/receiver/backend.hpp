@@ -3,6 +3,7 @@
 
 #include <offload/device_profile.hpp>
 #include <offload/kernel.hpp>
+#include <offload/receiver.hpp>
 #include <offload/wire.hpp>
 
 #include <memory>
@@ -15,7 +16,8 @@ namespace offload::detail {
 class backend {
  public:
   virtual ~backend() = default;
-  virtual std::string_view name() const noexcept = 0;
+  virtual backend_kind kind() const noexcept = 0;
+  std::string_view name() const noexcept { return to_string(kind()); }
   /// What it runs on, for the run's metadata (the device report for cuda).
   virtual std::string description() const { return std::string(name()); }
   /// Runs `k` on a batch of requests as one launch: `outs[i]` is laid out from
@@ -26,11 +28,10 @@ class backend {
   virtual std::size_t concurrency() const { return 0; }
 };
 
-/// "cpu", "cuda" (throws std::invalid_argument with the reason where it cannot run),
-/// "auto": cuda where it can run, else cpu, with the reason in `note`, or "emulated": the
-/// device of `profile` (offload/receiver.hpp). The cuda backend uses `device`, or when it is
-/// negative the device `local_rank` modulo the visible devices.
-std::unique_ptr<backend> make_backend(const std::string& name, int device, int local_rank, std::string& note,
+/// The backend of `kind` (offload/receiver.hpp): cuda throws std::invalid_argument with the
+/// reason where it cannot run; automatic falls back to cpu with the reason in `note`. The cuda
+/// backend uses `device`, or when it is negative the device `local_rank` modulo the visible devices.
+std::unique_ptr<backend> make_backend(backend_kind kind, int device, int local_rank, std::string& note,
                                       const device_profile& profile);
 
 }  // namespace offload::detail

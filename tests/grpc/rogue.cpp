@@ -105,7 +105,7 @@ int main() {
   runtime rt(po);
   const auto& kernels = kernel_registry::builtin();
   receiver_config rc;
-  rc.backend = "cpu";
+  rc.backend = backend_kind::cpu;
   rc.limits.max_message_bytes = max_bytes;
   // The rogue session, the cut one and the honest transmitter.
   receiver rx(rt, kernels, grpc_listen{"127.0.0.1:0", 2}, 3, rc);

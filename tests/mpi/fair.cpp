@@ -127,7 +127,7 @@ int main() {
     const auto& kernels = kernel_registry::builtin();
     if (rt.rank() == 0) {
       receiver_config cfg;
-      cfg.backend = "cpu";
+      cfg.backend = backend_kind::cpu;
       cfg.threads = 1;
       cfg.max_work = max_work;
       receiver_stats s;

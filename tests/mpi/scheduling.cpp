@@ -60,7 +60,7 @@ std::uint64_t batches(const receiver_stats& s) {
 
 receiver_config base() {
   receiver_config cfg;
-  cfg.backend = "cpu";
+  cfg.backend = backend_kind::cpu;
   cfg.threads = 1;
   cfg.inline_budget = {};  // every request through the scheduler
   return cfg;

@@ -145,7 +145,7 @@ int main(int argc, char** argv) {
     double a_last = 0, b_last = 0;
     if (rt.rank() == 0) {
       receiver_config cfg;
-      cfg.backend = "cpu";  // inline runs are for the CPU backend
+      cfg.backend = backend_kind::cpu;  // inline runs are for the CPU backend
       cfg.threads = 1;
       auto rx = T.receiver(rt, kernels, 4, cfg);
       T.exchange(rt, rx.get());
