@@ -125,7 +125,8 @@ void receiver::impl::send_reply(detail::finished_job& r) {
 bool receiver::impl::run_inline(detail::job& j, const kernel& k) {
   const double ns_per_byte = k.cheap_ns_per_byte();
   const auto queue = j.request.header().kernel_id;
-  if (cfg.inline_budget.count() <= 0 || !(ns_per_byte > 0) || be->kind() != backend_kind::cpu || sched.waiting(queue) > 0)
+  if (cfg.inline_budget.count() <= 0 || !(ns_per_byte > 0) || be->kind() != backend_kind::cpu ||
+      sched.waiting(queue) > 0)
     return false;
   auto& state = inline_states[&k];
   if (steady::now() < state.off_until) return false;
