@@ -115,7 +115,8 @@ struct transmitter_config {
   /// Limits applied to replies, and to requests: narrowed in the handshake to the smallest of
   /// every receiver's, so that a request no receiver would accept is refused at submit.
   wire_limits limits;
-  /// How long the constructor waits for every receiver's hello_ack, and close() for goodbye_acks.
+  /// How long the constructor waits for every receiver's hello_ack, and close() for goodbye_acks
+  /// (for a receiver set aside after a request timed out: ten `timeout`s at most).
   std::chrono::milliseconds handshake_timeout = std::chrono::seconds(60);
   /// Emulated distance for the requests this transmitter sends (off by default).
   link_emulation emulate;

@@ -7,6 +7,11 @@
 
 namespace offload::detail {
 
+executors::executors(backend& be, buffer_pool& pool, usage_fn usage, std::function<void()> wake, std::size_t threads)
+    : m_be(be), m_pool(pool), m_usage(std::move(usage)), m_wake(std::move(wake)) {
+  for (std::size_t i = 0; i < threads; ++i) m_threads.emplace_back([this] { work(); });
+}
+
 executors::~executors() {
   m_queue.close();
   for (auto& t : m_threads) t.join();
@@ -62,7 +67,6 @@ std::vector<std::byte*> placed_outputs(const kernel& k, message& request, const 
 
 std::vector<finished_job> executors::run(job_batch& b) {
   const kernel& k = *b.k;
-  m_usage(0, -long(b.items.size()), 0);
   std::vector<finished_job> out;
   std::vector<const product_views*> ins;
   std::vector<message_writer> writers;
@@ -104,7 +108,7 @@ std::vector<finished_job> executors::run(job_batch& b) {
     } catch (const std::exception&) {  // (the kernel refuses these inputs below)
     }
   }
-  m_usage(1, 0, items);
+  m_usage(1, items);
   const std::uint64_t start = now_ns();
   try {
     m_be.run(k, ins, outs);
@@ -129,7 +133,7 @@ std::vector<finished_job> executors::run(job_batch& b) {
       write_times(out.back().reply.span(), {received[i], start, now_ns()});
     }
   }
-  m_usage(-1, 0, 0);
+  m_usage(-1, 0);
   return out;
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 // Executors: run the scheduler's batches on a backend, each batch on a thread of its own
-// (threads are started as batches need them and kept), and hand the replies back to the
-// progress thread. The scheduler decides what runs and how many at once; this unit only runs.
+// (the usual number of threads is started at once, more as batches need them, and all are
+// kept), and hand the replies back to the progress thread. The scheduler decides what runs and how many at once; this
+// unit only runs.
 
 #include "backend.hpp"
 #include "src/runtime/work_queue.hpp"
@@ -47,11 +48,12 @@ struct finished_batch {
 
 class executors {
  public:
-  /// `usage(running_delta, queued_delta, items)`: the receiver's utilisation accounting, called
-  /// from any thread. `wake()`: tells the progress thread that a batch finished.
-  using usage_fn = std::function<void(long running_delta, long queued_delta, std::uint64_t items)>;
-  executors(backend& be, buffer_pool& pool, usage_fn usage, std::function<void()> wake)
-      : m_be(be), m_pool(pool), m_usage(std::move(usage)), m_wake(std::move(wake)) {}
+  /// `usage(running_delta, items)`: the receiver's utilisation accounting (a batch of `items`
+  /// starts: +1; it ends: -1), called from any thread. `wake()`: tells the progress thread that
+  /// a batch finished. `threads`: started now (a process's memory then reaches its working size
+  /// at start, not whenever a burst first needs another thread).
+  using usage_fn = std::function<void(long running_delta, std::uint64_t items)>;
+  executors(backend& be, buffer_pool& pool, usage_fn usage, std::function<void()> wake, std::size_t threads);
   ~executors();
   executors(const executors&) = delete;
   executors& operator=(const executors&) = delete;

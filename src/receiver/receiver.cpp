@@ -50,8 +50,9 @@ receiver::impl::impl(runtime& r, const kernel_registry& k, const transport& link
   st.batch_sizes.assign(std::size_t(cfg.max_batch > 0 ? cfg.max_batch : 1) + 1, 0);
   last_change = steady::now();
   exec = std::make_unique<detail::executors>(
-      *be, pool, [this](long runs, long waits, std::uint64_t items) { utilisation(runs, waits, items); },
-      [this] { rt.wake(); });
+      *be, pool, [this](long runs, std::uint64_t items) { utilisation(runs, 0, items); }, [this] { rt.wake(); },
+      cfg.max_threads > 0 ? std::min<std::size_t>(cfg.max_threads, std::max(cfg.threads, be->concurrency()))
+                          : std::max(cfg.threads, be->concurrency()));
 }
 
 std::unique_ptr<endpoint> receiver::impl::listen(const transport& link, runtime& r) {
@@ -188,6 +189,7 @@ bool receiver::impl::dispatch() {
       waiting_jobs.erase(it);
     }
     const auto n = b.items.size();
+    utilisation(0, -long(n));  // (out of the queue)
     count([&](receiver_stats& s) {
       if (n >= s.batch_sizes.size()) s.batch_sizes.resize(n + 1, 0);
       s.batch_sizes[n] += 1;

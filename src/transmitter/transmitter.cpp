@@ -497,8 +497,11 @@ void transmitter::impl::handshake() {
 }
 
 void transmitter::impl::say_goodbye() {
-  // A receiver set aside (a request to it timed out) may be stopped or dead: it is told goodbye
-  // but not waited for (unless it answers meanwhile), and sends to it are given up below.
+  // A receiver set aside (a request to it timed out) may be stopped or dead, or only slow: it
+  // acknowledges once the batch it is running is done, and a reply it sends after this side
+  // stopped receiving is never taken (its rank then waits its idle timeout at the end). So it
+  // is waited for too, but only ten request timeouts (at most handshake_timeout); then sends to
+  // it are given up below.
   rt.call([&] {
     std::lock_guard lock(link_mutex);
     for (auto& l : links) {
@@ -508,12 +511,16 @@ void transmitter::impl::say_goodbye() {
     }
   });
   {
+    const auto start = clock_type::now();
+    const auto suspect_wait = std::min<clock_type::duration>(cfg.handshake_timeout, 10 * cfg.timeout);
     std::unique_lock lock(link_mutex);
-    const bool acked = link_cv.wait_for(lock, cfg.handshake_timeout, [&] {
+    const auto all_acked = [&](bool suspects_too) {
       for (const auto& l : links)
-        if (l.goodbye_sent && !l.goodbye_acked && !l.suspect) return false;
+        if (l.goodbye_sent && !l.goodbye_acked && (suspects_too || !l.suspect)) return false;
       return true;
-    });
+    };
+    link_cv.wait_until(lock, start + suspect_wait, [&] { return all_acked(true); });
+    const bool acked = link_cv.wait_until(lock, start + cfg.handshake_timeout, [&] { return all_acked(false); });
     if (!acked)
       spdlog::warn("transmitter rank {}: not every receiver acknowledged goodbye within {} ms", rt.rank(),
                    cfg.handshake_timeout.count());

@@ -113,8 +113,10 @@ void rogue(runtime& rt, const kernel_registry& kernels) {
   const long rss_after = offload_test::status_kib(receiver_pid, "VmRSS:");
   std::printf("rogue: the receiver's peak grew %ld MiB; its RSS was %ld MiB before, %ld MiB 1.5 s after\n", grew >> 10,
               rss_before >> 10, rss_after >> 10);
-  EXPECT(grew < long(huge_bytes >> 10) + (256L << 10), "the receiver's peak grew %ld KiB for one message of %zu KiB",
-         grew, huge_bytes >> 10);
+  // Held once, never copied: its peak grew by less than 1.5 times the message (what else the
+  // receiver does meanwhile, serving rank 1 and MPI's own buffers, has measured 0 to 263 MiB).
+  EXPECT(grew < long(huge_bytes >> 10) * 3 / 2, "the receiver's peak grew %ld KiB for one message of %zu KiB", grew,
+         huge_bytes >> 10);
   EXPECT(rss_after < rss_before + (256L << 10), "the receiver's RSS is %ld KiB, %ld KiB before the message", rss_after,
          rss_before);
 

@@ -306,6 +306,10 @@ int main(int argc, char** argv) {
                   (unsigned long long)s.expired, (unsigned long long)s.late_replies, 1e-9 * double(s.late_kernel_ns));
               EXPECT(s.fallbacks == 5, "%llu fallbacks", (unsigned long long)s.fallbacks);
               EXPECT(s.expired == (deadlines ? 4u : 0u), "%llu expired answers", (unsigned long long)s.expired);
+              // The receiver is suspect (its answers were late), yet close() waited for all five
+              // (expired answers count as late replies): a reply sent after this side stopped
+              // receiving would never be taken.
+              EXPECT(s.late_replies == 5, "%llu late replies", (unsigned long long)s.late_replies);
             }
             tx->close();
           },
