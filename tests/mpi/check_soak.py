@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """check_soak.py RUN.json TOLERANCE_MIB: every event came back validated, and no rank's resident
 memory grew after warm-up: from the first quarter of the run's samples (pools and queues have
-reached their working size by then) to its end, RSS grew at most TOLERANCE_MIB."""
+reached their working size by then) to its end, RSS grew at most TOLERANCE_MIB; and the receivers'
+mean queue lies within what the transmitters' credits allow."""
 import json
 import sys
 
@@ -20,5 +21,9 @@ for r in d["ranks"]:
           f"end {m['rss_end_kib'] / 1024:.1f}: grew {growth / 1024:.2f} MiB after the first quarter "
           f"({m['samples']} samples)")
     ok = ok and growth <= tolerance_kib
+    if r["role"] == "receiver":
+        queue, most = r["mean_queue_requests"], c["transmitters"] * c["credits"]
+        print(f"soak: rank {r['rank']}: mean queue {queue:.2f} requests (at most {most})")
+        ok = ok and 0 <= queue <= most
 print(f"soak: {'OK' if ok else 'FAILED'} (tolerance {tolerance_kib / 1024:.1f} MiB)")
 sys.exit(0 if ok else 1)
