@@ -99,6 +99,8 @@ class scheduler {
   sched_time wake_by() const;
 
   std::size_t waiting() const noexcept { return m_waiting; }
+  /// Nothing waits and no expired request is left to take: next() and take_expired() have nothing.
+  bool idle() const noexcept { return m_waiting == 0 && m_expired.empty(); }
   std::size_t waiting(std::size_t queue) const { return m_queues.at(queue).waiting; }
   std::size_t running() const noexcept { return m_running; }
   std::size_t running(std::size_t queue) const { return m_queues.at(queue).running; }
