@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
     std::printf("%-11s %-12s %10s %10s %9s %8s\n", "kernel", "size", "time_ms", "floor_ms", "bound", "x_floor");
     for (const auto& name : registry.names()) {
       const auto& k = *registry.find(name);
-      if (k.cuda() == nullptr) {
+      if (offload::kernels::cuda::implementation(k) == nullptr) {
         std::printf("%-11s (no CUDA implementation)\n", name.c_str());
         continue;
       }

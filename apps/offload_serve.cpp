@@ -79,8 +79,9 @@ int main(int argc, char** argv) {
     progress.yield = std::chrono::microseconds(o.yield_us);
     offload::runtime rt(progress);
     const std::size_t expected = peers == 0 ? std::numeric_limits<std::size_t>::max() : std::size_t(peers);
-    offload::receiver rx(rt, kernels, offload::grpc_listen{listen, o.grpc_threads, o.grpc_memory}, expected,
-                         service_settings(o));
+    offload::receiver rx(rt, kernels,
+                         offload::app::receiver_link(o, offload::grpc_listen{listen, o.grpc_threads, o.grpc_memory}),
+                         expected, service_settings(o));
     const auto s0 = rx.stats();
     std::string names;
     for (const auto& n : kernels.names()) names += (names.empty() ? "" : ", ") + n;

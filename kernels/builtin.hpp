@@ -39,10 +39,4 @@ const kernel& synthetic_kernel();
 const kernel& mlp_kernel();
 const kernel& clustering_kernel();
 
-// Their CUDA implementations (the .cu beside each .cpp), or nullptr in a build without CUDA.
-const cuda_implementation* echo_cuda() noexcept;
-const cuda_implementation* synthetic_cuda() noexcept;
-const cuda_implementation* mlp_cuda() noexcept;
-const cuda_implementation* clustering_cuda() noexcept;
-
 }  // namespace offload::kernels

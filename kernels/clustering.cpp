@@ -52,7 +52,6 @@ class clustering final : public kernel {
   std::string_view name() const noexcept override { return "clustering"; }
   std::string_view version() const noexcept override { return "1"; }
   std::uint64_t default_size() const noexcept override { return 64; }  // 64 x 64 cells
-  const cuda_implementation* cuda() const noexcept override { return clustering_cuda(); }
   std::vector<product_spec> output_specs(const product_views& in) const override {
     auto e = in.get<float>("energy");
     auto shape = in.get<std::int32_t>("shape");
@@ -88,12 +87,6 @@ class clustering final : public kernel {
 };
 
 }  // namespace
-
-#ifndef OFFLOAD_WITH_CUDA
-const cuda_implementation* clustering_cuda() noexcept {
-  return nullptr;
-}
-#endif
 
 const kernel& clustering_kernel() {
   static const clustering k;

@@ -11,7 +11,6 @@ class echo final : public kernel {
   std::string_view name() const noexcept override { return "echo"; }
   std::string_view version() const noexcept override { return "1"; }
   std::uint64_t default_size() const noexcept override { return 65536; }  // bytes
-  const cuda_implementation* cuda() const noexcept override { return echo_cuda(); }
   std::vector<product_spec> output_specs(const product_views& in) const override {
     std::vector<product_spec> out;
     for (const auto& p : in) out.push_back({std::string(p.name), p.type, p.count});
@@ -42,12 +41,6 @@ class echo final : public kernel {
 };
 
 }  // namespace
-
-#ifndef OFFLOAD_WITH_CUDA
-const cuda_implementation* echo_cuda() noexcept {
-  return nullptr;
-}
-#endif
 
 const kernel& echo_kernel() {
   static const echo k;

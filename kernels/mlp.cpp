@@ -38,7 +38,6 @@ class mlp final : public kernel {
   std::string_view name() const noexcept override { return "mlp"; }
   std::string_view version() const noexcept override { return "1"; }
   std::uint64_t default_size() const noexcept override { return 256; }  // jets
-  const cuda_implementation* cuda() const noexcept override { return mlp_cuda(); }
   std::vector<product_spec> output_specs(const product_views& in) const override {
     auto f = in.get<float>("features");
     if (f.size() % mlp_features != 0)
@@ -69,12 +68,6 @@ class mlp final : public kernel {
 };
 
 }  // namespace
-
-#ifndef OFFLOAD_WITH_CUDA
-const cuda_implementation* mlp_cuda() noexcept {
-  return nullptr;
-}
-#endif
 
 const kernel& mlp_kernel() {
   static const mlp k;

@@ -11,7 +11,6 @@ class synthetic final : public kernel {
   std::string_view name() const noexcept override { return "synthetic"; }
   std::string_view version() const noexcept override { return "1"; }
   std::uint64_t default_size() const noexcept override { return 4096; }  // elements
-  const cuda_implementation* cuda() const noexcept override { return synthetic_cuda(); }
   std::vector<product_spec> output_specs(const product_views& in) const override {
     auto x = in.get<double>("x");
     auto it = scalar_input<std::int64_t>(in, "iterations");
@@ -47,12 +46,6 @@ class synthetic final : public kernel {
 };
 
 }  // namespace
-
-#ifndef OFFLOAD_WITH_CUDA
-const cuda_implementation* synthetic_cuda() noexcept {
-  return nullptr;
-}
-#endif
 
 const kernel& synthetic_kernel() {
   static const synthetic k;

@@ -8,8 +8,10 @@
 # seconds, the transmitters' late replies and their kernel seconds (the wasted device time),
 # expired answers, remote results and events/s.
 # Usage: scripts/bench_deadlines.sh [-b build-dir] [offload-run flags...]
-#   default: 3 transmitters x 2 threads x 4 in flight, synthetic --work 20000 (about 10 ms per
-#   request here), --timeout-ms 40, 60 events each
+#   default: 3 transmitters x 2 threads x 4 in flight (24 requests offered at once to one kernel
+#   thread), synthetic --size 1000 --work 1500 (about 10 ms per request on this VM: 7 ns per
+#   iteration), --timeout-ms 40, 200 events each: the first few requests of a queue are answered
+#   in time, the rest wait past the timeout
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=build
@@ -25,8 +27,8 @@ run() {  # $1: label, rest: extra flags
   local label=$1
   shift
   timeout 300 mpiexec --oversubscribe --mca btl self,vader,tcp -np 4 "$build/apps/offload-run" --receivers 1 \
-    --backend cpu --receiver-threads 1 --kernel synthetic --size 1000 --work 20000 --threads 2 --inflight 4 \
-    --events 60 --warmup-events 0 --timeout-ms 40 --credits 8 --quiet --json "$tmp/$label.json" "$@" >/dev/null
+    --backend cpu --receiver-threads 1 --kernel synthetic --size 1000 --work 1500 --threads 2 --inflight 4 \
+    --events 200 --warmup-events 0 --timeout-ms 40 --credits 8 --quiet --json "$tmp/$label.json" "$@" >/dev/null
 }
 for i in $(seq 1 "$repeats"); do
   run "on-$i" "$@"

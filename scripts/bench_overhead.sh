@@ -8,7 +8,8 @@
 #               request/reply rate with 64 KiB requests and 64 KiB replies
 #   receiver CPU: the receiver rank's process CPU and its progress thread's CPU over the requests
 #               it served, in us per request, for every run above, and for 64 B echo 1 -> 1 at
-#               2 threads x 16 in flight (results/transports.md's CPU-per-request test). Over a
+#               2 threads x 16 in flight (results/transports.md's CPU-per-request test; 30000
+#               events, about 0.3 s: a 3000-event run lasts 30 ms and its rate is bimodal). Over a
 #               busy run it bounds how many requests per second one receiver core can take; note
 #               that a progress thread that spins while idle counts its spin.
 # Usage: [REPEATS=3] scripts/bench_overhead.sh [build-dir] [extra offload-run flags...]; prints the
@@ -44,7 +45,7 @@ for r in $(seq "$repeats"); do
   mpirun -np 8 "$pingpong" --pattern many-to-one --mr-bytes 65536 --mr-reply-bytes 65536 --json "$tmp/mr.$r.json" >/dev/null
   mpirun -np 8 "$run" --receivers 1 --backend cpu --kernel echo --size 65536 --events 3000 --threads 2 --inflight 8 \
     --quiet --json "$tmp/mr_echo.$r.json" "$@" >/dev/null
-  mpirun -np 2 "$run" --receivers 1 --backend cpu --kernel echo --size 64 --events 3000 --warmup-events 200 --threads 2 \
+  mpirun -np 2 "$run" --receivers 1 --backend cpu --kernel echo --size 64 --events 30000 --warmup-events 2000 --threads 2 \
     --inflight 16 --credits 16 --quiet --json "$tmp/tput.$r.json" "$@" >/dev/null
 done
 

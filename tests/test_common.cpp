@@ -1,10 +1,14 @@
-#include "src/runtime/work_queue.hpp"
-#include "src/transport/link_schedule.hpp"
-#include "src/wire/buffer_pool.hpp"
+#include "src/base/buffer_pool.hpp"
+#include "src/base/work_queue.hpp"
+#include "src/emulation/link_schedule.hpp"
+#include "src/progress/engine.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cstdint>
+#include <future>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -109,5 +113,75 @@ TEST_CASE("an emulated link delays by its latency, keeps order and serialises at
   SECTION("off by default") {
     detail::link_schedule s({});
     CHECK_FALSE(s.active());
+  }
+}
+
+namespace {
+/// A client that counts its polls and asks to be woken 1 ms from each poll (an emulated send).
+struct counting_client final : progress_client {
+  std::atomic<int> polls{0};
+  std::atomic<std::chrono::steady_clock::time_point> due{std::chrono::steady_clock::time_point::max()};
+  bool progress() override {
+    ++polls;
+    return false;
+  }
+  std::chrono::steady_clock::time_point wake_by() const override { return due.load(); }
+};
+}  // namespace
+
+TEST_CASE("the progress engine runs its setup, tasks and clients on its own thread, without MPI") {
+  progress_options o;
+  o.spin = o.yield = std::chrono::microseconds(0);  // sleep at once when idle
+  o.max_sleep = std::chrono::milliseconds(50);
+  SECTION("a setup that throws: start() rethrows it and no thread is left") {
+    detail::progress_engine e(o);
+    CHECK_THROWS_WITH(e.start({[] { throw std::runtime_error("no MPI here"); }, {}, {}}), "no MPI here");
+  }
+  SECTION("tasks run in order on the thread; clients are polled until removed; teardown runs last") {
+    std::atomic<bool> torn_down{false};
+    counting_client c;
+    {
+      detail::progress_engine e(o);
+      std::thread::id setup_on;
+      e.start({[&] { setup_on = std::this_thread::get_id(); }, [&] { torn_down = true; }, {}});
+      CHECK_FALSE(e.on_thread());
+      std::promise<std::vector<int>> order;
+      auto seen = std::make_shared<std::vector<int>>();
+      std::promise<bool> on_thread;
+      e.post([&, seen] {
+        seen->push_back(1);
+        on_thread.set_value(e.on_thread() && std::this_thread::get_id() == setup_on);
+      });
+      e.post([&, seen] {
+        seen->push_back(2);
+        order.set_value(*seen);
+      });
+      CHECK(on_thread.get_future().get());
+      CHECK(order.get_future().get() == std::vector<int>{1, 2});
+      std::promise<void> added;
+      e.post([&] {
+        e.add(c);
+        added.set_value();
+      });
+      added.get_future().get();
+      // An idle engine sleeps up to max_sleep between polls; a client due sooner is polled sooner.
+      c.due = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
+      const int before = c.polls;
+      while (c.polls < before + 3) std::this_thread::yield();
+      std::promise<void> removed;
+      e.post([&] {
+        e.remove(c);
+        removed.set_value();
+      });
+      removed.get_future().get();
+      const int after = c.polls;
+      e.wake();
+      std::promise<void> ran;
+      e.post([&] { ran.set_value(); });
+      ran.get_future().get();
+      CHECK(c.polls == after);  // no longer polled
+      CHECK_FALSE(torn_down);
+    }
+    CHECK(torn_down);
   }
 }

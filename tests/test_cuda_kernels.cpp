@@ -61,8 +61,9 @@ int main(int argc, char** argv) {
   for (const auto& name : all.names()) {
     const kernel& k = *all.find(name);
     const bool builtin = kernel_registry::builtin().find(name) != nullptr;
-    EXPECT(!builtin || k.cuda() != nullptr, "built-in %s has no CUDA implementation", name.c_str());
-    if (k.cuda() == nullptr) {
+    EXPECT(!builtin || kernels::cuda::implementation(k) != nullptr, "built-in %s has no CUDA implementation",
+           name.c_str());
+    if (kernels::cuda::implementation(k) == nullptr) {
       std::printf("%s (%s): no CUDA implementation, not compared\n", name.c_str(), all.origin(name).c_str());
       continue;
     }

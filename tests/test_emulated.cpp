@@ -1,9 +1,10 @@
 // The emulated device: profiles, the model stand-ins, the backend's timing model, workload files.
 #include "apps/common/workload.hpp"
-#include "src/receiver/backend.hpp"
 
 #include <offload/device_profile.hpp>
+#include <offload/emulation.hpp>
 #include <offload/model.hpp>
+#include <offload/receiver.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -175,8 +176,9 @@ TEST_CASE("a model stand-in writes the same scores computed, held or emulated") 
 TEST_CASE("the emulated backend holds each batch for t(b), at most `concurrency` at once, off the CPU") {
   // t(b) = 40 ms + 10 ms per item beyond the first; two batches at once.
   const auto p = parse_device_profile(profile_text("[[1, 40.0], [11, 140.0]]", "2"), "p.json");
-  std::string note;
-  const auto be = detail::make_backend(backend_kind::emulated, -1, 0, note, p);
+  const auto be = emulated_backend(p);
+  CHECK(be->name() == "emulated");
+  CHECK_FALSE(be->on_cpu());  // cheap kernels never run inline in its place
   CHECK(be->concurrency() == 2);
   CHECK_THAT(be->description(), Catch::Contains("EMULATED (test GPU"));
   const auto k = make_model_kernel({"m", 4, 2, false});
@@ -225,9 +227,14 @@ TEST_CASE("the emulated backend holds each batch for t(b), at most `concurrency`
   }
 }
 
+TEST_CASE("an emulated device needs a profile with models") {
+  CHECK_THROWS_WITH(emulated_backend(device_profile{}), Catch::Contains("needs a device profile with models"));
+}
+
 TEST_CASE("backend kinds and their names map both ways") {
-  for (auto k : {backend_kind::automatic, backend_kind::cpu, backend_kind::cuda, backend_kind::emulated})
+  for (auto k : {backend_kind::automatic, backend_kind::cpu, backend_kind::cuda})
     CHECK(backend_from_name(to_string(k)) == k);
+  CHECK_FALSE(backend_from_name("emulated").has_value());  // the lab's, passed in as a backend
   CHECK(to_string(backend_kind::automatic) == "auto");
   CHECK_FALSE(backend_from_name("gpu").has_value());
   CHECK_FALSE(backend_from_name("").has_value());

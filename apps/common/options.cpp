@@ -66,19 +66,21 @@ receiver_config receiver_settings(const options& o) {
   receiver_config cfg;
   cfg.credits = o.credits;
   cfg.threads = o.receiver_threads;
-  cfg.backend = *backend_from_name(o.backend);  // (--backend is checked against the names)
+  if (o.backend == "emulated") {
+    device_profile p = o.profile_data;
+    p.time_scale = o.time_scale;  // the device keeps its ratio to the client CPU
+    cfg.custom_backend = emulated_backend(p);
+  } else {
+    cfg.backend = *backend_from_name(o.backend);  // (--backend is checked against the names)
+  }
   cfg.limits = limits(o);
   cfg.idle_timeout = std::chrono::milliseconds(std::llround(o.idle_timeout_ms));
   cfg.max_batch = o.max_batch;
   cfg.preferred_batch = o.preferred_batch;
-  cfg.profile = o.profile_data;
-  cfg.profile.time_scale = o.time_scale;  // the device keeps its ratio to the client CPU
   cfg.device = o.device;
   cfg.max_wait = std::chrono::microseconds(std::int64_t(o.max_wait_us));
-  cfg.emulate = emulation(o);
   cfg.max_work = o.max_work;
   cfg.inline_budget = std::chrono::microseconds(std::llround(o.inline_budget_us));
-  cfg.site_link_bps = o.site_link_gbit * 1e9;
   cfg.max_queue = o.max_queue;
   cfg.max_threads = o.max_threads;
   cfg.kernel_instances = per_kernel(o.kernel_instances, "--kernel-instances", 1);
@@ -93,10 +95,20 @@ transmitter_config transmitter_settings(const options& o) {
   cfg.timeout = std::chrono::microseconds(std::int64_t(o.timeout_ms * 1e3));
   cfg.policy = o.routing == "least_outstanding" ? routing::least_outstanding : routing::round_robin;
   cfg.limits = limits(o);
-  cfg.emulate = emulation(o);
   cfg.fallback_threads = o.fallback_threads > 0 ? o.fallback_threads : std::size_t(o.threads);
   cfg.send_deadlines = !o.no_deadlines;
   return cfg;
+}
+
+transport receiver_link(const options& o, transport link) {
+  const auto e = emulation(o);
+  if (!e.active() && !(o.site_link_gbit > 0)) return link;
+  return emulated_link(std::move(link), e, o.site_link_gbit * 1e9);
+}
+
+transport transmitter_link(const options& o, transport link) {
+  const auto e = emulation(o);
+  return e.active() ? emulated_link(std::move(link), e) : link;
 }
 
 const std::vector<std::pair<std::string, double>>& distance_presets() {

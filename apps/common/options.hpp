@@ -4,7 +4,7 @@
 #include "workload.hpp"
 
 #include <offload/device_profile.hpp>
-#include <offload/link_emulation.hpp>
+#include <offload/emulation.hpp>
 #include <offload/receiver.hpp>
 #include <offload/transmitter.hpp>
 
@@ -118,6 +118,11 @@ wire_limits limits(const options& o);
 /// The receiver and transmitter settings the flags give (communicator: the runtime's).
 receiver_config receiver_settings(const options& o);
 transmitter_config transmitter_settings(const options& o);
+/// The transport a receiver (transmitter) of these flags uses: `link`, behind the emulated
+/// distance (--inject-*, --distance) and the receiver's site link (--site-link-gbit) when the
+/// flags ask for them (offload/emulation.hpp).
+transport receiver_link(const options& o, transport link);
+transport transmitter_link(const options& o, transport link);
 
 /// The distance presets: name and emulated one-way latency in ms (half the round trip).
 const std::vector<std::pair<std::string, double>>& distance_presets();

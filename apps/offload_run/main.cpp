@@ -271,8 +271,9 @@ std::unique_ptr<offload::transmitter> connect(rank_run& j, const std::vector<std
   }
   try {
     if (o.grpc())
-      return std::make_unique<offload::transmitter>(j.rt, j.kernels, offload::grpc_link{grpc_addresses}, cfg);
-    return std::make_unique<offload::transmitter>(j.rt, j.kernels, receivers, cfg);
+      return std::make_unique<offload::transmitter>(
+          j.rt, j.kernels, offload::app::transmitter_link(o, offload::grpc_link{grpc_addresses}), cfg);
+    return std::make_unique<offload::transmitter>(j.rt, j.kernels, offload::app::transmitter_link(o, receivers), cfg);
   } catch (const offload::handshake_error& e) {
     spdlog::error("handshake failed: {}", e.what());
     j.me["setup_failed"] = true;
@@ -436,12 +437,9 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     const auto cfg = offload::app::receiver_settings(o);
     try {
       const auto peers = std::size_t(rt.size() - o.receivers);
-      if (o.grpc())
-        rx = std::make_unique<offload::receiver>(
-            rt, kernels, offload::grpc_listen{o.listen, o.grpc_threads, o.grpc_memory}, peers, cfg);
-      else
-        rx = std::make_unique<offload::receiver>(
-            rt, kernels, offload::mpi_link{{}, MPI_COMM_NULL, o.blocking_receive_below, o.parts_from}, peers, cfg);
+      const auto over = o.grpc() ? offload::transport(offload::grpc_listen{o.listen, o.grpc_threads, o.grpc_memory})
+                                 : offload::mpi_link{{}, MPI_COMM_NULL, o.blocking_receive_below, o.parts_from};
+      rx = std::make_unique<offload::receiver>(rt, kernels, offload::app::receiver_link(o, over), peers, cfg);
     } catch (const std::exception& e) {  // bad settings, or gRPC cannot listen
       problem = e.what();
       spdlog::error("{}", problem);

@@ -149,7 +149,7 @@ int serve(runtime& rt, const options& o, const kernel_registry& kernels) {
       try {
         receiver_config cfg = base;
         {
-          receiver rx(rt, kernels, mpi_link{{}, merged, o.blocking_receive_below, o.parts_from},
+          receiver rx(rt, kernels, receiver_link(o, mpi_link{{}, merged, o.blocking_receive_below, o.parts_from}),
                       std::size_t(transmitters), cfg);
           s = rx.wait();
         }  // detached from the progress thread before the communicator goes

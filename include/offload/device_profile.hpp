@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// Device profiles: what a GPU (or any accelerator) takes to run a batch of each model, as
-/// measured, for the emulated device backend (receiver_config::backend = "emulated") and the
+/// measured, for the emulated device backend (offload/emulation.hpp: emulated_backend) and the
 /// studies built on it. A profile is a JSON file (profiles/*.json; docs/emulated-device.md has
 /// the format): per model, a table of batch size (items: jets, taus, events) against service
 /// time, interpolated linearly (and extrapolated from the last two rows); how many batches the

@@ -3,9 +3,8 @@
 /// The receiver: serves any number of transmitters over one transport, runs their requests
 /// on a backend and sends the outputs back.
 
-#include <offload/device_profile.hpp>
+#include <offload/backend.hpp>
 #include <offload/kernel.hpp>
-#include <offload/link_emulation.hpp>
 #include <offload/runtime.hpp>
 #include <offload/stats.hpp>
 #include <offload/transport.hpp>
@@ -23,14 +22,13 @@
 
 namespace offload {
 
-/// Where a receiver runs kernels.
+/// Where a receiver runs kernels, among the library's backends (offload/backend.hpp).
 enum class backend_kind : std::uint8_t {
   automatic,  ///< cuda where it can run, else cpu, saying why ("auto")
   cpu,        ///< "cpu"
   cuda,       ///< "cuda": refused, with the reason, where the build has no CUDA or no device is usable
-  emulated,   ///< "emulated": the device of receiver_config::profile, EMULATED (see there)
 };
-/// The name of a kind, as the flags and reports spell it ("auto", "cpu", "cuda", "emulated").
+/// The name of a kind, as the flags and reports spell it ("auto", "cpu", "cuda").
 std::string_view to_string(backend_kind k) noexcept;
 /// The kind of a name; nullopt for any other.
 std::optional<backend_kind> backend_from_name(std::string_view name) noexcept;
@@ -58,16 +56,12 @@ struct receiver_config {
   std::uint32_t max_queue = 0;
   /// Largest message accepted, products per message, name length.
   wire_limits limits;
-  /// Where kernels run (backend_kind).
+  /// Where kernels run (backend_kind), unless `custom_backend` is set.
   backend_kind backend = backend_kind::automatic;
-  /// The device the "emulated" backend stands for (offload/device_profile.hpp). Each batch
-  /// holds one kernel thread, asleep, for the profile's time of its model and size, at most
-  /// `profile.concurrency` batches at once (the receiver runs at least that many kernel
-  /// threads), so that the receiver's own work (receive, batch, reply) stays real and no core
-  /// is taken for the device's time. Outputs are the kernel's exact ones
-  /// (kernel::emulate_outputs, or run_cpu where it has none). A request for a kernel that the
-  /// profile has no model for fails with kernel_failed, naming the profile.
-  device_profile profile;
+  /// A backend of the application's own (offload/backend.hpp), e.g. the lab's emulated device
+  /// (offload/emulation.hpp): used instead of `backend` when set. The receiver runs at least its
+  /// concurrency() kernel threads.
+  std::shared_ptr<offload::backend> custom_backend;
   /// CUDA device for the cuda backend; negative: the rank's local rank modulo the visible devices.
   int device = -1;
   /// Dynamic batching, as Triton's (src/scheduler/scheduler.hpp has every rule): when one of a
@@ -106,13 +100,6 @@ struct receiver_config {
   /// while, with a warning: 1 s, doubling with each such run up to 64 s, and back to 1 s after
   /// an inline run within the budget. Zero: never inline.
   std::chrono::microseconds inline_budget{50};
-  /// Emulated distance for the replies this receiver sends (off by default).
-  link_emulation emulate;
-  /// Emulated shared link into this receiver's site, in bits per second (0: none): every
-  /// message received, from any transmitter, crosses it one after another at this rate before
-  /// the receiver takes it (its wait counts as network time), so that many transmitters can
-  /// fill it, as a site's uplink into a GPU cluster. Reported as emulated.
-  double site_link_bps = 0;
 };
 
 /// What a receiver did; every count is since construction.
@@ -135,7 +122,7 @@ struct receiver_stats {
   /// deadline passed before they could start: never run).
   std::uint64_t busy = 0;
   std::uint64_t expired = 0;
-  std::string backend;              ///< the backend in use ("cpu" or "cuda")
+  std::string backend;              ///< the backend in use (backend::name: "cpu", "cuda", "emulated")
   std::string backend_description;  ///< for cuda: the device report (name, SMs, memory, PCI id, versions)
   /// batch_sizes[n]: how many batches of n requests ran (index 0 unused).
   std::vector<std::uint64_t> batch_sizes;

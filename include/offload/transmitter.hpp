@@ -6,7 +6,6 @@
 /// implementation runs locally (fallback) and the callback still gets a correct result.
 
 #include <offload/kernel.hpp>
-#include <offload/link_emulation.hpp>
 #include <offload/runtime.hpp>
 #include <offload/stats.hpp>
 #include <offload/transport.hpp>
@@ -118,8 +117,6 @@ struct transmitter_config {
   /// How long the constructor waits for every receiver's hello_ack, and close() for goodbye_acks
   /// (for a receiver set aside after a request timed out: ten `timeout`s at most).
   std::chrono::milliseconds handshake_timeout = std::chrono::seconds(60);
-  /// Emulated distance for the requests this transmitter sends (off by default).
-  link_emulation emulate;
   /// Each request tells its receiver how long this side still waits for it (the rest of
   /// `timeout` when it is sent), so that a request whose event has fallen back is answered
   /// `expired` and never run (docs/protocol.md section 2.4). False: no deadline travels.

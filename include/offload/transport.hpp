@@ -11,6 +11,7 @@
 /// MPI nor gRPC: include offload/mpi.hpp or offload/grpc.hpp where you make the value.
 
 #include <memory>
+#include <utility>
 
 namespace offload {
 
@@ -28,6 +29,9 @@ class transport {
   transport(const mpi_link& link);       // NOLINT(google-explicit-constructor): a conversion by design
   transport(const grpc_link& link);      // NOLINT(google-explicit-constructor)
   transport(const grpc_listen& listen);  // NOLINT(google-explicit-constructor)
+  /// (For the library and the lab.) A transport of another implementation, e.g. one that
+  /// wraps a transport (offload/emulation.hpp's emulated_link).
+  explicit transport(std::shared_ptr<const detail::transport_impl> impl) noexcept : m_impl(std::move(impl)) {}
 
   /// (For the library.) The transport's implementation, see src/transport/transport.hpp.
   const detail::transport_impl& impl() const noexcept { return *m_impl; }

@@ -14,7 +14,12 @@
 
 namespace offload::kernels::cuda {
 
-/// Runs `k`'s CUDA implementation (see above). Throws std::invalid_argument when it has none,
+/// The CUDA implementation of `k`: its own (kernel::cuda), or for a built-in kernel the one in
+/// this folder (echo.cu, synthetic.cu, mlp.cu, clustering.cu), so that the kernel layer itself
+/// needs no CUDA; nullptr when it has none.
+const cuda_implementation* implementation(const kernel& k) noexcept;
+
+/// Runs `k`'s CUDA implementation (`implementation(k)`, see above). Throws std::invalid_argument when it has none,
 /// offload::cuda_error naming the CUDA call that failed.
 void run(const kernel& k, const product_views& in, message_writer& out);
 

@@ -1,8 +1,26 @@
 #include <offload/cuda.hpp>
 
 #include "cuda_kernels.hpp"
+#include "kernels/builtin.hpp"
+
+namespace offload::kernels {
+// The built-in kernels' CUDA implementations (echo.cu, synthetic.cu, mlp.cu, clustering.cu).
+const cuda_implementation* echo_cuda() noexcept;
+const cuda_implementation* synthetic_cuda() noexcept;
+const cuda_implementation* mlp_cuda() noexcept;
+const cuda_implementation* clustering_cuda() noexcept;
+}  // namespace offload::kernels
 
 namespace offload::kernels::cuda {
+
+const cuda_implementation* implementation(const kernel& k) noexcept {
+  if (const cuda_implementation* own = k.cuda()) return own;
+  if (&k == &echo_kernel()) return echo_cuda();
+  if (&k == &synthetic_kernel()) return synthetic_cuda();
+  if (&k == &mlp_kernel()) return mlp_cuda();
+  if (&k == &clustering_kernel()) return clustering_cuda();
+  return nullptr;
+}
 
 bool device_available(std::string& why) {
   int n = 0;

@@ -96,9 +96,10 @@ device_peaks measure_peaks() {
 }
 
 double time_launch(const kernel& k, const product_views& in, const std::vector<product_spec>& out_specs, int reps) {
-  if (k.cuda() == nullptr)
+  const cuda_implementation* found = implementation(k);
+  if (found == nullptr)
     throw std::invalid_argument("kernel '" + std::string(k.name()) + "' has no CUDA implementation");
-  const cuda_implementation& impl = *k.cuda();
+  const cuda_implementation& impl = *found;
   stream_context& ctx = stream_context::current();
   std::size_t pos = 0;
   std::vector<std::size_t> in_at, out_at;

@@ -75,7 +75,7 @@ stream_context& stream_context::current() {
 
 namespace {
 const cuda_implementation& implementation_of(const kernel& k) {
-  const cuda_implementation* impl = k.cuda();
+  const cuda_implementation* impl = implementation(k);
   if (impl == nullptr) throw std::invalid_argument("kernel '" + std::string(k.name()) + "' has no CUDA implementation");
   return *impl;
 }

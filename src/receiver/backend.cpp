@@ -1,9 +1,6 @@
 #include "backend.hpp"
 
-#include <chrono>
-#include <semaphore>
 #include <stdexcept>
-#include <thread>
 
 #ifdef OFFLOAD_WITH_CUDA
 #include "kernels/cuda/cuda_kernels.hpp"
@@ -16,50 +13,11 @@ namespace {
 /// outputs straight into the pooled reply buffers.
 class cpu_backend final : public backend {
  public:
-  backend_kind kind() const noexcept override { return backend_kind::cpu; }
+  std::string_view name() const noexcept override { return "cpu"; }
+  bool on_cpu() const noexcept override { return true; }
   void run(const kernel& k, std::span<const product_views* const> ins, std::span<message_writer* const> outs) override {
     k.run_cpu_batch(ins, outs);
   }
-};
-
-/// A device of a profile, EMULATED: each batch takes the profile's time for its model and
-/// size, asleep on the calling kernel thread (a GPU computes while its host thread waits), at
-/// most `concurrency` batches at once; the outputs are exact (kernel::emulate_outputs, or
-/// run_cpu for a kernel without a cheap path).
-class emulated_backend final : public backend {
- public:
-  explicit emulated_backend(const device_profile& p) : m_profile(p), m_slots(std::ptrdiff_t(p.concurrency)) {
-    if (p.models.empty()) throw std::invalid_argument("backend 'emulated' needs a device profile (--profile)");
-  }
-  backend_kind kind() const noexcept override { return backend_kind::emulated; }
-  std::string description() const override { return "EMULATED (" + m_profile.device + ", " + m_profile.path + ")"; }
-  std::size_t concurrency() const override { return m_profile.concurrency; }
-  void run(const kernel& k, std::span<const product_views* const> ins, std::span<message_writer* const> outs) override {
-    const model_timing* m = m_profile.find(k.name());
-    if (m == nullptr)
-      throw std::runtime_error("device profile " + m_profile.path + " has no model '" + std::string(k.name()) +
-                               "' (it has: " + m_profile.model_names() + ")");
-    double items = 0, bytes_in = 0, bytes_out = 0;
-    for (std::size_t i = 0; i < ins.size(); ++i) {
-      items += double(k.items(*ins[i]));
-      for (const auto& p : *ins[i]) bytes_in += double(p.size_bytes());
-      for (std::size_t o = 0; o < outs[i]->product_count(); ++o) bytes_out += double(outs[i]->payload(o).size());
-    }
-    const auto hold = std::chrono::duration<double>(m_profile.batch_seconds(*m, items, bytes_in, bytes_out));
-    m_slots.acquire();
-    struct release {
-      std::counting_semaphore<>& s;
-      ~release() { s.release(); }
-    } guard{m_slots};
-    const auto until = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(hold);
-    for (std::size_t i = 0; i < ins.size(); ++i)
-      if (!k.emulate_outputs(*ins[i], *outs[i])) k.run_cpu(*ins[i], *outs[i]);
-    std::this_thread::sleep_until(until);
-  }
-
- private:
-  device_profile m_profile;
-  std::counting_semaphore<> m_slots;
 };
 
 #ifdef OFFLOAD_WITH_CUDA
@@ -69,10 +27,10 @@ class emulated_backend final : public backend {
 class cuda_backend final : public backend {
  public:
   explicit cuda_backend(int device) : m_device(device), m_report(kernels::cuda::device_report(device)) {}
-  backend_kind kind() const noexcept override { return backend_kind::cuda; }
+  std::string_view name() const noexcept override { return "cuda"; }
   std::string description() const override { return "cuda " + m_report; }
   void run(const kernel& k, std::span<const product_views* const> ins, std::span<message_writer* const> outs) override {
-    if (k.cuda() == nullptr) {
+    if (kernels::cuda::implementation(k) == nullptr) {
       k.run_cpu_batch(ins, outs);
       return;
     }
@@ -98,10 +56,8 @@ class cuda_backend final : public backend {
 
 }  // namespace
 
-std::unique_ptr<backend> make_backend(backend_kind kind, int device, int local_rank, std::string& note,
-                                      const device_profile& profile) {
+std::unique_ptr<backend> make_backend(backend_kind kind, int device, int local_rank, std::string& note) {
   if (kind == backend_kind::cpu) return std::make_unique<cpu_backend>();
-  if (kind == backend_kind::emulated) return std::make_unique<emulated_backend>(profile);
   if (kind == backend_kind::cuda || kind == backend_kind::automatic) {
 #ifdef OFFLOAD_WITH_CUDA
     std::string why;
@@ -133,13 +89,12 @@ std::string_view to_string(backend_kind k) noexcept {
     case backend_kind::automatic: return "auto";
     case backend_kind::cpu: return "cpu";
     case backend_kind::cuda: return "cuda";
-    case backend_kind::emulated: return "emulated";
   }
   return "unknown";
 }
 
 std::optional<backend_kind> backend_from_name(std::string_view name) noexcept {
-  for (auto k : {backend_kind::automatic, backend_kind::cpu, backend_kind::cuda, backend_kind::emulated})
+  for (auto k : {backend_kind::automatic, backend_kind::cpu, backend_kind::cuda})
     if (to_string(k) == name) return k;
   return std::nullopt;
 }

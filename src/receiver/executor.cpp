@@ -1,6 +1,6 @@
 #include "executor.hpp"
 
-#include "src/wire/clock.hpp"
+#include "src/base/clock.hpp"
 
 #include <stdexcept>
 #include <string>

@@ -5,8 +5,8 @@
 // unit only runs.
 
 #include "backend.hpp"
-#include "src/runtime/work_queue.hpp"
-#include "src/wire/buffer_pool.hpp"
+#include "src/base/buffer_pool.hpp"
+#include "src/base/work_queue.hpp"
 
 #include <offload/kernel.hpp>
 #include <offload/wire.hpp>

@@ -2,7 +2,7 @@
 // the executors, replies out (receiver_impl.hpp lists the other units).
 #include "receiver_impl.hpp"
 
-#include "src/wire/clock.hpp"
+#include "src/base/clock.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -38,27 +38,27 @@ receiver::impl::impl(runtime& r, const kernel_registry& k, const transport& link
       expected_peers(expected),
       cfg(std::move(c)),
       ep(listen(link, r)),
-      be(detail::make_backend(cfg.backend, cfg.device, r.local_rank(), backend_note, cfg.profile)),
+      be(cfg.custom_backend ? cfg.custom_backend
+                            : detail::make_backend(cfg.backend, cfg.device, r.local_rank(), backend_note)),
+      instances(std::max(cfg.threads, be->concurrency())),
       sched(static_cast<std::uint32_t>(cfg.max_threads)) {
   if (!backend_note.empty()) spdlog::warn("{}: {}", self, backend_note);
   st.backend = be->name();
   st.backend_description = be->description();
   if (cfg.credits == 0) throw std::invalid_argument("receiver credits must be at least 1");
   if (cfg.threads == 0) throw std::invalid_argument("receiver threads must be at least 1");
-  if (!(cfg.site_link_bps >= 0)) throw std::invalid_argument("receiver site_link_bps must be zero or positive");
   add_queues();
   st.batch_sizes.assign(std::size_t(cfg.max_batch > 0 ? cfg.max_batch : 1) + 1, 0);
   last_change = steady::now();
   exec = std::make_unique<detail::executors>(
       *be, pool, [this](long runs, std::uint64_t items) { utilisation(runs, 0, items); }, [this] { rt.wake(); },
-      cfg.max_threads > 0 ? std::min<std::size_t>(cfg.max_threads, std::max(cfg.threads, be->concurrency()))
-                          : std::max(cfg.threads, be->concurrency()));
+      cfg.max_threads > 0 ? std::min(cfg.max_threads, instances) : instances);
 }
 
 std::unique_ptr<endpoint> receiver::impl::listen(const transport& link, runtime& r) {
   // Per peer: its replies (at most `credits`), error replies and control messages.
   const std::size_t max_queued = 2 * std::size_t(cfg.credits) + 64;
-  auto opened = link.impl().listen(r, {pool, cfg.limits.max_message_bytes, cfg.emulate, max_queued});
+  auto opened = link.impl().listen(r, {pool, cfg.limits.max_message_bytes, max_queued});
   self = std::move(opened.name);
   return std::move(opened.ep);
 }
@@ -68,15 +68,13 @@ void receiver::impl::add_queues() {
     for (const auto& [name, value] : *m)
       if (!kernels.id_of(name))
         throw std::invalid_argument("receiver: per-kernel setting for '" + name + "', which is not one of its kernels");
-  // A device backend runs `concurrency` batches at once: each kernel may use all of them.
-  const auto instances = static_cast<std::uint32_t>(std::max(cfg.threads, be->concurrency()));
   for (std::uint32_t id = 0; id < kernels.size(); ++id) {
     const auto name = kernels.by_id(id)->name();
     detail::queue_rules q;
     q.batching.max_batch = cfg.max_batch;
     q.batching.preferred = cfg.preferred_batch;
     q.batching.max_wait = cfg.max_wait;
-    q.instances = per_kernel(cfg.kernel_instances, name, instances);
+    q.instances = per_kernel(cfg.kernel_instances, name, static_cast<std::uint32_t>(instances));
     q.max_queue = per_kernel(cfg.kernel_max_queue, name, cfg.max_queue);
     q.default_priority = per_kernel(cfg.kernel_priority, name, 1);
     if (q.instances == 0) throw std::invalid_argument("receiver: kernel '" + std::string(name) + "' has 0 instances");
@@ -126,9 +124,7 @@ void receiver::impl::send_reply(detail::finished_job& r) {
 bool receiver::impl::run_inline(detail::job& j, const kernel& k) {
   const double ns_per_byte = k.cheap_ns_per_byte();
   const auto queue = j.request.header().kernel_id;
-  if (cfg.inline_budget.count() <= 0 || !(ns_per_byte > 0) || be->kind() != backend_kind::cpu ||
-      sched.waiting(queue) > 0)
-    return false;
+  if (cfg.inline_budget.count() <= 0 || !(ns_per_byte > 0) || !be->on_cpu() || sched.waiting(queue) > 0) return false;
   auto& state = inline_states[&k];
   const auto wall0 = steady::now();
   if (wall0 < state.off_until) return false;
@@ -220,17 +216,8 @@ bool receiver::impl::progress() {
     auto in = ep->receive();
     if (!in) break;
     busy = true;
-    if (cfg.site_link_bps <= 0) {
-      handle(std::move(*in));
-      continue;
-    }
-    const auto now = steady::now();
-    const auto wire = std::chrono::duration_cast<steady::duration>(
-        std::chrono::duration<double>(8.0 * double(in->size) / cfg.site_link_bps));
-    site_free = std::max(site_free, now) + wire;
-    site_queue.emplace_back(site_free, std::move(*in));
+    handle(std::move(*in));
   }
-  busy = release_site_link() || busy;
   busy = dispatch() || busy;
 
   housekeeping();
@@ -261,22 +248,9 @@ bool receiver::impl::progress() {
 
 steady::time_point receiver::impl::wake_by() const {
   auto t = ep->next_release();
-  if (!site_queue.empty()) t = std::min(t, site_queue.front().first);
   const auto s = sched.wake_by();
   if (s != detail::no_deadline) t = std::min(t, steady::time_point(std::chrono::duration_cast<steady::duration>(s)));
   return t;
-}
-
-bool receiver::impl::release_site_link() {
-  bool any = false;
-  const auto now = steady::now();
-  while (!site_queue.empty() && site_queue.front().first <= now) {
-    auto in = std::move(site_queue.front().second);
-    site_queue.pop_front();
-    handle(std::move(in));
-    any = true;
-  }
-  return any;
 }
 
 void receiver::impl::send_error(int dest, std::uint64_t id, status s, const std::string& text,

@@ -1,7 +1,7 @@
 #pragma once
 // The receiver's state, shared by its units:
 //   receiver.cpp  the progress loop: messages in, requests to the scheduler, batches to the
-//                 executors, replies out; the emulated site link; statistics
+//                 executors, replies out; statistics
 //   sessions.cpp  per-peer sessions: hello, credits, keepalive, goodbye, the idle drop, the
 //                 end of a peer, rate-limited warnings
 //   executor.*    running batches on the backend (threads, replies)
@@ -70,7 +70,9 @@ struct receiver::impl final : progress_client {
   buffer_pool& pool = *pool_ptr;
   std::string self;  // "receiver rank 3", "receiver at 0.0.0.0:7000": how its messages start (set by listen)
   std::unique_ptr<endpoint> ep;
-  std::unique_ptr<detail::backend> be;
+  std::shared_ptr<backend> be;
+  // Batches of one kernel that may run at once: max(threads, the backend's concurrency).
+  std::size_t instances = 0;
 
   // What runs next: one queue per kernel (its id), the requests waiting by ticket.
   detail::scheduler sched;
@@ -81,9 +83,6 @@ struct receiver::impl final : progress_client {
   // Progress-thread state.
   std::map<int, peer_state> peers;
   std::map<int, warning_count> warnings;  // by peer, while it has had any
-  // The emulated site link: messages on it, in order, with the time each is through.
-  std::deque<std::pair<steady::time_point, detail::incoming>> site_queue;
-  steady::time_point site_free;
   std::size_t peers_finished = 0;
   steady::time_point next_housekeeping;
   // Memory freed in bulk (an oversized message, a closed stream's buffers) goes back to the
@@ -113,8 +112,6 @@ struct receiver::impl final : progress_client {
   // receiver.cpp
   bool progress() override;
   steady::time_point wake_by() const override;
-  /// Messages that crossed the emulated site link (receiver_config::site_link_bps) and are due.
-  bool release_site_link();
   void handle(detail::incoming in);
   void handle_request(int source, message m, std::uint64_t received_ns);
   /// Answers expired requests and starts every batch the scheduler lets start; true when any.

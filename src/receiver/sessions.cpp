@@ -2,7 +2,7 @@
 // its stream), with its credits and the warnings about its bad input (docs/protocol.md section 6).
 #include "receiver_impl.hpp"
 
-#include "src/wire/clock.hpp"
+#include "src/base/clock.hpp"
 
 #include <spdlog/spdlog.h>
 

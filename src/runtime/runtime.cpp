@@ -2,14 +2,12 @@
 #include <offload/runtime.hpp>
 
 #include "mpi_check.hpp"
+#include "src/progress/engine.hpp"
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <array>
-#include <condition_variable>
 #include <cstdlib>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,9 +17,8 @@
 namespace offload {
 
 struct runtime::impl {
+  explicit impl(const progress_options& o) : options(o), engine(o) {}
   progress_options options;
-  std::thread thread;
-  std::thread::id thread_id;
   int rank = -1;
   int size = 0;
   int local_rank = 0;
@@ -29,20 +26,15 @@ struct runtime::impl {
   std::string host;
   MPI_Comm comm = MPI_COMM_NULL;
   MPI_Comm adopted = MPI_COMM_NULL;  // the application's communicator, when it owns MPI
+  // Last: its thread uses the members above, so it stops first.
+  detail::progress_engine engine;
 
-  std::mutex mutex;
-  std::condition_variable cv;
-  std::vector<std::function<void()>> tasks;  // guarded by mutex
-  bool woken = false;                        // guarded by mutex
-  bool stopping = false;                     // guarded by mutex
-  std::vector<progress_client*> clients;     // progress thread only
-
-  void start(std::promise<void>& ready);
-  void loop();
-  bool run_tasks();
-  void idle_wait(std::chrono::steady_clock::time_point last_busy, std::chrono::microseconds& sleep);
+  /// On the progress thread before it serves: MPI's initialisation (or adoption), rank, size,
+  /// the node's ranks; without MPI, the host name only.
+  void setup();
   void check_adoptable() const;
   void shutdown_mpi() noexcept;
+  [[noreturn]] void fatal(const std::exception& e) noexcept;
 };
 
 namespace {
@@ -72,129 +64,66 @@ void runtime::impl::check_adoptable() const {
                     "MPI_THREAD_MULTIPLE");
 }
 
-void runtime::impl::start(std::promise<void>& ready) {
+void runtime::impl::setup() {
   if (!options.mpi) {
     rank = 0;
     size = 1;
     std::array<char, 256> name{};
     if (gethostname(name.data(), name.size() - 1) == 0) host = name.data();
-    ready.set_value();
-    loop();
     return;
   }
-  try {
-    if (adopted != MPI_COMM_NULL) {
-      check_adoptable();
-      OFFLOAD_MPI_CHECK(MPI_Comm_dup(adopted, &comm));
-    } else {
-      int initialized = 0;
-      OFFLOAD_MPI_CHECK(MPI_Initialized(&initialized));
-      if (initialized)
-        throw mpi_error(
-            "MPI is already initialised: construct offload::runtime with offload::adopt_mpi{comm} "
-            "(offload/mpi.hpp) to use the application's MPI");
-      int provided = 0;
-      const int wanted = options.thread_multiple ? MPI_THREAD_MULTIPLE : MPI_THREAD_FUNNELED;
-      OFFLOAD_MPI_CHECK(MPI_Init_thread(nullptr, nullptr, wanted, &provided));
-      if (provided < wanted) {
-        MPI_Finalize();
-        throw mpi_error("MPI provides thread level " + thread_level_name(provided) + ", " + thread_level_name(wanted) +
-                        " is needed");
-      }
-      OFFLOAD_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
-      OFFLOAD_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm));
+  if (adopted != MPI_COMM_NULL) {
+    check_adoptable();
+    OFFLOAD_MPI_CHECK(MPI_Comm_dup(adopted, &comm));
+  } else {
+    int initialized = 0;
+    OFFLOAD_MPI_CHECK(MPI_Initialized(&initialized));
+    if (initialized)
+      throw mpi_error(
+          "MPI is already initialised: construct offload::runtime with offload::adopt_mpi{comm} "
+          "(offload/mpi.hpp) to use the application's MPI");
+    int provided = 0;
+    const int wanted = options.thread_multiple ? MPI_THREAD_MULTIPLE : MPI_THREAD_FUNNELED;
+    OFFLOAD_MPI_CHECK(MPI_Init_thread(nullptr, nullptr, wanted, &provided));
+    if (provided < wanted) {
+      MPI_Finalize();
+      throw mpi_error("MPI provides thread level " + thread_level_name(provided) + ", " + thread_level_name(wanted) +
+                      " is needed");
     }
-    OFFLOAD_MPI_CHECK(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN));
-    OFFLOAD_MPI_CHECK(MPI_Comm_rank(comm, &rank));
-    OFFLOAD_MPI_CHECK(MPI_Comm_size(comm, &size));
-    // The ranks on this node are those with this processor name: one allgather of the names.
-    // (MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) hung in Slurm heterogeneous steps whose
-    // components run on one host under two node names.)
-    std::vector<char> names(static_cast<std::size_t>(size) * MPI_MAX_PROCESSOR_NAME, '\0');
-    std::vector<char> name(MPI_MAX_PROCESSOR_NAME, '\0');
-    int len = 0;
-    OFFLOAD_MPI_CHECK(MPI_Get_processor_name(name.data(), &len));
-    host.assign(name.data(), static_cast<std::size_t>(len));
-    OFFLOAD_MPI_CHECK(MPI_Allgather(name.data(), MPI_MAX_PROCESSOR_NAME, MPI_CHAR, names.data(), MPI_MAX_PROCESSOR_NAME,
-                                    MPI_CHAR, comm));
-    local_rank = 0;
-    local_size = 0;
-    for (int r = 0; r < size; ++r) {
-      if (host != names.data() + static_cast<std::size_t>(r) * MPI_MAX_PROCESSOR_NAME) continue;
-      if (r < rank) ++local_rank;
-      ++local_size;
-    }
-  } catch (...) {
-    ready.set_exception(std::current_exception());
-    return;
+    OFFLOAD_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+    OFFLOAD_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm));
   }
-  ready.set_value();
-  loop();
-  shutdown_mpi();
+  OFFLOAD_MPI_CHECK(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN));
+  OFFLOAD_MPI_CHECK(MPI_Comm_rank(comm, &rank));
+  OFFLOAD_MPI_CHECK(MPI_Comm_size(comm, &size));
+  // The ranks on this node are those with this processor name: one allgather of the names.
+  // (MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) hung in Slurm heterogeneous steps whose
+  // components run on one host under two node names.)
+  std::vector<char> names(static_cast<std::size_t>(size) * MPI_MAX_PROCESSOR_NAME, '\0');
+  std::vector<char> name(MPI_MAX_PROCESSOR_NAME, '\0');
+  int len = 0;
+  OFFLOAD_MPI_CHECK(MPI_Get_processor_name(name.data(), &len));
+  host.assign(name.data(), static_cast<std::size_t>(len));
+  OFFLOAD_MPI_CHECK(MPI_Allgather(name.data(), MPI_MAX_PROCESSOR_NAME, MPI_CHAR, names.data(), MPI_MAX_PROCESSOR_NAME,
+                                  MPI_CHAR, comm));
+  local_rank = 0;
+  local_size = 0;
+  for (int r = 0; r < size; ++r) {
+    if (host != names.data() + static_cast<std::size_t>(r) * MPI_MAX_PROCESSOR_NAME) continue;
+    if (r < rank) ++local_rank;
+    ++local_size;
+  }
 }
 
-bool runtime::impl::run_tasks() {
-  std::vector<std::function<void()>> batch;
-  {
-    std::lock_guard lock(mutex);
-    batch.swap(tasks);
-    woken = false;
-  }
-  for (auto& t : batch) t();
-  return !batch.empty();
-}
-
-void runtime::impl::idle_wait(std::chrono::steady_clock::time_point last_busy, std::chrono::microseconds& sleep) {
-  const auto idle_for = std::chrono::steady_clock::now() - last_busy;
-  if (idle_for < options.spin) return;
-  if (idle_for < options.yield) {
-    std::this_thread::yield();
-    return;
-  }
-  // Sleep no longer than until a client's next timed work (e.g. an emulated-link send).
-  auto due = std::chrono::steady_clock::time_point::max();
-  for (const auto* c : clients) due = std::min(due, c->wake_by());
-  const auto now = std::chrono::steady_clock::now();
-  if (due <= now) return;
-  const auto nap =
-      due == std::chrono::steady_clock::time_point::max()
-          ? sleep
-          : std::min<std::chrono::microseconds>(sleep, std::chrono::ceil<std::chrono::microseconds>(due - now));
-  std::unique_lock lock(mutex);
-  cv.wait_for(lock, nap, [&] { return woken || stopping || !tasks.empty(); });
-  sleep = std::min(sleep * 2, options.max_sleep);
-}
-
-void runtime::impl::loop() {
-  auto last_busy = std::chrono::steady_clock::now();
-  auto sleep = std::chrono::microseconds(1);
-  for (;;) {
-    bool busy = false;
-    try {
-      busy = run_tasks();
-      for (std::size_t i = 0; i < clients.size(); ++i) busy = clients[i]->progress() || busy;
-    } catch (const std::exception& e) {
-      // An MPI failure inside the progress engine leaves MPI in an unknown state: end the job.
-      // Nothing a peer sends may get here: clients answer bad input with error values (a
-      // malformed or oversized message, 2 GiB and more included, is answered and dropped), so
-      // anything else is this process's own failure (out of memory) or a bug.
-      const bool mpi = dynamic_cast<const mpi_error*>(&e) != nullptr;
-      spdlog::critical("progress thread of rank {}: {}{}", rank,
-                       mpi ? "" : "unexpected exception (a bug?): ", e.what());
-      if (options.mpi) MPI_Abort(adopted != MPI_COMM_NULL ? comm : MPI_COMM_WORLD, 3);
-      std::_Exit(3);
-    }
-    {
-      std::lock_guard lock(mutex);
-      if (stopping && tasks.empty() && clients.empty()) return;
-    }
-    if (busy) {
-      last_busy = std::chrono::steady_clock::now();
-      sleep = std::chrono::microseconds(1);
-    } else {
-      idle_wait(last_busy, sleep);
-    }
-  }
+void runtime::impl::fatal(const std::exception& e) noexcept {
+  // An MPI failure inside the progress engine leaves MPI in an unknown state: end the job.
+  // Nothing a peer sends may get here: clients answer bad input with error values (a
+  // malformed or oversized message, 2 GiB and more included, is answered and dropped), so
+  // anything else is this process's own failure (out of memory) or a bug.
+  const bool mpi = dynamic_cast<const mpi_error*>(&e) != nullptr;
+  spdlog::critical("progress thread of rank {}: {}{}", rank, mpi ? "" : "unexpected exception (a bug?): ", e.what());
+  if (options.mpi) MPI_Abort(adopted != MPI_COMM_NULL ? comm : MPI_COMM_WORLD, 3);
+  std::_Exit(3);
 }
 
 void runtime::impl::shutdown_mpi() noexcept {
@@ -202,42 +131,27 @@ void runtime::impl::shutdown_mpi() noexcept {
   if (adopted == MPI_COMM_NULL) OFFLOAD_MPI_CHECK_NOEXCEPT(MPI_Finalize());
 }
 
-runtime::runtime(const adopt_mpi& app, const progress_options& options) : m_impl(std::make_unique<impl>()) {
+runtime::runtime(const adopt_mpi& app, const progress_options& options) : m_impl(std::make_unique<impl>(options)) {
   if (app.comm == MPI_COMM_NULL) throw mpi_error("offload::adopt_mpi: the communicator is MPI_COMM_NULL");
-  m_impl->options = options;
   m_impl->options.mpi = true;
   m_impl->adopted = app.comm;
   start();
 }
 
-runtime::runtime(const progress_options& options) : m_impl(std::make_unique<impl>()) {
-  m_impl->options = options;
+runtime::runtime(const progress_options& options) : m_impl(std::make_unique<impl>(options)) {
   start();
 }
 
 void runtime::start() {
-  std::promise<void> ready;
-  auto started = ready.get_future();
-  m_impl->thread = std::thread([this, &ready] {
-    m_impl->thread_id = std::this_thread::get_id();
-    m_impl->start(ready);
-  });
-  try {
-    started.get();
-  } catch (...) {
-    m_impl->thread.join();
-    throw;
-  }
+  impl& i = *m_impl;
+  i.engine.start({[&i] { i.setup(); },
+                  [&i] {
+                    if (i.options.mpi) i.shutdown_mpi();
+                  },
+                  [&i](const std::exception& e) { i.fatal(e); }});
 }
 
-runtime::~runtime() {
-  {
-    std::lock_guard lock(m_impl->mutex);
-    m_impl->stopping = true;
-  }
-  m_impl->cv.notify_all();
-  m_impl->thread.join();
-}
+runtime::~runtime() = default;
 
 int runtime::rank() const noexcept {
   return m_impl->rank;
@@ -265,24 +179,15 @@ const std::string& runtime::host() const noexcept {
   return m_impl->host;
 }
 bool runtime::on_progress_thread() const noexcept {
-  return std::this_thread::get_id() == m_impl->thread_id;
+  return m_impl->engine.on_thread();
 }
 
 void runtime::post(std::function<void()> f) {
-  {
-    std::lock_guard lock(m_impl->mutex);
-    m_impl->tasks.push_back(std::move(f));
-    m_impl->woken = true;
-  }
-  m_impl->cv.notify_one();
+  m_impl->engine.post(std::move(f));
 }
 
 void runtime::wake() noexcept {
-  {
-    std::lock_guard lock(m_impl->mutex);
-    m_impl->woken = true;
-  }
-  m_impl->cv.notify_one();
+  m_impl->engine.wake();
 }
 
 namespace {
@@ -320,11 +225,11 @@ void runtime::abort(int code) noexcept {
 }
 
 void runtime::attach(progress_client& client) {
-  call([this, &client] { m_impl->clients.push_back(&client); });
+  call([this, &client] { m_impl->engine.add(client); });
 }
 
 void runtime::detach(progress_client& client) {
-  call([this, &client] { std::erase(m_impl->clients, &client); });
+  call([this, &client] { m_impl->engine.remove(client); });
 }
 
 }  // namespace offload

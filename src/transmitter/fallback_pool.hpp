@@ -3,7 +3,7 @@
 // in time, answers with an error, or there is none, and hand the result on.
 
 #include "request.hpp"
-#include "src/runtime/work_queue.hpp"
+#include "src/base/work_queue.hpp"
 
 #include <functional>
 #include <string>

@@ -2,7 +2,7 @@
 // A request's state inside the transmitter, shared by its parts (the protocol loop, the
 // fallback pool), and how they build a `result` (whose fields are private to the library).
 
-#include "src/wire/clock.hpp"
+#include "src/base/clock.hpp"
 
 #include <offload/kernel.hpp>
 #include <offload/transmitter.hpp>

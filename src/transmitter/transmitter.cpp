@@ -60,7 +60,7 @@ struct transmitter::impl final : progress_client {
         request_limits(cfg.limits) {
     if (cfg.credits == 0) throw std::invalid_argument("transmitter credits must be at least 1");
     std::vector<int> peers;
-    ep = link.impl().connect(rt, {*pool, cfg.limits.max_message_bytes, cfg.emulate}, peers);
+    ep = link.impl().connect(rt, {*pool, cfg.limits.max_message_bytes}, peers);
     for (int peer : peers) {
       receiver_link l;
       l.peer = peer;

@@ -2,19 +2,16 @@
 // One side's transport: whole messages in from, and out to, peers numbered from 0. The
 // transmitter and receiver speak the protocol over this interface only, so credits,
 // timeouts, keepalives and fallback are the same code over MPI (mpi_endpoint.hpp) and gRPC
-// (grpc_endpoint.hpp). The base class holds what every transport shares: the emulated-link
-// schedule (sends wait here until their release time) and the send bookkeeping. Every member
-// is called from the progress thread only.
+// (grpc_endpoint.hpp), and an endpoint can wrap another (the lab's emulated link,
+// src/emulation). The base class holds what every transport shares: the three ways to hand
+// over a message. Every member is called from the progress thread only.
 
-#include "link_schedule.hpp"
-#include "src/wire/buffer_pool.hpp"
+#include "src/base/buffer_pool.hpp"
 
 #include <offload/wire.hpp>
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
-#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -54,10 +51,8 @@ struct outgoing {
 
 class endpoint {
  public:
-  /// Messages over `max_receive_bytes` are flagged `oversized`, for the caller to reject. With
-  /// an active `emulate`, sends wait in this endpoint until their emulated release time.
-  endpoint(buffer_pool& pool, std::uint64_t max_receive_bytes, const link_emulation& emulate)
-      : m_pool(pool), m_max_receive(max_receive_bytes), m_schedule(emulate) {}
+  /// Messages over `max_receive_bytes` are flagged `oversized`, for the caller to reject.
+  endpoint(buffer_pool& pool, std::uint64_t max_receive_bytes) : m_pool(pool), m_max_receive(max_receive_bytes) {}
   virtual ~endpoint() = default;
   endpoint(const endpoint&) = delete;
   endpoint& operator=(const endpoint&) = delete;
@@ -70,6 +65,11 @@ class endpoint {
   virtual int port() const noexcept { return 0; }
   /// The caller is done with `peer`, whose connection has closed: what is kept about it goes.
   virtual void forget(int /*peer*/) {}
+  /// When this endpoint next has work that no message or completion will announce (a delayed
+  /// send or receive of an emulated link): time_point::max() when none.
+  virtual std::chrono::steady_clock::time_point next_release() const noexcept {
+    return std::chrono::steady_clock::time_point::max();
+  }
 
   /// Sends `bytes` to `dest`; the buffer returns to its pool once the transport is done with it.
   void send(int dest, buffer bytes);
@@ -78,17 +78,16 @@ class endpoint {
   /// Sends a message whose payloads lie where `m` says, without copying them where the
   /// transport can (MPI: in parts above its threshold); m.keep_alive holds them until it is done.
   void send(int dest, gathered_message m);
-  /// Hands delayed sends that are due to the transport and completes finished ones; true when any did.
-  bool progress_sends();
+  /// Sends a message made by one of the three above (a wrapping endpoint passes them on).
+  void send(outgoing o) { post(std::move(o)); }
+  /// Completes finished sends (and hands delayed ones that are due on); true when any did.
+  bool progress_sends() { return complete_sends(); }
   /// Sends not yet completed, delayed ones included.
-  std::size_t pending_sends() const noexcept { return posted_sends() + m_delayed_count; }
-  /// When the next delayed send is due (time_point::max() when none is waiting).
-  std::chrono::steady_clock::time_point next_release() const noexcept;
+  std::size_t pending_sends() const noexcept { return posted_sends(); }
   /// Waits up to `seconds` for pending sends (shutdown path), false on timeout.
   bool drain_sends(double seconds);
-  /// Gives up on every send to `dest` (a peer that is gone) and returns how many: delayed ones
-  /// are dropped, and the transport gives up those it has (see abandon_posted).
-  std::size_t abandon(int dest);
+  /// Gives up on every send to `dest` (a peer that is gone) and returns how many.
+  std::size_t abandon(int dest) { return abandon_posted(dest); }
 
  protected:
   /// Hands one message to the transport.
@@ -102,17 +101,6 @@ class endpoint {
 
   buffer_pool& m_pool;
   std::uint64_t m_max_receive;
-
- private:
-  void submit(outgoing o);
-  bool post_due();
-  struct delayed {
-    std::int64_t release_ns;
-    outgoing o;
-  };
-  link_schedule m_schedule;
-  std::map<int, std::deque<delayed>> m_delayed;  // per destination, in release order
-  std::size_t m_delayed_count = 0;
 };
 
 }  // namespace offload::detail

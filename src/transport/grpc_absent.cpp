@@ -13,12 +13,12 @@ namespace {
 }  // namespace
 
 std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>&, buffer_pool&, std::uint64_t,
-                                           const link_emulation&, std::function<void()>) {
+                                           std::function<void()>) {
   absent();
 }
 
-std::unique_ptr<endpoint> make_grpc_server(const std::string&, std::size_t, buffer_pool&, std::uint64_t,
-                                           const link_emulation&, std::function<void()>) {
+std::unique_ptr<endpoint> make_grpc_server(const grpc_listen&, buffer_pool&, std::uint64_t, std::size_t,
+                                           std::function<void()>) {
   absent();
 }
 

@@ -358,8 +358,8 @@ grpc::ChannelArguments channel_arguments() {
 class grpc_client final : public endpoint {
  public:
   grpc_client(const std::vector<std::string>& addresses, buffer_pool& pool, std::uint64_t max_receive,
-              const link_emulation& emulate, std::function<void()> wake)
-      : endpoint(pool, max_receive, emulate), m_shared(pool, max_receive, std::move(wake)), m_addresses(addresses) {
+              std::function<void()> wake)
+      : endpoint(pool, max_receive), m_shared(pool, max_receive, std::move(wake)), m_addresses(addresses) {
     for (std::size_t i = 0; i < addresses.size(); ++i) {
       auto channel = grpc::CreateCustomChannel(addresses[i], grpc::InsecureChannelCredentials(), channel_arguments());
       m_stubs.push_back(std::make_unique<grpc::GenericStub>(channel));
@@ -460,8 +460,8 @@ class server_stream final : public stream {
 class grpc_server final : public endpoint {
  public:
   grpc_server(const grpc_listen& listen, buffer_pool& pool, std::uint64_t max_receive, std::size_t max_queued,
-              const link_emulation& emulate, std::function<void()> wake)
-      : endpoint(pool, max_receive, emulate), m_shared(pool, max_receive, std::move(wake)) {
+              std::function<void()> wake)
+      : endpoint(pool, max_receive), m_shared(pool, max_receive, std::move(wake)) {
     const std::string& address = listen.address;
     const std::size_t threads = listen.threads;
     m_shared.max_queued = max_queued;
@@ -625,15 +625,14 @@ void server_stream::on_start(bool ok) {
 }  // namespace
 
 std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>& addresses, buffer_pool& pool,
-                                           std::uint64_t max_receive_bytes, const link_emulation& emulate,
-                                           std::function<void()> wake) {
-  return std::make_unique<grpc_client>(addresses, pool, max_receive_bytes, emulate, std::move(wake));
+                                           std::uint64_t max_receive_bytes, std::function<void()> wake) {
+  return std::make_unique<grpc_client>(addresses, pool, max_receive_bytes, std::move(wake));
 }
 
 std::unique_ptr<endpoint> make_grpc_server(const grpc_listen& listen, buffer_pool& pool,
                                            std::uint64_t max_receive_bytes, std::size_t max_queued_sends,
-                                           const link_emulation& emulate, std::function<void()> wake) {
-  return std::make_unique<grpc_server>(listen, pool, max_receive_bytes, max_queued_sends, emulate, std::move(wake));
+                                           std::function<void()> wake) {
+  return std::make_unique<grpc_server>(listen, pool, max_receive_bytes, max_queued_sends, std::move(wake));
 }
 
 }  // namespace offload::detail

@@ -34,8 +34,7 @@ inline constexpr const char* grpc_session_method = "/offload.Offload/Session";
 /// A transmitter's side: peer i is `addresses[i]` ("host:port"). Streams are opened at once;
 /// one that cannot be opened arrives as a `closed` incoming for its peer.
 std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>& addresses, buffer_pool& pool,
-                                           std::uint64_t max_receive_bytes, const link_emulation& emulate,
-                                           std::function<void()> wake);
+                                           std::uint64_t max_receive_bytes, std::function<void()> wake);
 
 /// A receiver's side: listens on `listen.address` ("host:port"; port 0 picks a free one: see
 /// endpoint::port()) with `listen.threads` completion-queue threads, gRPC's memory bounded by
@@ -44,6 +43,6 @@ std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>& addre
 /// that does not read) is cancelled. Throws grpc_unavailable when it cannot listen.
 std::unique_ptr<endpoint> make_grpc_server(const grpc_listen& listen, buffer_pool& pool,
                                            std::uint64_t max_receive_bytes, std::size_t max_queued_sends,
-                                           const link_emulation& emulate, std::function<void()> wake);
+                                           std::function<void()> wake);
 
 }  // namespace offload::detail

@@ -1,7 +1,7 @@
 #include "mpi_endpoint.hpp"
 
+#include "src/base/clock.hpp"
 #include "src/runtime/mpi_check.hpp"
-#include "src/wire/clock.hpp"
 
 #include <offload/wire.hpp>
 

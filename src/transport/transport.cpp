@@ -30,7 +30,7 @@ class mpi_transport final : public transport_impl {
   std::unique_ptr<endpoint> open(runtime& rt, const endpoint_settings& s) const {
     const MPI_Comm comm = m_link.comm != MPI_COMM_NULL ? m_link.comm : comm_of(rt);
     if (comm == MPI_COMM_NULL) throw std::invalid_argument("the MPI transport needs MPI: this runtime runs without it");
-    return std::make_unique<mpi_endpoint>(comm, s.pool, s.max_receive_bytes, s.emulate, m_link.blocking_receive_below,
+    return std::make_unique<mpi_endpoint>(comm, s.pool, s.max_receive_bytes, m_link.blocking_receive_below,
                                           m_link.parts_from);
   }
   mpi_link m_link;
@@ -43,7 +43,7 @@ class grpc_client_transport final : public transport_impl {
                                     std::vector<int>& receivers) const override {
     receivers.resize(m_link.addresses.size());
     for (std::size_t i = 0; i < receivers.size(); ++i) receivers[i] = static_cast<int>(i);
-    return make_grpc_client(m_link.addresses, s.pool, s.max_receive_bytes, s.emulate, [&rt] { rt.wake(); });
+    return make_grpc_client(m_link.addresses, s.pool, s.max_receive_bytes, [&rt] { rt.wake(); });
   }
   listening listen(runtime&, const endpoint_settings&) const override {
     throw std::invalid_argument("grpc_link names a transmitter's receivers; a receiver listens with grpc_listen");
@@ -60,8 +60,7 @@ class grpc_server_transport final : public transport_impl {
     throw std::invalid_argument("grpc_listen is how a receiver serves; a transmitter reaches receivers with grpc_link");
   }
   listening listen(runtime& rt, const endpoint_settings& s) const override {
-    auto ep =
-        make_grpc_server(m_listen, s.pool, s.max_receive_bytes, s.max_queued_sends, s.emulate, [&rt] { rt.wake(); });
+    auto ep = make_grpc_server(m_listen, s.pool, s.max_receive_bytes, s.max_queued_sends, [&rt] { rt.wake(); });
     auto name =
         "receiver at " + m_listen.address.substr(0, m_listen.address.rfind(':')) + ":" + std::to_string(ep->port());
     return {std::move(ep), std::move(name)};

@@ -6,7 +6,6 @@
 
 #include "endpoint.hpp"
 
-#include <offload/link_emulation.hpp>
 #include <offload/runtime.hpp>
 #include <offload/transport.hpp>
 
@@ -20,7 +19,6 @@ namespace offload::detail {
 struct endpoint_settings {
   buffer_pool& pool;
   std::uint64_t max_receive_bytes;  ///< larger messages arrive flagged `oversized`
-  link_emulation emulate;
   /// (gRPC receivers) most messages waiting to be written to one peer before it is cut off as
   /// a client that does not read; 0: no limit.
   std::size_t max_queued_sends = 0;

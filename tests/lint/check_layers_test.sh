@@ -24,15 +24,21 @@ expect_violation() {
 expect_violation src/wire/wire.cpp '#include "src/transport/endpoint.hpp"' "layer 'wire' may not include layer 'transport'"
 expect_violation kernels/echo.cpp '#include <offload/runtime.hpp>' "layer 'kernels' may not include layer 'runtime'"
 expect_violation src/session/handshake.cpp '#include "src/runtime/mpi_check.hpp"' "layer 'session' may not include layer 'runtime'"
+expect_violation src/base/buffer.cpp '#include <offload/wire.hpp>' "layer 'base' may not include layer 'wire'"
+expect_violation src/progress/engine.cpp '#include "src/runtime/mpi_check.hpp"' "layer 'progress' may not include layer 'runtime'"
+expect_violation src/lab/model.cpp '#include <offload/mpi.hpp>' "layer 'lab' may not include layer 'runtime'"
+expect_violation src/receiver/receiver.cpp '#include <offload/emulation.hpp>' "layer 'receiver' may not include layer 'emulation'"
 expect_violation src/transmitter/transmitter.cpp '#include "../receiver/backend.hpp"' "climbs out of its folder"
 expect_violation src/transmitter/transmitter.cpp '#include "src/receiver/backend.hpp"' "layer 'transmitter' may not include layer 'receiver'"
-expect_violation include/offload/wire.hpp '#include "src/wire/clock.hpp"' "a public header includes a private one"
+expect_violation include/offload/wire.hpp '#include "src/base/clock.hpp"' "a public header includes a private one"
 expect_violation src/receiver/receiver.cpp '#include "endpoint.hpp"' "no such header beside it"
 expect_violation include/offload/runtime.hpp '#include <mpi.h>' "only offload/mpi.hpp may include <mpi.h>"
 expect_violation include/offload/kernel.hpp '#include <cuda_runtime.h>' "only offload/cuda.hpp may include CUDA's headers"
 expect_violation examples/edgeconv/edgeconv.cpp '#include "kernels/builtin.hpp"' "an outside project reaches into the library's private headers"
 expect_violation src/CMakeLists.txt 'target_link_libraries(offload_session PUBLIC offload_runtime)' \
   "target offload_session links offload_runtime: layer 'session' may not use layer 'runtime'"
+expect_violation src/CMakeLists.txt 'target_link_libraries(offload_lab PRIVATE offload_transport)' \
+  "target offload_lab links offload_transport: layer 'lab' may not use layer 'transport'"
 expect_violation kernels/CMakeLists.txt 'target_link_libraries(offload_kernels PRIVATE offload_transport)' \
   "target offload_kernels links offload_transport: layer 'kernels' may not use layer 'transport'"
 # A document whose graph drifted: one layer's line edited in README.md.

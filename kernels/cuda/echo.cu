@@ -1,7 +1,7 @@
 // echo on the device: the staging copies are the work; here one device copy per product.
 #include <offload/cuda.hpp>
 
-#include "builtin.hpp"
+#include "kernels/builtin.hpp"
 
 namespace offload::kernels {
 namespace {

@@ -1,7 +1,7 @@
 // synthetic on the device: thrust::transform of the per-element loop shared with the CPU.
 #include <offload/cuda.hpp>
 
-#include "builtin.hpp"
+#include "kernels/builtin.hpp"
 
 #include <thrust/execution_policy.h>
 #include <thrust/transform.h>

@@ -1,7 +1,7 @@
 // clustering on the device: label propagation with pointer jumping, then per-label energy sums.
 #include <offload/cuda.hpp>
 
-#include "builtin.hpp"
+#include "kernels/builtin.hpp"
 
 namespace offload::kernels {
 namespace {

@@ -1,8 +1,8 @@
 #pragma once
-// When each message of an emulated link may leave (see offload/link_emulation.hpp). Pure
+// When each message of an emulated link may leave (see offload/emulation.hpp). Pure
 // bookkeeping on nanosecond times: no MPI, no clock, so it can be tested exactly.
 
-#include <offload/link_emulation.hpp>
+#include <offload/emulation.hpp>
 
 #include <cstdint>
 #include <map>

@@ -1,7 +1,7 @@
 // mlp on the device: one thread per jet; the weights are copied to each device once.
 #include <offload/cuda.hpp>
 
-#include "builtin.hpp"
+#include "kernels/builtin.hpp"
 
 #include <map>
 #include <mutex>

@@ -1,7 +1,7 @@
 // Model stand-ins (offload/model.hpp): inference-shaped kernels defined by data.
 #include <offload/model.hpp>
 
-#include "builtin.hpp"
+#include "kernels/builtin.hpp"
 
 #include <atomic>
 #include <cmath>

@@ -1,0 +1,65 @@
+#pragma once
+// The progress engine: one thread that runs posted tasks and polls its clients, and waits as
+// progress_options says when nothing happens. It knows no MPI: the runtime (src/runtime/)
+// gives it what to run on that thread before serving (MPI_Init) and after (MPI_Finalize), and
+// what to do when a client throws (end the job).
+
+#include <offload/progress.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace offload::detail {
+
+class progress_engine {
+ public:
+  struct hooks {
+    /// Runs on the thread before it serves; an exception it throws is rethrown by start().
+    std::function<void()> setup;
+    /// Runs on the thread once it stopped serving (every client detached, every task run).
+    std::function<void()> teardown;
+    /// A task or client threw: the process cannot go on. Must not return (the engine exits if it does).
+    std::function<void(const std::exception&)> fatal;
+  };
+
+  explicit progress_engine(const progress_options& options) : m_options(options) {}
+  /// Stops the thread (see hooks::teardown) when it was started.
+  ~progress_engine();
+  progress_engine(const progress_engine&) = delete;
+  progress_engine& operator=(const progress_engine&) = delete;
+
+  /// Starts the thread and returns once `h.setup` ran there; rethrows what it threw (the
+  /// thread is then gone).
+  void start(hooks h);
+  bool on_thread() const noexcept { return std::this_thread::get_id() == m_thread_id; }
+  /// Queues `f` for the thread and returns at once.
+  void post(std::function<void()> f);
+  /// Wakes the thread (any thread).
+  void wake() noexcept;
+  /// Adds or removes a polled client: on the engine's thread only (post it).
+  void add(progress_client& c) { m_clients.push_back(&c); }
+  void remove(progress_client& c) { std::erase(m_clients, &c); }
+
+ private:
+  void loop();
+  bool run_tasks();
+  void idle_wait(std::chrono::steady_clock::time_point last_busy, std::chrono::microseconds& sleep);
+
+  progress_options m_options;
+  hooks m_hooks;
+  std::thread m_thread;
+  std::thread::id m_thread_id;
+  std::mutex m_mutex;
+  std::condition_variable m_cv;
+  std::vector<std::function<void()>> m_tasks;  // guarded by m_mutex
+  bool m_woken = false;                        // guarded by m_mutex
+  bool m_stopping = false;                     // guarded by m_mutex
+  std::vector<progress_client*> m_clients;     // the thread only
+};
+
+}  // namespace offload::detail
