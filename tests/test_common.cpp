@@ -2,11 +2,15 @@
 #include "src/base/work_queue.hpp"
 #include "src/emulation/link_schedule.hpp"
 #include "src/progress/engine.hpp"
+#include "src/transport/transport.hpp"
+
+#include <offload/emulation.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <future>
 #include <stdexcept>
 #include <thread>
@@ -113,6 +117,127 @@ TEST_CASE("an emulated link delays by its latency, keeps order and serialises at
   SECTION("off by default") {
     detail::link_schedule s({});
     CHECK_FALSE(s.active());
+  }
+}
+
+namespace {
+/// An endpoint that records what it is handed (sends complete at the next progress_sends) and
+/// hands out what is put in `arriving`.
+class recording_endpoint final : public detail::endpoint {
+ public:
+  explicit recording_endpoint(detail::buffer_pool& p) : endpoint(p, 1 << 20) {}
+  std::deque<detail::incoming> arriving;
+  std::vector<std::pair<int, std::uint64_t>> posted;  // destination, bytes: in the order handed over
+  std::size_t in_flight = 0;
+  std::optional<detail::incoming> receive() override {
+    if (arriving.empty()) return std::nullopt;
+    auto in = std::move(arriving.front());
+    arriving.pop_front();
+    return in;
+  }
+  std::string describe(int peer) const override { return "peer " + std::to_string(peer); }
+
+ protected:
+  void post(detail::outgoing o) override {
+    posted.emplace_back(o.dest, o.m.total_size);
+    ++in_flight;
+  }
+  bool complete_sends() override { return std::exchange(in_flight, 0) > 0; }
+  std::size_t posted_sends() const noexcept override { return in_flight; }
+  std::size_t abandon_posted(int) override { return 0; }
+};
+
+class recording_transport final : public detail::transport_impl {
+ public:
+  mutable recording_endpoint* last = nullptr;
+  std::unique_ptr<detail::endpoint> connect(runtime&, const detail::endpoint_settings& s,
+                                            std::vector<int>& receivers) const override {
+    auto ep = std::make_unique<recording_endpoint>(s.pool);
+    last = ep.get();
+    receivers = {0, 1};
+    return ep;
+  }
+  listening listen(runtime& rt, const detail::endpoint_settings& s) const override {
+    std::vector<int> unused;
+    return {connect(rt, s, unused), "recording receiver"};
+  }
+};
+
+/// Polls `done` until it holds, at most 10 s (a bound on a broken build, not a timing check).
+template <class F> bool eventually(F done) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done())
+    if (std::chrono::steady_clock::now() > until) return false;
+  return true;
+}
+}  // namespace
+
+TEST_CASE(
+    "the emulated link wraps another transport's endpoint: sends wait for their release, receives for the site link") {
+  using namespace std::chrono_literals;
+  progress_options no_mpi;
+  no_mpi.mpi = false;
+  runtime rt(no_mpi);
+  auto pool = std::make_shared<detail::buffer_pool>();
+  const auto inner = std::make_shared<recording_transport>();
+  std::vector<int> receivers;
+  SECTION("a send is held until latency after it was handed over; order kept; abandon drops held ones") {
+    const auto far = emulated_link(transport(inner), {std::chrono::hours(1), 0ns, 0});
+    auto ep = far.impl().connect(rt, {*pool, 1 << 20}, receivers);
+    CHECK(receivers == std::vector<int>{0, 1});  // the inner transport's
+    ep->send(1, buffer(100));
+    ep->send(1, buffer(200));
+    ep->send(0, buffer(300));
+    ep->progress_sends();
+    CHECK(inner->last->posted.empty());
+    CHECK(ep->pending_sends() == 3);
+    CHECK(ep->next_release() > std::chrono::steady_clock::now() + 59min);
+    CHECK(ep->abandon(1) == 2);
+    CHECK(ep->pending_sends() == 1);
+    const auto near = emulated_link(transport(inner), {2ms, 0ns, 0});
+    auto ep2 = near.impl().connect(rt, {*pool, 1 << 20}, receivers);
+    const auto sent = std::chrono::steady_clock::now();
+    ep2->send(1, buffer(100));
+    ep2->send(1, buffer(200));
+    REQUIRE(eventually([&] {
+      ep2->progress_sends();
+      return inner->last->posted.size() == 2;
+    }));
+    CHECK(std::chrono::steady_clock::now() - sent >= 2ms);
+    CHECK(inner->last->posted == std::vector<std::pair<int, std::uint64_t>>{{1, 100}, {1, 200}});
+    ep2->progress_sends();  // the inner endpoint completes them
+    CHECK(ep2->pending_sends() == 0);
+  }
+  SECTION("received messages cross the site link one after another, a closed connection behind its messages") {
+    auto arrive = [&](std::uint64_t size, bool closed) {  // at the inner endpoint made last
+      detail::incoming in;
+      in.source = 0;
+      in.size = size;
+      in.closed = closed;
+      inner->last->arriving.push_back(std::move(in));
+    };
+    const auto slow = emulated_link(transport(inner), {}, 8.0);  // 1 byte per second
+    auto ep = slow.impl().connect(rt, {*pool, 1 << 20}, receivers);
+    arrive(50, false);
+    CHECK_FALSE(ep->receive().has_value());
+    CHECK(ep->next_release() > std::chrono::steady_clock::now() + 40s);
+    const auto fast = emulated_link(transport(inner), {}, 8e4);  // 10 bytes per millisecond: 5 ms
+    auto ep2 = fast.impl().connect(rt, {*pool, 1 << 20}, receivers);
+    const auto t0 = std::chrono::steady_clock::now();
+    arrive(50, false);
+    arrive(0, true);
+    std::vector<detail::incoming> got;
+    REQUIRE(eventually([&] {
+      if (auto in = ep2->receive()) got.push_back(std::move(*in));
+      return got.size() == 2;
+    }));
+    CHECK(std::chrono::steady_clock::now() - t0 >= 5ms);
+    CHECK(got[0].size == 50);
+    CHECK(got[1].closed);
+  }
+  SECTION("bad rates are refused") {
+    CHECK_THROWS_WITH(emulated_link(transport(inner), {}, -1), Catch::Contains("site link"));
+    CHECK_THROWS_WITH(emulated_link(transport(inner), {-1ms, 0ns, 0}), Catch::Contains("latency"));
   }
 }
 

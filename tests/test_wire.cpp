@@ -326,14 +326,16 @@ TEST_CASE("a gathered message leaves payloads where they lie and flattens to the
   const product_views views(in);
   const message_info info{message_kind::request, 12, 3, status::ok, {4, 5, 6}};
   const buffer encoded = encode(info, views);
-  const gathered_message g = gather(info, views);
+  const outgoing_message g = gather(info, views);
   // Nothing copied: each payload is the caller's memory, and the storage is the head only.
   REQUIRE(g.payloads.size() == 3);
   CHECK(g.payloads[0].second.data() == in[0].bytes.data());
   CHECK(g.payloads[2].second.data() == in[2].bytes.data());
   CHECK(g.payloads[1].second.empty());
-  CHECK(g.storage.size() == g.head_size);
-  CHECK(g.head_size % wire_alignment == 0);
+  CHECK_FALSE(g.contiguous());
+  CHECK(g.head.data() == g.storage.data());
+  CHECK(g.storage.size() == g.head.size());
+  CHECK(g.head.size() % wire_alignment == 0);
   CHECK(g.total_size == encoded.size());
   CHECK(g.part_count() == 2);
   buffer flat(static_cast<std::size_t>(g.total_size));
@@ -367,12 +369,31 @@ TEST_CASE("a writer with a payload placed over other memory writes there, and on
   std::memcpy(plain.payload(0).data(), elsewhere.data(), 32);
   std::memcpy(plain.payload(1).data(), y.data(), 8);
   const buffer expected = std::move(plain).finish();
-  const gathered_message g = std::move(w).finish_gathered();
+  const outgoing_message g = std::move(w).finish_outgoing();
   CHECK(g.storage.size() == g.total_size);  // "y" is not placed: the whole layout is stored
+  CHECK_FALSE(g.contiguous());              // but "x" lies elsewhere
   buffer flat(static_cast<std::size_t>(g.total_size));
   g.flatten(flat.span());
   CHECK(std::memcmp(flat.data(), expected.data(), expected.size()) == 0);
   message_writer again({message_kind::reply, 1, 0, status::ok}, specs, {},
                        {reinterpret_cast<std::byte*>(elsewhere.data()), nullptr});
   CHECK_THROWS_AS(std::move(again).finish(), std::logic_error);
+  // Nothing placed: the one outgoing type, contiguous, its head the whole message.
+  message_writer whole({message_kind::reply, 1, 0, status::ok}, specs);
+  const auto expected_size = message_writer::size_for(specs);
+  const outgoing_message c = std::move(whole).finish_outgoing();
+  CHECK(c.contiguous());
+  CHECK(c.head.size() == expected_size);
+  CHECK(c.total_size == expected_size);
+  CHECK(c.part_count() == 0);
+  // Bytes held elsewhere, contiguous.
+  const auto held = std::make_shared<buffer>(expected.size());
+  std::memcpy(held->data(), expected.data(), expected.size());
+  const auto e = outgoing_message::whole(held->span(), held);
+  CHECK(e.contiguous());
+  CHECK(e.head.data() == held->data());
+  CHECK(e.total_size == expected.size());
+  buffer copy(expected.size());
+  e.flatten(copy.span());
+  CHECK(std::memcmp(copy.data(), expected.data(), expected.size()) == 0);
 }

@@ -179,18 +179,25 @@ std::optional<wire_error> check_specs(std::span<const product_spec> specs, const
 
 class message;
 
-/// A message laid out without copying its payloads: `storage` holds its head (the bytes before
-/// the first payload: header, table, names, padding) and any payload written there; every
-/// payload is listed in `payloads` with its offset in the message and where its bytes lie,
-/// which `keep_alive` (or whoever made it) keeps alive until the message is sent. Transports
-/// send it as it lies (docs/protocol.md section 1); `flatten` makes it one buffer.
-struct gathered_message {
+/// A message on its way out: the one type every transport sends. `head` goes first: the whole
+/// message when it is contiguous (no `payloads` listed), else the bytes before the first
+/// payload (header, table, names, padding), each payload then following from where it lies
+/// (`payloads`: its offset in the message and its bytes), without a copy where the transport
+/// can (docs/protocol.md section 1; `flatten` makes it one buffer). `storage` owns the head's
+/// bytes, unless `keep_alive` holds them; `keep_alive` holds whatever else the message points
+/// into until it is sent.
+struct outgoing_message {
   buffer storage;
-  std::uint64_t head_size = 0;
+  std::span<const std::byte> head;
   std::uint64_t total_size = 0;
   std::vector<std::pair<std::uint64_t, std::span<const std::byte>>> payloads;  // in table order
   std::shared_ptr<const void> keep_alive;
 
+  /// A contiguous message in a buffer of its own.
+  static outgoing_message whole(buffer bytes);
+  /// A contiguous message in bytes that `keep_alive` holds.
+  static outgoing_message whole(std::span<const std::byte> bytes, std::shared_ptr<const void> keep_alive);
+  bool contiguous() const noexcept { return payloads.empty(); }
   /// Payloads with bytes: the parts that follow the head when it is sent in parts.
   std::uint32_t part_count() const noexcept;
   /// Writes the whole message into `out` (total_size bytes): head, payloads, zeroed padding.
@@ -219,7 +226,7 @@ class message_writer {
   message_writer(const message_info& info, std::span<const product_spec> specs, buffer storage = {});
   /// The same, with payload `i` placed at `placed[i]` where that is not null (it must hold the
   /// product's bytes): payload(i) is that memory, and the message is finished with
-  /// finish_gathered. `storage` then holds the head only when every payload with bytes is
+  /// finish_outgoing. `storage` then holds the head only when every payload with bytes is
   /// placed, else the whole layout.
   message_writer(const message_info& info, std::span<const product_spec> specs, buffer storage,
                  std::vector<std::byte*> placed);
@@ -237,13 +244,14 @@ class message_writer {
   std::uint64_t head_size() const noexcept;
   /// Whether a payload with bytes was placed outside the writer's storage.
   bool gathered() const noexcept { return m_gathered; }
-  /// Hands over the finished message (not for a gathered writer: std::logic_error).
+  /// Hands over the finished message (not for a gathered writer: std::logic_error; see finish_outgoing).
   buffer finish() &&;
   /// Hands over the finished message as a `message`: its header and product views come from
   /// the layout just written, nothing is decoded again. The specs must pass check_specs.
   message finish_message() &&;
-  /// Hands over the message as it lies: its storage and where each payload is.
-  gathered_message finish_gathered() &&;
+  /// Hands over the message as it lies: contiguous when every payload is in the storage, in
+  /// place; else its storage as the head, and where each payload is.
+  outgoing_message finish_outgoing() &&;
 
  private:
   buffer m_buffer;
@@ -258,7 +266,7 @@ class message_writer {
 
 /// Lays out a message of `products` whose payloads stay where they are (no copy): the caller
 /// keeps them alive, unchanged, until it is sent (set keep_alive to their owner).
-gathered_message gather(const message_info& info, const product_views& products, buffer storage = {});
+outgoing_message gather(const message_info& info, const product_views& products, buffer storage = {});
 
 /// Encodes owned products: one copy of each payload into the message.
 buffer encode(const message_info& info, const product_views& products, buffer storage = {});

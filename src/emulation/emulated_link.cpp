@@ -64,7 +64,7 @@ class emulated_endpoint final : public detail::endpoint {
       m_inner->send(std::move(o));
       return;
     }
-    const auto release = m_schedule.release(o.dest, o.message_size(), std::int64_t(detail::now_ns()));
+    const auto release = m_schedule.release(o.dest, o.m.total_size, std::int64_t(detail::now_ns()));
     m_delayed[o.dest].push_back({release, std::move(o)});
     ++m_delayed_count;
   }

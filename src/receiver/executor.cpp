@@ -90,12 +90,10 @@ std::vector<finished_job> executors::run(job_batch& b) {
       received.push_back(j.received_ns);
     } catch (const std::exception& e) {
       const bool input = dynamic_cast<const input_error*>(&e) != nullptr;
-      out.push_back({j.peer,
-                     encode_error(h.request_id, input ? status::bad_input : status::kernel_failed,
-                                  "kernel '" + std::string(k.name()) + "': " + e.what()),
-                     true,
-                     {}});
-      write_times(out.back().reply.span(), {j.received_ns, 0, 0});
+      auto reply = encode_error(h.request_id, input ? status::bad_input : status::kernel_failed,
+                                "kernel '" + std::string(k.name()) + "': " + e.what());
+      write_times(reply.span(), {j.received_ns, 0, 0});
+      out.push_back({j.peer, outgoing_message::whole(std::move(reply)), true, false});
     }
   }
   if (ins.empty()) return out;
@@ -114,23 +112,20 @@ std::vector<finished_job> executors::run(job_batch& b) {
     m_be.run(k, ins, outs);
     const std::uint64_t end = now_ns();
     for (std::size_t i = 0; i < writers.size(); ++i) {
-      if (!writers[i].gathered()) {
-        out.push_back({peers[i], std::move(writers[i]).finish(), false, {}});
-        write_times(out.back().reply.span(), {received[i], start, end});
-        continue;
-      }
-      // Sent from the request's buffer, which the reply keeps alive until it is out.
-      auto g = std::move(writers[i]).finish_gathered();
-      g.keep_alive = std::make_shared<message>(std::move(jobs_of[i]->request));
-      write_times(g.storage.span(), {received[i], start, end});
-      out.push_back({peers[i], {}, false, std::move(g)});
+      const bool in_place = writers[i].gathered();
+      auto reply = std::move(writers[i]).finish_outgoing();
+      // In place: sent from the request's buffer, which the reply keeps alive until it is out.
+      if (in_place) reply.keep_alive = std::make_shared<message>(std::move(jobs_of[i]->request));
+      write_times(reply.storage.span(), {received[i], start, end});
+      out.push_back({peers[i], std::move(reply), false, in_place});
     }
   } catch (const std::exception& e) {
     const std::string text =
         "kernel '" + std::string(k.name()) + "' failed on backend " + std::string(m_be.name()) + ": " + e.what();
     for (std::size_t i = 0; i < ids.size(); ++i) {
-      out.push_back({peers[i], encode_error(ids[i], status::kernel_failed, text), true, {}});
-      write_times(out.back().reply.span(), {received[i], start, now_ns()});
+      auto reply = encode_error(ids[i], status::kernel_failed, text);
+      write_times(reply.span(), {received[i], start, now_ns()});
+      out.push_back({peers[i], outgoing_message::whole(std::move(reply)), true, false});
     }
   }
   m_usage(-1, 0);

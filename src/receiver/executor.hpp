@@ -33,12 +33,13 @@ struct job_batch {
   std::vector<job> items;
 };
 
-/// A reply ready to go: `reply`, or `gathered` when outputs were computed in the request's buffer.
+/// A reply ready to go; `in_place` when its outputs were computed in the request's buffer, which
+/// it keeps alive.
 struct finished_job {
   int peer;
-  buffer reply;
+  outgoing_message reply;
   bool is_error;
-  gathered_message gathered;
+  bool in_place;
 };
 
 struct finished_batch {

@@ -106,12 +106,9 @@ void receiver::impl::send_reply(detail::finished_job& r) {
     forget_if_done(r.peer);
     return;
   }
-  const bool in_place = r.gathered.total_size > 0;
-  const auto bytes = in_place ? r.gathered.total_size : r.reply.size();
-  if (in_place)
-    ep->send(r.peer, std::move(r.gathered));
-  else
-    ep->send(r.peer, std::move(r.reply));
+  const bool in_place = r.in_place;
+  const auto bytes = r.reply.total_size;
+  ep->send(r.peer, std::move(r.reply));
   count([&](receiver_stats& s) {
     (r.is_error ? s.error_replies : s.replies) += 1;
     s.in_place_replies += in_place ? 1 : 0;

@@ -23,7 +23,7 @@ struct request_state {
   std::uint32_t kernel_id = 0;
   product_views inputs;               // what the kernel reads, remote or local (the fallback)
   message request;                    // copying submit: the inputs encoded once, sent whole
-  gathered_message gathered;          // sharing submit: the head, the payloads the caller's (until sent)
+  outgoing_message gathered;          // sharing submit: the head, the payloads the caller's (until sent)
   std::shared_ptr<const void> owner;  // sharing submit: keeps the caller's products alive
   std::uint64_t size = 0;             // of the request message
   std::vector<product_spec> outputs;  // what a correct reply carries

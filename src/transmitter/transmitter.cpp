@@ -193,23 +193,21 @@ void transmitter::impl::dispatch() {
       fields[request_timeout_ns] = std::uint64_t(std::max<std::int64_t>(left.count(), 1));
     }
     fields[request_priority] = r->priority;
-    std::uint64_t bytes = 0;
     if (r->owner && r->gathered.total_size == 0)  // a sharing submit sent before (busy): its head again
       r->gathered = gather({message_kind::request, r->id, r->kernel_id, status::ok}, r->inputs);
+    outgoing_message out;
     if (r->gathered.total_size > 0) {  // sharing submit: the caller's payloads, sent from where they lie
-      gathered_message g = std::move(r->gathered);
-      r->gathered = {};
-      bytes = g.total_size;
-      g.keep_alive = r;
-      write_times(g.storage.span(), fields);
-      ep->send(l.peer, std::move(g));
+      out = std::exchange(r->gathered, {});
+      write_times(out.storage.span(), fields);  // (the header is at the start of the head)
     } else {
       // (A request sent again after `busy` rewrites its header: that receiver has taken it whole.)
       const auto whole = r->request.writable_bytes();
       write_times(whole, fields);
-      bytes = whole.size();
-      ep->send(l.peer, std::span<const std::byte>(whole), r);
+      out = outgoing_message::whole(whole, nullptr);
     }
+    out.keep_alive = r;  // the request holds every byte the message points into
+    const std::uint64_t bytes = out.total_size;
+    ep->send(l.peer, std::move(out));
     l.last_sent = clock_type::now();
     ++l.outstanding;
     in_flight.emplace(r->id, static_cast<std::size_t>(li));

@@ -34,19 +34,12 @@ struct incoming {
   std::string closed_reason;
 };
 
-/// A message on its way out: the bytes, and what keeps them alive until the transport is done.
+/// A message on its way out to `dest`: the wire's one outgoing type (offload/wire.hpp), which
+/// holds its bytes until the transport is done. A contiguous message (no payloads listed) goes
+/// as one; a gathered one in parts or copied whole, as the transport likes.
 struct outgoing {
   int dest = -1;
-  const std::byte* data = nullptr;
-  std::size_t size = 0;
-  buffer bytes;                            // owned bytes (data points into them), or
-  std::shared_ptr<const void> keep_alive;  // the owner of bytes held elsewhere
-  /// A gathered message (wire.hpp): `data`/`size` is its head, these its payloads (offset in
-  /// the message, bytes), `total` its size. The transport sends it in parts or copies it whole.
-  std::vector<std::pair<std::uint64_t, std::span<const std::byte>>> payloads;
-  std::uint64_t total = 0;
-
-  std::uint64_t message_size() const noexcept { return payloads.empty() ? size : total; }
+  outgoing_message m;
 };
 
 class endpoint {
@@ -71,14 +64,13 @@ class endpoint {
     return std::chrono::steady_clock::time_point::max();
   }
 
-  /// Sends `bytes` to `dest`; the buffer returns to its pool once the transport is done with it.
-  void send(int dest, buffer bytes);
-  /// Sends bytes owned elsewhere; `keep_alive` holds them until the transport is done.
-  void send(int dest, std::span<const std::byte> bytes, std::shared_ptr<const void> keep_alive);
-  /// Sends a message whose payloads lie where `m` says, without copying them where the
-  /// transport can (MPI: in parts above its threshold); m.keep_alive holds them until it is done.
-  void send(int dest, gathered_message m);
-  /// Sends a message made by one of the three above (a wrapping endpoint passes them on).
+  /// Sends `m` to `dest`: a gathered message's payloads without a copy where the transport
+  /// can (MPI: in parts above its threshold). What `m` holds is released once the transport is
+  /// done with it (a buffer returns to its pool).
+  void send(int dest, outgoing_message m) { post({dest, std::move(m)}); }
+  /// The same for a contiguous message in a buffer of its own.
+  void send(int dest, buffer bytes) { send(dest, outgoing_message::whole(std::move(bytes))); }
+  /// (A wrapping endpoint passes its messages on with this.)
   void send(outgoing o) { post(std::move(o)); }
   /// Completes finished sends (and hands delayed ones that are due on); true when any did.
   bool progress_sends() { return complete_sends(); }

@@ -49,12 +49,6 @@ struct shared_state {
   }
 };
 
-/// What a slice handed to gRPC keeps alive: gRPC may hold the slice past the write's completion.
-struct held_bytes {
-  buffer bytes;
-  std::shared_ptr<const void> keep_alive;
-};
-
 class stream;
 
 /// A completion-queue tag: a stream and one of its operations.
@@ -188,23 +182,24 @@ class stream {
     // One slice per piece of the message as it lies (a gathered message: its head, each
     // payload and the padding after it), so that no payload is copied; each slice holds a
     // reference to what keeps the bytes alive.
-    auto held = std::make_shared<held_bytes>(held_bytes{std::move(o.bytes), std::move(o.keep_alive)});
+    // (gRPC may hold a slice past the write's completion: the message lives as long as any.)
+    const auto held = std::make_shared<outgoing_message>(std::move(o.m));
     std::vector<grpc::Slice> slices;
     auto add = [&](const std::byte* data, std::size_t n) {
       if (n == 0) return;
       slices.emplace_back(
-          const_cast<std::byte*>(data), n, [](void* p) { delete static_cast<std::shared_ptr<held_bytes>*>(p); },
-          new std::shared_ptr<held_bytes>(held));
+          const_cast<std::byte*>(data), n, [](void* p) { delete static_cast<std::shared_ptr<outgoing_message>*>(p); },
+          new std::shared_ptr<outgoing_message>(held));
     };
-    add(o.data, o.size);
-    std::uint64_t pos = o.size;
+    add(held->head.data(), held->head.size());
+    std::uint64_t pos = held->head.size();
     static constexpr std::byte zeros[wire_alignment]{};
-    for (const auto& [offset, bytes] : o.payloads) {
+    for (const auto& [offset, bytes] : held->payloads) {
       add(zeros, static_cast<std::size_t>(offset - pos));  // padding: under 64 bytes
       add(bytes.data(), bytes.size());
       pos = offset + bytes.size();
     }
-    if (!o.payloads.empty()) add(zeros, static_cast<std::size_t>(o.total - pos));
+    if (!held->contiguous()) add(zeros, static_cast<std::size_t>(held->total_size - pos));
     m_write_buffer = grpc::ByteBuffer(slices.data(), slices.size());
     m_writing = true;
     ++m_ops;

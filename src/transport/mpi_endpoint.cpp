@@ -32,15 +32,15 @@ graveyard& the_graveyard() {
 }  // namespace
 
 mpi_endpoint::~mpi_endpoint() {
-  // Buffers MPI still owns must not be freed under it. (Delayed sends MPI never saw are freed.)
+  // Buffers MPI still owns must not be freed under it.
   auto& g = the_graveyard();
   std::lock_guard lock(g.mutex);
   for (auto& r : m_receiving) g.buffers.push_back(std::move(r.in.bytes));
   for (auto& b : m_receive_dropped) g.buffers.push_back(std::move(b));
   for (auto* list : {&m_pending, &m_abandoned})
     for (auto& p : *list) {
-      if (p.bytes.size() > 0) g.buffers.push_back(std::move(p.bytes));
-      if (p.keep_alive) g.others.push_back(std::move(p.keep_alive));
+      if (p.m.storage.size() > 0) g.buffers.push_back(std::move(p.m.storage));
+      if (p.m.keep_alive) g.others.push_back(std::move(p.m.keep_alive));
     }
 }
 
@@ -357,37 +357,31 @@ void mpi_endpoint::match_parts() {
 }
 
 void mpi_endpoint::post(outgoing o) {
-  if (o.payloads.empty()) {
-    const auto* data = o.data;
-    const auto size = o.size;
-    post_one(std::move(o), data, size, offload_tag);
+  if (o.m.contiguous()) {
+    const auto head = o.m.head;
+    post_one(std::move(o), head.data(), head.size(), offload_tag);
     return;
   }
-  if (o.total < m_parts_from) {
+  if (o.m.total_size < m_parts_from) {
     // Small: one copy costs less than a message per payload.
-    buffer whole = m_pool.acquire(static_cast<std::size_t>(o.total));
-    gathered_message g;
-    g.storage = std::move(o.bytes);
-    g.head_size = o.size;
-    g.total_size = o.total;
-    g.payloads = std::move(o.payloads);
-    g.flatten(whole.span());
-    outgoing flat{o.dest, whole.data(), whole.size(), {}, nullptr, {}, 0};
-    flat.bytes = std::move(whole);
-    const auto* data = flat.data;
-    const auto size = flat.size;
-    post_one(std::move(flat), data, size, offload_tag);
+    buffer whole = m_pool.acquire(static_cast<std::size_t>(o.m.total_size));
+    o.m.flatten(whole.span());
+    post({o.dest, outgoing_message::whole(std::move(whole))});
     return;
   }
-  // The head, then each payload with bytes from where it lies; all share what keeps them alive.
-  std::uint32_t parts = 0;
-  for (const auto& [offset, bytes] : o.payloads) parts += bytes.empty() ? 0 : 1;
-  write_parts(o.bytes.span().first(o.size), parts);
+  // The head (in its storage: written here), then each payload with bytes from where it lies;
+  // all hold the message alive.
+  write_parts(o.m.storage.span().first(o.m.head.size()), o.m.part_count());
   const int dest = o.dest;
-  auto held = std::make_shared<outgoing>(std::move(o));
-  post_one({dest, nullptr, 0, {}, held, {}, 0}, held->data, held->size, offload_tag);
+  const auto held = std::make_shared<outgoing_message>(std::move(o.m));
+  const auto holder = [&] {
+    outgoing h{dest, {}};
+    h.m.keep_alive = held;
+    return h;
+  };
+  post_one(holder(), held->head.data(), held->head.size(), offload_tag);
   for (const auto& [offset, bytes] : held->payloads)
-    if (!bytes.empty()) post_one({dest, nullptr, 0, {}, held, {}, 0}, bytes.data(), bytes.size(), part_tag);
+    if (!bytes.empty()) post_one(holder(), bytes.data(), bytes.size(), part_tag);
 }
 
 void mpi_endpoint::post_one(outgoing o, const std::byte* data, std::size_t size, int tag) {

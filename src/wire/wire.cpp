@@ -274,16 +274,32 @@ void write_parts(std::span<std::byte> message, std::uint32_t parts) noexcept {
   if (message.size() >= wire_header_size) store(message.data() + h_parts, parts);
 }
 
-std::uint32_t gathered_message::part_count() const noexcept {
+outgoing_message outgoing_message::whole(buffer bytes) {
+  outgoing_message m;
+  m.head = bytes.span();  // (a buffer keeps its data where it is when it moves)
+  m.total_size = bytes.size();
+  m.storage = std::move(bytes);
+  return m;
+}
+
+outgoing_message outgoing_message::whole(std::span<const std::byte> bytes, std::shared_ptr<const void> keep_alive) {
+  outgoing_message m;
+  m.head = bytes;
+  m.total_size = bytes.size();
+  m.keep_alive = std::move(keep_alive);
+  return m;
+}
+
+std::uint32_t outgoing_message::part_count() const noexcept {
   std::uint32_t n = 0;
   for (const auto& [offset, bytes] : payloads) n += bytes.empty() ? 0 : 1;
   return n;
 }
 
-void gathered_message::flatten(std::span<std::byte> out) const {
-  if (out.size() != total_size) throw std::length_error("gathered_message::flatten: wrong output size");
-  std::memcpy(out.data(), storage.data(), static_cast<std::size_t>(head_size));
-  std::uint64_t pos = head_size;
+void outgoing_message::flatten(std::span<std::byte> out) const {
+  if (out.size() != total_size) throw std::length_error("outgoing_message::flatten: wrong output size");
+  if (!head.empty()) std::memcpy(out.data(), head.data(), head.size());
+  std::uint64_t pos = head.size();
   for (const auto& [offset, bytes] : payloads) {
     std::memset(out.data() + pos, 0, static_cast<std::size_t>(offset - pos));
     if (!bytes.empty()) std::memcpy(out.data() + offset, bytes.data(), bytes.size());
@@ -368,13 +384,18 @@ std::uint64_t message_writer::head_size() const noexcept {
 }
 
 buffer message_writer::finish() && {
-  if (m_gathered) throw std::logic_error("message_writer::finish: payloads lie elsewhere; use finish_gathered");
+  if (m_gathered) throw std::logic_error("message_writer::finish: payloads lie elsewhere; use finish_outgoing");
   return std::move(m_buffer);
 }
 
-gathered_message message_writer::finish_gathered() && {
-  gathered_message g;
-  g.head_size = head_size();
+outgoing_message message_writer::finish_outgoing() && {
+  bool in_storage = m_buffer.size() == m_total;  // every payload written in the storage, in place?
+  for (std::size_t i = 0; i < m_offsets.size() && in_storage; ++i)
+    in_storage =
+        m_placed[i] == nullptr || m_offsets[i].second == 0 || m_placed[i] == m_buffer.data() + m_offsets[i].first;
+  if (in_storage) return outgoing_message::whole(std::move(m_buffer));
+  outgoing_message g;
+  g.head = m_buffer.span().first(static_cast<std::size_t>(head_size()));
   g.total_size = m_total;
   g.payloads.reserve(m_offsets.size());
   for (std::size_t i = 0; i < m_offsets.size(); ++i) {
@@ -426,7 +447,7 @@ message_writer write_products(const message_info& info, const product_views& pro
 }
 }  // namespace
 
-gathered_message gather(const message_info& info, const product_views& products, buffer storage) {
+outgoing_message gather(const message_info& info, const product_views& products, buffer storage) {
   std::vector<product_spec> specs;
   std::vector<std::byte*> placed;
   specs.reserve(products.size());
@@ -436,7 +457,7 @@ gathered_message gather(const message_info& info, const product_views& products,
     // The writer only reads placed payloads here (nobody calls payload() on it).
     placed.push_back(const_cast<std::byte*>(p.data));
   }
-  return message_writer(info, specs, std::move(storage), std::move(placed)).finish_gathered();
+  return message_writer(info, specs, std::move(storage), std::move(placed)).finish_outgoing();
 }
 
 buffer encode(const message_info& info, const product_views& products, buffer storage) {

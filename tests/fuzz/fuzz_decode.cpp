@@ -54,7 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       require(a.size_bytes() == 0 || std::memcmp(a.data, b.data, a.size_bytes()) == 0,
               "payload changed in the round trip");
     }
-    const gathered_message g =
+    const outgoing_message g =
         gather({m.header.kind, m.header.request_id, m.header.kernel_id, m.header.status, m.header.times}, m.products);
     require(g.total_size == again.size(), "gathered message size differs from the encoded one");
     std::uint32_t with_bytes = 0;
