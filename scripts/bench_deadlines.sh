@@ -28,7 +28,7 @@ run() {  # $1: label, rest: extra flags
   shift
   timeout 300 mpiexec --oversubscribe --mca btl self,vader,tcp -np 4 "$build/apps/offload-run" --receivers 1 \
     --backend cpu --receiver-threads 1 --kernel synthetic --size 1000 --work 1500 --threads 2 --inflight 4 \
-    --events 200 --warmup-events 0 --timeout-ms 40 --credits 8 --quiet --json "$tmp/$label.json" "$@" >/dev/null
+    --events 200 --warmup-events 0 --timeout-ms 40 --credits 8 --quiet --json "$tmp/$label.json" "$@" >/dev/null 2>"$tmp/$label.log"
 }
 for i in $(seq 1 "$repeats"); do
   run "on-$i" "$@"

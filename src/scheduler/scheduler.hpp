@@ -34,6 +34,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace offload::detail {
@@ -109,23 +110,55 @@ class scheduler {
   struct entry {
     sched_request r;
     sched_time arrived;
+    std::uint64_t seq;  // its place among the queue's arrivals
   };
-  // One priority level of a queue: each peer's requests in arrival order, and the peers' turns.
+  // One peer's requests at one level, in arrival order: a vector read from `head` (no
+  // allocation while empty, unlike a deque; emptied, it starts again at 0, and the taken
+  // front is dropped once it is half of it).
+  struct fifo {
+    std::vector<entry> items;
+    std::size_t head = 0;
+    bool empty() const noexcept { return head == items.size(); }
+    entry& front() { return items[head]; }
+    const entry& front() const { return items[head]; }
+    void pop_front() {
+      if (++head == items.size()) {
+        items.clear();
+        head = 0;
+      } else if (head >= 32 && 2 * head >= items.size()) {  // a peer that never empties: compact
+        items.erase(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(head));
+        head = 0;
+      }
+    }
+  };
+  // One priority level of a queue: each peer's requests in arrival order, and the peers' turns
+  // (exactly the peers with requests). A level stays once made (there are few), and a peer's
+  // entry while it has had requests since the last remove_where, empty or not.
   struct level {
-    std::map<int, std::deque<entry>> by_peer;
+    std::unordered_map<int, fifo> by_peer;
     std::deque<int> turns;  // peers with requests, the next to be served first
   };
   struct kernel_queue {
     queue_rules rules;
-    std::map<std::uint32_t, level> levels;  // by priority, highest (lowest number) first
+    std::map<std::uint32_t, level> levels;  // by priority, highest (lowest number) first; some empty
     std::size_t waiting = 0;
     std::uint64_t items = 0;
     std::uint32_t running = 0;
+    // Every arrival still waiting, and some taken ones, in arrival order (push times never go
+    // back): the front is the oldest waiting request once taken ones are trimmed off it.
+    std::deque<std::pair<sched_time, bool>> arrivals;  // (arrived, taken)
+    std::uint64_t first_seq = 0;                       // the seq of arrivals.front()
+    std::uint64_t next_seq = 0;
   };
+  /// Marks `e` as no longer waiting in `q` (taken, expired or removed).
+  static void taken(kernel_queue& q, const entry& e);
   /// How many of `q`'s requests a batch would take now; 0 when it must wait.
   std::size_t batch_size(const kernel_queue& q, sched_time now) const;
   /// The arrival time of `q`'s oldest waiting request.
   static sched_time oldest(const kernel_queue& q);
+  /// `q`'s highest level with requests (something must wait).
+  static std::map<std::uint32_t, level>::iterator first_level(kernel_queue& q);
+  static std::map<std::uint32_t, level>::const_iterator first_level(const kernel_queue& q);
   /// Moves the requests whose deadline is at or before `now` to m_expired.
   void expire(sched_time now);
   void remove_where(kernel_queue& q, const auto& pred, std::vector<sched_request>& out);
