@@ -1,5 +1,7 @@
 #pragma once
-// The flags of offload-run (see add_options for what each means).
+// The flags of offload-run and offload-serve, as data: one table per role (receiver_flags,
+// run_flags), each row the flag, the setting it feeds, its name in offload-run's report and
+// its registration; add_options and the report walk them.
 
 #include "workload.hpp"
 
@@ -9,9 +11,11 @@
 #include <offload/transmitter.hpp>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace offload::app {
@@ -127,7 +131,31 @@ transport transmitter_link(const options& o, transport link);
 /// The distance presets: name and emulated one-way latency in ms (half the round trip).
 const std::vector<std::pair<std::string, double>>& distance_presets();
 
-/// Registers every flag of `o` on `app`.
+/// A value as offload-run's report writes it (JSON config, CSV).
+using report_json = nlohmann::ordered_json;
+
+/// One flag, as data: its name (the one place it is spelled); the setting it feeds (the
+/// library's config field, or the run's own `options` field); its name in offload-run's report
+/// (the JSON config; the CSV too where the summary row has it), empty when the report does not
+/// echo it as is; how it is registered (help, checks); and the value the report shows for it
+/// (null when `report` is empty).
+struct flag_row {
+  std::string_view flag;
+  std::string_view setting;
+  std::string_view report;
+  void (*add)(CLI::App& app, options& o, const std::string& flag);  ///< registers `flag`
+  report_json (*value)(const options& o);
+};
+/// The flags by role, each in the order --help lists them: a receiver's (offload-serve has
+/// these only; offload-run's receiver ranks too) and the run's (transmitters, the event loop,
+/// the emulated distance, the service).
+const std::vector<flag_row>& receiver_flags();
+const std::vector<flag_row>& run_flags();
+/// The report's value of the setting named `name` (flag_row::report); std::out_of_range naming
+/// it when no row has that name.
+report_json report_value(const options& o, std::string_view name);
+
+/// Registers every flag of `o` on `app`: receiver_flags(), then run_flags().
 void add_options(CLI::App& app, options& o);
 /// Registers the flags that configure a receiver (offload-serve has these only).
 void add_receiver_options(CLI::App& app, options& o);
