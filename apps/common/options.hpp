@@ -1,5 +1,5 @@
 #pragma once
-// The flags of offload-run and offload-serve, as data: one table per role (receiver_flags,
+// The flags of offload-run and offload-serve, as data (the tables: flags.cpp): one table per role (receiver_flags,
 // run_flags), each row the flag, the setting it feeds, its name in offload-run's report and
 // its registration; add_options and the report walk them.
 
