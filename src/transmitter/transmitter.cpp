@@ -1,10 +1,8 @@
-#include <offload/transmitter.hpp>
+// The request lifecycle: submit, dispatch, answers, timeouts, fallback (transmitter_impl.hpp
+// lists the other units).
+#include "transmitter_impl.hpp"
 
-#include "fallback_pool.hpp"
-#include "request.hpp"
-#include "routing.hpp"
 #include "src/session/handshake.hpp"
-#include "src/transport/transport.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -50,90 +48,6 @@ std::string reply_mismatch(const std::vector<product_spec>& expected, const prod
 }
 
 }  // namespace
-
-struct transmitter::impl final : progress_client {
-  impl(runtime& r, const kernel_registry& k, const transport& link, transmitter_config c)
-      : rt(r),
-        kernels(k),
-        cfg(std::move(c)),
-        pool(std::make_shared<detail::buffer_pool>()),
-        request_limits(cfg.limits) {
-    if (cfg.credits == 0) throw std::invalid_argument("transmitter credits must be at least 1");
-    std::vector<int> peers;
-    ep = link.impl().connect(rt, {*pool, cfg.limits.max_message_bytes}, peers);
-    for (int peer : peers) {
-      receiver_link l;
-      l.peer = peer;
-      links.push_back(std::move(l));
-    }
-    fallbacks = std::make_unique<detail::fallback_pool>(
-        cfg.fallback_threads, [this](const request_ptr& req, result&& res) { deliver(req, std::move(res)); });
-  }
-
-  runtime& rt;
-  kernel_registry kernels;
-  transmitter_config cfg;
-  std::shared_ptr<detail::buffer_pool> pool;  // shared with requests that outlive a call
-  std::unique_ptr<detail::endpoint> ep;
-  std::atomic<std::uint64_t> next_id{1};
-
-  // Submissions from worker threads.
-  std::mutex submit_mutex;
-  std::vector<request_ptr> submissions;
-
-  // Progress-thread state.
-  std::vector<receiver_link> links;                          // guarded by link_mutex for readers
-  std::unordered_map<std::uint64_t, request_ptr> live;       // not yet delivered nor fallen back
-  std::unordered_map<std::uint64_t, std::size_t> in_flight;  // sent, no reply yet: id -> link
-  std::deque<request_ptr> waiting;                           // for a credit
-  using deadline = std::pair<clock_type::time_point, std::uint64_t>;
-  std::priority_queue<deadline, std::vector<deadline>, std::greater<>> deadlines;
-  std::size_t next_link = 0;
-  clock_type::time_point next_keepalive_check;
-  wire_limits request_limits;  // ours, narrowed to every receiver's in the handshake
-
-  // Handshake and goodbye progress, read by the threads that wait for them.
-  std::mutex link_mutex;
-  std::condition_variable link_cv;
-
-  // Delivery accounting.
-  std::mutex delivered_mutex;
-  std::condition_variable delivered_cv;
-  std::uint64_t submitted_count = 0;
-  std::uint64_t delivered_count = 0;
-
-  mutable std::mutex stats_mutex;
-  transmitter_stats st;
-  bool closed = false;
-
-  // Last: its threads call deliver, so it goes before everything else.
-  std::unique_ptr<detail::fallback_pool> fallbacks;
-
-  template <class F> void count(F&& f) {
-    std::lock_guard lock(stats_mutex);
-    f(st);
-  }
-
-  bool progress() override;
-  std::chrono::steady_clock::time_point wake_by() const override { return ep->next_release(); }
-  void handle(detail::incoming in);
-  void handle_session(receiver_link& link, const message& m, std::uint64_t received_ns);
-  void handle_answer(receiver_link& link, int source, wire_result<message> decoded, std::uint64_t id,
-                     std::uint64_t received_ns);
-  void connection_closed(std::size_t link, const std::string& reason);
-  void dispatch();
-  void send_keepalives(clock_type::time_point now);
-  void expire(clock_type::time_point now);
-  void accept_terms();
-  void fall_back(request_ptr r, fallback_reason why, std::string remote_error = {});
-  /// Checks a submit's kernel and inputs (throwing what submit documents) and makes its request.
-  request_ptr prepare(std::string_view kernel_name, const product_views& inputs, result_callback done);
-  /// Hands a prepared request to the progress thread.
-  void queue(request_ptr r);
-  void deliver(const request_ptr& r, result&& res);
-  void handshake();
-  void say_goodbye();
-};
 
 void transmitter::impl::deliver(const request_ptr& r, result&& res) {
   result_access::set_latency(res, std::chrono::duration<double>(clock_type::now() - r->submitted).count());
@@ -288,28 +202,6 @@ void transmitter::impl::handle(detail::incoming in) {
   handle_answer(*link, in.source, std::move(decoded), id, replied_ns);
 }
 
-void transmitter::impl::handle_session(receiver_link& link, const message& m, std::uint64_t received_ns) {
-  {
-    std::lock_guard lock(link_mutex);
-    if (m.header().kind == message_kind::goodbye_ack) {
-      link.goodbye_acked = true;
-    } else if (const auto hello = detail::parse_hello(m); !hello.ok()) {
-      link.hello_answered = true;
-      link.refusal = "receiver " + ep->describe(link.peer) + " sent a bad hello_ack: " + hello.error;
-    } else {
-      link.hello_answered = true;
-      link.accepted = m.header().status == status::ok;
-      link.terms = hello.terms;
-      link.clock_offset_ns = detail::clock_offset(m, received_ns, hello.host == rt.host());
-      if (!link.accepted)
-        link.refusal = "kernel set mismatch with receiver " + ep->describe(link.peer) + ": " +
-                       detail::kernel_set_difference(kernels.signature(), hello.signature, "this transmitter",
-                                                     "receiver " + ep->describe(link.peer));
-    }
-  }
-  link_cv.notify_all();
-}
-
 void transmitter::impl::handle_answer(receiver_link& link, int source, wire_result<message> decoded, std::uint64_t id,
                                       std::uint64_t received_ns) {
   const bool is_error = decoded && decoded.value().header().kind == message_kind::error;
@@ -449,124 +341,6 @@ void transmitter::impl::expire(clock_type::time_point now) {
   }
 }
 
-void transmitter::impl::send_keepalives(clock_type::time_point now) {
-  next_keepalive_check = now + std::chrono::milliseconds(100);
-  for (auto& l : links) {
-    if (!l.accepted || l.goodbye_sent || l.keepalive == clock_type::duration::zero() || now - l.last_sent < l.keepalive)
-      continue;
-    ep->send(l.peer, detail::make_keepalive());
-    l.last_sent = now;
-  }
-}
-
-void transmitter::impl::accept_terms() {
-  for (auto& l : links) {
-    if (!l.accepted || !l.terms) continue;
-    const auto& t = *l.terms;
-    l.credits = std::min(cfg.credits, t.credits);
-    if (l.credits < cfg.credits)
-      spdlog::info("transmitter rank {}: receiver {} grants {} credits, fewer than the {} configured", rt.rank(),
-                   ep->describe(l.peer), t.credits, cfg.credits);
-    l.keepalive = detail::keepalive_interval(t);
-    l.last_sent = clock_type::now();
-    request_limits = detail::narrowed(request_limits, t.limits);
-  }
-}
-
-void transmitter::impl::handshake() {
-  const std::string signature = kernels.signature();
-  rt.call([&] {
-    for (const auto& l : links) {
-      ep->send(l.peer, detail::make_hello(signature, detail::now_ns()));
-    }
-  });
-  std::unique_lock lock(link_mutex);
-  const bool answered = link_cv.wait_for(lock, cfg.handshake_timeout, [&] {
-    for (const auto& l : links)
-      if (!l.hello_answered) return false;
-    return true;
-  });
-  if (!answered) {
-    for (const auto& l : links)
-      if (!l.hello_answered)
-        throw handshake_error("receiver " + ep->describe(l.peer) + " did not answer the handshake within " +
-                              std::to_string(cfg.handshake_timeout.count()) + " ms");
-  }
-}
-
-void transmitter::impl::say_goodbye() {
-  // A receiver set aside (a request to it timed out) may be stopped or dead, or only slow: it
-  // acknowledges once the batch it is running is done, and a reply it sends after this side
-  // stopped receiving is never taken (its rank then waits its idle timeout at the end). So it
-  // is waited for too, but only ten request timeouts (at most handshake_timeout); then sends to
-  // it are given up below.
-  rt.call([&] {
-    std::lock_guard lock(link_mutex);
-    for (auto& l : links) {
-      if (!l.accepted || l.goodbye_sent) continue;
-      ep->send(l.peer, detail::make_goodbye());
-      l.goodbye_sent = true;
-    }
-  });
-  {
-    const auto start = clock_type::now();
-    const auto suspect_wait = std::min<clock_type::duration>(cfg.handshake_timeout, 10 * cfg.timeout);
-    std::unique_lock lock(link_mutex);
-    const auto all_acked = [&](bool suspects_too) {
-      for (const auto& l : links)
-        if (l.goodbye_sent && !l.goodbye_acked && (suspects_too || !l.suspect)) return false;
-      return true;
-    };
-    link_cv.wait_until(lock, start + suspect_wait, [&] { return all_acked(true); });
-    const bool acked = link_cv.wait_until(lock, start + cfg.handshake_timeout, [&] { return all_acked(false); });
-    if (!acked)
-      spdlog::warn("transmitter rank {}: not every receiver acknowledged goodbye within {} ms", rt.rank(),
-                   cfg.handshake_timeout.count());
-  }
-  const bool drained = rt.call([&] {
-    std::lock_guard lock(link_mutex);
-    for (const auto& l : links)
-      if (l.goodbye_sent && !l.goodbye_acked) ep->abandon(l.peer);
-    return ep->drain_sends(5.0);
-  });
-  if (!drained) spdlog::warn("transmitter rank {}: sends still pending at close", rt.rank());
-}
-
-transmitter::transmitter(runtime& rt, const kernel_registry& kernels, const transport& link, transmitter_config config)
-    : m_impl(std::make_shared<impl>(rt, kernels, link, std::move(config))) {
-  start();
-}
-
-void transmitter::start() {
-  auto& rt = m_impl->rt;
-  rt.attach(*m_impl);
-  try {
-    m_impl->handshake();
-  } catch (...) {
-    close();
-    throw;
-  }
-  std::string refusals;
-  {
-    std::lock_guard lock(m_impl->link_mutex);
-    for (const auto& l : m_impl->links)
-      if (!l.accepted) refusals += (refusals.empty() ? "" : "; ") + l.refusal;
-  }
-  if (!refusals.empty()) {
-    close();
-    throw handshake_error(refusals);
-  }
-  rt.call([&] { m_impl->accept_terms(); });
-}
-
-transmitter::~transmitter() {
-  try {
-    close();
-  } catch (const std::exception& e) {
-    spdlog::error("transmitter: close failed: {}", e.what());
-  }
-}
-
 detail::request_ptr transmitter::impl::prepare(std::string_view kernel_name, const product_views& inputs,
                                                result_callback done) {
   const auto id = kernels.id_of(kernel_name);
@@ -660,19 +434,6 @@ std::future<result> transmitter::submit(std::string_view kernel_name, const prod
   auto [done, f] = promised();
   submit(kernel_name, inputs, std::move(done), options);
   return std::move(f);
-}
-
-void transmitter::close() {
-  auto& d = *m_impl;
-  {
-    std::unique_lock lock(d.delivered_mutex);
-    if (d.closed) return;
-    d.delivered_cv.wait(lock, [&] { return d.delivered_count == d.submitted_count; });
-    d.closed = true;
-  }
-  d.say_goodbye();
-  d.rt.detach(d);
-  d.fallbacks->close();
 }
 
 transmitter_stats transmitter::stats() const {
