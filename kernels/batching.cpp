@@ -50,15 +50,15 @@ void split_outputs(const product_views& joined, std::span<message_writer* const>
     std::uint64_t at = 0;
     for (auto* w : outs) {
       if (p >= w->product_count() || w->spec(p).name != src.name || w->spec(p).type != src.type)
-        throw std::length_error("joined output '" + std::string(src.name) + "' does not match the requests' layout");
+        throw output_error("joined output '" + std::string(src.name) + "' does not match the requests' layout");
       auto dst = w->payload(p);
       if (at + dst.size() > src.size_bytes())
-        throw std::length_error("joined output '" + std::string(src.name) + "' is shorter than the requests' outputs");
+        throw output_error("joined output '" + std::string(src.name) + "' is shorter than the requests' outputs");
       if (!dst.empty()) std::memcpy(dst.data(), src.data + at, dst.size());
       at += dst.size();
     }
     if (at != src.size_bytes())
-      throw std::length_error("joined output '" + std::string(src.name) + "' is longer than the requests' outputs");
+      throw output_error("joined output '" + std::string(src.name) + "' is longer than the requests' outputs");
   }
 }
 

@@ -2,7 +2,8 @@
 // The apps' logging: spdlog (the library's and the app's messages) to stderr, at --log-level,
 // so that stdout holds only what the app reports (summaries, tables).
 
-#include <spdlog/sinks/stdout_color_sinks.h>  // (stderr_color_mt too)
+#include <offload/log.hpp>
+
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
@@ -18,12 +19,11 @@ inline void add_log_level(CLI::App& app, std::string& level) {
       ->capture_default_str();
 }
 
-/// Sends every spdlog message to stderr from now on, at `level` and above, each line
-/// starting with the time and `who` ("offload-serve", "rank 3").
+/// Sends every spdlog message (the library's and the app's) to the library's logger from now
+/// on (offload/log.hpp: stderr, coloured only on a terminal outside mpirun and Slurm), at
+/// `level` and above, each line starting with the time and `who` ("offload-serve", "rank 3").
 inline void setup_logging(const std::string& level, const std::string& who) {
-  auto logger = spdlog::get("offload");
-  if (!logger) logger = spdlog::stderr_color_mt("offload");
-  spdlog::set_default_logger(logger);
+  spdlog::set_default_logger(offload::logger());
   spdlog::set_level(spdlog::level::from_str(level));
   spdlog::set_pattern("[%H:%M:%S.%e] [" + who + "] [%l] %v");
 }

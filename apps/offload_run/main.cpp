@@ -38,7 +38,6 @@ namespace {
 
 using offload::app::json;
 using offload::app::options;
-
 using offload::app::process_cpu_seconds;
 using offload::app::thread_cpu_seconds;
 
@@ -165,7 +164,19 @@ struct rank_run {
   std::vector<int> share;  // --bind: this rank's PUs
   json me;                 // what this rank reports to rank 0
   offload::app::memory_sampler memory;
-  double cpu0 = 0, progress_cpu0 = 0;
+  double cpu0 = 0, progress_cpu0 = 0;  // at the start of the measured window
+
+  /// The CPU window: what the process and its progress thread use from cpu_start() to cpu_stop(),
+  /// the same span as the rank's wall_s (the measured events, or a receiver's serving), so that
+  /// "% of a core" divides by the time the CPU was counted over.
+  void cpu_start() {
+    cpu0 = process_cpu_seconds();
+    progress_cpu0 = rt.call([] { return thread_cpu_seconds(); });
+  }
+  void cpu_stop() {
+    const double progress = rt.call([] { return thread_cpu_seconds(); }) - progress_cpu0;
+    me["cpu"] = {{"progress_thread_s", progress}, {"process_s", process_cpu_seconds() - cpu0}};
+  }
   std::vector<double> event_times;
   std::vector<double> requests;  // request_record::doubles per request
   std::vector<std::string> worker_binding;
@@ -230,22 +241,19 @@ void place(rank_run& j) {
     j.where->bind_process(process);
     j.rt.call([&] { j.where->bind_thread(j.share.front()); });
   }
-  const int threads = j.receiver_rank ? int(o.receiver_threads) : o.threads;
-  if (!o.bind && threads > 1 && j.where->process_pus() == 1)
-    spdlog::warn(
-        "rank {}: {} threads share one PU ({}): the launcher bound this rank to it (mpirun binds to a core "
-        "when there are at most 2 ranks); use mpirun --bind-to none, or --bind",
-        j.rank, threads, j.where->process_binding());
+  // (A rank the launcher bound to one core: the library warns, offload::runtime::attach.)
 }
 
 /// A receiver rank: serves every transmitter of the job until each said goodbye.
 void serve(rank_run& j, std::unique_ptr<offload::receiver> rx) {
   j.rt.barrier();
   j.memory.mark();
+  j.cpu_start();
   const auto t0 = std::chrono::steady_clock::now();
   const auto s = rx->wait();
-  j.me["memory"] = j.memory.stop();
   j.me["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  j.cpu_stop();
+  j.me["memory"] = j.memory.stop();
   json batches = json::object();
   for (std::size_t n = 1; n < s.batch_sizes.size(); ++n)
     if (s.batch_sizes[n]) batches[std::to_string(n)] = s.batch_sizes[n];
@@ -306,13 +314,12 @@ void run_events(rank_run& j, offload::transmitter* tx) {
     warmup.run();
     warmup_failures = warmup.failed() + warmup.mismatches();
     if (tx) before = tx->stats();
-    j.cpu0 = process_cpu_seconds();
-    j.progress_cpu0 = j.rt.call([] { return thread_cpu_seconds(); });
   }
   offload::app::event_loop loop(tx, j.w, j.module_kernels, lo);
   j.memory.mark();  // after the loop's result storage is allocated and touched
   progress_line line(!o.quiet && j.rank == o.receivers && stderr_is_terminal(), o.events, j.rank);
   std::mutex binding_mutex;
+  j.cpu_start();
   const auto t0 = std::chrono::steady_clock::now();
   loop.run([&](std::uint64_t done) { line(done); },
            [&](int t) {
@@ -321,6 +328,7 @@ void run_events(rank_run& j, offload::transmitter* tx) {
              j.worker_binding[std::size_t(t)] = j.where->thread_binding();
            });
   j.me["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  j.cpu_stop();
   j.me["memory"] = j.memory.stop();  // before the report's own allocations
   offload::transmitter_stats s;
   if (tx) {
@@ -428,8 +436,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
               {"pid", long(getpid())},
               {"topology", j.where->summary()}};
   j.worker_binding.resize(std::size_t(j.receiver_rank ? 0 : o.threads));
-  j.cpu0 = process_cpu_seconds();
-  j.progress_cpu0 = rt.call([] { return thread_cpu_seconds(); });
+  j.cpu_start();  // (a rank that measures nothing reports its whole run)
 
   std::unique_ptr<offload::receiver> rx;
   std::string problem;
@@ -456,8 +463,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     rt.barrier();
     if (tx || o.mode == "local") run_events(j, tx.get());
   }
-  const double progress_cpu = rt.call([] { return thread_cpu_seconds(); }) - j.progress_cpu0;
-  j.me["cpu"] = {{"progress_thread_s", progress_cpu}, {"process_s", process_cpu_seconds() - j.cpu0}};
+  if (!j.me.contains("cpu")) j.cpu_stop();
   if (!j.me.contains("memory")) j.me["memory"] = j.memory.stop();
   j.me["binding"] = {{"bound", o.bind},
                      {"process", j.where->process_binding()},

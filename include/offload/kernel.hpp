@@ -154,8 +154,8 @@ std::string compare_with_cpu(const kernel& k, const product_views& inputs, const
 std::optional<std::vector<product>> join_inputs(const kernel& k, std::span<const product_views* const> ins);
 
 /// Splits the outputs of a joined run back into the requests' writers, in order: writer i gets
-/// the next `count` elements of each product, as its layout says. Throws std::length_error when
-/// the joined outputs do not add up to what the writers expect.
+/// the next `count` elements of each product, as its layout says. Throws output_error when
+/// the joined outputs do not add up to what the writers expect (the kernel broke its specs).
 void split_outputs(const product_views& joined, std::span<message_writer* const> outs);
 
 /// A set of kernels, ordered by name; a kernel's id is its index. Two ranks agree on ids

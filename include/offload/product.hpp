@@ -22,6 +22,14 @@ class input_error : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+/// Thrown when an output is read or written as another dtype, or with another count, than its
+/// spec says: a result read as the wrong type (result::get), or a kernel that breaks its own
+/// output specs (message_writer::payload_as; a receiver answers that `bad_output`).
+class output_error : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
 /// Name, dtype and element count of a product, without data.
 struct product_spec {
   std::string name;

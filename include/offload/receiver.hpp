@@ -122,6 +122,9 @@ struct receiver_stats {
   /// deadline passed before they could start: never run).
   std::uint64_t busy = 0;
   std::uint64_t expired = 0;
+  /// Requests answered `bad_output`: their kernel broke its own output specs (wrote an output
+  /// as another dtype, or a joined run's outputs did not split): a defect of the kernel.
+  std::uint64_t bad_outputs = 0;
   std::string backend;              ///< the backend in use (backend::name: "cpu", "cuda", "emulated")
   std::string backend_description;  ///< for cuda: the device report (name, SMs, memory, PCI id, versions)
   /// batch_sizes[n]: how many batches of n requests ran (index 0 unused).
@@ -143,7 +146,7 @@ struct receiver_stats {
   /// Every counter above, once (offload/stats.hpp).
   static constexpr auto counters() {
     using s = receiver_stats;
-    return std::array<counter_field<s>, 13>{{{"requests", &s::requests},
+    return std::array<counter_field<s>, 14>{{{"requests", &s::requests},
                                              {"replies", &s::replies},
                                              {"handshake_failures", &s::handshake_failures},
                                              {"bytes_in", &s::bytes_in},
@@ -155,7 +158,8 @@ struct receiver_stats {
                                              {"busy", &s::busy, true},
                                              {"expired", &s::expired, true},
                                              {"error_replies", &s::error_replies, true},
-                                             {"malformed", &s::malformed, true}}};
+                                             {"malformed", &s::malformed, true},
+                                             {"bad_outputs", &s::bad_outputs, true}}};
   }
 };
 

@@ -82,7 +82,9 @@ class runtime {
   /// Ends the whole job at once (MPI_Abort). The one MPI call made from the calling thread,
   /// because the progress thread may be the one that is stuck; for unrecoverable errors only.
   [[noreturn]] void abort(int code) noexcept;
-  /// Adds or removes a polled client (from any thread; returns once it took effect).
+  /// Adds or removes a polled client (from any thread; returns once it took effect). attach
+  /// warns (offload/log.hpp), once per runtime, when the calling thread and the progress thread
+  /// are bound to the same single core: they, and the threads the caller starts, take turns.
   void attach(progress_client& client);
   void detach(progress_client& client);
 

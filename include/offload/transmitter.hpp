@@ -17,6 +17,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -67,6 +68,26 @@ class result {
   const std::string& error() const noexcept { return m_error; }
   /// The output products (empty when !ok()).
   const product_views& products() const noexcept { return m_message.products(); }
+  /// Output `name` as elements of `T`, checked like a kernel's inputs: throws output_error
+  /// naming the product and what was expected and found when it is absent (or !ok()), is not a
+  /// `T`, or (second form) does not hold `count` elements.
+  template <class T> std::span<const T> get(std::string_view name) const {
+    const product_view* p = products().find(name);
+    if (p == nullptr)
+      throw output_error("result has no output '" + std::string(name) + "'" +
+                         (ok() ? std::string() : " (the request failed: " + m_error + ")"));
+    if (p->type != dtype_of<T>)
+      throw output_error("output '" + std::string(name) + "': expected " + std::string(dtype_name(dtype_of<T>)) +
+                         ", found " + std::string(dtype_name(p->type)));
+    return {reinterpret_cast<const T*>(p->data), static_cast<std::size_t>(p->count)};
+  }
+  template <class T> std::span<const T> get(std::string_view name, std::uint64_t count) const {
+    const auto values = get<T>(name);
+    if (values.size() != count)
+      throw output_error("output '" + std::string(name) + "': expected " + std::to_string(count) + " elements of " +
+                         std::string(dtype_name(dtype_of<T>)) + ", found " + std::to_string(values.size()));
+    return values;
+  }
   /// The receiver that computed it (its rank; over gRPC its index in the address list), or -1
   /// for a local fallback.
   int receiver() const noexcept { return m_receiver; }
@@ -143,13 +164,18 @@ struct transmitter_stats {
   /// `expired` answers: the receiver did not run a request whose deadline had passed (its event
   /// had fallen back already, or falls back now).
   std::uint64_t expired = 0;
+  /// Answers whose outputs broke the kernel's specs: `bad_output` from a receiver (its kernel
+  /// wrote an output as another dtype), or a reply whose outputs differ from what this side's
+  /// output_specs says (the kernel differs between the two sides under one version). A kernel
+  /// defect: the request fell back (fallback_error), and the first per kernel is logged.
+  std::uint64_t bad_outputs = 0;
   std::uint64_t bytes_out = 0;
   std::uint64_t bytes_in = 0;
 
   /// Every counter above, once (offload/stats.hpp).
   static constexpr auto counters() {
     using s = transmitter_stats;
-    return std::array<counter_field<s>, 15>{{{"submitted", &s::submitted},
+    return std::array<counter_field<s>, 16>{{{"submitted", &s::submitted},
                                              {"remote", &s::remote},
                                              {"fallbacks", &s::fallbacks},
                                              {"fallback_timeout", &s::fallback_timeout, true},
@@ -162,6 +188,7 @@ struct transmitter_stats {
                                              {"sessions_lost", &s::sessions_lost, true},
                                              {"busy", &s::busy, true},
                                              {"expired", &s::expired, true},
+                                             {"bad_outputs", &s::bad_outputs, true},
                                              {"bytes_out", &s::bytes_out},
                                              {"bytes_in", &s::bytes_in}}};
   }

@@ -65,6 +65,7 @@ enum class status : std::uint32_t {
   unexpected_kind = 9,      ///< a well-formed message of a kind this side does not accept
   busy = 10,                ///< the kernel's queue is full: the request was not queued (try elsewhere)
   expired = 11,             ///< the request's deadline passed before it could start: it was not run
+  bad_output = 12,          ///< the kernel broke its own output specs (a kernel defect)
 };
 std::string_view to_string(status s) noexcept;
 
@@ -236,7 +237,12 @@ class message_writer {
   const product_spec& spec(std::size_t i) const { return m_specs.at(i); }
   /// Writable payload bytes of product `i` (uninitialised until written).
   std::span<std::byte> payload(std::size_t i);
+  /// The same as elements of `T`; throws output_error when `T` is not the output's dtype.
   template <class T> std::span<T> payload_as(std::size_t i) {
+    const auto& s = spec(i);
+    if (dtype_of<T> != s.type)
+      throw output_error("output '" + s.name + "' is " + std::string(dtype_name(s.type)) + ", written as " +
+                         std::string(dtype_name(dtype_of<T>)));
     auto p = payload(i);
     return {reinterpret_cast<T*>(p.data()), p.size() / sizeof(T)};
   }

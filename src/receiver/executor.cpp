@@ -120,12 +120,15 @@ std::vector<finished_job> executors::run(job_batch& b) {
       out.push_back({peers[i], std::move(reply), false, in_place});
     }
   } catch (const std::exception& e) {
-    const std::string text =
-        "kernel '" + std::string(k.name()) + "' failed on backend " + std::string(m_be.name()) + ": " + e.what();
+    // A kernel that writes an output as another dtype, or a joined run whose outputs do not
+    // split into the requests' layouts, broke its own specs: a defect, not a failure to run.
+    const bool defect = dynamic_cast<const output_error*>(&e) != nullptr;
+    const std::string text = "kernel '" + std::string(k.name()) + (defect ? "' broke its output specs" : "' failed") +
+                             " on backend " + std::string(m_be.name()) + ": " + e.what();
     for (std::size_t i = 0; i < ids.size(); ++i) {
-      auto reply = encode_error(ids[i], status::kernel_failed, text);
+      auto reply = encode_error(ids[i], defect ? status::bad_output : status::kernel_failed, text);
       write_times(reply.span(), {received[i], start, now_ns()});
-      out.push_back({peers[i], outgoing_message::whole(std::move(reply)), true, false});
+      out.push_back({peers[i], outgoing_message::whole(std::move(reply)), true, false, defect ? text : ""});
     }
   }
   m_usage(-1, 0);

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -40,6 +41,7 @@ struct finished_job {
   outgoing_message reply;
   bool is_error;
   bool in_place;
+  std::string defect = {};  // the kernel broke its output specs (a `bad_output` reply): how
 };
 
 struct finished_batch {

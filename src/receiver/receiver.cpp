@@ -4,7 +4,7 @@
 
 #include "src/base/clock.hpp"
 
-#include <spdlog/spdlog.h>
+#include <offload/log.hpp>
 
 #include <algorithm>
 #include <ctime>
@@ -42,7 +42,7 @@ receiver::impl::impl(runtime& r, const kernel_registry& k, const transport& link
                             : detail::make_backend(cfg.backend, cfg.device, r.local_rank(), backend_note)),
       instances(std::max(cfg.threads, be->concurrency())),
       sched(static_cast<std::uint32_t>(cfg.max_threads)) {
-  if (!backend_note.empty()) spdlog::warn("{}: {}", self, backend_note);
+  if (!backend_note.empty()) offload::logger()->warn("{}: {}", self, backend_note);
   st.backend = be->name();
   st.backend_description = be->description();
   if (cfg.credits == 0) throw std::invalid_argument("receiver credits must be at least 1");
@@ -109,8 +109,10 @@ void receiver::impl::send_reply(detail::finished_job& r) {
   const bool in_place = r.in_place;
   const auto bytes = r.reply.total_size;
   ep->send(r.peer, std::move(r.reply));
+  if (!r.defect.empty()) warn_about(r.peer, "request of " + ep->describe(r.peer) + ": " + r.defect);
   count([&](receiver_stats& s) {
     (r.is_error ? s.error_replies : s.replies) += 1;
+    s.bad_outputs += r.defect.empty() ? 0 : 1;
     s.in_place_replies += in_place ? 1 : 0;
     s.bytes_out += bytes;
   });
@@ -145,7 +147,7 @@ bool receiver::impl::run_inline(detail::job& j, const kernel& k) {
   if (took_ns > limit_ns) {
     state.off_until = steady::now() + state.backoff;
     count([](receiver_stats& s) { s.inline_demotions += 1; });
-    spdlog::warn(
+    offload::logger()->warn(
         "{}: kernel '{}' declares itself cheap ({} ns/byte) but one request of {:.0f} bytes took {:.1f} ms of CPU "
         "on the progress thread; it runs on its own threads for the next {} s",
         self, k.name(), ns_per_byte, bytes, 1e-6 * took_ns, state.backoff.count());
@@ -231,7 +233,8 @@ bool receiver::impl::progress() {
       if (now >= sends_deadline) {
         std::size_t abandoned = 0;
         for (const auto& [rank, p] : peers) abandoned += ep->abandon(rank);
-        spdlog::warn("{}: every peer is done but {} send(s) were not taken; giving them up", self, abandoned);
+        offload::logger()->warn("{}: every peer is done but {} send(s) were not taken; giving them up", self,
+                                abandoned);
         count([&](receiver_stats& s) { s.replies_discarded += abandoned; });
       }
     }

@@ -4,7 +4,7 @@
 
 #include "src/base/clock.hpp"
 
-#include <spdlog/spdlog.h>
+#include <offload/log.hpp>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -115,10 +115,11 @@ void receiver::impl::drop_peer(int peer, peer_state& p, const std::string& why, 
   const auto abandoned = ep->abandon(peer);
   // A client that closes its connection is a service's daily life (info); one that falls
   // silent without closing it is not (warning).
-  spdlog::log(closed ? spdlog::level::info : spdlog::level::warn,
-              "{}: transmitter {} {}: dropping it, reclaiming its {} credit(s) in use, giving up {} repl(ies) it "
-              "has not taken and discarding any still being computed",
-              self, ep->describe(peer), why, p.outstanding, abandoned);
+  offload::logger()->log(
+      closed ? spdlog::level::info : spdlog::level::warn,
+      "{}: transmitter {} {}: dropping it, reclaiming its {} credit(s) in use, giving up {} repl(ies) it "
+      "has not taken and discarding any still being computed",
+      self, ep->describe(peer), why, p.outstanding, abandoned);
   p.hello = false;
   p.dropped = true;
   count([&](receiver_stats& s) {
@@ -137,8 +138,8 @@ std::size_t receiver::impl::drop_queued_work(int peer, peer_state& p) {
   p.outstanding -= static_cast<std::uint32_t>(dropped);
   utilisation(0, -long(dropped));
   count([&](receiver_stats& s) { s.work_dropped += dropped; });
-  spdlog::info("{}: dropped {} queued request(s) of transmitter {}, which no longer waits for them", self, dropped,
-               ep->describe(peer));
+  offload::logger()->info("{}: dropped {} queued request(s) of transmitter {}, which no longer waits for them", self,
+                          dropped, ep->describe(peer));
   return dropped;
 }
 
@@ -163,10 +164,10 @@ void receiver::impl::warn_about(int peer, const std::string& text) {
   auto& w = warnings[peer];
   if (w.logged < first_warnings) {
     ++w.logged;
-    spdlog::warn("{}: {}", self, text);
+    offload::logger()->warn("{}: {}", self, text);
     if (w.logged == first_warnings) {
-      spdlog::warn("{}: {} warnings about {}: further ones are counted and reported every {} s", self, first_warnings,
-                   ep->describe(peer), warning_period.count());
+      offload::logger()->warn("{}: {} warnings about {}: further ones are counted and reported every {} s", self,
+                              first_warnings, ep->describe(peer), warning_period.count());
       w.next_report = steady::now() + warning_period;
     }
     return;
@@ -178,8 +179,8 @@ void receiver::impl::warn_about(int peer, const std::string& text) {
 
 void receiver::impl::report_held_warnings(int peer, warning_count& w) {
   if (w.held == 0) return;
-  spdlog::warn("{}: {} more warning(s) about {} (not logged one by one); the last: {}", self, w.held,
-               ep->describe(peer), w.last);
+  offload::logger()->warn("{}: {} more warning(s) about {} (not logged one by one); the last: {}", self, w.held,
+                          ep->describe(peer), w.last);
   w.held = 0;
   w.next_report = steady::now() + warning_period;
 }

@@ -1,6 +1,6 @@
 #include "mpi_check.hpp"
 
-#include <spdlog/spdlog.h>
+#include <offload/log.hpp>
 
 #include <string>
 
@@ -30,7 +30,7 @@ void throw_mpi_error(int code, const char* call, const char* file, int line) {
 
 void log_mpi_error(int code, const char* call, const char* file, int line) noexcept {
   try {
-    spdlog::error("{}", describe(code, call, file, line));
+    offload::logger()->error("{}", describe(code, call, file, line));
   } catch (...) {
   }
 }

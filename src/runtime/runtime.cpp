@@ -4,14 +4,16 @@
 #include "mpi_check.hpp"
 #include "src/progress/engine.hpp"
 
-#include <spdlog/spdlog.h>
+#include <offload/log.hpp>
 
 #include <array>
+#include <atomic>
 #include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <sched.h>
 #include <unistd.h>
 
 namespace offload {
@@ -25,7 +27,8 @@ struct runtime::impl {
   int local_size = 1;
   std::string host;
   MPI_Comm comm = MPI_COMM_NULL;
-  MPI_Comm adopted = MPI_COMM_NULL;  // the application's communicator, when it owns MPI
+  MPI_Comm adopted = MPI_COMM_NULL;          // the application's communicator, when it owns MPI
+  std::atomic<bool> warned_one_core{false};  // attach() said that both threads share one core
   // Last: its thread uses the members above, so it stops first.
   detail::progress_engine engine;
 
@@ -121,7 +124,8 @@ void runtime::impl::fatal(const std::exception& e) noexcept {
   // malformed or oversized message, 2 GiB and more included, is answered and dropped), so
   // anything else is this process's own failure (out of memory) or a bug.
   const bool mpi = dynamic_cast<const mpi_error*>(&e) != nullptr;
-  spdlog::critical("progress thread of rank {}: {}{}", rank, mpi ? "" : "unexpected exception (a bug?): ", e.what());
+  offload::logger()->critical("progress thread of rank {}: {}{}", rank,
+                              mpi ? "" : "unexpected exception (a bug?): ", e.what());
   if (options.mpi) MPI_Abort(adopted != MPI_COMM_NULL ? comm : MPI_COMM_WORLD, 3);
   std::_Exit(3);
 }
@@ -224,8 +228,34 @@ void runtime::abort(int code) noexcept {
   std::abort();
 }
 
+namespace {
+/// The CPUs the calling thread may run on (Linux: its affinity mask); empty when unknown.
+std::vector<int> this_thread_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return {};
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  return cpus;
+}
+}  // namespace
+
 void runtime::attach(progress_client& client) {
-  call([this, &client] { m_impl->engine.add(client); });
+  const auto caller = this_thread_cpus();
+  const auto progress = call([this, &client] {
+    m_impl->engine.add(client);
+    return this_thread_cpus();
+  });
+  // A launcher that binds a rank to one core (mpirun does with at most 2 ranks) puts the
+  // progress thread and every thread the caller starts on it: they take turns.
+  if (caller.size() == 1 && caller == progress && !m_impl->warned_one_core.exchange(true)) {
+    offload::logger()->warn(
+        "rank {}: the progress thread and this thread are bound to the same single core (CPU {}): the library's "
+        "network work and this thread's (and the threads it starts) take turns on it; bind this rank to more "
+        "cores (mpirun --bind-to none, or --map-by with more PEs per rank, srun --cpus-per-task)",
+        m_impl->rank, caller.front());
+  }
 }
 
 void runtime::detach(progress_client& client) {

@@ -5,7 +5,7 @@
 #include "src/base/clock.hpp"
 #include "src/session/handshake.hpp"
 
-#include <spdlog/spdlog.h>
+#include <offload/log.hpp>
 
 namespace offload {
 
@@ -50,8 +50,8 @@ void transmitter::impl::accept_terms() {
     const auto& t = *l.terms;
     l.credits = std::min(cfg.credits, t.credits);
     if (l.credits < cfg.credits)
-      spdlog::info("transmitter rank {}: receiver {} grants {} credits, fewer than the {} configured", rt.rank(),
-                   ep->describe(l.peer), t.credits, cfg.credits);
+      offload::logger()->info("transmitter rank {}: receiver {} grants {} credits, fewer than the {} configured",
+                              rt.rank(), ep->describe(l.peer), t.credits, cfg.credits);
     l.keepalive = detail::keepalive_interval(t);
     l.last_sent = clock_type::now();
     request_limits = detail::narrowed(request_limits, t.limits);
@@ -105,8 +105,8 @@ void transmitter::impl::say_goodbye() {
     link_cv.wait_until(lock, start + suspect_wait, [&] { return all_acked(true); });
     const bool acked = link_cv.wait_until(lock, start + cfg.handshake_timeout, [&] { return all_acked(false); });
     if (!acked)
-      spdlog::warn("transmitter rank {}: not every receiver acknowledged goodbye within {} ms", rt.rank(),
-                   cfg.handshake_timeout.count());
+      offload::logger()->warn("transmitter rank {}: not every receiver acknowledged goodbye within {} ms", rt.rank(),
+                              cfg.handshake_timeout.count());
   }
   const bool drained = rt.call([&] {
     std::lock_guard lock(link_mutex);
@@ -114,7 +114,7 @@ void transmitter::impl::say_goodbye() {
       if (l.goodbye_sent && !l.goodbye_acked) ep->abandon(l.peer);
     return ep->drain_sends(5.0);
   });
-  if (!drained) spdlog::warn("transmitter rank {}: sends still pending at close", rt.rank());
+  if (!drained) offload::logger()->warn("transmitter rank {}: sends still pending at close", rt.rank());
 }
 
 transmitter::transmitter(runtime& rt, const kernel_registry& kernels, const transport& link, transmitter_config config)
@@ -148,7 +148,7 @@ transmitter::~transmitter() {
   try {
     close();
   } catch (const std::exception& e) {
-    spdlog::error("transmitter: close failed: {}", e.what());
+    offload::logger()->error("transmitter: close failed: {}", e.what());
   }
 }
 

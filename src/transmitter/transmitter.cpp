@@ -4,7 +4,7 @@
 
 #include "src/session/handshake.hpp"
 
-#include <spdlog/spdlog.h>
+#include <offload/log.hpp>
 
 #include <condition_variable>
 #include <deque>
@@ -65,7 +65,8 @@ void transmitter::impl::deliver(const request_ptr& r, result&& res) {
   try {
     r->done(std::move(res));
   } catch (const std::exception& e) {
-    spdlog::error("transmitter rank {}: result callback of request {} threw: {}", rt.rank(), r->id, e.what());
+    offload::logger()->error("transmitter rank {}: result callback of request {} threw: {}", rt.rank(), r->id,
+                             e.what());
   }
   {
     std::lock_guard lock(delivered_mutex);
@@ -137,7 +138,7 @@ void transmitter::impl::connection_closed(std::size_t li, const std::string& rea
       l.hello_answered = true;
       l.refusal = "cannot reach receiver " + ep->describe(l.peer) + ": " + reason;
     } else if (l.accepted && !l.goodbye_sent) {
-      spdlog::warn("transmitter rank {}: {}; sending it nothing more", rt.rank(), reason);
+      offload::logger()->warn("transmitter rank {}: {}; sending it nothing more", rt.rank(), reason);
       count([](transmitter_stats& s) { s.sessions_lost += 1; });
     }
     l.accepted = false;
@@ -182,15 +183,15 @@ void transmitter::impl::handle(detail::incoming in) {
   };
   receiver_link* link = link_of(in.source);
   if (link == nullptr) {
-    spdlog::warn("transmitter rank {}: ignoring a message from {}, which is not one of its receivers", rt.rank(),
-                 ep->describe(in.source));
+    offload::logger()->warn("transmitter rank {}: ignoring a message from {}, which is not one of its receivers",
+                            rt.rank(), ep->describe(in.source));
     return;
   }
   if (link->suspect) {
     std::lock_guard lock(link_mutex);
     link->suspect = false;
-    spdlog::info("transmitter rank {}: receiver {} answers again; sending it requests again", rt.rank(),
-                 ep->describe(in.source));
+    offload::logger()->info("transmitter rank {}: receiver {} answers again; sending it requests again", rt.rank(),
+                            ep->describe(in.source));
   }
   if (decoded && (decoded.value().header().kind == message_kind::hello_ack ||
                   decoded.value().header().kind == message_kind::goodbye_ack)) {
@@ -207,8 +208,8 @@ void transmitter::impl::handle_answer(receiver_link& link, int source, wire_resu
   const bool is_error = decoded && decoded.value().header().kind == message_kind::error;
   if (is_error && decoded.value().header().status == status::no_handshake && link.accepted) {
     // The receiver dropped our session (it heard nothing from us for its idle timeout).
-    spdlog::warn("transmitter rank {}: receiver {} ended this session ({}); sending it nothing more", rt.rank(),
-                 ep->describe(source), error_text(decoded.value().view()));
+    offload::logger()->warn("transmitter rank {}: receiver {} ended this session ({}); sending it nothing more",
+                            rt.rank(), ep->describe(source), error_text(decoded.value().view()));
     std::lock_guard lock(link_mutex);
     link.accepted = false;
     count([](transmitter_stats& s) { s.sessions_lost += 1; });
@@ -216,11 +217,11 @@ void transmitter::impl::handle_answer(receiver_link& link, int source, wire_resu
   auto flight = in_flight.find(id);
   if (flight == in_flight.end()) {
     if (is_error)
-      spdlog::error("transmitter rank {}: error from receiver {}: {}", rt.rank(), ep->describe(source),
-                    error_text(decoded.value().view()));
+      offload::logger()->error("transmitter rank {}: error from receiver {}: {}", rt.rank(), ep->describe(source),
+                               error_text(decoded.value().view()));
     else
-      spdlog::warn("transmitter rank {}: message from {} for unknown request {} dropped", rt.rank(),
-                   ep->describe(source), id);
+      offload::logger()->warn("transmitter rank {}: message from {} for unknown request {} dropped", rt.rank(),
+                              ep->describe(source), id);
     return;
   }
   const std::size_t li = flight->second;
@@ -260,17 +261,29 @@ void transmitter::impl::handle_answer(receiver_link& link, int source, wire_resu
   }
 
   std::string problem;
-  if (!decoded)
+  bool defect = false;  // the kernel broke its output specs, there or between the two sides
+  if (!decoded) {
     problem = "malformed reply: " + decoded.error().text;
-  else if (is_error)
-    problem = std::string(to_string(decoded.value().header().status)) + ": " + error_text(decoded.value().view());
-  else if (decoded.value().header().kind != message_kind::reply)
+  } else if (is_error) {
+    problem = std::string(to_string(answer)) + ": " + error_text(decoded.value().view());
+    defect = answer == status::bad_output;
+  } else if (decoded.value().header().kind != message_kind::reply) {
     problem = "unexpected '" + std::string(to_string(decoded.value().header().kind)) + "' message";
-  else
+  } else {
     problem = reply_mismatch(r->outputs, decoded.value().products());
+    defect = !problem.empty();
+  }
+  if (defect) {
+    count([](transmitter_stats& s) { s.bad_outputs += 1; });
+    if (defects_logged.insert(r->kernel_id).second)
+      offload::logger()->warn(
+          "transmitter rank {}: kernel '{}' broke its output specs at receiver {}: {}; such requests fall back to "
+          "the local CPU (further ones are counted in bad_outputs, not logged)",
+          rt.rank(), r->k->name(), ep->describe(source), problem);
+  }
   if (!problem.empty()) {
-    spdlog::debug("transmitter rank {}: request {} failed at receiver {}: {}", rt.rank(), id, ep->describe(source),
-                  problem);
+    offload::logger()->debug("transmitter rank {}: request {} failed at receiver {}: {}", rt.rank(), id,
+                             ep->describe(source), problem);
     fall_back(std::move(r), fallback_reason::error_reply, "receiver " + ep->describe(source) + ": " + problem);
     return;
   }
@@ -331,7 +344,7 @@ void transmitter::impl::expire(clock_type::time_point now) {
         l.suspect = true;
       }
       count([](transmitter_stats& s) { s.suspensions += 1; });
-      spdlog::warn(
+      offload::logger()->warn(
           "transmitter rank {}: receiver {} did not answer request {} within {} ms; no new requests go "
           "to it until it answers",
           rt.rank(), ep->describe(l.peer), id,

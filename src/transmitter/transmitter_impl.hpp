@@ -18,6 +18,7 @@
 #include <mutex>
 #include <queue>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace offload {
@@ -65,7 +66,8 @@ struct transmitter::impl final : progress_client {
   std::priority_queue<deadline, std::vector<deadline>, std::greater<>> deadlines;
   std::size_t next_link = 0;
   clock_type::time_point next_keepalive_check;
-  wire_limits request_limits;  // ours, narrowed to every receiver's in the handshake
+  wire_limits request_limits;                        // ours, narrowed to every receiver's in the handshake
+  std::unordered_set<std::uint32_t> defects_logged;  // kernels whose broken outputs were logged
 
   // Handshake and goodbye progress, read by the threads that wait for them.
   std::mutex link_mutex;

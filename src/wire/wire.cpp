@@ -123,6 +123,7 @@ std::string_view to_string(status s) noexcept {
     case status::unexpected_kind: return "unexpected_kind";
     case status::busy: return "busy";
     case status::expired: return "expired";
+    case status::bad_output: return "bad_output";
   }
   return "unknown";
 }
