@@ -150,16 +150,20 @@ TEST_CASE("the session's messages and rules") {
   CHECK(decoded(detail::make_goodbye_ack()).header().kind == message_kind::goodbye_ack);
 }
 
-TEST_CASE("a kernel-set mismatch is described kernel by kernel, from either side") {
-  const std::string tx = "affine@1\necho@1\nmlp@1\n", rx = "affine@2\necho@1\nsynthetic@1\n";
-  CHECK(detail::kernel_set_difference(tx, rx, "this transmitter", "receiver 0") ==
+TEST_CASE("a receiver may offer more kernels: ids map by name and version, what it lacks is named") {
+  const std::string tx = "affine@1\necho@1\nmlp@1\n", rx = "affine@2\nclustering@1\necho@1\nsynthetic@1\n";
+  // Ours -> theirs: affine has another version there, echo is their id 2, mlp is not there.
+  CHECK(detail::kernel_map(tx, rx) == std::vector<std::int32_t>{-1, 2, -1});
+  CHECK(detail::kernels_not_offered(tx, rx, "this transmitter", "receiver 0") ==
         "kernel 'affine': version 1 on this transmitter, version 2 on receiver 0; kernel 'mlp': only on this "
-        "transmitter; kernel 'synthetic': only on receiver 0");
-  CHECK(detail::kernel_set_difference(rx, tx, "this receiver", "transmitter 3") ==
-        "kernel 'affine': version 2 on this receiver, version 1 on transmitter 3; kernel 'synthetic': only on this "
-        "receiver; kernel 'mlp': only on transmitter 3");
-  CHECK(detail::kernel_set_difference(tx, tx, "a", "b").empty());
+        "transmitter");
+  // A receiver with more kernels than the transmitter lacks none of them.
+  CHECK(detail::kernel_map("echo@1\n", rx) == std::vector<std::int32_t>{2});
+  CHECK(detail::kernels_not_offered("echo@1\n", rx, "a", "b").empty());
+  CHECK(detail::kernels_not_offered(tx, tx, "a", "b").empty());
+  CHECK(detail::kernel_map("", rx).empty());
   // A peer of protocol version 2 sent names without versions.
-  CHECK(detail::kernel_set_difference("echo@1\n", "echo\n", "here", "there") ==
+  CHECK(detail::kernels_not_offered("echo@1\n", "echo\n", "here", "there") ==
         "kernel 'echo': version 1 on here, no version on there");
+  CHECK(detail::kernel_map("echo@1\n", "echo\n") == std::vector<std::int32_t>{-1});
 }

@@ -16,46 +16,66 @@ using namespace offload;
 using detail::receiver_link;
 
 namespace {
+/// Receivers in session serving kernels 0 and 1 (kernel 1 under another id there), 2 credits each.
 std::vector<receiver_link> links(std::initializer_list<std::uint32_t> outstanding) {
   std::vector<receiver_link> out;
   for (auto n : outstanding) {
     receiver_link l;
     l.peer = int(out.size());
-    l.accepted = true;
+    l.state = detail::link_state::open;
+    l.kernel_ids = {0, 5};
     l.credits = 2;
     l.outstanding = n;
     out.push_back(l);
   }
   return out;
 }
+const detail::eligible_fn any = [](std::size_t) { return true; };
 }  // namespace
 
 TEST_CASE("round robin takes the next receiver with a free credit") {
   auto ls = links({0, 2, 0});
   std::size_t next = 0;
-  CHECK(detail::choose_receiver(ls, routing::round_robin, next) == 0);
+  CHECK(detail::choose_receiver(ls, 0, routing::round_robin, next, any) == 0);
   CHECK(next == 1);
-  CHECK(detail::choose_receiver(ls, routing::round_robin, next) == 2);  // 1 is out of credits
+  CHECK(detail::choose_receiver(ls, 0, routing::round_robin, next, any) == 2);  // 1 is out of credits
   CHECK(next == 0);
   ls[0].suspect = true;
-  CHECK(detail::choose_receiver(ls, routing::round_robin, next) == 2);
-  ls[2].goodbye_sent = true;
-  CHECK(detail::choose_receiver(ls, routing::round_robin, next) == -1);
-  CHECK(detail::any_takes_requests(ls));  // 1 is in session, only out of credits
-  ls[1].accepted = false;
-  CHECK_FALSE(detail::any_takes_requests(ls));
+  CHECK(detail::choose_receiver(ls, 0, routing::round_robin, next, any) == 2);
+  ls[2].state = detail::link_state::closing;
+  CHECK(detail::choose_receiver(ls, 0, routing::round_robin, next, any) == -1);
+  CHECK(detail::any_takes(ls, 0, any));  // 1 is in session, only out of credits
+  ls[1].state = detail::link_state::down;
+  CHECK_FALSE(detail::any_takes(ls, 0, any));
+}
+
+TEST_CASE("a request goes only to receivers that serve its kernel and are eligible") {
+  auto ls = links({0, 0, 0});
+  ls[0].kernel_ids = {0, -1};  // receiver 0 lacks kernel 1
+  std::size_t next = 0;
+  CHECK(detail::choose_receiver(ls, 1, routing::round_robin, next, any) == 1);
+  CHECK(detail::choose_receiver(ls, 1, routing::round_robin, next, any) == 2);
+  CHECK(detail::choose_receiver(ls, 1, routing::round_robin, next, any) == 1);   // 0 skipped
+  CHECK(detail::choose_receiver(ls, 2, routing::round_robin, next, any) == -1);  // nobody has kernel 2
+  CHECK_FALSE(detail::any_takes(ls, 2, any));
+  const detail::eligible_fn not_1 = [](std::size_t i) { return i != 1; };  // e.g. it answered busy
+  next = 1;
+  CHECK(detail::choose_receiver(ls, 1, routing::round_robin, next, not_1) == 2);
+  ls[2].state = detail::link_state::connecting;
+  CHECK_FALSE(detail::any_takes(ls, 1, not_1));
+  CHECK(detail::any_takes(ls, 0, not_1));
 }
 
 TEST_CASE("least outstanding takes the emptiest receiver, the first of equals from next on") {
   auto ls = links({1, 0, 1, 0});
   std::size_t next = 0;
-  CHECK(detail::choose_receiver(ls, routing::least_outstanding, next) == 1);
+  CHECK(detail::choose_receiver(ls, 0, routing::least_outstanding, next, any) == 1);
   CHECK(next == 2);
-  CHECK(detail::choose_receiver(ls, routing::least_outstanding, next) == 3);
+  CHECK(detail::choose_receiver(ls, 0, routing::least_outstanding, next, any) == 3);
   ls[1].outstanding = 2;
   ls[3].outstanding = 2;
   next = 1;
-  CHECK(detail::choose_receiver(ls, routing::least_outstanding, next) == 2);
+  CHECK(detail::choose_receiver(ls, 0, routing::least_outstanding, next, any) == 2);
 }
 
 TEST_CASE("the fallback pool runs the kernel locally and delivers every result once") {

@@ -373,6 +373,23 @@ const std::vector<flag_row>& run_flags() {
              ->check(CLI::Range(0.001, 1e9));
        },
        [](const options& o) -> report_json { return o.timeout_ms; }},
+      {"--handshake-timeout-ms", "transmitter_config::handshake_timeout", "handshake_timeout_ms",
+       [](CLI::App& app, options& o, const std::string& flag) {
+         app.add_option(flag, o.handshake_timeout_ms,
+                        "how long a transmitter waits at start for its receivers to answer (those that have not by "
+                        "then are used once they do), and at the end for their goodbyes")
+             ->check(CLI::Range(1.0, 1e9))
+             ->capture_default_str();
+       },
+       [](const options& o) -> report_json { return o.handshake_timeout_ms; }},
+      {"--require-receivers", "transmitter_config::require_receivers", "require_receivers",
+       [](CLI::App& app, options& o, const std::string& flag) {
+         app.add_flag(flag, o.require_receivers,
+                      "a transmitter fails at start (status FAILED) unless every receiver answers within "
+                      "--handshake-timeout-ms and serves each of its kernels; by default it starts anyway, falls back "
+                      "to the CPU and uses receivers once they answer");
+       },
+       [](const options& o) -> report_json { return o.require_receivers; }},
       {"--json", "options::json", "",
        [](CLI::App& app, options& o, const std::string& flag) {
          app.add_option(flag, o.json, "write configuration, results and metadata as JSON to this file (rank 0)");

@@ -97,6 +97,8 @@ transmitter_config transmitter_settings(const options& o) {
   cfg.limits = limits(o);
   cfg.fallback_threads = o.fallback_threads > 0 ? o.fallback_threads : std::size_t(o.threads);
   cfg.send_deadlines = !o.no_deadlines;
+  cfg.handshake_timeout = std::chrono::milliseconds(std::llround(o.handshake_timeout_ms));
+  cfg.require_receivers = o.require_receivers;
   return cfg;
 }
 

@@ -39,6 +39,8 @@ struct options {
   int inflight = 4;
   bool validate = false;
   double timeout_ms = 30000;
+  double handshake_timeout_ms = 60000;  // transmitters: transmitter_config::handshake_timeout
+  bool require_receivers = false;       // transmitters: transmitter_config::require_receivers
   std::string json;
   std::string csv;
   std::string calibration_file;  // --calibrate: offload-sim's library costs, measured by this run

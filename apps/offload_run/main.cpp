@@ -277,11 +277,17 @@ std::unique_ptr<offload::transmitter> connect(rank_run& j, const std::vector<std
     receivers.comm = j.link->merged;
     for (int r = 0; r < j.link->receivers; ++r) receivers.ranks.push_back(r);
   }
+  // The kernels this rank will call: the handshake checks those only (a receiver may have more,
+  // or lack others of --kernel-set).
+  std::vector<std::string> used;
+  for (const auto* k : j.module_kernels)
+    if (std::find(used.begin(), used.end(), k->name()) == used.end()) used.emplace_back(k->name());
+  const auto kernels = j.kernels.subset(used);
   try {
     if (o.grpc())
       return std::make_unique<offload::transmitter>(
-          j.rt, j.kernels, offload::app::transmitter_link(o, offload::grpc_link{grpc_addresses}), cfg);
-    return std::make_unique<offload::transmitter>(j.rt, j.kernels, offload::app::transmitter_link(o, receivers), cfg);
+          j.rt, kernels, offload::app::transmitter_link(o, offload::grpc_link{grpc_addresses}), cfg);
+    return std::make_unique<offload::transmitter>(j.rt, kernels, offload::app::transmitter_link(o, receivers), cfg);
   } catch (const offload::handshake_error& e) {
     spdlog::error("handshake failed: {}", e.what());
     j.me["setup_failed"] = true;

@@ -240,7 +240,8 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
   std::string backend = o.remote_receivers > 0 ? "service" : o.receivers == 0 ? "none" : "";
   for (std::size_t i = 0; i < ranks.size(); ++i) {
     auto& r = ranks[i];
-    ok = ok && !r.value("setup_failed", false) && u64(r, "handshake_failures") == 0;
+    // (A kernel that broke its output specs is a defect, whatever the fallback made of it.)
+    ok = ok && !r.value("setup_failed", false) && u64(r, "handshake_failures") == 0 && u64(r, "bad_outputs") == 0;
     for (auto& [k, v] : faults.items()) v = v.get<std::uint64_t>() + u64(r, k.c_str());
     if (r.at("role") == "receiver") {
       const double s = r.value("wall_s", 0.0);

@@ -2,8 +2,10 @@
 /// \file
 /// The transmitter: what an event loop links. Worker threads `submit` a kernel name and input
 /// products; the request goes to a receiver over MPI (or gRPC) and the outputs come back to a callback.
-/// When no receiver answers in time, answers with an error, or there is none, the kernel's CPU
-/// implementation runs locally (fallback) and the callback still gets a correct result.
+/// When no receiver answers in time, answers with an error, or none is in session (unreachable,
+/// not started yet, restarting, or none serves that kernel), the kernel's CPU implementation
+/// runs locally (fallback) and the callback still gets a correct result. A receiver that comes
+/// up later, or comes back, is used from its first successful handshake on.
 
 #include <offload/kernel.hpp>
 #include <offload/runtime.hpp>
@@ -28,7 +30,8 @@ namespace detail {
 struct result_access;
 }
 
-/// The handshake with a receiver failed (kernel set or protocol mismatch, no answer).
+/// The handshake with a receiver failed (no answer, no kernel in common, a kernel in another
+/// version, a protocol mismatch): thrown by the constructor only with require_receivers.
 class handshake_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -39,7 +42,7 @@ enum class fallback_reason : std::uint8_t {
   none,         ///< it came from a receiver
   timeout,      ///< no reply within the request timeout
   error_reply,  ///< a receiver answered with an error
-  no_receiver,  ///< there is no receiver to send to
+  no_receiver,  ///< no receiver in session serves its kernel (none configured, none reachable yet)
 };
 std::string_view to_string(fallback_reason r) noexcept;
 
@@ -135,9 +138,23 @@ struct transmitter_config {
   /// Limits applied to replies, and to requests: narrowed in the handshake to the smallest of
   /// every receiver's, so that a request no receiver would accept is refused at submit.
   wire_limits limits;
-  /// How long the constructor waits for every receiver's hello_ack, and close() for goodbye_acks
-  /// (for a receiver set aside after a request timed out: ten `timeout`s at most).
+  /// How long the constructor waits for every receiver's hello_ack (one that cannot be reached
+  /// is not waited for: gRPC says so at once), and close() for goodbye_acks (for a receiver set
+  /// aside after a request timed out: ten `timeout`s at most).
   std::chrono::milliseconds handshake_timeout = std::chrono::seconds(60);
+  /// False (the default): the constructor never fails because a receiver is unreachable, late
+  /// or refuses; it returns after handshake_timeout at most, logging what each receiver that is
+  /// not in session did. Until a receiver is in session its requests fall back
+  /// (fallback_no_receiver); the handshake goes on in the background (a late MPI rank answers
+  /// when it starts; a gRPC receiver that is down, or whose stream ends, e.g. a restart, is
+  /// reconnected with backoff), and a receiver is used from its first successful handshake on.
+  /// True: the strict start: the constructor throws handshake_error unless every receiver
+  /// answers within handshake_timeout, accepts, and serves every kernel of the registry in
+  /// the same version (after saying goodbye to every receiver).
+  bool require_receivers = false;
+  /// The longest wait between two attempts to reach a receiver that is down: the first comes
+  /// after 100 ms, and each wait doubles up to this.
+  std::chrono::milliseconds reconnect_max = std::chrono::seconds(5);
   /// Each request tells its receiver how long this side still waits for it (the rest of
   /// `timeout` when it is sent), so that a request whose event has fallen back is answered
   /// `expired` and never run (docs/protocol.md section 2.4). False: no deadline travels.
@@ -156,8 +173,11 @@ struct transmitter_stats {
   /// The receivers' kernel time (kernel start to end in the reply) of late replies: device
   /// time spent on events that had fallen back already (a batch's time counts once per reply).
   std::uint64_t late_kernel_ns = 0;
-  std::uint64_t suspensions = 0;    ///< times a receiver was set aside after a request to it timed out
-  std::uint64_t sessions_lost = 0;  ///< receivers that dropped this transmitter's session (idle timeout)
+  std::uint64_t suspensions = 0;  ///< times a receiver was set aside after a request to it timed out
+  std::uint64_t sessions_lost =
+      0;  ///< sessions that ended early: dropped by the receiver (idle timeout), its stream ended
+  /// Sessions opened again with a receiver after an earlier one ended (it came back).
+  std::uint64_t reconnects = 0;
   /// `busy` answers (a receiver's queue for the kernel was full): the request went to another
   /// receiver, or fell back (fallback_error) when none was left to try.
   std::uint64_t busy = 0;
@@ -175,7 +195,7 @@ struct transmitter_stats {
   /// Every counter above, once (offload/stats.hpp).
   static constexpr auto counters() {
     using s = transmitter_stats;
-    return std::array<counter_field<s>, 16>{{{"submitted", &s::submitted},
+    return std::array<counter_field<s>, 17>{{{"submitted", &s::submitted},
                                              {"remote", &s::remote},
                                              {"fallbacks", &s::fallbacks},
                                              {"fallback_timeout", &s::fallback_timeout, true},
@@ -186,6 +206,7 @@ struct transmitter_stats {
                                              {"late_kernel_ns", &s::late_kernel_ns, true},
                                              {"suspensions", &s::suspensions, true},
                                              {"sessions_lost", &s::sessions_lost, true},
+                                             {"reconnects", &s::reconnects},
                                              {"busy", &s::busy, true},
                                              {"expired", &s::expired, true},
                                              {"bad_outputs", &s::bad_outputs, true},
@@ -195,11 +216,13 @@ struct transmitter_stats {
 };
 
 /// Sends requests to the receivers `link` names: `mpi_link{ranks}` (offload/mpi.hpp) or
-/// `grpc_link{addresses}` (offload/grpc.hpp). The constructor performs the handshake with each
-/// and throws handshake_error on a mismatch or a receiver it cannot reach (after saying goodbye
-/// to the others); std::invalid_argument for bad settings, std::runtime_error when the build
-/// lacks the transport. Thread-safe: any number of threads may submit at once. Destroy it
-/// before the runtime.
+/// `grpc_link{addresses}` (offload/grpc.hpp). The constructor starts the handshake with each
+/// and waits for the answers (transmitter_config::handshake_timeout, require_receivers). A
+/// receiver may serve more kernels than this side's registry; this side's kernels it lacks (or
+/// has in another version) go to receivers that have them, else fall back. Throws
+/// std::invalid_argument for bad settings, std::runtime_error when the build lacks the
+/// transport, handshake_error only with require_receivers. Thread-safe: any number of threads
+/// may submit at once. Destroy it before the runtime.
 class transmitter {
  public:
   transmitter(runtime& rt, const kernel_registry& kernels, const transport& link, transmitter_config config = {});

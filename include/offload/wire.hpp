@@ -33,7 +33,7 @@ namespace offload {
 static_assert(std::endian::native == std::endian::little, "mpi-offload assumes a little-endian host");
 
 inline constexpr std::uint32_t wire_magic = 0x464F504D;  // bytes "MPOF"
-inline constexpr std::uint16_t wire_version = 5;
+inline constexpr std::uint16_t wire_version = 6;
 inline constexpr std::size_t wire_header_size = 64;
 inline constexpr std::size_t wire_entry_size = 32;
 inline constexpr std::size_t wire_alignment = 64;
@@ -134,6 +134,9 @@ struct message_header {
 
 /// Overwrites the timestamps of an encoded message (at least a header long) in place.
 void write_times(std::span<std::byte> message, const wire_times& times) noexcept;
+/// Overwrites the kernel id of an encoded message (at least a header long) in place: a
+/// transmitter sends one request to receivers whose kernel lists number it differently.
+void write_kernel_id(std::span<std::byte> message, std::uint32_t kernel_id) noexcept;
 
 /// A decoded message: its header and views of its products. Does not own the bytes.
 struct message_view {

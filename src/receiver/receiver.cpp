@@ -334,6 +334,10 @@ void receiver::impl::handle_request(int source, message m, std::uint64_t receive
     s = status::unknown_kernel;
     problem = "kernel id " + std::to_string(h.kernel_id) + " is not one of the " + std::to_string(kernels.size()) +
               " kernels here";
+  } else if (!p.offered[h.kernel_id]) {
+    s = status::unknown_kernel;
+    problem = "kernel '" + std::string(k->name()) + "' (id " + std::to_string(h.kernel_id) +
+              ") was not in this transmitter's hello in this receiver's version";
   } else if (const double work = declared_work(*k, m.products()); cfg.max_work > 0 && work > cfg.max_work) {
     s = status::too_large;
     problem = "kernel '" + std::string(k->name()) + "': the request's declared work of " + fmt::format("{:.3g}", work) +

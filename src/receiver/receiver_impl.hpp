@@ -41,6 +41,7 @@ struct receiver::impl final : progress_client {
     bool closed = false;            // (gRPC) its stream ended: the entry goes once nothing is owed to it
     std::uint32_t outstanding = 0;  // accepted requests waiting, running, or with a reply not yet sent
     std::uint64_t requests = 0;     // accepted in this session
+    std::vector<bool> offered;      // by our kernel id: in its hello, in our version (it may call it)
     steady::time_point last_heard;
   };
   // Warnings about one peer's bad input: the first few are logged, the rest counted and

@@ -6,6 +6,8 @@
 
 #include <offload/log.hpp>
 
+#include <algorithm>
+
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -29,18 +31,25 @@ void receiver::impl::handle_hello(int source, const message& m) {
   p = peer_state{};                 // a rank that said goodbye (or was dropped) may start a new session
   p.outstanding = owed;
   p.last_heard = steady::now();
+  // A transmitter may call the kernels of its hello that are here in the same version; a
+  // receiver may have more (docs/protocol.md section 6.1).
   const std::string& theirs = hello.signature;
   const std::string ours = kernels.signature();
-  const bool match = theirs == ours;
+  p.offered.assign(kernels.size(), false);
+  for (const auto id : detail::kernel_map(theirs, ours))
+    if (id >= 0) p.offered[static_cast<std::size_t>(id)] = true;
+  const bool match = std::find(p.offered.begin(), p.offered.end(), true) != p.offered.end();
   const auto t = terms();
   ep->send(source, detail::make_hello_ack(m, match, ours, rt.host(), t, detail::now_ns()));
+  const auto them = "transmitter " + ep->describe(source);
+  const auto lacking = detail::kernels_not_offered(theirs, ours, them, "this receiver");
   if (match) {
     p.hello = true;
+    if (!lacking.empty())
+      offload::logger()->info("{}: {} has kernels this receiver does not serve: {}", self, them, lacking);
     return;
   }
-  const auto them = "transmitter " + ep->describe(source);
-  warn_about(source, "kernel set mismatch with " + them + ": " +
-                         detail::kernel_set_difference(ours, theirs, "this receiver", them));
+  warn_about(source, "no kernel in common with " + them + ": " + lacking);
   count([](receiver_stats& s) { s.handshake_failures += 1; });
   finish_peer(p, false);
 }

@@ -203,25 +203,47 @@ std::string version_text(const std::string& v) {
 }
 }  // namespace
 
-std::string kernel_set_difference(std::string_view ours, std::string_view theirs, std::string_view here,
-                                  std::string_view there) {
-  const auto mine = kernel_versions(ours);
-  const auto other = kernel_versions(theirs);
+namespace {
+/// The lines of a kernel list, in order.
+std::vector<std::string_view> lines_of(std::string_view list) {
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    if (list[i] != '\n') continue;
+    out.push_back(list.substr(start, i - start));
+    start = i + 1;
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<std::int32_t> kernel_map(std::string_view wanted, std::string_view offered) {
+  const auto theirs = lines_of(offered);
+  std::map<std::string_view, std::int32_t> index;
+  for (std::size_t i = 0; i < theirs.size(); ++i) index.emplace(theirs[i], static_cast<std::int32_t>(i));
+  std::vector<std::int32_t> out;
+  for (const auto line : lines_of(wanted)) {
+    const auto it = index.find(line);
+    out.push_back(it == index.end() ? -1 : it->second);
+  }
+  return out;
+}
+
+std::string kernels_not_offered(std::string_view wanted, std::string_view offered, std::string_view here,
+                                std::string_view there) {
+  const auto mine = kernel_versions(wanted);
+  const auto other = kernel_versions(offered);
   std::string out;
-  auto note = [&](const std::string& name, const std::string& what) {
-    (out += out.empty() ? "" : "; ") += "kernel '" + name + "': " + what;
-  };
   for (const auto& [name, version] : mine) {
     const auto it = other.find(name);
+    if (it != other.end() && it->second == version) continue;
+    (out += out.empty() ? "" : "; ") += "kernel '" + name + "': ";
     if (it == other.end())
-      note(name, "only on " + std::string(here));
-    else if (it->second != version)
-      note(name, version_text(version) + " on " + std::string(here) + ", " + version_text(it->second) + " on " +
-                     std::string(there));
+      out += "only on " + std::string(here);
+    else
+      out += version_text(version) + " on " + std::string(here) + ", " + version_text(it->second) + " on " +
+             std::string(there);
   }
-  for (const auto& [name, version] : other)
-    if (!mine.contains(name)) note(name, "only on " + std::string(there));
-  if (out.empty() && ours != theirs) out = "the kernel lists differ in form";
   return out;
 }
 

@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace offload::detail {
 
@@ -47,7 +48,8 @@ hello_info parse_hello(const message& m);
 
 /// hello, sent at `now_ns` (its time0) with the transmitter's kernel list.
 buffer make_hello(std::string_view signature, std::uint64_t now_ns);
-/// The answer to `hello`: ok when the kernel lists match, else kernel_set_mismatch; it carries
+/// The answer to `hello`: ok when the receiver has at least one of the hello's kernels in the
+/// same version (`match`), else kernel_set_mismatch; it carries
 /// the receiver's list, host and terms, the hello's time0 echoed and time1 = `now_ns`.
 buffer make_hello_ack(const message& hello, bool match, std::string_view signature, std::string_view host,
                       const session_terms& terms, std::uint64_t now_ns);
@@ -69,10 +71,15 @@ wire_limits narrowed(wire_limits ours, const wire_limits& theirs);
 /// The u8 product `name` of a message as text ("" when it has none).
 std::string text_product(const message& m, std::string_view name);
 
-/// What differs between two kernel lists (kernel_registry::signature(), "name@version" lines),
-/// kernel by kernel, e.g. "kernel 'edgeconv': version 2 on this transmitter, version 1 on
-/// receiver 0; kernel 'mlp': only on receiver 0". Empty when the lists are equal.
-std::string kernel_set_difference(std::string_view ours, std::string_view theirs, std::string_view here,
-                                  std::string_view there);
+/// For each line of `wanted` (a kernel list; a line's index is that side's kernel id), the
+/// index of the same `NAME@VERSION` line in `offered`, or -1 when `offered` lacks it (absent,
+/// or another version): how the transmitter's kernel ids map onto a receiver's.
+std::vector<std::int32_t> kernel_map(std::string_view wanted, std::string_view offered);
+
+/// The kernels of `wanted` that `offered` lacks or has in another version, kernel by kernel,
+/// e.g. "kernel 'edgeconv': version 2 on this transmitter, version 1 on receiver 0; kernel
+/// 'mlp': only on this transmitter". Empty when `offered` has every one.
+std::string kernels_not_offered(std::string_view wanted, std::string_view offered, std::string_view here,
+                                std::string_view there);
 
 }  // namespace offload::detail

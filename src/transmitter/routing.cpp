@@ -2,20 +2,26 @@
 
 namespace offload::detail {
 
-namespace {
-bool skipped(const std::vector<bool>& skip, std::size_t i) noexcept {
-  return i < skip.size() && skip[i];
+std::string_view to_string(link_state s) noexcept {
+  switch (s) {
+    case link_state::connecting: return "connecting";
+    case link_state::open: return "open";
+    case link_state::down: return "down";
+    case link_state::refused: return "refused";
+    case link_state::closing: return "closing";
+    case link_state::closed: return "closed";
+  }
+  return "unknown";
 }
-}  // namespace
 
-int choose_receiver(std::span<const receiver_link> links, routing policy, std::size_t& next,
-                    const std::vector<bool>& skip) noexcept {
+int choose_receiver(std::span<const receiver_link> links, std::uint32_t kernel, routing policy, std::size_t& next,
+                    const eligible_fn& eligible) noexcept {
   const std::size_t n = links.size();
   int best = -1;
   for (std::size_t k = 0; k < n; ++k) {
     const std::size_t i = (next + k) % n;
     const auto& l = links[i];
-    if (!l.takes_requests() || l.outstanding >= l.credits || skipped(skip, i)) continue;
+    if (!l.takes(kernel) || l.outstanding >= l.credits || !eligible(i)) continue;
     if (policy == routing::round_robin) {
       best = static_cast<int>(i);
       break;
@@ -26,9 +32,9 @@ int choose_receiver(std::span<const receiver_link> links, routing policy, std::s
   return best;
 }
 
-bool any_takes_requests(std::span<const receiver_link> links, const std::vector<bool>& skip) noexcept {
+bool any_takes(std::span<const receiver_link> links, std::uint32_t kernel, const eligible_fn& eligible) noexcept {
   for (std::size_t i = 0; i < links.size(); ++i)
-    if (links[i].takes_requests() && !skipped(skip, i)) return true;
+    if (links[i].takes(kernel) && eligible(i)) return true;
   return false;
 }
 

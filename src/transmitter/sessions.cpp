@@ -1,5 +1,5 @@
-// Each receiver's session: hello and its terms, keepalives, goodbye; opening and closing the
-// transmitter (transmitter_impl.hpp lists the other units).
+// Each receiver's session: hello and its terms, keepalives, reconnects, goodbye; opening and
+// closing the transmitter (transmitter_impl.hpp lists the other units).
 #include "transmitter_impl.hpp"
 
 #include "src/base/clock.hpp"
@@ -10,73 +10,179 @@
 namespace offload {
 
 using detail::clock_type;
+using detail::link_state;
 using detail::receiver_link;
 
-void transmitter::impl::handle_session(receiver_link& link, const message& m, std::uint64_t received_ns) {
+namespace {
+constexpr auto first_backoff = std::chrono::milliseconds(100);
+}
+
+void transmitter::impl::say_hello(receiver_link& link) {
   {
     std::lock_guard lock(link_mutex);
-    if (m.header().kind == message_kind::goodbye_ack) {
-      link.goodbye_acked = true;
-    } else if (const auto hello = detail::parse_hello(m); !hello.ok()) {
-      link.hello_answered = true;
-      link.refusal = "receiver " + ep->describe(link.peer) + " sent a bad hello_ack: " + hello.error;
-    } else {
-      link.hello_answered = true;
-      link.accepted = m.header().status == status::ok;
-      link.terms = hello.terms;
-      link.clock_offset_ns = detail::clock_offset(m, received_ns, hello.host == rt.host());
-      if (!link.accepted)
-        link.refusal = "kernel set mismatch with receiver " + ep->describe(link.peer) + ": " +
-                       detail::kernel_set_difference(kernels.signature(), hello.signature, "this transmitter",
-                                                     "receiver " + ep->describe(link.peer));
-    }
+    link.state = link_state::connecting;
   }
+  ep->send(link.peer, detail::make_hello(signature, detail::now_ns()));
+  link.last_sent = clock_type::now();
+}
+
+void transmitter::impl::handle_session(receiver_link& link, const message& m, std::uint64_t received_ns) {
+  if (m.header().kind == message_kind::goodbye_ack) {
+    {
+      std::lock_guard lock(link_mutex);
+      if (link.state == link_state::closing) link.state = link_state::closed;
+    }
+    link_cv.notify_all();
+    return;
+  }
+  // A hello_ack answers the hello of this connection only while it waits for one (a late one,
+  // after goodbye was sent to a receiver that had not answered, is ignored).
+  if (link.state == link_state::connecting) open_session(link, m, received_ns);
   link_cv.notify_all();
 }
 
-void transmitter::impl::send_keepalives(clock_type::time_point now) {
-  next_keepalive_check = now + std::chrono::milliseconds(100);
+void transmitter::impl::open_session(receiver_link& link, const message& m, std::uint64_t received_ns) {
+  const std::string who = "receiver " + ep->describe(link.peer);
+  const auto hello = detail::parse_hello(m);
+  std::lock_guard lock(link_mutex);
+  if (!hello.ok()) {
+    link.state = link_state::refused;
+    link.problem = who + " sent a bad hello_ack: " + hello.error;
+    return;
+  }
+  link.missing = detail::kernels_not_offered(signature, hello.signature, "this transmitter", who);
+  if (m.header().status != status::ok) {
+    link.state = link_state::refused;
+    link.problem = who + " has none of this transmitter's kernels: " + link.missing;
+    return;
+  }
+  link.state = link_state::open;
+  link.kernel_ids = detail::kernel_map(signature, hello.signature);
+  link.terms = hello.terms;
+  link.clock_offset_ns = detail::clock_offset(m, received_ns, hello.host == rt.host());
+  link.credits = std::min(cfg.credits, hello.terms->credits);
+  if (link.credits < cfg.credits)
+    offload::logger()->info("transmitter rank {}: {} grants {} credits, fewer than the {} configured", rt.rank(), who,
+                            hello.terms->credits, cfg.credits);
+  link.keepalive = detail::keepalive_interval(*hello.terms);
+  link.last_sent = clock_type::now();
+  link.backoff = std::chrono::milliseconds(0);
+  link.suspect = false;
+  link.problem.clear();
+  if (++link.sessions > 1) {
+    count([](transmitter_stats& s) { s.reconnects += 1; });
+    offload::logger()->info("transmitter rank {}: {} is back: in session again", rt.rank(), who);
+  } else if (started) {
+    offload::logger()->info("transmitter rank {}: {} answered: in session", rt.rank(), who);
+  }
+  if (started && !link.missing.empty())
+    offload::logger()->warn(
+        "transmitter rank {}: {} does not serve {}: those requests go to other receivers or "
+        "fall back",
+        rt.rank(), who, link.missing);
+}
+
+void transmitter::impl::lose_session(std::size_t li, const std::string& reason) {
+  auto& l = links[li];
+  {
+    std::lock_guard lock(link_mutex);
+    switch (l.state) {
+      case link_state::closing: l.state = link_state::closed; break;  // no goodbye_ack can come now
+      case link_state::open:
+        offload::logger()->warn(
+            "transmitter rank {}: {}; its requests go to other receivers or fall back until it "
+            "is back",
+            rt.rank(), reason);
+        count([](transmitter_stats& s) { s.sessions_lost += 1; });
+        [[fallthrough]];
+      case link_state::connecting:
+        if (l.state == link_state::connecting)
+          offload::logger()->debug("transmitter rank {}: cannot reach receiver {}: {}", rt.rank(), ep->describe(l.peer),
+                                   reason);
+        l.problem =
+            l.state == link_state::open ? reason : "cannot reach receiver " + ep->describe(l.peer) + ": " + reason;
+        l.state = link_state::down;
+        l.backoff = l.backoff.count() == 0 ? first_backoff : std::min(2 * l.backoff, cfg.reconnect_max);
+        l.retry_at = clock_type::now() + l.backoff;
+        break;
+      default: break;
+    }
+    l.suspect = false;
+  }
+  link_cv.notify_all();
+  // Requests in flight to it get no reply: they fall back now, not at their timeout.
+  for (auto it = in_flight.begin(); it != in_flight.end();) {
+    if (it->second != li) {
+      ++it;
+      continue;
+    }
+    --l.outstanding;
+    const auto lv = live.find(it->first);
+    it = in_flight.erase(it);
+    if (lv == live.end()) continue;
+    request_ptr r = std::move(lv->second);
+    live.erase(lv);
+    fall_back(std::move(r), fallback_reason::error_reply, reason);
+  }
+}
+
+void transmitter::impl::reconnect_due(clock_type::time_point now) {
+  if (closing) return;
   for (auto& l : links) {
-    if (!l.accepted || l.goodbye_sent || l.keepalive == clock_type::duration::zero() || now - l.last_sent < l.keepalive)
+    if (l.state != link_state::down || now < l.retry_at) continue;
+    if (!ep->reconnect(l.peer)) {  // (MPI: a rank whose session ended is not greeted again)
+      std::lock_guard lock(link_mutex);
+      l.retry_at = clock_type::time_point::max();
+      continue;
+    }
+    say_hello(l);
+  }
+}
+
+void transmitter::impl::send_keepalives(clock_type::time_point now) {
+  next_session_check = now + std::chrono::milliseconds(50);
+  reconnect_due(now);
+  for (auto& l : links) {
+    if (l.state != link_state::open || l.keepalive == clock_type::duration::zero() || now - l.last_sent < l.keepalive)
       continue;
     ep->send(l.peer, detail::make_keepalive());
     l.last_sent = now;
   }
 }
 
-void transmitter::impl::accept_terms() {
-  for (auto& l : links) {
-    if (!l.accepted || !l.terms) continue;
-    const auto& t = *l.terms;
-    l.credits = std::min(cfg.credits, t.credits);
-    if (l.credits < cfg.credits)
-      offload::logger()->info("transmitter rank {}: receiver {} grants {} credits, fewer than the {} configured",
-                              rt.rank(), ep->describe(l.peer), t.credits, cfg.credits);
-    l.keepalive = detail::keepalive_interval(t);
-    l.last_sent = clock_type::now();
-    request_limits = detail::narrowed(request_limits, t.limits);
-  }
-}
-
-void transmitter::impl::handshake() {
-  const std::string signature = kernels.signature();
+std::vector<transmitter::impl::start_problem> transmitter::impl::handshake() {
   rt.call([&] {
-    for (const auto& l : links) {
-      ep->send(l.peer, detail::make_hello(signature, detail::now_ns()));
-    }
+    for (auto& l : links) say_hello(l);
   });
   std::unique_lock lock(link_mutex);
-  const bool answered = link_cv.wait_for(lock, cfg.handshake_timeout, [&] {
+  // Each receiver's first answer, or its first failure (one that cannot be reached is then
+  // retried in the background: not waited for).
+  link_cv.wait_for(lock, cfg.handshake_timeout, [&] {
     for (const auto& l : links)
-      if (!l.hello_answered) return false;
+      if (l.state == link_state::connecting && l.problem.empty() && l.sessions == 0) return false;
     return true;
   });
-  if (!answered) {
-    for (const auto& l : links)
-      if (!l.hello_answered)
-        throw handshake_error("receiver " + ep->describe(l.peer) + " did not answer the handshake within " +
-                              std::to_string(cfg.handshake_timeout.count()) + " ms");
+  std::vector<start_problem> problems;
+  for (const auto& l : links) {
+    const std::string who = "receiver " + ep->describe(l.peer);
+    if (l.state == link_state::open) {
+      if (!l.missing.empty())
+        problems.push_back({who + " does not serve " + l.missing,
+                            "requests for those kernels go to other receivers or fall back to the local CPU"});
+    } else if (l.state == link_state::refused) {
+      problems.push_back({l.problem, "no request goes to it"});
+    } else {
+      problems.push_back({l.problem.empty() ? who + " did not answer the handshake within " +
+                                                  std::to_string(cfg.handshake_timeout.count()) + " ms"
+                                            : l.problem,
+                          "its requests go to other receivers or fall back to the local CPU until it is in session "
+                          "(the handshake goes on in the background)"});
+    }
   }
+  // Submit checks requests against the limits of every receiver in session now.
+  for (const auto& l : links)
+    if (l.state == link_state::open) request_limits = detail::narrowed(request_limits, l.terms->limits);
+  return problems;
 }
 
 void transmitter::impl::say_goodbye() {
@@ -84,13 +190,15 @@ void transmitter::impl::say_goodbye() {
   // acknowledges once the batch it is running is done, and a reply it sends after this side
   // stopped receiving is never taken (its rank then waits its idle timeout at the end). So it
   // is waited for too, but only ten request timeouts (at most handshake_timeout); then sends to
-  // it are given up below.
+  // it are given up below. A receiver that never answered the hello gets a goodbye too, so that
+  // it does not wait out its idle timeout for this side once it starts, but is not waited for.
   rt.call([&] {
     std::lock_guard lock(link_mutex);
+    closing = true;
     for (auto& l : links) {
-      if (!l.accepted || l.goodbye_sent) continue;
+      if (l.state != link_state::open && l.state != link_state::connecting) continue;
       ep->send(l.peer, detail::make_goodbye());
-      l.goodbye_sent = true;
+      l.state = l.state == link_state::open ? link_state::closing : link_state::closed;
     }
   });
   {
@@ -99,7 +207,7 @@ void transmitter::impl::say_goodbye() {
     std::unique_lock lock(link_mutex);
     const auto all_acked = [&](bool suspects_too) {
       for (const auto& l : links)
-        if (l.goodbye_sent && !l.goodbye_acked && (suspects_too || !l.suspect)) return false;
+        if (l.state == link_state::closing && (suspects_too || !l.suspect)) return false;
       return true;
     };
     link_cv.wait_until(lock, start + suspect_wait, [&] { return all_acked(true); });
@@ -110,8 +218,11 @@ void transmitter::impl::say_goodbye() {
   }
   const bool drained = rt.call([&] {
     std::lock_guard lock(link_mutex);
-    for (const auto& l : links)
-      if (l.goodbye_sent && !l.goodbye_acked) ep->abandon(l.peer);
+    for (auto& l : links)
+      if (l.state == link_state::closing) {
+        ep->abandon(l.peer);
+        l.state = link_state::closed;
+      }
     return ep->drain_sends(5.0);
   });
   if (!drained) offload::logger()->warn("transmitter rank {}: sends still pending at close", rt.rank());
@@ -123,25 +234,17 @@ transmitter::transmitter(runtime& rt, const kernel_registry& kernels, const tran
 }
 
 void transmitter::start() {
-  auto& rt = m_impl->rt;
-  rt.attach(*m_impl);
-  try {
-    m_impl->handshake();
-  } catch (...) {
+  auto& d = *m_impl;
+  d.rt.attach(d);
+  const auto problems = d.handshake();
+  if (!problems.empty() && d.cfg.require_receivers) {
     close();
-    throw;
+    std::string text;
+    for (const auto& p : problems) (text += text.empty() ? "" : "; ") += p.what;
+    throw handshake_error(text);
   }
-  std::string refusals;
-  {
-    std::lock_guard lock(m_impl->link_mutex);
-    for (const auto& l : m_impl->links)
-      if (!l.accepted) refusals += (refusals.empty() ? "" : "; ") + l.refusal;
-  }
-  if (!refusals.empty()) {
-    close();
-    throw handshake_error(refusals);
-  }
-  rt.call([&] { m_impl->accept_terms(); });
+  for (const auto& p : problems) offload::logger()->warn("transmitter rank {}: {}: {}", d.rt.rank(), p.what, p.then);
+  d.rt.call([&] { d.started = true; });
 }
 
 transmitter::~transmitter() {

@@ -79,14 +79,34 @@ void transmitter::impl::fall_back(request_ptr r, fallback_reason why, std::strin
   fallbacks->push(std::move(r), why, std::move(remote_error));
 }
 
+bool transmitter::impl::eligible(const detail::request_state& r, std::size_t li) const {
+  if (li < r.busy_at.size() && r.busy_at[li]) return false;
+  const auto& link = links[li];
+  if (!link.terms) return true;
+  const auto& limits = link.terms->limits;
+  if (r.size > limits.max_message_bytes || r.inputs.size() > limits.max_products) return false;
+  for (const auto& p : r.inputs)
+    if (p.name.size() > limits.max_name_length) return false;
+  return true;
+}
+
 void transmitter::impl::dispatch() {
+  // Requests no receiver has a credit for now wait, in order; those behind them whose kernel
+  // another receiver serves go on.
+  std::deque<request_ptr> blocked;
+  const auto any_credit = [&] {
+    for (const auto& l : links)
+      if (l.state == detail::link_state::open && !l.suspect && l.outstanding < l.credits) return true;
+    return false;
+  };
   while (!waiting.empty()) {
     request_ptr r = waiting.front();
     if (!live.contains(r->id)) {  // timed out while waiting
       waiting.pop_front();
       continue;
     }
-    if (!detail::any_takes_requests(links, r->busy_at)) {
+    const detail::eligible_fn ok = [&](std::size_t i) { return eligible(*r, i); };
+    if (!detail::any_takes(links, r->kernel_id, ok)) {
       waiting.pop_front();
       live.erase(r->id);
       if (r->busy_at.empty())
@@ -95,10 +115,14 @@ void transmitter::impl::dispatch() {
         fall_back(std::move(r), fallback_reason::error_reply, "every receiver answered busy");
       continue;
     }
-    const int li = detail::choose_receiver(links, cfg.policy, next_link, r->busy_at);
-    if (li < 0) return;  // every receiver is out of credits
-    auto& l = links[static_cast<std::size_t>(li)];
+    if (!any_credit()) break;
     waiting.pop_front();
+    const int li = detail::choose_receiver(links, r->kernel_id, cfg.policy, next_link, ok);
+    if (li < 0) {  // the receivers of its kernel are out of credits
+      blocked.push_back(std::move(r));
+      continue;
+    }
+    auto& l = links[static_cast<std::size_t>(li)];
     r->sent_ns = detail::now_ns();
     // How long this side still waits for it, and its priority (docs/protocol.md section 2.4).
     wire_times fields{};
@@ -110,14 +134,19 @@ void transmitter::impl::dispatch() {
     fields[request_priority] = r->priority;
     if (r->owner && r->gathered.total_size == 0)  // a sharing submit sent before (busy): its head again
       r->gathered = gather({message_kind::request, r->id, r->kernel_id, status::ok}, r->inputs);
+    // The header (at the start of the head) gets the times and the kernel's id on that receiver.
+    // (A request sent again after `busy` rewrites it: that receiver has taken it whole.)
+    const auto set_header = [&](std::span<std::byte> header) {
+      write_times(header, fields);
+      write_kernel_id(header, static_cast<std::uint32_t>(l.kernel_ids[r->kernel_id]));
+    };
     outgoing_message out;
     if (r->gathered.total_size > 0) {  // sharing submit: the caller's payloads, sent from where they lie
       out = std::exchange(r->gathered, {});
-      write_times(out.storage.span(), fields);  // (the header is at the start of the head)
+      set_header(out.storage.span());
     } else {
-      // (A request sent again after `busy` rewrites its header: that receiver has taken it whole.)
       const auto whole = r->request.writable_bytes();
-      write_times(whole, fields);
+      set_header(whole);
       out = outgoing_message::whole(whole, nullptr);
     }
     out.keep_alive = r;  // the request holds every byte the message points into
@@ -128,44 +157,13 @@ void transmitter::impl::dispatch() {
     in_flight.emplace(r->id, static_cast<std::size_t>(li));
     count([&](transmitter_stats& s) { s.bytes_out += bytes; });
   }
-}
-
-void transmitter::impl::connection_closed(std::size_t li, const std::string& reason) {
-  auto& l = links[li];
-  {
-    std::lock_guard lock(link_mutex);
-    if (!l.hello_answered) {
-      l.hello_answered = true;
-      l.refusal = "cannot reach receiver " + ep->describe(l.peer) + ": " + reason;
-    } else if (l.accepted && !l.goodbye_sent) {
-      offload::logger()->warn("transmitter rank {}: {}; sending it nothing more", rt.rank(), reason);
-      count([](transmitter_stats& s) { s.sessions_lost += 1; });
-    }
-    l.accepted = false;
-    l.suspect = false;
-    if (l.goodbye_sent) l.goodbye_acked = true;  // no acknowledgement can come now
-  }
-  link_cv.notify_all();
-  // Requests in flight to it get no reply: they fall back now, not at their timeout.
-  for (auto it = in_flight.begin(); it != in_flight.end();) {
-    if (it->second != li) {
-      ++it;
-      continue;
-    }
-    --l.outstanding;
-    const auto lv = live.find(it->first);
-    it = in_flight.erase(it);
-    if (lv == live.end()) continue;
-    request_ptr r = std::move(lv->second);
-    live.erase(lv);
-    fall_back(std::move(r), fallback_reason::error_reply, reason);
-  }
+  waiting.insert(waiting.begin(), std::make_move_iterator(blocked.begin()), std::make_move_iterator(blocked.end()));
 }
 
 void transmitter::impl::handle(detail::incoming in) {
   if (in.closed) {
     for (std::size_t li = 0; li < links.size(); ++li)
-      if (links[li].peer == in.source) connection_closed(li, in.closed_reason);
+      if (links[li].peer == in.source) lose_session(li, in.closed_reason);
     return;
   }
   const std::uint64_t replied_ns = detail::now_ns();
@@ -206,13 +204,13 @@ void transmitter::impl::handle(detail::incoming in) {
 void transmitter::impl::handle_answer(receiver_link& link, int source, wire_result<message> decoded, std::uint64_t id,
                                       std::uint64_t received_ns) {
   const bool is_error = decoded && decoded.value().header().kind == message_kind::error;
-  if (is_error && decoded.value().header().status == status::no_handshake && link.accepted) {
-    // The receiver dropped our session (it heard nothing from us for its idle timeout).
-    offload::logger()->warn("transmitter rank {}: receiver {} ended this session ({}); sending it nothing more",
-                            rt.rank(), ep->describe(source), error_text(decoded.value().view()));
-    std::lock_guard lock(link_mutex);
-    link.accepted = false;
-    count([](transmitter_stats& s) { s.sessions_lost += 1; });
+  if (is_error && decoded.value().header().status == status::no_handshake && link.state == detail::link_state::open) {
+    // The receiver dropped our session (it heard nothing from us for its idle timeout): every
+    // request in flight to it, this one too, falls back.
+    lose_session(
+        static_cast<std::size_t>(&link - links.data()),
+        "receiver " + ep->describe(source) + " ended this session (" + error_text(decoded.value().view()) + ")");
+    return;
   }
   auto flight = in_flight.find(id);
   if (flight == in_flight.end()) {
@@ -245,7 +243,7 @@ void transmitter::impl::handle_answer(receiver_link& link, int source, wire_resu
     request_ptr& r = it->second;
     if (r->busy_at.size() < links.size()) r->busy_at.resize(links.size(), false);
     r->busy_at[li] = true;
-    if (detail::any_takes_requests(links, r->busy_at)) {
+    if (detail::any_takes(links, r->kernel_id, [&](std::size_t i) { return eligible(*r, i); })) {
       waiting.push_front(r);  // (progress() dispatches it after this receive)
       return;
     }
@@ -323,7 +321,7 @@ bool transmitter::impl::progress() {
     expire(now);
     busy = true;
   }
-  if (now >= next_keepalive_check) send_keepalives(now);
+  if (now >= next_session_check) send_keepalives(now);
   return busy;
 }
 

@@ -35,6 +35,10 @@ struct transmitter::impl final : progress_client {
         pool(std::make_shared<detail::buffer_pool>()),
         request_limits(cfg.limits) {
     if (cfg.credits == 0) throw std::invalid_argument("transmitter credits must be at least 1");
+    if (cfg.reconnect_max.count() <= 0)
+      throw std::invalid_argument("transmitter reconnect_max must be positive, not " +
+                                  std::to_string(cfg.reconnect_max.count()) + " ms");
+    signature = kernels.signature();
     std::vector<int> peers;
     ep = link.impl().connect(rt, {*pool, cfg.limits.max_message_bytes}, peers);
     for (int peer : peers) {
@@ -65,11 +69,18 @@ struct transmitter::impl final : progress_client {
   using deadline = std::pair<clock_type::time_point, std::uint64_t>;
   std::priority_queue<deadline, std::vector<deadline>, std::greater<>> deadlines;
   std::size_t next_link = 0;
-  clock_type::time_point next_keepalive_check;
-  wire_limits request_limits;                        // ours, narrowed to every receiver's in the handshake
+  clock_type::time_point next_session_check;  // keepalives and reconnects
+  bool closing = false;                       // goodbyes are going out: no reconnects
+  bool started = false;                       // the constructor returned: later sessions are logged
+  std::string signature;                      // our kernel list, as the hello carries it
+  // Ours, narrowed to the receivers' in session when the constructor returns (read by submit
+  // without a lock: written only before); a receiver that opens later with smaller limits gets
+  // only the requests within them (fits).
+  wire_limits request_limits;
   std::unordered_set<std::uint32_t> defects_logged;  // kernels whose broken outputs were logged
 
-  // Handshake and goodbye progress, read by the threads that wait for them.
+  // Link states (handshake and goodbye progress), written by the progress thread under this
+  // mutex and read by the threads that wait for them.
   std::mutex link_mutex;
   std::condition_variable link_cv;
 
@@ -95,20 +106,39 @@ struct transmitter::impl final : progress_client {
   std::chrono::steady_clock::time_point wake_by() const override { return ep->next_release(); }
   void handle(detail::incoming in);
   void handle_session(receiver_link& link, const message& m, std::uint64_t received_ns);
+  /// A hello_ack: the session opens (terms, kernel map) or is refused.
+  void open_session(receiver_link& link, const message& m, std::uint64_t received_ns);
+  /// `link` has no session any more (its connection ended, it dropped ours, it could not be
+  /// reached): requests in flight to it fall back now, and it is tried again later when the
+  /// transport can reach it anew.
+  void lose_session(std::size_t li, const std::string& reason);
+  /// Sends a hello to `link` (state connecting).
+  void say_hello(receiver_link& link);
+  /// Links that are down and due: reconnected and greeted.
+  void reconnect_due(clock_type::time_point now);
+  /// Whether request `r` may go to links[li] (if it takes its kernel): it did not answer it
+  /// `busy`, and `r` is within its limits (those of a receiver that opened after the
+  /// constructor returned may be smaller than what submit checked).
+  bool eligible(const detail::request_state& r, std::size_t li) const;
   void handle_answer(receiver_link& link, int source, wire_result<message> decoded, std::uint64_t id,
                      std::uint64_t received_ns);
-  void connection_closed(std::size_t link, const std::string& reason);
   void dispatch();
   void send_keepalives(clock_type::time_point now);
   void expire(clock_type::time_point now);
-  void accept_terms();
   void fall_back(request_ptr r, fallback_reason why, std::string remote_error = {});
   /// Checks a submit's kernel and inputs (throwing what submit documents) and makes its request.
   request_ptr prepare(std::string_view kernel_name, const product_views& inputs, result_callback done);
   /// Hands a prepared request to the progress thread.
   void queue(request_ptr r);
   void deliver(const request_ptr& r, result&& res);
-  void handshake();
+  /// A receiver not in session when the constructor returns, or lacking some of our kernels:
+  /// what (handshake_error's text with require_receivers) and what follows for its requests.
+  struct start_problem {
+    std::string what, then;
+  };
+  /// Sends every hello and waits for the answers (handshake_timeout); one problem per
+  /// receiver that has one.
+  std::vector<start_problem> handshake();
   void say_goodbye();
 };
 

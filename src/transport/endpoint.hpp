@@ -58,6 +58,11 @@ class endpoint {
   virtual int port() const noexcept { return 0; }
   /// The caller is done with `peer`, whose connection has closed: what is kept about it goes.
   virtual void forget(int /*peer*/) {}
+  /// Opens a new connection to `peer`, whose connection ended (gRPC: a new stream to its
+  /// address; what is sent to `peer` from now on goes over it, and its failure arrives as a
+  /// `closed` incoming again). False when the transport cannot: MPI ranks stay connected for
+  /// the whole job, and a session a receiver rank ended is over for good.
+  virtual bool reconnect(int /*peer*/) { return false; }
   /// When this endpoint next has work that no message or completion will announce (a delayed
   /// send or receive of an emulated link): time_point::max() when none.
   virtual std::chrono::steady_clock::time_point next_release() const noexcept {

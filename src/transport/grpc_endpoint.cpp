@@ -347,6 +347,12 @@ grpc::ChannelArguments channel_arguments() {
   args.SetMaxReceiveMessageSize(-1);  // mpi-offload's own limits apply, and answer with an error
   args.SetMaxSendMessageSize(-1);
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection per transmitter, as with MPI
+  // A receiver that is down or restarting is tried again within a second (gRPC's default
+  // backoff grows to 120 s): the transmitter's own retries (transmitter_config::reconnect_max)
+  // then find the channel connecting, not waiting out its backoff.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   return args;
 }
 
@@ -366,6 +372,7 @@ class grpc_client final : public endpoint {
 
   ~grpc_client() override {
     // Close writes; each receiver then finishes its stream. Streams not done in a second are cancelled.
+    for (auto& s : m_retired) m_streams.push_back(std::move(s));
     for (auto& s : m_streams) s->close_writes();
     auto all_done = [&] {
       return std::all_of(m_streams.begin(), m_streams.end(), [](const auto& s) { return s->done(); });
@@ -394,6 +401,15 @@ class grpc_client final : public endpoint {
     return peer >= 0 && std::size_t(peer) < m_addresses.size() ? m_addresses[std::size_t(peer)]
                                                                : "peer " + std::to_string(peer);
   }
+  bool reconnect(int peer) override {
+    auto& slot = m_streams.at(static_cast<std::size_t>(peer));
+    // The old stream pushed its `closed` as the last thing it did; one still busy (never the
+    // case when the caller saw that `closed`) is kept until the end.
+    if (!slot->done()) m_retired.push_back(std::move(slot));
+    slot = std::make_unique<client_stream>(m_shared, peer, *m_stubs[static_cast<std::size_t>(peer)], m_cq,
+                                           m_addresses[static_cast<std::size_t>(peer)]);
+    return true;
+  }
 
  protected:
   void post(outgoing o) override { m_streams.at(static_cast<std::size_t>(o.dest))->post(std::move(o)); }
@@ -407,6 +423,7 @@ class grpc_client final : public endpoint {
   grpc::CompletionQueue m_cq;
   std::vector<std::unique_ptr<grpc::GenericStub>> m_stubs;
   std::vector<std::unique_ptr<client_stream>> m_streams;
+  std::vector<std::unique_ptr<client_stream>> m_retired;  // replaced by reconnect() before they were done
   std::thread m_thread;
 };
 

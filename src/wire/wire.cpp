@@ -257,6 +257,11 @@ void write_times(std::span<std::byte> message, const wire_times& times) noexcept
   for (std::size_t i = 0; i < 3; ++i) store(message.data() + h_times + 8 * i, times[i]);
 }
 
+void write_kernel_id(std::span<std::byte> message, std::uint32_t kernel_id) noexcept {
+  if (message.size() < wire_header_size) return;
+  store(message.data() + h_kernel, kernel_id);
+}
+
 std::uint64_t peek_request_id(std::span<const std::byte> bytes) noexcept {
   if (bytes.size() < h_request + 8) return 0;
   if (load<std::uint32_t>(bytes.data() + h_magic) != wire_magic) return 0;

@@ -28,8 +28,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   require(kind != message_kind::hello_ack || hello.terms.has_value(), "hello_ack accepted without terms");
   if (hello.terms) {
     require(hello.terms->credits > 0 && hello.terms->limits.max_products > 0, "terms out of range");
-    require(detail::kernel_set_difference(hello.signature, hello.signature, "a", "b").empty(),
-            "a kernel list differs from itself");
+    require(detail::kernels_not_offered(hello.signature, hello.signature, "a", "b").empty(),
+            "a kernel list lacks its own kernels");
+    for (const auto id : detail::kernel_map(hello.signature, hello.signature))
+      require(id >= 0, "a kernel list does not map onto itself");
   }
   // Round trip through our own encoder.
   const auto again =

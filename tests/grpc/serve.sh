@@ -4,9 +4,12 @@
 #  1. two transmitter processes at once, each with --connect to two offload-serve --peers 2:
 #     every event validated, both services served requests and exit by themselves after their
 #     2 sessions;
-#  2. the service is SIGKILLed while a transmitter runs: the transmitter learns it from the
-#     closed stream, falls back at once and completes every event with the digest of a local run;
-#  3. a transmitter pointed at a port where nothing listens fails its handshake, saying so.
+#  2. the service is SIGKILLed while a transmitter runs, then restarted on its port: the
+#     transmitter learns it from the closed stream, falls back at once, reconnects once the
+#     service is back and completes every event with the digest of a local run;
+#  3. a transmitter started 1 s before its service: fallback, then remote, same digest;
+#  4. a transmitter pointed at a port where nothing listens completes on the CPU, saying why;
+#     with --require-receivers it fails its handshake, saying so.
 #   serve.sh OFFLOAD_SERVE OFFLOAD_RUN
 set -u
 serve=$1
@@ -57,35 +60,79 @@ done
 [ "$total" -eq 300 ] || fail "the two services served $total requests, not 300"
 echo "ok: 2 transmitter processes x 2 services, 300 validated remote results, both services exited after 2 sessions"
 
-# 2. the service is killed mid-run
-"$run" --transport grpc --mode local --kernel synthetic --size 4096 --work 3000 --events 200 \
-  --threads 2 --inflight 4 --quiet --json "$tmp/local.json" >"$tmp/local.log" 2>&1 || fail "the local run failed"
+# 2. the service is killed mid-run and restarted on its port
+pace=(--kernel synthetic --size 4096 --work 3000 --events 500 --cpu-before-ms 20 --cpu-work emulated --threads 2
+  --inflight 4 --quiet)
+"$run" --transport grpc --mode local "${pace[@]}" --json "$tmp/local.json" >"$tmp/local.log" 2>&1 ||
+  fail "the local run failed"
 start_service killed --peers 1
-timeout -s KILL 120 "$run" --transport grpc --connect "127.0.0.1:$port" --kernel synthetic --size 4096 --work 3000 \
-  --events 200 --threads 2 --inflight 4 --quiet --json "$tmp/killed.json" >"$tmp/killed.log" 2>&1 &
+timeout -s KILL 120 "$run" --transport grpc --connect "127.0.0.1:$port" "${pace[@]}" --json "$tmp/killed.json" \
+  >"$tmp/killed.log" 2>&1 &
 tx=$!
 pids+=("$tx")
 sleep 1
 kill -9 "$service"
-wait "$tx" || fail "the transmitter exited $? after its service was killed"
+sleep 1
+timeout -s KILL 60 "$serve" --listen "127.0.0.1:$port" --peers 1 >"$tmp/restarted.log" 2>&1 &
+restarted=$!
+pids+=("$restarted")
+wait "$tx" || fail "the transmitter exited $? after its service was killed and restarted"
 grep -q "^status: ok" "$tmp/killed.log" || fail "the transmitter's run is not ok after its service was killed"
-python3 - "$tmp/killed.json" "$tmp/local.json" <<'PY' || fail "the run's counts or digest are wrong"
+wait "$restarted" || fail "the restarted offload-serve exited $? (it ends after its one session; 137: it got none)"
+served=$(grep -o "served every session .*requests [0-9]*," "$tmp/restarted.log" | sed -E 's/.*requests ([0-9]+),.*/\1/')
+[ "${served:-0}" -gt 0 ] || fail "the restarted service served no request"
+python3 - "$tmp/killed.json" "$tmp/local.json" "$served" <<'PY' || fail "the run's counts or digest are wrong"
 import json, sys
-k = json.load(open(sys.argv[1]))["total"]
+d = json.load(open(sys.argv[1]))
+k = d["total"]
 events, remote, fallbacks = k["events"], k["remote"], k["fallbacks"]
-print(f"killed service: events {events}, remote {remote}, fallbacks {fallbacks} (error {k['faults_fallback_error']}, "
-      f"no receiver {k['faults_fallback_no_receiver']}), sessions lost {k['faults_sessions_lost']}")
+reconnects = sum(r.get("reconnects", 0) for r in d["ranks"])
+print(f"killed and restarted service: events {events}, remote {remote} ({sys.argv[3]} by the restarted one), "
+      f"fallbacks {fallbacks} (error {k['faults_fallback_error']}, no receiver {k['faults_fallback_no_receiver']}), "
+      f"sessions lost {k['faults_sessions_lost']}, reconnects {reconnects}")
 local = json.load(open(sys.argv[2]))["total"]
 assert k["digest"] == local["digest"], f"digest {k['digest']}, the local run's {local['digest']}"
-assert events == 200 and remote + fallbacks == 200 and remote > 0 and fallbacks > 0, "not a mix of remote and fallback"
+assert events == 500 and remote + fallbacks == 500 and remote > int(sys.argv[3]) and fallbacks > 0, \
+    "not remote, then fallback, then remote again"
 assert k["faults_sessions_lost"] == 1, "the lost session is not counted"
+assert reconnects == 1, "the reconnect is not counted"
 PY
-echo "ok: the transmitter finished every event after its service was killed"
+echo "ok: the transmitter finished every event after its service was killed, and used it again once restarted"
 
-# 3. nothing listens
+# 3. the service is down when the transmitter starts, and comes up 1 s later
+port=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+timeout -s KILL 120 "$run" --transport grpc --connect "127.0.0.1:$port" "${pace[@]}" --json "$tmp/late.json" \
+  >"$tmp/late.log" 2>&1 &
+tx=$!
+pids+=("$tx")
+sleep 1
+timeout -s KILL 60 "$serve" --listen "127.0.0.1:$port" --peers 1 >"$tmp/late_service.log" 2>&1 &
+late=$!
+pids+=("$late")
+wait "$tx" || fail "the transmitter started before its service exited $?"
+grep -q "^status: ok" "$tmp/late.log" || fail "the run of the transmitter started before its service is not ok"
+grep -q "cannot reach receiver 127.0.0.1:$port: gRPC stream to 127.0.0.1:$port failed.*until it is in session" \
+  "$tmp/late.log" || fail "no warning that the receiver could not be reached at start"
+wait "$late" || fail "the late offload-serve exited $? (137: it got no session)"
+python3 - "$tmp/late.json" "$tmp/local.json" <<'PY' || fail "the late service's run counts or digest are wrong"
+import json, sys
+k = json.load(open(sys.argv[1]))["total"]
+print(f"service 1 s late: events {k['events']}, fallbacks {k['fallbacks']} (no receiver "
+      f"{k['faults_fallback_no_receiver']}), then remote {k['remote']}")
+assert k["digest"] == json.load(open(sys.argv[2]))["total"]["digest"], "digest differs from the local run's"
+assert k["events"] == 500 and k["faults_fallback_no_receiver"] > 0 and k["remote"] > 0, "not fallback, then remote"
+PY
+echo "ok: a transmitter started before its service falls back, then uses the service once it is up"
+
+# 4. nothing listens: the run completes on the CPU, saying why; with --require-receivers it fails
+timeout -s KILL 60 "$run" --transport grpc --connect 127.0.0.1:9 --kernel echo --events 10 --validate --quiet \
+  >"$tmp/nobody.log" 2>&1 || fail "a run against a port where nothing listens exited $?"
+grep -qE "all +10 .* 0 +10 +0$" "$tmp/nobody.log" || fail "the run against nothing did not fall back for all 10 events"
+grep -q "cannot reach receiver 127.0.0.1:9: gRPC stream to 127.0.0.1:9 failed" "$tmp/nobody.log" ||
+  fail "no clear warning for a receiver that cannot be reached"
 timeout -s KILL 60 "$run" --transport grpc --connect 127.0.0.1:9 --kernel echo --events 10 --quiet \
-  >"$tmp/nobody.log" 2>&1 && fail "a run against a port where nothing listens exited 0"
-grep -q "handshake failed: cannot reach receiver 127.0.0.1:9: gRPC stream to 127.0.0.1:9 failed" "$tmp/nobody.log" ||
-  fail "no clear error for a receiver that cannot be reached"
-echo "ok: $(grep -o 'handshake failed: .*' "$tmp/nobody.log" | head -1)"
+  --require-receivers >"$tmp/strict.log" 2>&1 && fail "--require-receivers against nothing exited 0"
+grep -q "handshake failed: cannot reach receiver 127.0.0.1:9: gRPC stream to 127.0.0.1:9 failed" "$tmp/strict.log" ||
+  fail "no clear error for a receiver that cannot be reached under --require-receivers"
+echo "ok: $(grep -o 'handshake failed: .*' "$tmp/strict.log" | head -1)"
 echo "PASS: gRPC service"
