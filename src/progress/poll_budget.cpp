@@ -10,8 +10,8 @@ poll_budget decide(std::span<const std::chrono::microseconds> recent_gaps, const
   std::array<std::chrono::microseconds, gap_history::capacity> copy{};  // no allocation on the progress thread
   const auto gaps = std::span(copy).first(recent_gaps.size());
   std::ranges::copy(recent_gaps, gaps.begin());
-  // The longest gap but one, so that one stray gap changes nothing.
-  const auto q = gaps.begin() + std::ptrdiff_t(gaps.size() >= 2 ? gaps.size() - 2 : 0);
+  // The longest gap once the longest fifth is left out, so that a few stray gaps change nothing.
+  const auto q = gaps.begin() + std::ptrdiff_t(gaps.size() - 1 - gaps.size() / 5);
   std::nth_element(gaps.begin(), q, gaps.end());
   if (*q > 2 * o.max_sleep) return {};  // sleep at once
   const auto poll = std::max(2 * *q, min_poll);

@@ -13,8 +13,9 @@
 // The rule (decide), on the last `gap_history::capacity` gaps:
 //  - No gap seen yet, or a fixed policy (progress_options::adaptive false): poll as configured
 //    (spin until `spin`, yield until `yield`).
-//  - Take g, the longest recent gap but one (one stray gap, a descheduled thread say, changes
-//    nothing; two of eight long ones do).
+//  - Take g, the longest recent gap once the longest fifth is left out: of the last 16, the
+//    13th shortest (three stray gaps, a thread descheduled for a tick say, change nothing; four
+//    long ones, as a transmitter between its events leaves one in every three, do).
 //  - g longer than 2 x `max_sleep`: sleep at once (1 µs doubling to max_sleep, as `block`).
 //    Asleep, a message is seen at most max_sleep late; polling for it would cost the whole gap
 //    in CPU, more than twice the latency it could save. This is the case of requests
@@ -47,7 +48,7 @@ struct poll_budget {
 /// The last `capacity` idle gaps, oldest overwritten first.
 class gap_history {
  public:
-  static constexpr std::size_t capacity = 8;
+  static constexpr std::size_t capacity = 16;
   void add(std::chrono::microseconds gap) noexcept { m_gaps[m_next++ % capacity] = gap; }
   /// The gaps held (at most `capacity`, in no particular order).
   std::span<const std::chrono::microseconds> recent() const noexcept {
