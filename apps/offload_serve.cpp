@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
     progress.max_sleep = std::chrono::microseconds(o.idle_sleep_us);
     progress.spin = std::chrono::microseconds(o.spin_us);
     progress.yield = std::chrono::microseconds(o.yield_us);
+    progress.adaptive = o.wait_policy == "adaptive";  // the others poll for fixed times
     offload::runtime rt(progress);
     const std::size_t expected = peers == 0 ? std::numeric_limits<std::size_t>::max() : std::size_t(peers);
     offload::receiver rx(rt, kernels,

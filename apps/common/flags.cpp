@@ -210,20 +210,23 @@ const std::vector<flag_row>& receiver_flags() {
        [](CLI::App& app, options& o, const std::string& flag) {
          app.add_option(
                 flag, o.wait_policy,
-                "how idle progress threads wait: adaptive (spin, then yield, then sleep), spin, yield, or block "
-                "(sleep at once, woken by local work)")
+                "how idle progress threads wait: adaptive (learns the gap to the next work: at most twice "
+                "--idle-sleep-us, it polls twice that gap, spinning within --spin-us or else yielding up to "
+                "--yield-us; longer, it sleeps at once), spin, yield, or block (sleep at once; local work wakes "
+                "them, incoming messages are seen within --idle-sleep-us)")
              ->check(CLI::IsMember({"adaptive", "spin", "yield", "block"}));
        },
        [](const options& o) -> report_json { return o.wait_policy; }},
       {"--spin-us", "progress_options::spin", "spin_us",
        [](CLI::App& app, options& o, const std::string& flag) {
-         app.add_option(flag, o.spin_us, "adaptive: an idle progress thread polls without pause this long")
+         app.add_option(flag, o.spin_us, "adaptive: an idle progress thread polls without pause at most this long")
              ->check(CLI::Range(0, 10000000));
        },
        [](const options& o) -> report_json { return o.spin_us; }},
       {"--yield-us", "progress_options::yield", "yield_us",
        [](CLI::App& app, options& o, const std::string& flag) {
-         app.add_option(flag, o.yield_us, "adaptive: then yields between polls until this long after its last work")
+         app.add_option(flag, o.yield_us,
+                        "adaptive: then yields between polls at most until this long after its last work")
              ->check(CLI::Range(0, 10000000));
        },
        [](const options& o) -> report_json { return o.yield_us; }},

@@ -525,8 +525,9 @@ int main(int argc, char** argv) {
     progress.max_sleep = std::chrono::microseconds(o.idle_sleep_us);
     progress.spin = std::chrono::microseconds(o.spin_us);
     progress.yield = std::chrono::microseconds(o.yield_us);
-    progress.thread_multiple = o.service_mode();     // the main thread blocks in accept/connect
-    progress.mpi = !o.grpc() || launched_as_rank();  // gRPC without mpirun: no MPI at all
+    progress.adaptive = o.wait_policy == "adaptive";  // the others poll for fixed times
+    progress.thread_multiple = o.service_mode();      // the main thread blocks in accept/connect
+    progress.mpi = !o.grpc() || launched_as_rank();   // gRPC without mpirun: no MPI at all
     rt = std::make_unique<offload::runtime>(progress);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "offload-run: start-up failed: %s\n", e.what());

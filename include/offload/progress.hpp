@@ -7,16 +7,22 @@
 
 namespace offload {
 
-/// How the progress thread waits when there is nothing to do: for `spin` after the last thing
-/// it did it polls without pause, until `yield` it yields the core between polls, then it
-/// sleeps, doubling from 1 µs up to `max_sleep`. New work from other threads wakes it at once;
-/// an incoming MPI message is seen within `max_sleep` once it sleeps. MPI moves a message
-/// larger than the eager limit only while both sides poll, so the spin and yield phases set
-/// the round trip of requests that come less often than they last (results/overhead.md).
+/// How the progress thread waits when there is nothing to do. New work from other threads wakes
+/// it at once; an incoming MPI message is only seen when it polls. After its last work it polls
+/// without pause until `spin`, yields the core between polls until `yield`, then sleeps,
+/// doubling from 1 µs up to `max_sleep` (so a message is seen at most `max_sleep` late).
+/// With `adaptive` (the default) `spin` and `yield` are upper bounds: the thread learns from its
+/// recent idle gaps (going idle to the next work) and polls about twice the usual gap when that
+/// gap is at most 2 x `max_sleep`, and sleeps at once when work comes further apart
+/// (src/progress/poll_budget.hpp; results/wait-policy.md). MPI moves a message larger than the
+/// eager limit only while both sides poll.
 struct progress_options {
   std::chrono::microseconds spin{50};
   std::chrono::microseconds yield{2000};
   std::chrono::microseconds max_sleep{200};
+  /// False: poll for `spin` and `yield` after every piece of work, whatever the gaps (the fixed
+  /// policies spin, yield and block).
+  bool adaptive = true;
   /// Initialise MPI with MPI_THREAD_MULTIPLE instead of FUNNELED, for programs whose other
   /// threads must block in MPI themselves (MPI_Comm_accept of a receiver service) while the
   /// progress thread keeps serving. The library's own calls stay on the progress thread.

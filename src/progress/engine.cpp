@@ -70,8 +70,8 @@ bool progress_engine::run_tasks() {
 
 void progress_engine::idle_wait(std::chrono::steady_clock::time_point last_busy, std::chrono::microseconds& sleep) {
   const auto idle_for = std::chrono::steady_clock::now() - last_busy;
-  if (idle_for < m_options.spin) return;
-  if (idle_for < m_options.yield) {
+  if (idle_for < m_budget.spin) return;
+  if (idle_for < m_budget.yield) {
     std::this_thread::yield();
     return;
   }
@@ -90,7 +90,10 @@ void progress_engine::idle_wait(std::chrono::steady_clock::time_point last_busy,
 }
 
 void progress_engine::loop() {
-  auto last_busy = std::chrono::steady_clock::now();
+  using clock = std::chrono::steady_clock;
+  auto last_busy = clock::now();
+  auto last_empty = last_busy;  // the last poll that found nothing since last_busy, when went_idle
+  bool went_idle = false;
   auto sleep = std::chrono::microseconds(1);
   for (;;) {
     bool busy = false;
@@ -105,10 +108,18 @@ void progress_engine::loop() {
       std::lock_guard lock(m_mutex);
       if (m_stopping && m_tasks.empty() && m_clients.empty()) return;
     }
+    const auto now = clock::now();
     if (busy) {
-      last_busy = std::chrono::steady_clock::now();
+      if (went_idle) {  // an idle gap ended: learn from it (poll_budget.hpp)
+        m_gaps.add(std::chrono::ceil<std::chrono::microseconds>(last_empty - last_busy));
+        m_budget = decide(m_gaps.recent(), m_options);
+      }
+      last_busy = now;
+      went_idle = false;
       sleep = std::chrono::microseconds(1);
     } else {
+      last_empty = now;
+      went_idle = true;
       idle_wait(last_busy, sleep);
     }
   }

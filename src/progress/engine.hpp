@@ -2,7 +2,10 @@
 // The progress engine: one thread that runs posted tasks and polls its clients, and waits as
 // progress_options says when nothing happens. It knows no MPI: the runtime (src/runtime/)
 // gives it what to run on that thread before serving (MPI_Init) and after (MPI_Finalize), and
-// what to do when a client throws (end the job).
+// what to do when a client throws (end the job). With the adaptive policy it sizes its idle
+// polling from its recent idle gaps (poll_budget.hpp).
+
+#include "poll_budget.hpp"
 
 #include <offload/progress.hpp>
 
@@ -27,7 +30,7 @@ class progress_engine {
     std::function<void(const std::exception&)> fatal;
   };
 
-  explicit progress_engine(const progress_options& options) : m_options(options) {}
+  explicit progress_engine(const progress_options& options) : m_options(options), m_budget(decide({}, options)) {}
   /// Stops the thread (see hooks::teardown) when it was started.
   ~progress_engine();
   progress_engine(const progress_engine&) = delete;
@@ -51,6 +54,8 @@ class progress_engine {
   void idle_wait(std::chrono::steady_clock::time_point last_busy, std::chrono::microseconds& sleep);
 
   progress_options m_options;
+  gap_history m_gaps;    // the thread only
+  poll_budget m_budget;  // the thread only: decide(m_gaps, m_options)
   hooks m_hooks;
   std::thread m_thread;
   std::thread::id m_thread_id;
