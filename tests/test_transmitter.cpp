@@ -149,3 +149,26 @@ TEST_CASE("a transport given to the wrong side, or MPI without MPI, is refused w
   refused([&] { receiver rx(rt, kernels, mpi_link{{1}}, 1); }, "leave mpi_link::ranks empty");
   refused([&] { transmitter tx(rt, kernels, mpi_link{{0}}); }, "the MPI transport needs MPI");
 }
+
+TEST_CASE("typed access to a result checks the dtype and the count, naming the product") {
+  // An i64 output read as f64 was handed back unchecked (issue 27: 4616189618054758400).
+  const std::vector<product> out{product::make("n", std::vector<std::int64_t>{4616189618054758400, 2})};
+  const auto r = detail::result_access::remote(
+      encode_message({message_kind::reply, 1, 0, status::ok}, product_views(out)), 0, request_timing{});
+  CHECK(r.get<std::int64_t>("n").size() == 2);
+  CHECK(r.get<std::int64_t>("n", 2)[1] == 2);
+  CHECK_THROWS_AS(r.get<double>("n"), output_error);
+  CHECK_THROWS_WITH(r.get<double>("n"), "output 'n': expected f64, found i64");
+  CHECK_THROWS_WITH(r.get<std::int64_t>("n", 3), "output 'n': expected 3 elements of i64, found 2");
+  CHECK_THROWS_WITH(r.get<std::int64_t>("m"), "result has no output 'm'");
+  const auto failed = detail::result_access::local(fallback_reason::no_receiver, {}, {}, "kernel 'x': bad input");
+  CHECK_THROWS_WITH(failed.get<float>("y"), "result has no output 'y' (the request failed: kernel 'x': bad input)");
+}
+
+TEST_CASE("a kernel that writes an output as another dtype than its spec is stopped") {
+  const std::vector<product_spec> specs{{"y", dtype::f64, 4}};
+  message_writer w(message_info{}, specs);
+  CHECK(w.payload_as<double>(0).size() == 4);
+  CHECK_THROWS_AS(w.payload_as<float>(0), output_error);
+  CHECK_THROWS_WITH(w.payload_as<float>(0), "output 'y' is f64, written as f32");
+}

@@ -160,11 +160,17 @@ std::string human_summary(const json& rep) {
       fault_line += (fault_line.empty() ? "" : ", ") + k.substr(7) + " " + std::to_string(v.get<std::uint64_t>());
   if (!fault_line.empty()) os << "faults: " << fault_line << "\n";
   for (const auto& r : rep.at("ranks")) {
+    // Over the rank's measured window (wall_s); a window of a few ms gives no meaningful share.
     const auto& cpu = r.at("cpu");
-    const double wall = r.value("wall_s", 0.0);
-    std::snprintf(line, sizeof line, "cpu rank %d (%s): progress thread %.3f s (%.1f%% of a core), process %.3f s\n",
-                  r["rank"].get<int>(), r["role"].get<std::string>().c_str(), cpu["progress_thread_s"].get<double>(),
-                  100.0 * ratio(cpu["progress_thread_s"].get<double>(), wall), cpu["process_s"].get<double>());
+    const double wall = r.value("wall_s", 0.0), progress = cpu["progress_thread_s"].get<double>();
+    char share[64];
+    if (wall >= 0.05)
+      std::snprintf(share, sizeof share, "%.1f%% of a core", 100.0 * progress / wall);
+    else
+      std::snprintf(share, sizeof share, "in a window of %.1f ms", 1e3 * wall);
+    std::snprintf(line, sizeof line, "cpu rank %d (%s): progress thread %.3f s (%s), process %.3f s\n",
+                  r["rank"].get<int>(), r["role"].get<std::string>().c_str(), progress, share,
+                  cpu["process_s"].get<double>());
     os << line;
     const auto& mem = r.at("memory");
     std::snprintf(line, sizeof line, "memory rank %d (%s): RSS %.1f MiB at start, %.1f MiB at most, %.1f MiB at end\n",

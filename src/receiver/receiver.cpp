@@ -109,7 +109,7 @@ void receiver::impl::send_reply(detail::finished_job& r) {
   const bool in_place = r.in_place;
   const auto bytes = r.reply.total_size;
   ep->send(r.peer, std::move(r.reply));
-  if (!r.defect.empty()) warn_about(r.peer, "request of " + ep->describe(r.peer) + ": " + r.defect);
+  if (!r.defect.empty()) warn_about(r.peer, "request from transmitter " + ep->describe(r.peer) + ": " + r.defect);
   count([&](receiver_stats& s) {
     (r.is_error ? s.error_replies : s.replies) += 1;
     s.bad_outputs += r.defect.empty() ? 0 : 1;
