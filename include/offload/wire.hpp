@@ -61,7 +61,7 @@ enum class status : std::uint32_t {
   kernel_failed = 5,        ///< the kernel threw while running
   credit_exceeded = 6,      ///< the peer has more requests outstanding than it was granted
   no_handshake = 7,         ///< request before hello
-  kernel_set_mismatch = 8,  ///< the two sides do not have the same kernels
+  kernel_set_mismatch = 8,  ///< in hello_ack: the receiver serves none of the hello's kernels
   unexpected_kind = 9,      ///< a well-formed message of a kind this side does not accept
   busy = 10,                ///< the kernel's queue is full: the request was not queued (try elsewhere)
   expired = 11,             ///< the request's deadline passed before it could start: it was not run

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # docs/writing-kernels.md's worked example, as written there: extracts scale.hpp, scale.cpp,
-# scale.cu, plugin.cpp and the CMake lines from the page, builds them against the install the
+# scale.cu, plugin.cpp and the CMake lines (the plugin's too) from the page, builds them against the install the
 # example.build fixture made (PREFIX), and runs offload-run with the plugin, validated.
 #   doc_kernel.sh PREFIX OUT OFFLOAD_RUN MPIEXEC [MPIEXEC ARGS...]
 set -euo pipefail
@@ -20,13 +20,10 @@ for name in ("scale.hpp", "scale.cpp", "scale.cu", "plugin.cpp"):
         sys.exit(f"doc_kernel: docs/writing-kernels.md has no code block for {name}")
     (out / name).write_text(files[name])
 cmake = [body for name, lang, body in blocks if lang == "cmake" and "scale_kernel" in body]
-if len(cmake) != 1:
-    sys.exit("doc_kernel: expected one CMake block building scale_kernel")
+if len(cmake) != 1 or "scale_plugin" not in cmake[0]:
+    sys.exit("doc_kernel: expected one CMake block building scale_kernel and scale_plugin")
 (out / "CMakeLists.txt").write_text(
-    "cmake_minimum_required(VERSION 3.25)\nproject(scale LANGUAGES CXX)\nset(CMAKE_CXX_STANDARD 20)\n"
-    + cmake[0]
-    + "add_library(scale_plugin MODULE plugin.cpp)\ntarget_link_libraries(scale_plugin PRIVATE scale_kernel)\n"
-    + 'set_target_properties(scale_plugin PROPERTIES PREFIX "")\n')
+    "cmake_minimum_required(VERSION 3.25)\nproject(scale LANGUAGES CXX)\nset(CMAKE_CXX_STANDARD 20)\n" + cmake[0])
 print("doc_kernel: extracted", ", ".join(sorted(files)))
 PY
 cmake -S "$out/src" -B "$out/build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
