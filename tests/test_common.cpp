@@ -5,6 +5,10 @@
 #include "src/transport/transport.hpp"
 
 #include <offload/emulation.hpp>
+#include <offload/log.hpp>
+#include <offload/transmitter.hpp>
+
+#include <spdlog/sinks/ostream_sink.h>
 
 #include <catch2/catch.hpp>
 
@@ -12,9 +16,12 @@
 #include <cstdint>
 #include <deque>
 #include <future>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <vector>
+
+#include <sched.h>
 
 using namespace offload;
 
@@ -309,4 +316,67 @@ TEST_CASE("the progress engine runs its setup, tasks and clients on its own thre
     }
     CHECK(torn_down);
   }
+}
+
+TEST_CASE("a transmitter whose receivers never answer starts anyway, falls back, and logs why where it is told") {
+  using namespace std::chrono_literals;
+  std::ostringstream log;
+  auto capture = std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+  capture->set_pattern("%l %v");
+  offload::set_logger(capture);
+  const auto logged = [&](const std::string& text) {
+    capture->flush();
+    INFO(log.str());
+    return log.str().find(text) != std::string::npos;
+  };
+  // The caller on one core: the progress thread (it inherits the caller's affinity) shares it.
+  cpu_set_t all, one;
+  REQUIRE(sched_getaffinity(0, sizeof all, &all) == 0);
+  CPU_ZERO(&one);
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &all)) {
+      CPU_SET(c, &one);
+      break;
+    }
+  REQUIRE(sched_setaffinity(0, sizeof one, &one) == 0);
+  struct restore {
+    cpu_set_t& all;
+    ~restore() { sched_setaffinity(0, sizeof all, &all); }
+  } restored{all};
+  progress_options no_mpi;
+  no_mpi.mpi = false;
+  runtime rt(no_mpi);
+  const auto inner = std::make_shared<recording_transport>();  // receivers 0 and 1, which never answer
+  const auto& kernels = kernel_registry::builtin();
+  transmitter_config cfg;
+  cfg.handshake_timeout = 50ms;
+  SECTION("by default: it starts, its requests run locally (no_receiver), and it says goodbye to both") {
+    transmitter tx(rt, kernels, transport(inner), cfg);
+    CHECK(logged("warning rank 0: the progress thread and this thread are bound to the same single core"));
+    CHECK(
+        logged("warning transmitter rank 0: receiver peer 0 did not answer the handshake within 50 ms: its requests go "
+               "to other receivers or fall back to the local CPU until it is in session"));
+    CHECK(logged("receiver peer 1 did not answer the handshake within 50 ms"));
+    const auto& echo = *kernels.find("echo");
+    const auto in = echo.make_inputs({7, 16, 0});
+    const auto r = tx.submit("echo", product_views(in)).get();
+    CHECK(r.fallback() == fallback_reason::no_receiver);
+    CHECK(compare_with_cpu(echo, product_views(in), r.products()).empty());
+    tx.close();
+    CHECK(tx.stats().fallback_no_receiver == 1);
+    // A hello to each, then a goodbye to each (not waited for): nothing else went out.
+    std::vector<int> dests;
+    rt.call([&] {
+      for (const auto& [dest, bytes] : inner->last->posted) dests.push_back(dest);
+    });
+    CHECK(dests == std::vector<int>{0, 1, 0, 1});
+  }
+  SECTION("require_receivers: the strict start throws, naming each receiver") {
+    cfg.require_receivers = true;
+    CHECK_THROWS_WITH(transmitter(rt, kernels, transport(inner), cfg),
+                      "receiver peer 0 did not answer the handshake within 50 ms; receiver peer 1 did not answer the "
+                      "handshake within 50 ms");
+  }
+  offload::set_logger(nullptr);  // the default again
+  CHECK(offload::logger()->name() == offload::logger_name);
 }
