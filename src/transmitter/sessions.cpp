@@ -139,7 +139,7 @@ void transmitter::impl::reconnect_due(clock_type::time_point now) {
   }
 }
 
-void transmitter::impl::send_keepalives(clock_type::time_point now) {
+void transmitter::impl::tend_sessions(clock_type::time_point now) {
   next_session_check = now + std::chrono::milliseconds(50);
   reconnect_due(now);
   for (auto& l : links) {

@@ -321,7 +321,7 @@ bool transmitter::impl::progress() {
     expire(now);
     busy = true;
   }
-  if (now >= next_session_check) send_keepalives(now);
+  if (now >= next_session_check) tend_sessions(now);
   return busy;
 }
 

@@ -75,7 +75,7 @@ struct transmitter::impl final : progress_client {
   std::string signature;                      // our kernel list, as the hello carries it
   // Ours, narrowed to the receivers' in session when the constructor returns (read by submit
   // without a lock: written only before); a receiver that opens later with smaller limits gets
-  // only the requests within them (fits).
+  // only the requests within them (eligible).
   wire_limits request_limits;
   std::unordered_set<std::uint32_t> defects_logged;  // kernels whose broken outputs were logged
 
@@ -123,7 +123,8 @@ struct transmitter::impl final : progress_client {
   void handle_answer(receiver_link& link, int source, wire_result<message> decoded, std::uint64_t id,
                      std::uint64_t received_ns);
   void dispatch();
-  void send_keepalives(clock_type::time_point now);
+  /// Every 50 ms: reconnects the links that are down and due, and sends keepalives where due.
+  void tend_sessions(clock_type::time_point now);
   void expire(clock_type::time_point now);
   void fall_back(request_ptr r, fallback_reason why, std::string remote_error = {});
   /// Checks a submit's kernel and inputs (throwing what submit documents) and makes its request.
