@@ -1,8 +1,8 @@
 // The receiver's scheduler over a real transport (MPI, or gRPC with --transport grpc), one
 // phase after another, 4 ranks (receivers on rank 0, and on rank 3 in the busy phase):
 //  1. fairness with batching on (max_batch 8, one instance): rank 1 sends a burst of 24
-//     requests; rank 2's single request, sent once the burst is queued, runs in the first batch
-//     that starts after it arrives (the receiver's own times, from the replies);
+//     requests; rank 2's single request, sent once the burst is queued, waits for the batch
+//     running and at most one more (the receiver's own times, from the replies);
 //  2. no kernel blocks another: 20 echoes (inline runs off) all complete while one synthetic
 //     request of about 5 s runs;
 //  3. priorities: behind a running request, a request of priority 1 runs before one of the
@@ -149,7 +149,11 @@ int main(int argc, char** argv) {
                   "fairness: the lone request waited %.3f s at the receiver; %d of the burst's %d requests "
                   "started meanwhile or with it, in %zu batch(es) before its own\n",
                   lone_start - lone_in, ran_while_waiting, burst, starts_between.size());
-              EXPECT(starts_between.empty(),
+              // The promise (README, docs/design.md): the batch running and at most one more. The
+              // one more is a batch handed to the kernel thread just before the newcomer's request
+              // was taken off the wire, which that thread starts (kernel_start) only after it: on a
+              // loaded node (ASan, 4 ranks on 2 cores) the hand-off alone outlasts the gap.
+              EXPECT(starts_between.size() <= 1,
                      "%zu batch(es) of the burst started after a newcomer's request arrived and before it ran",
                      starts_between.size());
               for (const auto& r : c.results) EXPECT(r.ok() && r.receiver() == 0, "burst: %s", r.error().c_str());
