@@ -65,17 +65,24 @@ pace=(--kernel synthetic --size 4096 --work 3000 --events 500 --cpu-before-ms 20
   --inflight 4 --quiet)
 "$run" --transport grpc --mode local "${pace[@]}" --json "$tmp/local.json" >"$tmp/local.log" 2>&1 ||
   fail "the local run failed"
+paced_transmitter() {  # paced_transmitter NAME: the paced run against 127.0.0.1:$port in the background, sets $tx
+  timeout -s KILL 120 "$run" --transport grpc --connect "127.0.0.1:$port" "${pace[@]}" --json "$tmp/$1.json" \
+    >"$tmp/$1.log" 2>&1 &
+  tx=$!
+  pids+=("$tx")
+}
+serve_on_port() {  # serve_on_port NAME: offload-serve on $port for one session in the background, sets $service
+  timeout -s KILL 60 "$serve" --listen "127.0.0.1:$port" --peers 1 >"$tmp/$1.log" 2>&1 &
+  service=$!
+  pids+=("$service")
+}
 start_service killed --peers 1
-timeout -s KILL 120 "$run" --transport grpc --connect "127.0.0.1:$port" "${pace[@]}" --json "$tmp/killed.json" \
-  >"$tmp/killed.log" 2>&1 &
-tx=$!
-pids+=("$tx")
+paced_transmitter killed
 sleep 1
 kill -9 "$service"
 sleep 1
-timeout -s KILL 60 "$serve" --listen "127.0.0.1:$port" --peers 1 >"$tmp/restarted.log" 2>&1 &
-restarted=$!
-pids+=("$restarted")
+serve_on_port restarted
+restarted=$service
 wait "$tx" || fail "the transmitter exited $? after its service was killed and restarted"
 grep -q "^status: ok" "$tmp/killed.log" || fail "the transmitter's run is not ok after its service was killed"
 wait "$restarted" || fail "the restarted offload-serve exited $? (it ends after its one session; 137: it got none)"
@@ -101,14 +108,10 @@ echo "ok: the transmitter finished every event after its service was killed, and
 
 # 3. the service is down when the transmitter starts, and comes up 1 s later
 port=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
-timeout -s KILL 120 "$run" --transport grpc --connect "127.0.0.1:$port" "${pace[@]}" --json "$tmp/late.json" \
-  >"$tmp/late.log" 2>&1 &
-tx=$!
-pids+=("$tx")
+paced_transmitter late
 sleep 1
-timeout -s KILL 60 "$serve" --listen "127.0.0.1:$port" --peers 1 >"$tmp/late_service.log" 2>&1 &
-late=$!
-pids+=("$late")
+serve_on_port late_service
+late=$service
 wait "$tx" || fail "the transmitter started before its service exited $?"
 grep -q "^status: ok" "$tmp/late.log" || fail "the run of the transmitter started before its service is not ok"
 grep -q "cannot reach receiver 127.0.0.1:$port: gRPC stream to 127.0.0.1:$port failed.*until it is in session" \
