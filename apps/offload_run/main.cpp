@@ -543,7 +543,20 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (o.connect) {
-      auto link = offload::app::connect_service(*rt, o, offload::app::service_request::run);
+      offload::app::service_link link;
+      try {
+        link = offload::app::connect_service(*rt, o, offload::app::service_request::run);
+      } catch (const offload::app::service_not_found& e) {
+        // As a transmitter whose receivers do not answer: the job runs on its CPUs.
+        if (o.require_receivers) throw;
+        if (rt->rank() == 0)
+          spdlog::warn(
+              "{}; starting without receivers: every request runs on this job's CPUs (no_receiver). "
+              "A service that comes up later is not used by this job (MPI_Comm_connect joins a whole job "
+              "once; --transport grpc reconnects); --require-receivers makes this an error",
+              e.what());
+        return run(*rt, o, *kernels, std::move(w), nullptr);
+      }
       o.remote_receivers = link.receivers;
       const int status = run(*rt, o, *kernels, std::move(w), &link);
       offload::app::disconnect_service(link);

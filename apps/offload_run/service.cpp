@@ -63,7 +63,7 @@ std::string find_port(runtime& rt, const options& o) {
   }
   int ok = problem.empty() ? 1 : 0;
   check(MPI_Bcast(&ok, 1, MPI_INT, 0, offload::comm_of(rt)), "MPI_Bcast");
-  if (!ok) throw std::runtime_error(rt.rank() == 0 ? problem : "rank 0 found no service port");
+  if (!ok) throw service_not_found(rt.rank() == 0 ? problem : "rank 0 found no service port");
   check(MPI_Bcast(port.data(), MPI_MAX_PORT_NAME, MPI_CHAR, 0, offload::comm_of(rt)), "MPI_Bcast");
   return port.data();
 }

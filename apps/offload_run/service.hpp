@@ -17,6 +17,7 @@
 #include <offload/mpi.hpp>
 #include <offload/runtime.hpp>
 
+#include <stdexcept>
 #include <string>
 
 namespace offload::app {
@@ -31,9 +32,15 @@ struct service_link {
   int receivers = 0;                ///< R
 };
 
+/// No port name appeared within --connect-timeout (every rank of the job throws it).
+struct service_not_found : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 /// Connects this job (collective over comm_of(rt), from the main thread) to the service whose
 /// port is in `port_file` or published as `name`, and says what it wants. Throws
-/// std::runtime_error naming what failed (no port file, connection refused, ...).
+/// service_not_found when no port name appears within --connect-timeout, std::runtime_error
+/// naming what failed otherwise (connection refused, ...).
 service_link connect_service(runtime& rt, const options& o, service_request what);
 /// Frees the merged communicator and disconnects (collective, main thread).
 void disconnect_service(service_link& link);
