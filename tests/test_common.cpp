@@ -1,10 +1,10 @@
-#include "src/base/buffer_pool.hpp"
 #include "src/base/work_queue.hpp"
 #include "src/emulation/link_schedule.hpp"
 #include "src/progress/engine.hpp"
 #include "src/transport/transport.hpp"
 
 #include <offload/emulation.hpp>
+#include <offload/host_pool.hpp>
 #include <offload/log.hpp>
 #include <offload/transmitter.hpp>
 
@@ -14,16 +14,28 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <future>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
 #include <sched.h>
+#include <sys/resource.h>
 
 using namespace offload;
+
+namespace {
+long minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
+}
+}  // namespace
 
 TEST_CASE("buffers are 64-byte aligned and keep their storage within capacity") {
   buffer b(100);
@@ -39,36 +51,171 @@ TEST_CASE("buffers are 64-byte aligned and keep their storage within capacity") 
   CHECK(b.size() == b.capacity() - 63);  // reallocated, capacity rounded to 64
 }
 
-TEST_CASE("the buffer pool reuses buffers by power-of-two size class") {
-  auto shared = std::make_shared<detail::buffer_pool>(2);
-  auto& pool = *shared;
-  auto a = pool.acquire(5000);
+TEST_CASE("the host pool's size classes: four per power of two from 4 KiB, whole pages") {
+  CHECK(host_pool::block_bytes(1) == 4096);
+  CHECK(host_pool::block_bytes(4096) == 4096);
+  CHECK(host_pool::block_bytes(4097) == 8192);  // quarter steps under a page round to pages
+  CHECK(host_pool::block_bytes(12288) == 12288);
+  CHECK(host_pool::block_bytes(12289) == 16384);
+  CHECK(host_pool::block_bytes(16385) == 20480);                   // 16 KiB + a quarter
+  CHECK(host_pool::block_bytes((1 << 20) + 64) == (5 << 20) / 4);  // 1 MiB + a header: 1.25 MiB
+  CHECK(host_pool::block_bytes((16 << 20) + 64) == 20 << 20);      // 16 MiB + a header: 20 MiB
+  for (std::size_t size = 1; size < (std::size_t{64} << 20); size = size * 9 / 8 + 1) {
+    const auto b = host_pool::block_bytes(size);
+    INFO("size " << size << " block " << b);
+    CHECK(b >= size);
+    CHECK(b % 4096 == 0);
+    CHECK((size <= 16384 || b <= size + size / 4));  // at most a quarter more
+    CHECK(host_pool::block_bytes(b) == b);           // a block's size is its own class
+  }
+}
+
+TEST_CASE("the host pool reuses a block of the same class, the most recent first") {
+  auto pool = host_pool::make();
+  auto a = pool->acquire(5000);
   CHECK(a.size() == 5000);
   CHECK(a.capacity() == 8192);
+  CHECK(reinterpret_cast<std::uintptr_t>(a.data()) % 4096 == 0);
   const auto* p = a.data();
   { buffer drop = std::move(a); }  // back to the pool
-  auto b = pool.acquire(7000);     // same class: the same storage
+  auto b = pool->acquire(7000);    // same class: the same storage
   CHECK(b.data() == p);
-  auto c = pool.acquire(100);  // smallest class is 4 KiB
+  auto c = pool->acquire(100);
   CHECK(c.capacity() == 4096);
-  auto d = pool.acquire(8000);
+  auto d = pool->acquire(8000);
   CHECK(d.capacity() == 8192);
   CHECK(d.data() != b.data());
+  const auto s = pool->stats();
+  CHECK(s.hits == 1);
+  CHECK(s.misses == 3);
+  CHECK(s.bytes_in_use == 8192 + 4096 + 8192);
+  CHECK(s.bytes_cached == 0);
 }
 
 TEST_CASE("a pooled buffer returns to its pool when it dies, wherever that is") {
-  auto pool = std::make_shared<detail::buffer_pool>();
+  auto pool = host_pool::make();
   const std::byte* p = nullptr;
   {
     auto a = pool->acquire(100000);
     p = a.data();
     buffer moved = std::move(a);  // ownership travels (to a result, say) ...
   }                               // ... and the block comes home when that owner dies
-  auto b = pool->acquire(120000);
+  CHECK(pool->stats().bytes_cached == host_pool::block_bytes(100000));
+  auto b = pool->acquire(110000);  // the same class (98304, 114688]
   CHECK(b.data() == p);
   b.resize(b.capacity() + 1);  // grows out of its block: the block goes home, the new one is plain
-  auto c = pool->acquire(120000);
+  auto c = pool->acquire(110000);
   CHECK(c.data() == p);
+}
+
+TEST_CASE("the host pool keeps at most max_cached_bytes of free blocks and releases the rest") {
+  host_pool_config cfg;
+  cfg.max_cached_bytes = 3 * 65536;
+  auto pool = host_pool::make(cfg);
+  {
+    std::vector<buffer> held;
+    for (int i = 0; i < 5; ++i) held.push_back(pool->acquire(65536));
+    CHECK(pool->stats().bytes_in_use == 5 * 65536);
+  }  // five come back: three are kept, two released
+  auto s = pool->stats();
+  CHECK(s.bytes_cached == 3 * 65536);
+  CHECK(s.bytes_in_use == 0);
+  CHECK(s.releases == 2);
+  std::vector<buffer> again;
+  for (int i = 0; i < 4; ++i) again.push_back(pool->acquire(60000));
+  s = pool->stats();
+  CHECK(s.hits == 3);
+  CHECK(s.misses == 6);
+  CHECK(s.bytes_cached == 0);
+  again.clear();
+  pool->trim();
+  s = pool->stats();
+  CHECK(s.bytes_cached == 0);
+  CHECK(s.releases == 2 + 4);
+}
+
+TEST_CASE("a new block is touched when made: writing it takes no page faults") {
+  auto pool = host_pool::make();
+  auto b = pool->acquire(std::size_t{8} << 20);  // 2048 pages
+  const auto faults_before = minor_faults();
+  std::memset(b.data(), 1, b.size());
+  const auto faults = minor_faults() - faults_before;
+  INFO("minor faults writing a pre-faulted 8 MiB block: " << faults);
+  CHECK(faults < 20);  // none expected; a stray fault elsewhere in the process is not the block's
+
+  host_pool_config lazy;
+  lazy.prefault = false;
+  auto untouched = host_pool::make(lazy)->acquire(std::size_t{8} << 20);
+  const auto lazy_before = minor_faults();
+  std::memset(untouched.data(), 1, untouched.size());
+  INFO("the same without pre-faulting (the check above can fail)");
+  CHECK(minor_faults() - lazy_before >= 4);  // at least one per huge page, else one per page
+}
+
+namespace {
+struct counting_pinner final : host_pool::pinner {
+  std::mutex m;
+  std::set<const std::byte*> pinned;
+  int pins = 0, unpins = 0;
+  bool pin(std::byte* block, std::size_t bytes) noexcept override {
+    std::lock_guard lock(m);
+    CHECK(reinterpret_cast<std::uintptr_t>(block) % 4096 == 0);
+    CHECK(bytes % 4096 == 0);
+    ++pins;
+    pinned.insert(block);
+    return true;
+  }
+  void unpin(std::byte* block) noexcept override {
+    std::lock_guard lock(m);
+    ++unpins;
+    CHECK(pinned.erase(block) == 1);
+  }
+};
+}  // namespace
+
+TEST_CASE("a pinner pins cached and new blocks, and unpins what the pool releases") {
+  host_pool_config cfg;
+  cfg.max_cached_bytes = 8192;
+  auto pool = host_pool::make(cfg);
+  auto in_use = pool->acquire(4096);
+  { auto cached = pool->acquire(8192); }  // one cached block
+  auto pinner = std::make_shared<counting_pinner>();
+  pool->set_pinner(pinner);
+  CHECK(pinner->pins == 1);  // the cached block; the one in use stays pageable
+  CHECK(pool->stats().bytes_pinned == 8192);
+  auto fresh = pool->acquire(65536);  // made pinned
+  CHECK(pinner->pins == 2);
+  CHECK(pinner->pinned.contains(fresh.data()));
+  CHECK_FALSE(pinner->pinned.contains(in_use.data()));
+  { buffer drop = std::move(fresh); }  // over the cache bound: released and unpinned
+  CHECK(pinner->unpins == 1);
+  CHECK(pool->stats().bytes_pinned == 8192);
+  pool->trim();
+  CHECK(pinner->unpins == 2);
+  CHECK(pinner->pinned.empty());
+  CHECK(pool->stats().bytes_pinned == 0);
+}
+
+TEST_CASE("the host pool under threads: every block accounted for") {
+  host_pool_config cfg;
+  cfg.max_cached_bytes = std::size_t{4} << 20;
+  auto pool = host_pool::make(cfg);
+  constexpr int threads = 4, rounds = 2000;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t)
+    ts.emplace_back([&, t] {
+      std::vector<buffer> held;
+      for (int i = 0; i < rounds; ++i) {
+        held.push_back(pool->acquire(std::size_t(1000 + (i * 7919 + t * 104729) % 300000)));
+        held.back().data()[0] = std::byte(i);
+        if (held.size() > 8) held.erase(held.begin() + (i % 8));  // returned out of order
+      }
+    });
+  for (auto& t : ts) t.join();
+  const auto s = pool->stats();
+  CHECK(s.hits + s.misses == std::uint64_t(threads * rounds));
+  CHECK(s.bytes_in_use == 0);
+  CHECK(s.bytes_cached <= cfg.max_cached_bytes);
 }
 
 TEST_CASE("work_queue hands out every item once and ends after close") {
@@ -132,7 +279,7 @@ namespace {
 /// hands out what is put in `arriving`.
 class recording_endpoint final : public detail::endpoint {
  public:
-  explicit recording_endpoint(detail::buffer_pool& p) : endpoint(p, 1 << 20) {}
+  explicit recording_endpoint(host_pool& p) : endpoint(p, 1 << 20) {}
   std::deque<detail::incoming> arriving;
   std::vector<std::pair<int, std::uint64_t>> posted;  // destination, bytes: in the order handed over
   std::size_t in_flight = 0;
@@ -185,7 +332,7 @@ TEST_CASE(
   progress_options no_mpi;
   no_mpi.mpi = false;
   runtime rt(no_mpi);
-  auto pool = std::make_shared<detail::buffer_pool>();
+  auto pool = host_pool::make();
   const auto inner = std::make_shared<recording_transport>();
   std::vector<int> receivers;
   SECTION("a send is held until latency after it was handed over; order kept; abandon drops held ones") {

@@ -5,10 +5,12 @@
 /// (receiver_config::custom_backend), as the measurement lab does with its emulated device
 /// (offload/emulation.hpp).
 
+#include <offload/host_pool.hpp>
 #include <offload/kernel.hpp>
 #include <offload/wire.hpp>
 
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -34,6 +36,9 @@ class backend {
   /// True when it runs kernels on the calling thread's CPU (kernel::run_cpu), so that a cheap
   /// kernel may run on the receiver's progress thread instead (receiver_config::inline_budget).
   virtual bool on_cpu() const noexcept { return false; }
+  /// Page-locks the receiver's pooled host memory (requests and replies) for this backend's
+  /// device copies, or nullptr (the default) to leave it pageable. The CUDA backend's pins it.
+  virtual std::shared_ptr<host_pool::pinner> host_pinner() const { return nullptr; }
 };
 
 }  // namespace offload

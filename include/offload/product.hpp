@@ -2,6 +2,7 @@
 /// \file
 /// Products: named, typed, contiguous arrays — the unit that crosses the wire.
 
+#include <offload/buffer.hpp>
 #include <offload/dtype.hpp>
 
 #include <cstddef>
@@ -79,12 +80,33 @@ struct product {
   product_view view() const noexcept { return {name, type, count, bytes.data()}; }
 };
 
+/// A product whose bytes are a pooled buffer (transmitter::make_product): written in place,
+/// submitted without a copy (shared_products::adopt), its block back in the pool when the last
+/// owner (the event, the request, whichever is later) drops it.
+struct pooled_product {
+  std::string name;
+  dtype type = dtype::u8;
+  std::uint64_t count = 0;
+  buffer bytes;  ///< count * dtype_size(type) bytes
+
+  /// The elements as `T`, to fill; throws input_error when `T` is not this product's dtype.
+  template <class T> std::span<T> as() {
+    if (dtype_of<T> != type)
+      throw input_error("product '" + name + "' is " + std::string(dtype_name(type)) + ", not " +
+                        std::string(dtype_name(dtype_of<T>)));
+    return {reinterpret_cast<T*>(bytes.data()), static_cast<std::size_t>(count)};
+  }
+  product_spec spec() const { return {name, type, count}; }
+  product_view view() const noexcept { return {name, type, count, bytes.data()}; }
+};
+
 /// An ordered list of product views with lookup by name. Does not own the bytes.
 class product_views {
  public:
   product_views() = default;
   explicit product_views(std::vector<product_view> items) : m_items(std::move(items)) {}
   explicit product_views(const std::vector<product>& owned);
+  explicit product_views(const std::vector<pooled_product>& owned);
 
   std::size_t size() const noexcept { return m_items.size(); }
   bool empty() const noexcept { return m_items.empty(); }
@@ -111,6 +133,7 @@ struct shared_products {
 
   /// Takes `products` over: the owner is them.
   static shared_products adopt(std::vector<product> products);
+  static shared_products adopt(std::vector<pooled_product> products);
 };
 
 /// Compares two product lists: same names, dtypes and counts, in order, and values equal

@@ -4,6 +4,7 @@
 /// on a backend and sends the outputs back.
 
 #include <offload/backend.hpp>
+#include <offload/host_pool.hpp>
 #include <offload/kernel.hpp>
 #include <offload/runtime.hpp>
 #include <offload/stats.hpp>
@@ -56,6 +57,10 @@ struct receiver_config {
   std::uint32_t max_queue = 0;
   /// Largest message accepted, products per message, name length.
   wire_limits limits;
+  /// The pooled host memory every message and reply of this side comes from: how much free
+  /// memory it keeps for reuse, pre-faulting, huge pages (offload/host_pool.hpp). With the CUDA
+  /// backend its blocks are pinned.
+  host_pool_config memory;
   /// Where kernels run (backend_kind), unless `custom_backend` is set.
   backend_kind backend = backend_kind::automatic;
   /// A backend of the application's own (offload/backend.hpp), e.g. the lab's emulated device
@@ -185,6 +190,8 @@ class receiver {
   bool wait_for(std::chrono::milliseconds for_at_most);
   /// A snapshot of the statistics (any thread).
   receiver_stats stats() const;
+  /// The pool's counters: blocks reused and made, bytes cached, in use and pinned.
+  host_pool_stats memory() const;
 
  private:
   struct impl;

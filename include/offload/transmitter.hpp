@@ -7,6 +7,7 @@
 /// runs locally (fallback) and the callback still gets a correct result. A receiver that comes
 /// up later, or comes back, is used from its first successful handshake on.
 
+#include <offload/host_pool.hpp>
 #include <offload/kernel.hpp>
 #include <offload/runtime.hpp>
 #include <offload/stats.hpp>
@@ -138,6 +139,9 @@ struct transmitter_config {
   /// Limits applied to replies, and to requests: narrowed in the handshake to the smallest of
   /// every receiver's, so that a request no receiver would accept is refused at submit.
   wire_limits limits;
+  /// The pooled host memory every message, product and reply of this side comes from: how much
+  /// free memory it keeps for reuse, pre-faulting, huge pages (offload/host_pool.hpp).
+  host_pool_config memory;
   /// How long the constructor waits for every receiver's hello_ack (one that cannot be reached
   /// is not waited for: gRPC says so at once), and close() for goodbye_acks (for a receiver set
   /// aside after a request timed out: ten `timeout`s at most).
@@ -244,6 +248,18 @@ class transmitter {
   /// thread: one copy costs less than a message per payload.)
   void submit(std::string_view kernel, shared_products inputs, result_callback done, submit_options options = {});
   std::future<result> submit(std::string_view kernel, shared_products inputs, submit_options options = {});
+
+  /// A product of `count` elements of `type` in this transmitter's pooled memory (see
+  /// offload/host_pool.hpp), contents uninitialised: fill it, then submit it with
+  /// shared_products::adopt (no copy). Its block returns to the pool when the last owner drops
+  /// it, so that steady-state events allocate and page-fault nothing. Throws std::length_error
+  /// for a product over the maximum message size. Thread-safe.
+  pooled_product make_product(std::string name, dtype type, std::uint64_t count);
+  template <class T> pooled_product make_product(std::string name, std::uint64_t count) {
+    return make_product(std::move(name), dtype_of<T>, count);
+  }
+  /// The pool's counters: blocks reused and made, bytes cached, in use and pinned.
+  host_pool_stats memory() const;
 
   /// Waits until every submitted request has been delivered, then says goodbye to each
   /// receiver and waits for its acknowledgement. Idempotent; the destructor calls it.

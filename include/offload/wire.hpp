@@ -226,7 +226,7 @@ class message_writer {
   /// Bytes of storage a writer of these products with these placed payloads uses (see below).
   static std::uint64_t storage_for(std::span<const product_spec> specs, std::span<std::byte* const> placed);
 
-  /// `storage` is reused when its capacity suffices (see buffer_pool), otherwise reallocated.
+  /// `storage` is reused when its capacity suffices (see host_pool), otherwise reallocated.
   message_writer(const message_info& info, std::span<const product_spec> specs, buffer storage = {});
   /// The same, with payload `i` placed at `placed[i]` where that is not null (it must hold the
   /// product's bytes): payload(i) is that memory, and the message is finished with

@@ -6,7 +6,10 @@
 // and kernels), staging through that thread's pinned buffer and device arena, and returns
 // when the outputs are in `out`.
 
+#include <offload/host_pool.hpp>
 #include <offload/kernel.hpp>
+
+#include <memory>
 
 #include <string>
 #include <string_view>
@@ -22,6 +25,21 @@ const cuda_implementation* implementation(const kernel& k) noexcept;
 /// Runs `k`'s CUDA implementation (`implementation(k)`, see above). Throws std::invalid_argument when it has none,
 /// offload::cuda_error naming the CUDA call that failed.
 void run(const kernel& k, const product_views& in, message_writer& out);
+
+/// Whether `p` lies in page-locked host memory (cudaHostRegister, cudaMallocHost): `run` copies
+/// such inputs and outputs directly, without its staging buffer.
+bool is_pinned(const void* p) noexcept;
+/// A host_pool pinner that page-locks blocks with cudaHostRegister (portable to every device);
+/// the CUDA backend sets it on its receiver's pool.
+std::shared_ptr<host_pool::pinner> host_pinner();
+
+/// Host<->device copy rates (bytes/s) of `bytes` from a pinned host_pool block and from
+/// pageable memory, over `reps` copies each after a warm-up.
+struct copy_rates {
+  bool pinned_pool = false;  ///< the pool's block was pinned (cudaHostRegister succeeded)
+  double h2d_pooled = 0, d2h_pooled = 0, h2d_pageable = 0, d2h_pageable = 0;
+};
+copy_rates measure_copy_rates(std::size_t bytes, int reps);
 
 /// True when a CUDA device can be used; otherwise `why` says what the runtime reported
 /// (no driver, no device).

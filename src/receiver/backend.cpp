@@ -29,6 +29,7 @@ class cuda_backend final : public backend {
   explicit cuda_backend(int device) : m_device(device), m_report(kernels::cuda::device_report(device)) {}
   std::string_view name() const noexcept override { return "cuda"; }
   std::string description() const override { return "cuda " + m_report; }
+  std::shared_ptr<host_pool::pinner> host_pinner() const override { return kernels::cuda::host_pinner(); }
   void run(const kernel& k, std::span<const product_views* const> ins, std::span<message_writer* const> outs) override {
     if (kernels::cuda::implementation(k) == nullptr) {
       k.run_cpu_batch(ins, outs);

@@ -7,7 +7,7 @@
 
 namespace offload::detail {
 
-executors::executors(backend& be, buffer_pool& pool, usage_fn usage, std::function<void()> wake, std::size_t threads)
+executors::executors(backend& be, host_pool& pool, usage_fn usage, std::function<void()> wake, std::size_t threads)
     : m_be(be), m_pool(pool), m_usage(std::move(usage)), m_wake(std::move(wake)) {
   for (std::size_t i = 0; i < threads; ++i) m_threads.emplace_back([this] { work(); });
 }

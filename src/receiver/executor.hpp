@@ -4,8 +4,8 @@
 // kept), and hand the replies back to the progress thread. The scheduler decides what runs and how many at once; this
 // unit only runs.
 
+#include <offload/host_pool.hpp>
 #include "backend.hpp"
-#include "src/base/buffer_pool.hpp"
 #include "src/base/work_queue.hpp"
 
 #include <offload/kernel.hpp>
@@ -56,7 +56,7 @@ class executors {
   /// a batch finished. `threads`: started now (a process's memory then reaches its working size
   /// at start, not whenever a burst first needs another thread).
   using usage_fn = std::function<void(long running_delta, std::uint64_t items)>;
-  executors(backend& be, buffer_pool& pool, usage_fn usage, std::function<void()> wake, std::size_t threads);
+  executors(backend& be, host_pool& pool, usage_fn usage, std::function<void()> wake, std::size_t threads);
   ~executors();
   executors(const executors&) = delete;
   executors& operator=(const executors&) = delete;
@@ -72,7 +72,7 @@ class executors {
  private:
   void work();
   backend& m_be;
-  buffer_pool& m_pool;
+  host_pool& m_pool;
   usage_fn m_usage;
   std::function<void()> m_wake;
   work_queue<job_batch> m_queue;

@@ -37,12 +37,14 @@ receiver::impl::impl(runtime& r, const kernel_registry& k, const transport& link
       kernels(k),
       expected_peers(expected),
       cfg(std::move(c)),
+      pool_ptr(host_pool::make(cfg.memory)),
       ep(listen(link, r)),
       be(cfg.custom_backend ? cfg.custom_backend
                             : detail::make_backend(cfg.backend, cfg.device, r.local_rank(), backend_note)),
       instances(std::max(cfg.threads, be->concurrency())),
       sched(static_cast<std::uint32_t>(cfg.max_threads)) {
   if (!backend_note.empty()) offload::logger()->warn("{}: {}", self, backend_note);
+  if (auto pinner = be->host_pinner()) pool.set_pinner(std::move(pinner));  // messages received from now on
   st.backend = be->name();
   st.backend_description = be->description();
   if (cfg.credits == 0) throw std::invalid_argument("receiver credits must be at least 1");
@@ -415,6 +417,10 @@ receiver_stats receiver::wait() {
 
 bool receiver::wait_for(std::chrono::milliseconds for_at_most) {
   return m_impl->done_future.wait_for(for_at_most) == std::future_status::ready;
+}
+
+host_pool_stats receiver::memory() const {
+  return m_impl->pool.stats();
 }
 
 receiver_stats receiver::stats() const {

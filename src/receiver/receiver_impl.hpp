@@ -28,7 +28,6 @@
 
 namespace offload {
 
-using detail::buffer_pool;
 using detail::endpoint;
 using steady = std::chrono::steady_clock;
 
@@ -67,8 +66,8 @@ struct receiver::impl final : progress_client {
   kernel_registry kernels;
   std::size_t expected_peers;
   receiver_config cfg;
-  std::shared_ptr<buffer_pool> pool_ptr = std::make_shared<buffer_pool>();
-  buffer_pool& pool = *pool_ptr;
+  std::shared_ptr<host_pool> pool_ptr;  // made from receiver_config::memory in the constructor
+  host_pool& pool = *pool_ptr;
   std::string self;  // "receiver rank 3", "receiver at 0.0.0.0:7000": how its messages start (set by listen)
   std::unique_ptr<endpoint> ep;
   std::shared_ptr<backend> be;

@@ -447,6 +447,21 @@ std::future<result> transmitter::submit(std::string_view kernel_name, const prod
   return std::move(f);
 }
 
+pooled_product transmitter::make_product(std::string name, dtype type, std::uint64_t count) {
+  const std::uint64_t bytes = count * dtype_size(type);
+  if (dtype_size(type) != 0 && bytes / dtype_size(type) != count)
+    throw std::length_error("product '" + name + "': " + std::to_string(count) + " elements overflow a size");
+  if (bytes > m_impl->cfg.limits.max_message_bytes)
+    throw std::length_error("product '" + name + "' of " + std::to_string(bytes) +
+                            " bytes is over the maximum message size (" +
+                            std::to_string(m_impl->cfg.limits.max_message_bytes) + ")");
+  return {std::move(name), type, count, m_impl->pool->acquire(static_cast<std::size_t>(bytes))};
+}
+
+host_pool_stats transmitter::memory() const {
+  return m_impl->pool->stats();
+}
+
 transmitter_stats transmitter::stats() const {
   std::lock_guard lock(m_impl->stats_mutex);
   return m_impl->st;

@@ -29,11 +29,7 @@ struct transmitter::impl final : progress_client {
   using request_ptr = detail::request_ptr;
 
   impl(runtime& r, const kernel_registry& k, const transport& link, transmitter_config c)
-      : rt(r),
-        kernels(k),
-        cfg(std::move(c)),
-        pool(std::make_shared<detail::buffer_pool>()),
-        request_limits(cfg.limits) {
+      : rt(r), kernels(k), cfg(std::move(c)), pool(host_pool::make(cfg.memory)), request_limits(cfg.limits) {
     if (cfg.credits == 0) throw std::invalid_argument("transmitter credits must be at least 1");
     if (cfg.reconnect_max.count() <= 0)
       throw std::invalid_argument("transmitter reconnect_max must be positive, not " +
@@ -53,7 +49,7 @@ struct transmitter::impl final : progress_client {
   runtime& rt;
   kernel_registry kernels;
   transmitter_config cfg;
-  std::shared_ptr<detail::buffer_pool> pool;  // shared with requests that outlive a call
+  std::shared_ptr<host_pool> pool;  // shared with requests that outlive a call
   std::unique_ptr<detail::endpoint> ep;
   std::atomic<std::uint64_t> next_id{1};
 

@@ -6,7 +6,7 @@
 // src/emulation). The base class holds what every transport shares: the three ways to hand
 // over a message. Every member is called from the progress thread only.
 
-#include "src/base/buffer_pool.hpp"
+#include <offload/host_pool.hpp>
 
 #include <offload/wire.hpp>
 
@@ -45,7 +45,7 @@ struct outgoing {
 class endpoint {
  public:
   /// Messages over `max_receive_bytes` are flagged `oversized`, for the caller to reject.
-  endpoint(buffer_pool& pool, std::uint64_t max_receive_bytes) : m_pool(pool), m_max_receive(max_receive_bytes) {}
+  endpoint(host_pool& pool, std::uint64_t max_receive_bytes) : m_pool(pool), m_max_receive(max_receive_bytes) {}
   virtual ~endpoint() = default;
   endpoint(const endpoint&) = delete;
   endpoint& operator=(const endpoint&) = delete;
@@ -96,7 +96,7 @@ class endpoint {
   /// Gives up the transport's sends to `dest`; returns how many.
   virtual std::size_t abandon_posted(int dest) = 0;
 
-  buffer_pool& m_pool;
+  host_pool& m_pool;
   std::uint64_t m_max_receive;
 };
 

@@ -12,12 +12,12 @@ namespace {
 }
 }  // namespace
 
-std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>&, buffer_pool&, std::uint64_t,
+std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>&, host_pool&, std::uint64_t,
                                            std::function<void()>) {
   absent();
 }
 
-std::unique_ptr<endpoint> make_grpc_server(const grpc_listen&, buffer_pool&, std::uint64_t, std::size_t,
+std::unique_ptr<endpoint> make_grpc_server(const grpc_listen&, host_pool&, std::uint64_t, std::size_t,
                                            std::function<void()>) {
   absent();
 }

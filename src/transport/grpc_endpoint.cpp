@@ -21,9 +21,9 @@ namespace {
 
 /// What the streams of one endpoint share with its progress-thread side.
 struct shared_state {
-  shared_state(buffer_pool& p, std::uint64_t max, std::function<void()> w)
+  shared_state(host_pool& p, std::uint64_t max, std::function<void()> w)
       : pool(p), max_receive(max), wake(std::move(w)) {}
-  buffer_pool& pool;
+  host_pool& pool;
   std::uint64_t max_receive;
   std::function<void()> wake;
   std::mutex mutex;
@@ -358,7 +358,7 @@ grpc::ChannelArguments channel_arguments() {
 
 class grpc_client final : public endpoint {
  public:
-  grpc_client(const std::vector<std::string>& addresses, buffer_pool& pool, std::uint64_t max_receive,
+  grpc_client(const std::vector<std::string>& addresses, host_pool& pool, std::uint64_t max_receive,
               std::function<void()> wake)
       : endpoint(pool, max_receive), m_shared(pool, max_receive, std::move(wake)), m_addresses(addresses) {
     for (std::size_t i = 0; i < addresses.size(); ++i) {
@@ -471,7 +471,7 @@ class server_stream final : public stream {
 
 class grpc_server final : public endpoint {
  public:
-  grpc_server(const grpc_listen& listen, buffer_pool& pool, std::uint64_t max_receive, std::size_t max_queued,
+  grpc_server(const grpc_listen& listen, host_pool& pool, std::uint64_t max_receive, std::size_t max_queued,
               std::function<void()> wake)
       : endpoint(pool, max_receive), m_shared(pool, max_receive, std::move(wake)) {
     const std::string& address = listen.address;
@@ -636,14 +636,13 @@ void server_stream::on_start(bool ok) {
 
 }  // namespace
 
-std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>& addresses, buffer_pool& pool,
+std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>& addresses, host_pool& pool,
                                            std::uint64_t max_receive_bytes, std::function<void()> wake) {
   return std::make_unique<grpc_client>(addresses, pool, max_receive_bytes, std::move(wake));
 }
 
-std::unique_ptr<endpoint> make_grpc_server(const grpc_listen& listen, buffer_pool& pool,
-                                           std::uint64_t max_receive_bytes, std::size_t max_queued_sends,
-                                           std::function<void()> wake) {
+std::unique_ptr<endpoint> make_grpc_server(const grpc_listen& listen, host_pool& pool, std::uint64_t max_receive_bytes,
+                                           std::size_t max_queued_sends, std::function<void()> wake) {
   return std::make_unique<grpc_server>(listen, pool, max_receive_bytes, max_queued_sends, std::move(wake));
 }
 

@@ -33,7 +33,7 @@ inline constexpr const char* grpc_session_method = "/offload.Offload/Session";
 
 /// A transmitter's side: peer i is `addresses[i]` ("host:port"). Streams are opened at once;
 /// one that cannot be opened arrives as a `closed` incoming for its peer.
-std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>& addresses, buffer_pool& pool,
+std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>& addresses, host_pool& pool,
                                            std::uint64_t max_receive_bytes, std::function<void()> wake);
 
 /// A receiver's side: listens on `listen.address` ("host:port"; port 0 picks a free one: see
@@ -41,8 +41,7 @@ std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>& addre
 /// `listen.memory_bytes`. Each accepted stream is a new peer, numbered from 0 in the order they
 /// arrive; one with more than `max_queued_sends` messages waiting to be written to it (a client
 /// that does not read) is cancelled. Throws grpc_unavailable when it cannot listen.
-std::unique_ptr<endpoint> make_grpc_server(const grpc_listen& listen, buffer_pool& pool,
-                                           std::uint64_t max_receive_bytes, std::size_t max_queued_sends,
-                                           std::function<void()> wake);
+std::unique_ptr<endpoint> make_grpc_server(const grpc_listen& listen, host_pool& pool, std::uint64_t max_receive_bytes,
+                                           std::size_t max_queued_sends, std::function<void()> wake);
 
 }  // namespace offload::detail

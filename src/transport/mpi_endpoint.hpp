@@ -26,7 +26,7 @@ class mpi_endpoint final : public endpoint {
   /// Messages below `blocking_receive_below` bytes are received with a blocking MPI_Mrecv when
   /// no other receive is running (cheaper: their data is there or one local copy away).
   /// Gathered messages of at least `parts_from` bytes are sent in parts, smaller ones copied whole.
-  mpi_endpoint(MPI_Comm comm, buffer_pool& pool, std::uint64_t max_receive_bytes,
+  mpi_endpoint(MPI_Comm comm, host_pool& pool, std::uint64_t max_receive_bytes,
                std::uint64_t blocking_receive_below = 0, std::uint64_t parts_from = 0)
       : endpoint(pool, max_receive_bytes),
         m_comm(comm),

@@ -17,7 +17,7 @@ namespace offload::detail {
 
 /// What every endpoint is opened with, whatever the transport.
 struct endpoint_settings {
-  buffer_pool& pool;
+  host_pool& pool;
   std::uint64_t max_receive_bytes;  ///< larger messages arrive flagged `oversized`
   /// (gRPC receivers) most messages waiting to be written to one peer before it is cut off as
   /// a client that does not read; 0: no limit.

@@ -12,9 +12,24 @@ product_views::product_views(const std::vector<product>& owned) {
   for (const auto& p : owned) m_items.push_back(p.view());
 }
 
-shared_products shared_products::adopt(std::vector<product> products) {
-  auto owned = std::make_shared<const std::vector<product>>(std::move(products));
+product_views::product_views(const std::vector<pooled_product>& owned) {
+  m_items.reserve(owned.size());
+  for (const auto& p : owned) m_items.push_back(p.view());
+}
+
+namespace {
+template <class Product> shared_products adopt_all(std::vector<Product> products) {
+  auto owned = std::make_shared<const std::vector<Product>>(std::move(products));
   return {product_views(*owned), owned};
+}
+}  // namespace
+
+shared_products shared_products::adopt(std::vector<product> products) {
+  return adopt_all(std::move(products));
+}
+
+shared_products shared_products::adopt(std::vector<pooled_product> products) {
+  return adopt_all(std::move(products));
 }
 
 const product_view* product_views::find(std::string_view name) const noexcept {
