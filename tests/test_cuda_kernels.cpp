@@ -1,6 +1,7 @@
 // CUDA against CPU for every kernel with a CUDA implementation, over fresh random inputs, with
 // outputs poisoned before each CUDA run so that unwritten elements show. Exits 77 (skipped)
 // without a usable GPU. The built-ins must all have one; `--plugin PATH` adds a plugin's kernels.
+#include <offload/host_pool.hpp>
 #include <offload/kernel.hpp>
 #include <offload/plugin.hpp>
 
@@ -57,6 +58,8 @@ int main(int argc, char** argv) {
     }
     load_plugin(all, argv[i + 1]);
   }
+  auto pinned = host_pool::make();
+  pinned->set_pinner(kernels::cuda::host_pinner());
   std::mt19937_64 seeds(std::random_device{}());
   for (const auto& name : all.names()) {
     const kernel& k = *all.find(name);
@@ -82,6 +85,26 @@ int main(int argc, char** argv) {
       auto diff = compare_per_dtype(expected.products(), got.value().products());
       EXPECT(diff.empty(), "%s size %llu seed %llu: %s", name.c_str(), (unsigned long long)size,
              (unsigned long long)seed, diff.c_str());
+
+      // The same from and into a pinned pool (a receiver's with the CUDA backend): the runner
+      // copies straight from the inputs and into the outputs, without its staging buffer.
+      std::vector<pooled_product> pinned_in;
+      for (const auto& p : in) {
+        pooled_product q{p.name, p.type, p.count, pinned->acquire(p.bytes.size())};
+        if (!p.bytes.empty()) std::memcpy(q.bytes.data(), p.bytes.data(), p.bytes.size());
+        pinned_in.push_back(std::move(q));
+      }
+      const product_views pinned_views(pinned_in);
+      EXPECT(pinned_in.empty() || pinned_in[0].bytes.empty() || kernels::cuda::is_pinned(pinned_in[0].bytes.data()),
+             "%s: a pooled block is not pinned", name.c_str());
+      message_writer pout({message_kind::reply, 0, 0, status::ok}, specs,
+                          pinned->acquire(std::size_t(message_writer::size_for(specs))));
+      for (std::size_t i = 0; i < specs.size(); ++i) std::memset(pout.payload(i).data(), 0xFF, pout.payload(i).size());
+      impl(pinned_views, pout);
+      auto pgot = message::from(std::move(pout).finish());
+      EXPECT(pgot.ok(), "%s: CUDA output (pinned) does not decode", name.c_str());
+      diff = compare_per_dtype(expected.products(), pgot.value().products());
+      EXPECT(diff.empty(), "%s size %llu pinned: %s", name.c_str(), (unsigned long long)size, diff.c_str());
     }
     // Batched: one launch over three joined requests, split back, against each CPU run.
     if (k.batching().joinable) {
@@ -120,6 +143,18 @@ int main(int argc, char** argv) {
     }
     std::printf("%s: CUDA agrees with CPU%s\n", name.c_str(), k.batching().joinable ? ", batched too" : "");
   }
+  // Host<->device copy rates from the pool's pinned blocks against pageable memory (printed for
+  // gpu_check.sh's table; no threshold).
+  for (std::size_t bytes : {std::size_t{64} << 10, std::size_t{1} << 20, std::size_t{16} << 20}) {
+    const auto r = kernels::cuda::measure_copy_rates(bytes, bytes >= (std::size_t{16} << 20) ? 20 : 200);
+    EXPECT(r.pinned_pool, "a %zu-byte pool block was not pinned", bytes);
+    std::printf(
+        "copy %8zu B: h2d pooled pinned %.2f GB/s, pageable %.2f GB/s; d2h pooled pinned %.2f GB/s, "
+        "pageable %.2f GB/s\n",
+        bytes, r.h2d_pooled / 1e9, r.h2d_pageable / 1e9, r.d2h_pooled / 1e9, r.d2h_pageable / 1e9);
+  }
+  const auto ps = pinned->stats();
+  EXPECT(ps.bytes_pinned > 0, "the pinned pool pinned nothing");
   std::printf("%s: %d failed checks\n", offload_test::failures == 0 ? "PASS" : "FAIL", offload_test::failures);
   return offload_test::failures == 0 ? 0 : 1;
 }

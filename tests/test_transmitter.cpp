@@ -11,6 +11,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 using namespace offload;
 using detail::receiver_link;
@@ -171,4 +172,44 @@ TEST_CASE("a kernel that writes an output as another dtype than its spec is stop
   CHECK(w.payload_as<double>(0).size() == 4);
   CHECK_THROWS_AS(w.payload_as<float>(0), output_error);
   CHECK_THROWS_WITH(w.payload_as<float>(0), "output 'y' is f64, written as f32");
+}
+
+TEST_CASE("products made in the transmitter's pool are submitted without a copy and their blocks reused") {
+  runtime rt(progress_options{.mpi = false});
+  transmitter_config cfg;
+  cfg.limits.max_message_bytes = 1 << 20;
+  std::unique_ptr<transmitter> tx;
+  try {
+    tx = std::make_unique<transmitter>(rt, kernel_registry::builtin(), grpc_link{{}}, cfg);  // no receivers
+  } catch (const std::runtime_error& e) {
+    WARN("skipped: no transport without MPI in this build (" << e.what() << ")");
+    return;
+  }
+  for (int round = 0; round < 4; ++round) {
+    auto p = tx->make_product<float>("x", 10000);
+    CHECK(p.bytes.size() == 40000);
+    auto x = p.as<float>();
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(i) + float(round);
+    std::vector<pooled_product> in;
+    in.push_back(std::move(p));
+    auto r = tx->submit("echo", shared_products::adopt(std::move(in))).get();  // echo on the CPU fallback
+    REQUIRE(r.ok());
+    CHECK(r.fallback() == fallback_reason::no_receiver);
+    const auto y = r.get<float>("x", 10000);
+    CHECK(y[7] == 7.0f + float(round));
+    CHECK(y[9999] == 9999.0f + float(round));
+  }
+  // The last owner (the fallback thread's request) lets go just after delivering: wait for it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (tx->memory().bytes_in_use > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  const auto m = tx->memory();
+  INFO("hits " << m.hits << ", misses " << m.misses << ", cached " << m.bytes_cached);
+  CHECK(m.bytes_in_use == 0);
+  CHECK(m.bytes_cached >= host_pool::block_bytes(40000));
+  CHECK(m.hits + m.misses >= 4);  // the products, and the fallback's outputs
+  auto again = tx->make_product<float>("x", 10000);
+  CHECK(tx->memory().hits == m.hits + 1);  // a block of an earlier event, used again
+  CHECK_THROWS_AS(again.as<double>(), input_error);
+  CHECK_THROWS_WITH(tx->make_product<float>("big", 1 << 20),
+                    "product 'big' of 4194304 bytes is over the maximum message size (1048576)");
 }
