@@ -73,16 +73,26 @@ class clustering final : public kernel {
                   out.payload_as<std::int32_t>(0).data(), out.payload_as<float>(1).data());
   }
   /// size: grid side (size x size cells); about 30% of cells above the threshold 0.5.
-  std::vector<product> make_inputs(const input_params& p) const override {
+  std::vector<product> make_inputs(const input_params& p) const override { return inputs<product>(p, product::zeros); }
+  std::vector<pooled_product> make_inputs(const input_params& p, const product_maker& make) const override {
+    return inputs<pooled_product>(p, make);
+  }
+
+ private:
+  template <class P, class Make> static std::vector<P> inputs(const input_params& p, const Make& make) {
     splitmix64 rng{p.seed};
-    std::vector<float> e(p.size * p.size);
-    for (auto& v : e) {
+    std::vector<P> in;
+    in.push_back(make("energy", dtype::f32, p.size * p.size));
+    for (auto& v : in[0].template as<float>()) {
       double u = rng.uniform();
       v = float(u < 0.3 ? 0.5 + 4.0 * u : 0.4 * u);
     }
-    return {product::make("energy", e),
-            product::make("shape", std::vector<std::int32_t>{std::int32_t(p.size), std::int32_t(p.size)}),
-            product::make("threshold", std::vector<float>{0.5f})};
+    in.push_back(make("shape", dtype::i32, 2));
+    in[1].template as<std::int32_t>()[0] = std::int32_t(p.size);
+    in[1].template as<std::int32_t>()[1] = std::int32_t(p.size);
+    in.push_back(make("threshold", dtype::f32, 1));
+    in[2].template as<float>()[0] = 0.5f;
+    return in;
   }
 };
 

@@ -32,11 +32,18 @@ class echo final : public kernel {
   double cheap_ns_per_byte() const noexcept override { return 0.25; }
   batch_rule batching() const override { return {true, {}}; }
   /// size: bytes of the u8 product "payload".
-  std::vector<product> make_inputs(const input_params& p) const override {
+  std::vector<product> make_inputs(const input_params& p) const override { return inputs<product>(p, product::zeros); }
+  std::vector<pooled_product> make_inputs(const input_params& p, const product_maker& make) const override {
+    return inputs<pooled_product>(p, make);
+  }
+
+ private:
+  template <class P, class Make> static std::vector<P> inputs(const input_params& p, const Make& make) {
     splitmix64 rng{p.seed};
-    std::vector<std::uint8_t> bytes(p.size);
-    for (auto& b : bytes) b = static_cast<std::uint8_t>(rng.next());
-    return {product::make("payload", bytes)};
+    std::vector<P> in;
+    in.push_back(make("payload", dtype::u8, p.size));
+    for (auto& b : in[0].template as<std::uint8_t>()) b = static_cast<std::uint8_t>(rng.next());
+    return in;
   }
 };
 

@@ -59,11 +59,18 @@ class mlp final : public kernel {
     return {per_jet * double(in.at("features").count / mlp_features), false};
   }
   /// size: number of jets; features uniform in [-1, 1).
-  std::vector<product> make_inputs(const input_params& p) const override {
+  std::vector<product> make_inputs(const input_params& p) const override { return inputs<product>(p, product::zeros); }
+  std::vector<pooled_product> make_inputs(const input_params& p, const product_maker& make) const override {
+    return inputs<pooled_product>(p, make);
+  }
+
+ private:
+  template <class P, class Make> static std::vector<P> inputs(const input_params& p, const Make& make) {
     splitmix64 rng{p.seed};
-    std::vector<float> f(p.size * mlp_features);
-    for (auto& v : f) v = float(2.0 * rng.uniform() - 1.0);
-    return {product::make("features", f)};
+    std::vector<P> in;
+    in.push_back(make("features", dtype::f32, p.size * mlp_features));
+    for (auto& v : in[0].template as<float>()) v = float(2.0 * rng.uniform() - 1.0);
+    return in;
   }
 };
 

@@ -1,3 +1,4 @@
+#include <cstring>
 #include <offload/kernel.hpp>
 
 #include "builtin.hpp"
@@ -22,6 +23,16 @@ message run_cpu(const kernel& k, const product_views& in, const message_info& in
 std::string compare_with_cpu(const kernel& k, const product_views& inputs, const product_views& outputs,
                              double rel_tolerance, double abs_tolerance) {
   return compare_products(run_cpu(k, inputs, {}).products(), outputs, rel_tolerance, abs_tolerance);
+}
+
+std::vector<pooled_product> kernel::make_inputs(const input_params& params, const product_maker& make) const {
+  std::vector<pooled_product> out;
+  for (const auto& p : make_inputs(params)) {
+    auto q = make(p.name, p.type, p.count);
+    if (!p.bytes.empty()) std::memcpy(q.bytes.data(), p.bytes.data(), p.bytes.size());
+    out.push_back(std::move(q));
+  }
+  return out;
 }
 
 kernel_cost kernel::cost(const product_views&) const {

@@ -37,11 +37,20 @@ class synthetic final : public kernel {
     return {2.0 * double(scalar_input<std::int64_t>(in, "iterations")) * double(in.at("x").count), true};
   }
   /// size: elements of "x"; work: iterations per element.
-  std::vector<product> make_inputs(const input_params& p) const override {
+  std::vector<product> make_inputs(const input_params& p) const override { return inputs<product>(p, product::zeros); }
+  std::vector<pooled_product> make_inputs(const input_params& p, const product_maker& make) const override {
+    return inputs<pooled_product>(p, make);
+  }
+
+ private:
+  template <class P, class Make> static std::vector<P> inputs(const input_params& p, const Make& make) {
     splitmix64 rng{p.seed};
-    std::vector<double> x(p.size);
-    for (auto& v : x) v = rng.uniform();
-    return {product::make("x", x), product::make("iterations", std::vector<std::int64_t>{std::int64_t(p.work)})};
+    std::vector<P> in;
+    in.push_back(make("x", dtype::f64, p.size));
+    for (auto& v : in[0].template as<double>()) v = rng.uniform();
+    in.push_back(make("iterations", dtype::i64, 1));
+    in[1].template as<std::int64_t>()[0] = std::int64_t(p.work);
+    return in;
   }
 };
 

@@ -487,6 +487,13 @@ const std::vector<flag_row>& run_flags() {
                       "event loop (overhead benchmarks against raw MPI)");
        },
        [](const options& o) -> report_json { return o.same_inputs; }},
+      {"--fresh-malloc", "options::fresh_malloc", "fresh_malloc",
+       [](CLI::App& app, options& o, const std::string& flag) {
+         app.add_flag(flag, o.fresh_malloc,
+                      "make each event's inputs in memory from malloc (std::vector), as before the transmitter's "
+                      "pool, instead of in pooled memory (transmitter::make_product)");
+       },
+       [](const options& o) -> report_json { return o.fresh_malloc; }},
       {"--inline-budget-us", "receiver_config::inline_budget", "inline_budget_us",
        [](CLI::App& app, options& o, const std::string& flag) {
          app.add_option(

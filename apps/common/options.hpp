@@ -69,6 +69,7 @@ struct options {
   std::uint64_t parts_from = 32 << 10;
   bool copy_inputs = false;
   bool same_inputs = false;
+  bool fresh_malloc = false;  // transmitters: inputs in malloc'd memory, not the transmitter's pool
   double inline_budget_us = 50;
   double tolerance = 1e-5;
   std::string log_level = "warn";

@@ -196,6 +196,16 @@ void event_loop::start() {
                      {m_opt.priority});
       continue;
     }
+    if (!m_opt.fresh_malloc && !m_opt.copy_inputs) {
+      // As a framework would: the module writes its products into the transmitter's pooled
+      // memory, and the request's payloads go from there; the blocks return when both are done.
+      auto inputs = m_kernels[m]->make_inputs(params(ev->index, m),
+                                              [tx = m_tx](std::string name, dtype type, std::uint64_t count) {
+                                                return tx->make_product(std::move(name), type, count);
+                                              });
+      m_tx->submit(m_kernels[m]->name(), shared_products::adopt(std::move(inputs)), std::move(done), {m_opt.priority});
+      continue;
+    }
     auto inputs = m_kernels[m]->make_inputs(params(ev->index, m));
     if (m_opt.copy_inputs)
       m_tx->submit(m_kernels[m]->name(), product_views(inputs), std::move(done), {m_opt.priority});

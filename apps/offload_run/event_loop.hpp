@@ -31,6 +31,7 @@ struct loop_options {
   double tolerance = 1e-5;
   bool copy_inputs = false;    ///< --copy-inputs: submit(product_views), one copy, not shared_products
   bool same_inputs = false;    ///< --same-inputs: every event submits the same inputs, made once (overhead benchmarks)
+  bool fresh_malloc = false;   ///< --fresh-malloc: inputs in malloc'd vectors, not in the transmitter's pool
   bool hold_cpu = false;       ///< --cpu-work emulated: CPU work before/after is held, not computed
   std::uint32_t priority = 0;  ///< --priority: every request's (submit_options)
 };

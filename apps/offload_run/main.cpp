@@ -308,6 +308,7 @@ void run_events(rank_run& j, offload::transmitter* tx) {
   lo.tolerance = o.tolerance;
   lo.hold_cpu = o.cpu_work == "emulated";
   lo.copy_inputs = o.copy_inputs;
+  lo.fresh_malloc = o.fresh_malloc;
   lo.same_inputs = o.same_inputs;
   lo.priority = o.priority;
   offload::transmitter_stats before;  // the warm-up's share of the transmitter's counters

@@ -200,6 +200,7 @@ json make_report(const options& o, const workload& w, double ns_per_iteration, j
         "parts_from",
         "copy_inputs",
         "same_inputs",
+        "fresh_malloc",
         "inline_budget_us",
         "max_batch",
         "max_wait_us",

@@ -30,6 +30,10 @@ struct input_params {
   std::uint64_t work = 0;  ///< kernel-specific cost knob (synthetic: iterations per element)
 };
 
+/// Makes a product's storage: `count` elements of `type`, uninitialised (make_inputs' second
+/// form; offload-run passes transmitter::make_product, so inputs are written into pooled memory).
+using product_maker = std::function<pooled_product(std::string name, dtype type, std::uint64_t count)>;
+
 /// How requests of a kernel can be joined into one launch.
 struct batch_rule {
   /// True when running the kernel on the concatenation of several requests' inputs gives the
@@ -108,6 +112,9 @@ class kernel {
   virtual batch_rule batching() const { return {}; }
   /// Deterministic example inputs (the same params give the same bytes everywhere).
   virtual std::vector<product> make_inputs(const input_params& params) const = 0;
+  /// The same inputs, each written into storage from `make` (e.g. a transmitter's pool). The
+  /// default copies make_inputs(params)'s products; the built-in kernels write in place.
+  virtual std::vector<pooled_product> make_inputs(const input_params& params, const product_maker& make) const;
   /// The input_params::size of a typical request (what offload-run uses without --size).
   virtual std::uint64_t default_size() const noexcept = 0;
   /// The floating-point work of one run on `in` (valid inputs); default: none stated.

@@ -75,6 +75,18 @@ struct product {
   template <class T> static product make(std::string name, const std::vector<T>& values) {
     return make(std::move(name), std::span<const T>(values));
   }
+  /// `count` elements of `type`, all bytes zero, to fill with as<T>().
+  static product zeros(std::string name, dtype type, std::uint64_t count) {
+    return {std::move(name), type, count, std::vector<std::byte>(static_cast<std::size_t>(count * dtype_size(type)))};
+  }
+
+  /// The elements as `T`, to fill; throws input_error when `T` is not this product's dtype.
+  template <class T> std::span<T> as() {
+    if (dtype_of<T> != type)
+      throw input_error("product '" + name + "' is " + std::string(dtype_name(type)) + ", not " +
+                        std::string(dtype_name(dtype_of<T>)));
+    return {reinterpret_cast<T*>(bytes.data()), static_cast<std::size_t>(count)};
+  }
 
   product_spec spec() const { return {name, type, count}; }
   product_view view() const noexcept { return {name, type, count, bytes.data()}; }

@@ -58,14 +58,21 @@ class model final : public kernel {
     return {rows * (2.0 * double(scalar_input<std::int64_t>(in, "iterations")) + double(m_spec.features)), true};
   }
   /// size: items; work: iterations per item.
-  std::vector<product> make_inputs(const input_params& p) const override {
-    splitmix64 rng{p.seed};
-    std::vector<float> x(p.size * m_spec.features);
-    for (auto& v : x) v = float(rng.uniform());
-    return {product::make("features", x), product::make("iterations", std::vector<std::int64_t>{std::int64_t(p.work)})};
+  std::vector<product> make_inputs(const input_params& p) const override { return inputs<product>(p, product::zeros); }
+  std::vector<pooled_product> make_inputs(const input_params& p, const product_maker& make) const override {
+    return inputs<pooled_product>(p, make);
   }
 
  private:
+  template <class P, class Make> std::vector<P> inputs(const input_params& p, const Make& make) const {
+    splitmix64 rng{p.seed};
+    std::vector<P> in;
+    in.push_back(make("features", dtype::f32, p.size * m_spec.features));
+    for (auto& v : in[0].template as<float>()) v = float(rng.uniform());
+    in.push_back(make("iterations", dtype::i64, 1));
+    in[1].template as<std::int64_t>()[0] = std::int64_t(p.work);
+    return in;
+  }
   /// Score o of item i: the logistic function of the mean of the features f with f % outputs == o.
   void scores(const product_views& in, message_writer& out) const {
     const auto x = in.get<float>("features");
