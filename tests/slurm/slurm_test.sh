@@ -99,8 +99,29 @@ export OMPI_MCA_hwloc_base_binding_policy=none
 export OMPI_MCA_btl=self,tcp
 
 echo "== (a) heterogeneous job"
-export OFFLOAD_STEP_TIMEOUT=120
-timeout -s KILL 200 sbatch --wait --chdir "$tmp" --output "$tmp/het.out" "$tmp/hetjob.sbatch" >/dev/null
+# The step takes about 10 s. Twice, in about 8 full-suite runs over two sessions, its ranks
+# printed nothing before the step's kill (no handshake warning either: they never got past
+# start-up), with slurmctld logging a socket timeout; never in 8 runs of this test alone, two of
+# them beside two CPU hogs or a loop of mpiruns. Such a launch hang, and only
+# it, is tried once more; where the ranks then were (ps: state, kernel wait channel) is printed.
+export OFFLOAD_STEP_TIMEOUT=90
+het_job() {  # het_job ATTEMPT: runs hetjob.sbatch into $tmp/het.out; ranks' states at 75 s into $tmp/hang.$1.txt
+  rm -f "$tmp/het.out"
+  timeout -s KILL 150 sbatch --wait --chdir "$tmp" --output "$tmp/het.out" "$tmp/hetjob.sbatch" >/dev/null &
+  local job=$!
+  for _ in $(seq 750); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$job" 2>/dev/null; then
+    ps -eo pid,stat,wchan:32,etimes,args | grep -E "[o]ffload-run|[s]lurmstepd|[s]run " >"$tmp/hang.$1.txt"
+  fi
+  wait "$job"
+}
+het_job 1
+if ! grep -q "^status: ok" "$tmp/het.out" && ! grep -Eq "^ +all |receiver rank|\[(warning|error)\]" "$tmp/het.out"; then
+  echo "  NOTE: (a) the step's ranks printed nothing before its kill (a launch hang); where they were:"
+  sed 's/^/    /' "$tmp/hang.1.txt" 2>/dev/null
+  echo "  (a) once more"
+  het_job 2
+fi
 grep -v "^\[" "$tmp/het.out" | grep -E "offload hetjob|^ +all|^status|receiver rank" | sed 's/^/  /'
 grep -q "^status: ok" "$tmp/het.out" || fail "(a): no 'status: ok'"
 grep -Eq "^ +all +400 .* 400 +0 +0$" "$tmp/het.out" || fail "(a): not all 400 events remote and validated"
