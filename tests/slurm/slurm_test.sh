@@ -100,8 +100,9 @@ export OMPI_MCA_btl=self,tcp
 
 echo "== (a) heterogeneous job"
 # The step takes about 10 s. Twice, in about 8 full-suite runs over two sessions, its ranks
-# printed nothing before the step's kill (no handshake warning either: they never got past
-# start-up), with slurmctld logging a socket timeout; never in 8 runs of this test alone, two of
+# printed nothing before the step's kill (not even the receiver's warning that this build has no
+# CUDA, printed once MPI is up: they never got out of MPI_Init), with slurmctld logging a socket
+# timeout; never in 8 runs of this test alone, two of
 # them beside two CPU hogs or a loop of mpiruns. Such a launch hang, and only
 # it, is tried once more; where the ranks then were (ps: state, kernel wait channel) is printed.
 export OFFLOAD_STEP_TIMEOUT=90
