@@ -165,17 +165,28 @@ struct rank_run {
   json me;                 // what this rank reports to rank 0
   offload::app::memory_sampler memory;
   double cpu0 = 0, progress_cpu0 = 0;  // at the start of the measured window
+  long minor_faults0 = 0;              // the process's minor page faults at the start of the window
 
   /// The CPU window: what the process and its progress thread use from cpu_start() to cpu_stop(),
   /// the same span as the rank's wall_s (the measured events, or a receiver's serving), so that
-  /// "% of a core" divides by the time the CPU was counted over.
+  /// "% of a core" divides by the time the CPU was counted over. Minor page faults (first touches
+  /// of fresh pages, every thread of the process) are counted over the same window.
   void cpu_start() {
     cpu0 = process_cpu_seconds();
     progress_cpu0 = rt.call([] { return thread_cpu_seconds(); });
+    minor_faults0 = process_minor_faults();
   }
   void cpu_stop() {
     const double progress = rt.call([] { return thread_cpu_seconds(); }) - progress_cpu0;
-    me["cpu"] = {{"progress_thread_s", progress}, {"process_s", process_cpu_seconds() - cpu0}};
+    const long faults = process_minor_faults() - minor_faults0;
+    me["cpu"] = {{"progress_thread_s", progress},
+                 {"process_s", process_cpu_seconds() - cpu0},
+                 {"minor_faults", std::uint64_t(std::max(faults, 0L))}};
+  }
+  static long process_minor_faults() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_minflt;
   }
   std::vector<double> event_times;
   std::vector<double> requests;  // request_record::doubles per request

@@ -168,9 +168,10 @@ std::string human_summary(const json& rep) {
       std::snprintf(share, sizeof share, "%.1f%% of a core", 100.0 * progress / wall);
     else
       std::snprintf(share, sizeof share, "in a window of %.1f ms", 1e3 * wall);
-    std::snprintf(line, sizeof line, "cpu rank %d (%s): progress thread %.3f s (%s), process %.3f s\n",
+    std::snprintf(line, sizeof line,
+                  "cpu rank %d (%s): progress thread %.3f s (%s), process %.3f s, %llu minor faults\n",
                   r["rank"].get<int>(), r["role"].get<std::string>().c_str(), progress, share,
-                  cpu["process_s"].get<double>());
+                  cpu["process_s"].get<double>(), (unsigned long long)cpu.value("minor_faults", std::uint64_t{0}));
     os << line;
     const auto& mem = r.at("memory");
     std::snprintf(line, sizeof line, "memory rank %d (%s): RSS %.1f MiB at start, %.1f MiB at most, %.1f MiB at end\n",

@@ -3,7 +3,7 @@
 
 check_report.py RUN.json RUN.csv ROWS
   - the JSON parses and carries the metadata the issue names (argv, git commit and dirty flag,
-    date, per-rank host, role and binding, hwloc summary per host, MPI library, compiler, CUDA
+    date, per-rank host, role, binding and CPU (with minor page faults), hwloc summary per host, MPI library, compiler, CUDA
     fields, the OMPI_* environment), the configuration and the totals;
   - the CSV parses, has ROWS rows (one per run appended), its header is the JSON's "total" keys
     and every column name that is a measure carries its unit;
@@ -56,6 +56,9 @@ def main():
     for r in ranks:
         need(r, ["rank", "role", "host", "pid", "binding", "cpu", "wall_s"], f"rank {r.get('rank')}")
         need(r["binding"], ["bound", "process", "progress_thread"], f"rank {r['rank']} binding")
+        need(r["cpu"], ["process_s", "progress_thread_s", "minor_faults"], f"rank {r['rank']} cpu")
+        if not isinstance(r["cpu"]["minor_faults"], int) or r["cpu"]["minor_faults"] < 0:
+            fail(f"rank {r['rank']}: minor_faults {r['cpu']['minor_faults']!r} is not a count")
         if r["host"] not in md["hosts"]:
             fail(f"rank {r['rank']} host {r['host']} has no topology entry")
         if r["role"] == "transmitter":
