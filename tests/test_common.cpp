@@ -141,7 +141,12 @@ TEST_CASE("a new block is touched when made: writing it takes no page faults") {
   std::memset(b.data(), 1, b.size());
   const auto faults = minor_faults() - faults_before;
   INFO("minor faults writing a pre-faulted 8 MiB block: " << faults);
+#if defined(__SANITIZE_THREAD__)
+  // TSan's shadow (four times the memory, touched word by word) faults on its own.
+  WARN("ThreadSanitizer: its shadow memory faults when the block is written (" << faults << "); not checked");
+#else
   CHECK(faults < 20);  // none expected; a stray fault elsewhere in the process is not the block's
+#endif
 
   host_pool_config lazy;
   lazy.prefault = false;

@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace offload {
@@ -30,6 +31,18 @@ class output_error : public std::logic_error {
  public:
   using std::logic_error::logic_error;
 };
+
+namespace detail {
+/// The `count` elements at `data` as `T` (const or not); throws input_error naming product
+/// `name` when `T` is not `type`.
+template <class T, class Byte>
+std::span<T> elements_as(std::string_view name, dtype type, std::uint64_t count, Byte* data) {
+  if (dtype_of<std::remove_const_t<T>> != type)
+    throw input_error("product '" + std::string(name) + "' is " + std::string(dtype_name(type)) + ", not " +
+                      std::string(dtype_name(dtype_of<std::remove_const_t<T>>)));
+  return {reinterpret_cast<T*>(data), static_cast<std::size_t>(count)};
+}
+}  // namespace detail
 
 /// Name, dtype and element count of a product, without data.
 struct product_spec {
@@ -52,12 +65,7 @@ struct product_view {
   std::uint64_t size_bytes() const noexcept { return count * dtype_size(type); }
 
   /// The elements as `T`; throws input_error when `T` is not this product's dtype.
-  template <class T> std::span<const T> as() const {
-    if (dtype_of<T> != type)
-      throw input_error("product '" + std::string(name) + "' is " + std::string(dtype_name(type)) + ", not " +
-                        std::string(dtype_name(dtype_of<T>)));
-    return {reinterpret_cast<const T*>(data), static_cast<std::size_t>(count)};
-  }
+  template <class T> std::span<const T> as() const { return detail::elements_as<const T>(name, type, count, data); }
 };
 
 /// An owning product: its name, dtype and bytes. Build one with `make`.
@@ -81,12 +89,7 @@ struct product {
   }
 
   /// The elements as `T`, to fill; throws input_error when `T` is not this product's dtype.
-  template <class T> std::span<T> as() {
-    if (dtype_of<T> != type)
-      throw input_error("product '" + name + "' is " + std::string(dtype_name(type)) + ", not " +
-                        std::string(dtype_name(dtype_of<T>)));
-    return {reinterpret_cast<T*>(bytes.data()), static_cast<std::size_t>(count)};
-  }
+  template <class T> std::span<T> as() { return detail::elements_as<T>(name, type, count, bytes.data()); }
 
   product_spec spec() const { return {name, type, count}; }
   product_view view() const noexcept { return {name, type, count, bytes.data()}; }
@@ -102,12 +105,7 @@ struct pooled_product {
   buffer bytes;  ///< count * dtype_size(type) bytes
 
   /// The elements as `T`, to fill; throws input_error when `T` is not this product's dtype.
-  template <class T> std::span<T> as() {
-    if (dtype_of<T> != type)
-      throw input_error("product '" + name + "' is " + std::string(dtype_name(type)) + ", not " +
-                        std::string(dtype_name(dtype_of<T>)));
-    return {reinterpret_cast<T*>(bytes.data()), static_cast<std::size_t>(count)};
-  }
+  template <class T> std::span<T> as() { return detail::elements_as<T>(name, type, count, bytes.data()); }
   product_spec spec() const { return {name, type, count}; }
   product_view view() const noexcept { return {name, type, count, bytes.data()}; }
 };
