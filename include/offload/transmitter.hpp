@@ -173,7 +173,7 @@ struct transmitter_stats {
   std::uint64_t fallback_error = 0;
   std::uint64_t fallback_no_receiver = 0;
   std::uint64_t failed = 0;        ///< results with !ok()
-  std::uint64_t late_replies = 0;  ///< replies that came after their request fell back
+  std::uint64_t late_replies = 0;  ///< replies after their request fell back, and every `expired` answer
   /// The receivers' kernel time (kernel start to end in the reply) of late replies: device
   /// time spent on events that had fallen back already (a batch's time counts once per reply).
   std::uint64_t late_kernel_ns = 0;

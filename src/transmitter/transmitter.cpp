@@ -252,7 +252,9 @@ void transmitter::impl::handle_answer(receiver_link& link, int source, wire_resu
   live.erase(it);
   if (answer == status::expired) {
     // Its deadline there is never earlier than ours (docs/protocol.md section 2.4): our timeout
-    // has passed too, and only this progress thread had not seen it yet.
+    // has passed too, and only this progress thread had not seen it yet. So it is a late reply,
+    // as it is when the timeout was seen first.
+    count([](transmitter_stats& s) { s.late_replies += 1; });
     fall_back(std::move(r), fallback_reason::timeout,
               "receiver " + ep->describe(source) + ": expired: " + error_text(decoded.value().view()));
     return;
