@@ -58,6 +58,11 @@ for r in $(seq "$repeats"); do
     mpirun --bind-to core -np 2 "$run" --receivers 1 --backend cpu --kernel echo --size "$bytes" --events "$events" \
       --threads 1 --inflight 1 --quiet --json "$tmp/echo.$bytes.$r.json" "$@" >/dev/null
   done
+  # 1 MiB again with progress threads that poll when idle instead of sleeping: how much of the
+  # round trip is the ranks' wake-ups (offload-run writes 1 MiB of fresh inputs per event, about
+  # 1.3 ms here, so requests come further apart than the adaptive policy polls for).
+  mpirun --bind-to core -np 2 "$run" --receivers 1 --backend cpu --kernel echo --size 1048576 --events 100 \
+    --threads 1 --inflight 1 --quiet --json "$tmp/echo_yield.1048576.$r.json" "$@" --wait-policy yield >/dev/null
   mpirun -np 8 "$pingpong" --pattern many-to-one --mr-bytes 65536 --mr-reply-bytes 65536 --json "$tmp/mr.$r.json" >/dev/null
   mpirun -np 8 "$run" --receivers 1 --backend cpu --kernel echo --size 65536 --events 3000 --threads 2 --inflight 8 \
     --quiet --json "$tmp/mr_echo.$r.json" "$@" >/dev/null
@@ -157,6 +162,21 @@ print(f"\n{'many-to-one, 64 KiB both ways':<30} {'raw req/s':>{W}} {'offload/s':
 print(f"{'7 -> 1':<30} {spread(raw_rate, W, 0)} {spread(lib_rate, W, 0)} {spread(mr_kept, W, 1)} "
       f"{spread((rx_cpu(d)[0] for d in mr), W, 2)} {spread((rx_cpu(d)[1] for d in mr), W, 2)} "
       f"{spread((faults(d)[0] for d in mr), W, 2)} {spread((faults(d)[1] for d in mr), W, 2)}")
+# Where each round trip goes (offload-run's stage times, p50 of each stage, median over rounds):
+# tx_queue = submit to sent on the transmitter; net_out = sent to whole request received on the
+# receiver (the transfer and the receiver's wake-up); rx_queue = received to kernel start; kernel;
+# net_back = kernel end to result received (the reply's transfer and the transmitter's wake-up).
+# The raw one-way time is what net_out and net_back would be with nothing added.
+stage_keys = ("tx_queue", "net_out", "rx_queue", "kernel", "net_back", "round_trip")
+def stage_row(label, runs, raw_one_way):
+    cells = " ".join(spread((1000 * d["stages"][k]["p50_ms"] for d in runs), 22, 1) for k in stage_keys)
+    print(f"{label:<24} {spread(raw_one_way, 22, 1)} {cells}")
+print(f"\n{'stages, p50 us':<24} {'raw_one_way':>22} " + " ".join(f"{k:>22}" for k in stage_keys))
+for b in sizes:
+    stage_row(f"echo {size_name(b)}", load(f"echo.{b}"), [row_value(d, "latency", b) for d in raws])
+stage_row("echo 1 MiB, yield", load("echo_yield.1048576"), [row_value(d, "latency", 1048576) for d in raws])
+stage_row("7 -> 1, 64 KiB", mr, [row_value(d, "latency", 65536) for d in raws])
+
 tp = load("tput")
 tp_cpu = [rx_cpu(d)[0] for d in tp]
 print(f"\n{'receiver CPU, 64 B echo 1 -> 1':<30} {'req/s':>{W}} {'rx_cpu_us':>{W}} {'rx_prog_us':>{W}} "

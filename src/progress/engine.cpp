@@ -35,6 +35,7 @@ progress_engine::~progress_engine() {
   {
     std::lock_guard lock(m_mutex);
     m_stopping = true;
+    m_signalled.store(true, std::memory_order_release);
   }
   m_cv.notify_all();
   m_thread.join();
@@ -45,6 +46,7 @@ void progress_engine::post(std::function<void()> f) {
     std::lock_guard lock(m_mutex);
     m_tasks.push_back(std::move(f));
     m_woken = true;
+    m_signalled.store(true, std::memory_order_release);
   }
   m_cv.notify_one();
 }
@@ -53,6 +55,7 @@ void progress_engine::wake() noexcept {
   {
     std::lock_guard lock(m_mutex);
     m_woken = true;
+    m_signalled.store(true, std::memory_order_release);
   }
   m_cv.notify_one();
 }
@@ -68,8 +71,9 @@ bool progress_engine::run_tasks() {
   return !batch.empty();
 }
 
-void progress_engine::idle_wait(std::chrono::steady_clock::time_point last_busy, std::chrono::microseconds& sleep) {
-  const auto idle_for = std::chrono::steady_clock::now() - last_busy;
+void progress_engine::idle_wait(std::chrono::steady_clock::time_point now,
+                                std::chrono::steady_clock::time_point last_busy, std::chrono::microseconds& sleep) {
+  const auto idle_for = now - last_busy;
   if (idle_for < m_budget.spin) return;
   if (idle_for < m_budget.yield) {
     std::this_thread::yield();
@@ -78,7 +82,6 @@ void progress_engine::idle_wait(std::chrono::steady_clock::time_point last_busy,
   // Sleep no longer than until a client's next timed work (e.g. an emulated-link send).
   auto due = std::chrono::steady_clock::time_point::max();
   for (const auto* c : m_clients) due = std::min(due, c->wake_by());
-  const auto now = std::chrono::steady_clock::now();
   if (due <= now) return;
   const auto nap =
       due == std::chrono::steady_clock::time_point::max()
@@ -95,17 +98,20 @@ void progress_engine::loop() {
   auto last_empty = last_busy;  // the last poll that found nothing since last_busy, when went_idle
   bool went_idle = false;
   auto sleep = std::chrono::microseconds(1);
+  bool stopping = false;
   for (;;) {
     bool busy = false;
+    const bool signalled = m_signalled.exchange(false, std::memory_order_acquire);
     try {
-      busy = run_tasks();
+      if (signalled) busy = run_tasks();
       for (std::size_t i = 0; i < m_clients.size(); ++i) busy = m_clients[i]->progress() || busy;
     } catch (const std::exception& e) {
       if (m_hooks.fatal) m_hooks.fatal(e);
       std::_Exit(3);
     }
-    {
+    if (signalled || stopping) {
       std::lock_guard lock(m_mutex);
+      stopping = m_stopping;
       if (m_stopping && m_tasks.empty() && m_clients.empty()) return;
     }
     const auto now = clock::now();
@@ -120,7 +126,7 @@ void progress_engine::loop() {
     } else {
       last_empty = now;
       went_idle = true;
-      idle_wait(last_busy, sleep);
+      idle_wait(now, last_busy, sleep);
     }
   }
 }
