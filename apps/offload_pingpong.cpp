@@ -11,6 +11,10 @@
 //                afresh before each round trip, as an event loop writes each event's inputs
 //                before it submits them; the write is left out of the time, so the value is then
 //                the mean of the per-round-trip stamps / 2.
+//   probe-latency the same, with the MPI calls the library's progress thread makes
+//                (mpi_endpoint): MPI_Isend, MPI_Improbe polled until the other side's message is
+//                there (it arrives unexpected), MPI_Mrecv (MPI_Imrecv and MPI_Test from 256 KiB),
+//                MPI_Test until the send completes: what MPI costs the library, before its own work
 //   bandwidth    rank 0 streams a window of non-blocking sends to rank 1, which acks each window
 //   many-to-one  every rank but 0 keeps `window` requests of --mr-bytes in flight to rank 0,
 //                which answers each with --mr-reply-bytes: requests per second
@@ -132,14 +136,47 @@ void round_trip(const mpi_session& mpi, const char* send, char* recv, std::size_
   }
 }
 
+/// Receives the next message from `peer` as the library's progress thread does (mpi_endpoint,
+/// its defaults): it polls MPI_Improbe until the message is there (no receive was posted for it:
+/// it arrived unexpected), then receives it with MPI_Mrecv below 256 KiB, else MPI_Imrecv and
+/// MPI_Test until it is in.
+void probe_receive(int peer, char* into, std::size_t bytes) {
+  int flag = 0;
+  MPI_Message msg;
+  while (!flag) OFFLOAD_MPI_CHECK(MPI_Improbe(peer, 1, MPI_COMM_WORLD, &flag, &msg, MPI_STATUS_IGNORE));
+  if (bytes < (256u << 10)) {
+    OFFLOAD_MPI_CHECK(MPI_Mrecv(into, int(bytes), MPI_BYTE, &msg, MPI_STATUS_IGNORE));
+    return;
+  }
+  MPI_Request request;
+  OFFLOAD_MPI_CHECK(MPI_Imrecv(into, int(bytes), MPI_BYTE, &msg, &request));
+  for (flag = 0; !flag;) OFFLOAD_MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
+}
+
+/// A round trip with the library's MPI calls (probe-latency): a non-blocking send, the other
+/// side's message received by probe_receive, the send then completed by MPI_Test.
+void probe_round_trip(const mpi_session& mpi, const char* send, char* recv, std::size_t bytes) {
+  if (mpi.rank() > 1) return;
+  const int peer = 1 - mpi.rank();
+  auto send_and_complete = [&](bool receive_first) {
+    if (receive_first) probe_receive(peer, recv, bytes);
+    MPI_Request request;
+    OFFLOAD_MPI_CHECK(MPI_Isend(send, int(bytes), MPI_BYTE, peer, 1, MPI_COMM_WORLD, &request));
+    if (!receive_first) probe_receive(peer, recv, bytes);
+    for (int flag = 0; !flag;) OFFLOAD_MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
+  };
+  send_and_complete(mpi.rank() == 1);
+}
+
 /// The unit of a pattern's value, and what the value is.
 const char* unit(const std::string& pattern) {
-  if (pattern == "latency" || pattern == "cache-line") return "us";
+  if (pattern == "latency" || pattern == "probe-latency" || pattern == "cache-line") return "us";
   if (pattern == "bandwidth" || pattern == "memcpy") return "MB/s";
   return "requests/s";
 }
 const char* note(const std::string& pattern) {
   if (pattern == "latency") return "us (one way: loop time / repetitions / 2, IMB's t_avg)";
+  if (pattern == "probe-latency") return "us (one way, the library's MPI calls: Isend, Improbe, Mrecv/Imrecv)";
   if (pattern == "cache-line") return "us (one way, shared memory without MPI; fastest batch)";
   if (pattern == "memcpy") return "MB/s (rank 0 alone; fastest batch)";
   if (pattern == "bandwidth") return "MB/s (median)";
@@ -261,7 +298,9 @@ void cache_line(const mpi_session& mpi, const options& o, std::vector<row>& rows
   OFFLOAD_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
 }
 
-void latency(const mpi_session& mpi, const options& o, std::vector<row>& rows) {
+/// `probe`: the probe-latency pattern (probe_round_trip), timed the same way.
+void latency(const mpi_session& mpi, const options& o, std::vector<row>& rows, bool probe = false) {
+  const auto trip = probe ? probe_round_trip : round_trip;
   std::vector<char> send, recv;
   const bool pair = mpi.rank() < 2;  // ranks beyond 1 only join the barriers and reductions
   for (auto bytes : sizes(o)) {
@@ -278,7 +317,7 @@ void latency(const mpi_session& mpi, const options& o, std::vector<row>& rows) {
     const int n = imb_repetitions(o, bytes);
     const int warmup = o.warmup_given ? o.warmup : imb_warmup(n);
     OFFLOAD_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
-    for (int i = 0; i < warmup && pair; ++i) round_trip(mpi, send.data(), recv.data(), bytes);
+    for (int i = 0; i < warmup && pair; ++i) trip(mpi, send.data(), recv.data(), bytes);
     std::vector<double> stamps;  // per round trip, s
     stamps.reserve(std::size_t(n));
     double loop = 0;  // this rank's time for the n round trips, s
@@ -286,7 +325,7 @@ void latency(const mpi_session& mpi, const options& o, std::vector<row>& rows) {
     OFFLOAD_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));  // IMB's N_BARR
     if (!o.rewrite && pair) {
       const double t0 = MPI_Wtime();
-      for (int i = 0; i < n; ++i) round_trip(mpi, send.data(), recv.data(), bytes);
+      for (int i = 0; i < n; ++i) trip(mpi, send.data(), recv.data(), bytes);
       loop = MPI_Wtime() - t0;
     }
     // The stamped loop: every round trip timed on its own (--rewrite: the only loop, the write
@@ -295,7 +334,7 @@ void latency(const mpi_session& mpi, const options& o, std::vector<row>& rows) {
     for (int i = 0; i < n && pair; ++i) {
       if (o.rewrite && mpi.rank() == 0) std::fill_n(send.data(), bytes, char(i));
       const double t0 = MPI_Wtime();
-      round_trip(mpi, send.data(), recv.data(), bytes);
+      trip(mpi, send.data(), recv.data(), bytes);
       stamps.push_back(MPI_Wtime() - t0);
     }
     // --rewrite: rank 1's stamps include its waits while rank 0 writes, so rank 0's time is the
@@ -311,7 +350,7 @@ void latency(const mpi_session& mpi, const options& o, std::vector<row>& rows) {
     OFFLOAD_MPI_CHECK(MPI_Reduce(&mine[1], &extremes[1], 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD));
     OFFLOAD_MPI_CHECK(MPI_Reduce(&part, &sum, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD));
     const double per = 1e6 / n / 2;  // s per loop -> µs one way
-    row r{"latency", bytes, 2, sum / 2 * per};
+    row r{probe ? "probe-latency" : "latency", bytes, 2, sum / 2 * per};
     r.repetitions = n;
     r.median_us = median(stamps) * 1e6 / 2;
     r.t_min_us = extremes[0] * per;
@@ -397,10 +436,10 @@ int main(int argc, char** argv) {
   CLI::App app{"offload-pingpong: raw MPI latency, bandwidth and many-to-one request rate (the baseline)"};
   app.option_defaults()->always_capture_default();
   app.add_option("--pattern", o.patterns,
-                 "what to measure, comma-separated (all: latency, bandwidth and many-to-one; memcpy and cache-line "
-                 "only when named)")
+                 "what to measure, comma-separated (all: latency, bandwidth and many-to-one; probe-latency, memcpy and "
+                 "cache-line only when named)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"all", "latency", "bandwidth", "many-to-one", "memcpy", "cache-line"}));
+      ->check(CLI::IsMember({"all", "latency", "probe-latency", "bandwidth", "many-to-one", "memcpy", "cache-line"}));
   app.add_option("--min-bytes", o.min_bytes, "smallest message")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30));
   app.add_option("--max-bytes", o.max_bytes, "largest message (sizes double from the smallest)")
@@ -453,6 +492,8 @@ int main(int argc, char** argv) {
     if (wanted("memcpy")) copy_rate(mpi, o, rows);
     if (wanted("cache-line")) cache_line(mpi, o, rows);
     if (wanted("latency")) latency(mpi, o, rows);
+    if (std::find(o.patterns.begin(), o.patterns.end(), "probe-latency") != o.patterns.end())
+      latency(mpi, o, rows, true);
     if (wanted("bandwidth")) bandwidth(mpi, o, rows);
     if (wanted("many-to-one")) many_to_one(mpi, o, rows);
     if (mpi.rank() == 0) {
