@@ -18,6 +18,11 @@
 #   page faults: minor page faults (getrusage, the whole process, over offload-run's measured
 #               window) per request, transmitter side (all transmitters' faults over their
 #               requests) and receiver side; a process that reuses its memory makes close to 0.
+#               Every run first does untimed warm-up events (--warmup-events: 200, 20 from 1 MiB,
+#               300 for 7 -> 1, 2000 for the receiver-CPU run), as the raw ping-pong warms up: without
+#               them a transmitter's window held its pool's first blocks (8.5 faults per 1 MiB
+#               request over 100 events, 0.04 after 20 warm-up events). A receiver's window is its
+#               whole serving, warm-up included.
 # Usage: [REPEATS=3] scripts/bench_overhead.sh [build-dir] [extra offload-run flags...]; prints the
 # tables. Every figure is "median [min, max]" over REPEATS rounds (the rounds interleave the
 # measurements, since single runs on this VM are bimodal minute to minute); a derived figure
@@ -54,17 +59,18 @@ for r in $(seq "$repeats"); do
   mpirun --bind-to core -np 2 "$pingpong" --pattern memcpy,cache-line,latency,probe-latency --min-bytes 8 \
     --max-bytes $((16 << 20)) --json "$tmp/raw.$r.json" >/dev/null
   for bytes in 8 1024 65536 1048576 16777216; do
-    events=$(( bytes >= 1048576 ? 100 : 2000 ))
+    events=$(( bytes >= 1048576 ? 100 : 2000 )) warmup=$(( bytes >= 1048576 ? 20 : 200 ))
     mpirun --bind-to core -np 2 "$run" --receivers 1 --backend cpu --kernel echo --size "$bytes" --events "$events" \
+      --warmup-events "$warmup" \
       --threads 1 --inflight 1 --quiet --json "$tmp/echo.$bytes.$r.json" "$@" >/dev/null
   done
   # 1 MiB again with progress threads that poll when idle instead of sleeping: how much of the
-  # round trip is the ranks' wake-ups (offload-run writes 1 MiB of fresh inputs per event, about
-  # 1.3 ms here, so requests come further apart than the adaptive policy polls for).
-  mpirun --bind-to core -np 2 "$run" --receivers 1 --backend cpu --kernel echo --size 1048576 --events 100 \
+  # round trip is the ranks' wake-ups (offload-run writes 1 MiB of fresh inputs per event, 1 to
+  # 2.5 ms here, so requests come further apart than the adaptive policy polls for).
+  mpirun --bind-to core -np 2 "$run" --receivers 1 --backend cpu --kernel echo --size 1048576 --events 100 --warmup-events 20 \
     --threads 1 --inflight 1 --quiet --json "$tmp/echo_yield.1048576.$r.json" "$@" --wait-policy yield >/dev/null
   mpirun -np 8 "$pingpong" --pattern many-to-one --mr-bytes 65536 --mr-reply-bytes 65536 --json "$tmp/mr.$r.json" >/dev/null
-  mpirun -np 8 "$run" --receivers 1 --backend cpu --kernel echo --size 65536 --events 3000 --threads 2 --inflight 8 \
+  mpirun -np 8 "$run" --receivers 1 --backend cpu --kernel echo --size 65536 --events 3000 --warmup-events 300 --threads 2 --inflight 8 \
     --quiet --json "$tmp/mr_echo.$r.json" "$@" >/dev/null
   mpirun -np 2 "$run" --receivers 1 --backend cpu --kernel echo --size 64 --events 30000 --warmup-events 2000 --threads 2 \
     --inflight 16 --credits 16 --quiet --json "$tmp/tput.$r.json" "$@" >/dev/null
