@@ -50,6 +50,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 run=$build/apps/offload-run
 pingpong=$build/apps/offload-pingpong
+endpoint=$build/tests/test_mpi_endpoint_pingpong
 # json_value FILE EXPR: a value of offload-run's or offload-pingpong's --json output, e.g. d["total"]["wall_s"]
 
 repeats=${REPEATS:-3}
@@ -58,6 +59,10 @@ echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD)$(git diff --quiet || ec
 for r in $(seq "$repeats"); do
   mpirun --bind-to core -np 2 "$pingpong" --pattern memcpy,cache-line,latency,probe-latency --min-bytes 8 \
     --max-bytes $((16 << 20)) --json "$tmp/raw.$r.json" >/dev/null
+  # The transport alone (mpi_endpoint and its pool, no transmitter or receiver), when built.
+  if [ -x "$endpoint" ]; then
+    mpirun --bind-to core -np 2 "$endpoint" 8 1024 65536 1048576 16777216 >"$tmp/endpoint.$r.txt"
+  fi
   for bytes in 8 1024 65536 1048576 16777216; do
     events=$(( bytes >= 1048576 ? 100 : 2000 )) warmup=$(( bytes >= 1048576 ? 20 : 200 ))
     mpirun --bind-to core -np 2 "$run" --receivers 1 --backend cpu --kernel echo --size "$bytes" --events "$events" \
@@ -77,7 +82,7 @@ for r in $(seq "$repeats"); do
 done
 
 python3 - "$tmp" "$repeats" "$(nproc)" <<'PY'
-import json, statistics, sys
+import json, os, statistics, sys
 tmp, repeats, cores = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 load = lambda name: [json.load(open(f"{tmp}/{name}.{r}.json")) for r in range(1, repeats + 1)]
 sizes = (8, 1024, 65536, 1048576, 16777216)
@@ -175,12 +180,24 @@ print(f"{'7 -> 1':<30} {spread(raw_rate, W, 0)} {spread(lib_rate, W, 0)} {spread
 # The raw one-way time is what net_out and net_back would be with nothing added; probe_one_way is
 # the same ping-pong with the MPI calls the library makes (Isend, Improbe polled, Mrecv/Imrecv):
 # where the two agree, what net_out and net_back add is the library's own work, not MPI's method.
+# endpoint_one_way is the library's transport alone (tests/mpi/endpoint_pingpong.cpp: mpi_endpoint
+# with its pool, gathered requests, replies gathered in place), when that test program is built.
+endpoint = {}  # bytes -> one-way us per round
+for r in range(1, repeats + 1):
+    path = f"{tmp}/endpoint.{r}.txt"
+    if os.path.exists(path):
+        for line in open(path):
+            f = line.split()
+            if len(f) == 5 and f[0] == "endpoint-latency":
+                endpoint.setdefault(int(f[1]), []).append(float(f[3]))
 stage_keys = ("tx_queue", "net_out", "rx_queue", "kernel", "net_back", "round_trip")
 def stage_row(label, runs, b):
     cells = " ".join(spread((1000 * d["stages"][k]["p50_ms"] for d in runs), 22, 1) for k in stage_keys)
+    ep = spread(endpoint[b], 22, 1) if b in endpoint else f"{'-':>22}"
     print(f"{label:<24} {spread((row_value(d, 'latency', b) for d in raws), 22, 1)} "
-          f"{spread((row_value(d, 'probe-latency', b) for d in raws), 22, 1)} {cells}")
-print(f"\n{'stages, p50 us':<24} {'raw_one_way':>22} {'probe_one_way':>22} " + " ".join(f"{k:>22}" for k in stage_keys))
+          f"{spread((row_value(d, 'probe-latency', b) for d in raws), 22, 1)} {ep} {cells}")
+print(f"\n{'stages, p50 us':<24} {'raw_one_way':>22} {'probe_one_way':>22} {'endpoint_one_way':>22} "
+      + " ".join(f"{k:>22}" for k in stage_keys))
 for b in sizes:
     stage_row(f"echo {size_name(b)}", load(f"echo.{b}"), b)
 stage_row("echo 1 MiB, yield", load("echo_yield.1048576"), 1048576)
