@@ -59,6 +59,10 @@ echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD)$(git diff --quiet || ec
 for r in $(seq "$repeats"); do
   mpirun --bind-to core -np 2 "$pingpong" --pattern memcpy,cache-line,latency,probe-latency --min-bytes 8 \
     --max-bytes $((16 << 20)) --json "$tmp/raw.$r.json" >/dev/null
+  # The same ping-pong shaped as an event loop and an echo service: rank 0 writes each request
+  # afresh, rank 1 answers from where the request arrived (MPI alone; see kept_echo below).
+  mpirun --bind-to core -np 2 "$pingpong" --pattern latency --rewrite --echo --min-bytes 8 --max-bytes $((16 << 20)) \
+    --json "$tmp/raw_echo.$r.json" >/dev/null
   # The transport alone (mpi_endpoint and its pool, no transmitter or receiver), when built.
   if [ -x "$endpoint" ]; then
     mpirun --bind-to core -np 2 "$endpoint" 8 1024 65536 1048576 16777216 >"$tmp/endpoint.$r.txt"
@@ -105,7 +109,7 @@ def faults(d):  # minor page faults per request: all transmitters together, and 
     tx_n = max(sum(r["submitted"] for r in tx), 1)
     return (sum(r["cpu"]["minor_faults"] for r in tx) / tx_n, rx["cpu"]["minor_faults"] / max(rx["requests"], 1))
 
-raws, mrs = load("raw"), load("mr")
+raws, mrs, raw_echoes = load("raw"), load("mr"), load("raw_echo")
 # Refuse raw figures no transport between these two cores can give (see the header).
 problems = []
 for r, (d, mr) in enumerate(zip(raws, mrs), 1):
@@ -150,8 +154,11 @@ print(f"bounds (each round, same binding): cache line one way {spread((row_value
       + "; ".join(f"memcpy {size_name(b)} {spread((row_value(d, 'memcpy', b) / 1e3 for d in raws), 0, 1)} GB/s"
                   for b in sizes[2:]))
 W = 26
+# kept_echo_%: the library's round trip against MPI's own when shaped like the library's run
+# (offload-pingpong --rewrite --echo: fresh requests, replies sent from where the requests
+# arrived, so each copy reads lines another core has just written). The targets are on kept_%.
 print(f"\n{'bytes':>10} {'raw_rtt_us':>{W}} {'offload_rtt_us':>{W}} {'added_us':>{W}} {'kept_%':>{W}} "
-      f"{'rx_cpu_us':>{W}} {'rx_prog_us':>{W}} {'tx_faults/req':>{W}} {'rx_faults/req':>{W}}")
+      f"{'kept_echo_%':>{W}} {'rx_cpu_us':>{W}} {'rx_prog_us':>{W}} {'tx_faults/req':>{W}} {'rx_faults/req':>{W}}")
 results = {}
 for b in sizes:
     raw = [2 * row_value(d, "latency", b) for d in raws]
@@ -159,9 +166,11 @@ for b in sizes:
     lib = [1000 * d["modules"][0]["latency"]["p50_ms"] for d in libs]
     added = [l - r for r, l in zip(raw, lib)]
     kept = [100 * r / l for r, l in zip(raw, lib)]
+    kept_echo = [100 * 2 * row_value(d, "latency", b) / l for d, l in zip(raw_echoes, lib)]
     results[b] = (statistics.median(added), statistics.median(kept))
     prec = 2 if b < 1048576 else 1
     print(f"{b:>10} {spread(raw, W, prec)} {spread(lib, W, prec)} {spread(added, W, prec)} {spread(kept, W, 1)} "
+          f"{spread(kept_echo, W, 1)} "
           f"{spread((rx_cpu(d)[0] for d in libs), W, 2)} {spread((rx_cpu(d)[1] for d in libs), W, 2)} "
           f"{spread((faults(d)[0] for d in libs), W, 2)} {spread((faults(d)[1] for d in libs), W, 2)}")
 mr = load("mr_echo")
@@ -180,6 +189,7 @@ print(f"{'7 -> 1':<30} {spread(raw_rate, W, 0)} {spread(lib_rate, W, 0)} {spread
 # The raw one-way time is what net_out and net_back would be with nothing added; probe_one_way is
 # the same ping-pong with the MPI calls the library makes (Isend, Improbe polled, Mrecv/Imrecv):
 # where the two agree, what net_out and net_back add is the library's own work, not MPI's method.
+# echo_raw_one_way is the ping-pong shaped like the library's run (--rewrite --echo, see kept_echo_%).
 # endpoint_one_way is the library's transport alone (tests/mpi/endpoint_pingpong.cpp: mpi_endpoint
 # with its pool, gathered requests, replies gathered in place), when that test program is built.
 endpoint = {}  # bytes -> one-way us per round
@@ -195,8 +205,10 @@ def stage_row(label, runs, b):
     cells = " ".join(spread((1000 * d["stages"][k]["p50_ms"] for d in runs), 22, 1) for k in stage_keys)
     ep = spread(endpoint[b], 22, 1) if b in endpoint else f"{'-':>22}"
     print(f"{label:<24} {spread((row_value(d, 'latency', b) for d in raws), 22, 1)} "
-          f"{spread((row_value(d, 'probe-latency', b) for d in raws), 22, 1)} {ep} {cells}")
-print(f"\n{'stages, p50 us':<24} {'raw_one_way':>22} {'probe_one_way':>22} {'endpoint_one_way':>22} "
+          f"{spread((row_value(d, 'probe-latency', b) for d in raws), 22, 1)} "
+          f"{spread((row_value(d, 'latency', b) for d in raw_echoes), 22, 1)} {ep} {cells}")
+print(f"\n{'stages, p50 us':<24} {'raw_one_way':>22} {'probe_one_way':>22} {'echo_raw_one_way':>22} "
+      f"{'endpoint_one_way':>22} "
       + " ".join(f"{k:>22}" for k in stage_keys))
 for b in sizes:
     stage_row(f"echo {size_name(b)}", load(f"echo.{b}"), b)
