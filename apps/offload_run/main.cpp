@@ -74,22 +74,30 @@ bool launched_as_rank() {
   return false;
 }
 
+/// Every rank's `mine` (cut to `width` - 1 bytes), in rank order; just `mine` without MPI.
+std::vector<std::string> allgather_strings(offload::runtime& rt, std::string mine, std::size_t width) {
+  if (offload::comm_of(rt) == MPI_COMM_NULL) return {mine};
+  mine.resize(width, '\0');
+  mine.back() = '\0';
+  std::string all(width * std::size_t(rt.size()), '\0');
+  rt.call([&] {
+    MPI_Allgather(mine.data(), int(width), MPI_CHAR, all.data(), int(width), MPI_CHAR, offload::comm_of(rt));
+  });
+  std::vector<std::string> out;
+  for (int r = 0; r < rt.size(); ++r) out.emplace_back(all.c_str() + std::size_t(r) * width);
+  return out;
+}
+
 /// gRPC over mpirun: every rank learns the address of each receiver rank (ranks 0..R-1).
 std::vector<std::string> receiver_addresses(offload::runtime& rt, const options& o, int my_port) {
-  constexpr std::size_t width = 512;
   std::string mine;
   if (rt.rank() < o.receivers) {
     const std::string host = o.listen.substr(0, o.listen.rfind(':'));
     const bool any = host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::";
     mine = (any ? rt.host() : host) + ":" + std::to_string(my_port);
   }
-  mine.resize(width, '\0');
-  std::string all(width * std::size_t(rt.size()), '\0');
-  rt.call([&] {
-    MPI_Allgather(mine.data(), int(width), MPI_CHAR, all.data(), int(width), MPI_CHAR, offload::comm_of(rt));
-  });
-  std::vector<std::string> out;
-  for (int r = 0; r < o.receivers; ++r) out.emplace_back(all.c_str() + std::size_t(r) * width);
+  auto out = allgather_strings(rt, mine, 512);
+  out.resize(std::size_t(o.receivers));
   return out;
 }
 
@@ -193,10 +201,32 @@ struct rank_run {
   std::vector<std::string> worker_binding;
 };
 
+/// What decides calibrate()'s collective steps on this rank, in words (check_setup compares it
+/// across ranks).
+std::string calibration_shape(const rank_run& j) {
+  const auto& o = j.o;
+  if (o.cpu_work == "emulated") return "--cpu-work emulated, nothing measured";
+  if (o.ns_per_iteration > 0) return "--ns-per-iteration given, nothing measured";
+  if (!o.module_work.empty()) return "--cpu-work real, the loop's cost measured, --module-work given";
+  return "--cpu-work real, the loop's cost and " + std::to_string(j.w.modules.size()) + " module(s) measured";
+}
+
 /// Start-up checks that need MPI; false (on every rank) when any rank failed one.
 bool check_setup(rank_run& j) {
   const int world = j.rt.size();
   std::string problem;
+  // The job's one calibration (calibrate) is a collective whose shape these flags decide: ranks
+  // started with different ones (an MPMD launch) would wait for each other for ever.
+  const auto shapes = allgather_strings(j.rt, calibration_shape(j), 256);
+  for (std::size_t r = 1; r < shapes.size() && j.rank == 0; ++r)
+    if (shapes[r] != shapes[0]) {
+      problem = "ranks 0 and " + std::to_string(r) +
+                " were started with different calibration flags (rank 0: " + shapes[0] + "; rank " + std::to_string(r) +
+                ": " + shapes[r] +
+                "): --cpu-work, --ns-per-iteration, --module-work and the workload's number of modules must be the "
+                "same on every rank, which calibrate the job together";
+      break;
+    }
   try {
     j.where = std::make_unique<offload::app::placement>();
   } catch (const std::exception& e) {
