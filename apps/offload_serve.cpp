@@ -1,11 +1,15 @@
 // offload-serve: a gRPC receiver service, no MPI. Transmitters reach it with
 //   offload-run --transport grpc --connect HOST:PORT[,HOST:PORT...]   (with or without mpirun)
+// and KServe v2 clients (Triton's, or any) with --kserve HOST:PORT, alone or beside --listen.
 // It serves until --peers sessions have ended (0: until SIGINT or SIGTERM), then prints what it did.
 #include "apps/common/logging.hpp"
 #include "apps/common/options.hpp"
 #include "apps/common/process.hpp"
 
 #include <offload/grpc.hpp>
+#if OFFLOAD_WITH_KSERVE
+#include <offload/kserve.hpp>
+#endif
 #include <offload/receiver.hpp>
 #include <offload/runtime.hpp>
 
@@ -33,22 +37,35 @@ offload::receiver_config service_settings(const offload::app::options& o) {
 int main(int argc, char** argv) {
   offload::app::options o;
   std::string listen;
+  std::string kserve;
   std::uint64_t peers = 0;
   std::string port_file;
   CLI::App app{
-      "offload-serve: a receiver reached over gRPC (offload-run --transport grpc --connect HOST:PORT).\n"
-      "No MPI: start it like any server."};
+      "offload-serve: a receiver reached over gRPC (offload-run --transport grpc --connect HOST:PORT) and, with\n"
+      "--kserve, by KServe v2 clients (Triton's tritonclient, perf_analyzer, SonicTriton). No MPI: start it like\n"
+      "any server."};
   offload::app::add_receiver_options(app, o);
-  app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free one (see --port-file)")->required();
+  app.add_option("--listen", listen,
+                 "HOST:PORT to listen on for transmitters; port 0 picks a free one (see --port-file)");
+  app.add_option("--kserve", kserve,
+                 "HOST:PORT to serve the KServe v2 protocol on (gRPC), alone or beside --listen: the kernels that "
+                 "declare their tensors are its models; port 0 picks a free one (see --port-file)");
   app.add_option("--peers", peers,
                  "transmitter sessions to serve before exiting (a session counts once its handshake succeeded and "
                  "it sent a request or said goodbye); 0: until SIGINT or SIGTERM")
       ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
-  app.add_option("--port-file", port_file, "write the port listened on to this file once listening");
+  app.add_option("--port-file", port_file,
+                 "write the port listened on to this file once listening (with --listen and --kserve, two lines: "
+                 "--listen's port, then --kserve's)");
   try {
     app.parse(argc, argv);
     offload::app::finish_receiver_options(app, o);
-    offload::app::check_address("--listen", listen, true);
+    if (listen.empty() && kserve.empty()) throw std::invalid_argument("give --listen, --kserve or both");
+    if (!listen.empty()) offload::app::check_address("--listen", listen, true);
+    if (!kserve.empty()) offload::app::check_address("--kserve", kserve, true);
+#if !OFFLOAD_WITH_KSERVE
+    if (!kserve.empty()) throw std::invalid_argument("--kserve: this build has no gRPC, so no KServe v2 front end");
+#endif
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::invalid_argument& e) {
@@ -80,20 +97,35 @@ int main(int argc, char** argv) {
     progress.adaptive = o.wait_policy == "adaptive";  // the others poll for fixed times
     offload::runtime rt(progress);
     const std::size_t expected = peers == 0 ? std::numeric_limits<std::size_t>::max() : std::size_t(peers);
-    offload::receiver rx(rt, kernels,
-                         offload::app::receiver_link(o, offload::grpc_listen{listen, o.grpc_threads, o.grpc_memory}),
-                         expected, service_settings(o));
+    std::vector<offload::transport> links;
+    if (!listen.empty()) links.emplace_back(offload::grpc_listen{listen, o.grpc_threads, o.grpc_memory});
+#if OFFLOAD_WITH_KSERVE
+    if (!kserve.empty()) links.emplace_back(offload::kserve_listen{kserve, o.grpc_memory});
+#endif
+    offload::receiver rx(rt, kernels, offload::app::receiver_link(o, offload::listen_all{links}), expected,
+                         service_settings(o));
     const auto s0 = rx.stats();
+    const auto ports = rx.ports();
     std::string names;
     for (const auto& n : kernels.names()) names += (names.empty() ? "" : ", ") + n;
+    std::string where;
+    std::size_t next = 0;
+    for (const auto* a : {&listen, &kserve}) {
+      if (a->empty()) continue;
+      where += std::string(where.empty() ? "" : " and ") + (a == &kserve ? "KServe v2 on " : "transmitters on ") +
+               a->substr(0, a->rfind(':')) + ":" + std::to_string(ports.at(next++));
+    }
     std::printf(
-        "offload-serve: listening on %s:%d, %zu completion-queue thread(s), backend %s, %zu kernel "
+        "offload-serve: listening for %s, %zu completion-queue thread(s), backend %s, %zu kernel "
         "thread(s), credits %u, kernels: %s\n",
-        listen.substr(0, listen.rfind(':')).c_str(), rx.port(), o.grpc_threads,
-        (s0.backend == "emulated" ? s0.backend_description : s0.backend).c_str(), o.receiver_threads, o.credits,
-        names.c_str());
+        where.c_str(), o.grpc_threads, (s0.backend == "emulated" ? s0.backend_description : s0.backend).c_str(),
+        o.receiver_threads, o.credits, names.c_str());
     std::fflush(stdout);
-    if (!port_file.empty()) offload::app::write_file_atomically(port_file, std::to_string(rx.port()));
+    if (!port_file.empty()) {
+      std::string text;
+      for (auto p : ports) text += (text.empty() ? "" : "\n") + std::to_string(p);
+      offload::app::write_file_atomically(port_file, text);
+    }
     const double cpu0 = offload::app::process_cpu_seconds();
     const auto t0 = std::chrono::steady_clock::now();
     const timespec tick{0, 100'000'000};

@@ -66,6 +66,13 @@ class clustering final : public kernel {
                         std::to_string(shape[0]) + " x " + std::to_string(shape[1]));
     return {{"cluster", dtype::i32, e.size()}, {"cluster_energy", dtype::f32, e.size()}};
   }
+  /// As a model: the grid's cells row by row, its (rows, cols), the seed threshold; a cluster
+  /// number and the cluster's energy per cell.
+  model_io io() const override {
+    return {{{"energy", dtype::f32, {-1}}, {"shape", dtype::i32, {2}}, {"threshold", dtype::f32, {1}}},
+            {{"cluster", dtype::i32, {-1}}, {"cluster_energy", dtype::f32, {-1}}},
+            false};
+  }
   void run_cpu(const product_views& in, message_writer& out) const override {
     auto e = in.get<float>("energy");
     auto shape = in.get<std::int32_t>("shape");

@@ -30,6 +30,9 @@ class echo final : public kernel {
   }
   /// A memcpy at most (none in place): 0.25 ns a byte is 4 GB/s, a slow copy.
   double cheap_ns_per_byte() const noexcept override { return 0.25; }
+  /// As a model: one u8 tensor "payload" of any length, given back (over transmitters echo
+  /// returns every product it gets, whatever their names).
+  model_io io() const override { return {{{"payload", dtype::u8, {-1}}}, {{"payload", dtype::u8, {-1}}}, false}; }
   batch_rule batching() const override { return {true, {}}; }
   /// size: bytes of the u8 product "payload".
   std::vector<product> make_inputs(const input_params& p) const override { return inputs<product>(p, product::zeros); }

@@ -53,6 +53,10 @@ class mlp final : public kernel {
     for (std::size_t j = 0; j < jets; ++j) mlp_forward(layers.data(), &f[j * mlp_features], &s[j * mlp_classes]);
   }
   batch_rule batching() const override { return {true, {}}; }
+  /// As a model: a batch of jets, mlp_features features each, in; mlp_classes scores each out.
+  model_io io() const override {
+    return {{{"features", dtype::f32, {-1, mlp_features}}}, {{"scores", dtype::f32, {-1, mlp_classes}}}, true};
+  }
   /// A multiply and an add per weight and jet.
   kernel_cost cost(const product_views& in) const override {
     const double per_jet = 2.0 * (mlp_features * mlp_hidden + mlp_hidden * mlp_hidden + mlp_hidden * mlp_classes);

@@ -26,6 +26,9 @@ class synthetic final : public kernel {
     for (std::size_t i = 0; i < x.size(); ++i) y[i] = synthetic_element(x[i], it);
   }
   batch_rule batching() const override { return {true, {"iterations"}}; }
+  model_io io() const override {
+    return {{{"x", dtype::f64, {-1}}, {"iterations", dtype::i64, {1}}}, {{"y", dtype::f64, {-1}}}, false};
+  }
   /// Element-wise: y[i] may be written over x[i] (it is read first).
   std::vector<std::pair<std::size_t, std::size_t>> in_place(const product_views& in) const override {
     for (std::size_t i = 0; i < in.size(); ++i)

@@ -44,6 +44,25 @@ struct batch_rule {
   std::vector<std::string> params;
 };
 
+/// A tensor as model servers describe one (KServe v2, Triton): a product's name, dtype and
+/// shape, row-major; its count is the product of its dims.
+struct tensor_spec {
+  std::string name;
+  dtype type = dtype::u8;
+  std::vector<std::int64_t> dims;  ///< -1: a dimension of any size
+};
+
+/// A kernel seen as a model: its inputs and outputs, in order, as the KServe v2 front end serves
+/// and checks them (docs/transports.md, "KServe v2").
+struct model_io {
+  std::vector<tensor_spec> inputs;
+  std::vector<tensor_spec> outputs;
+  /// The first dimension of every input and output counts rows (jets, events), -1 in `dims`:
+  /// a request of n rows gives n rows out, and requests may be joined along it (Triton's
+  /// max_batch_size > 0, whose model configuration lists dims without it).
+  bool batched = false;
+};
+
 /// The arithmetic of one run, for roofline comparisons (offload-kernel-bench).
 struct kernel_cost {
   double flops = 0;   ///< floating-point operations (0: none stated, or negligible)
@@ -143,6 +162,10 @@ class kernel {
   /// (receiver_config::inline_budget); a kernel that once takes far longer inline is moved to
   /// the kernel threads for good. 0 (the default): never inline.
   virtual double cheap_ns_per_byte() const noexcept { return 0; }
+  /// The kernel's inputs and outputs as a model (names, dtypes, shapes). Empty, the default,
+  /// for a kernel that declares none: it still serves transmitters, but the KServe v2 front end
+  /// does not offer it (it could not check a client's tensors or give their shapes).
+  virtual model_io io() const { return {}; }
 };
 
 /// Runs `k` on the CPU and returns the finished message (header from `info`), its storage

@@ -178,8 +178,10 @@ class receiver {
  public:
   receiver(runtime& rt, const kernel_registry& kernels, const transport& link, std::size_t expected_peers,
            receiver_config config = {});
-  /// The port it listens on (gRPC; 0 over MPI).
+  /// The port it listens on (gRPC, KServe v2; 0 over MPI); with listen_all, the first one's.
   int port() const noexcept;
+  /// Every port it listens on, in the order of listen_all::each (one entry for one transport).
+  std::vector<int> ports() const;
   ~receiver();
   receiver(const receiver&) = delete;
   receiver& operator=(const receiver&) = delete;

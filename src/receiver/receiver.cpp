@@ -60,7 +60,7 @@ receiver::impl::impl(runtime& r, const kernel_registry& k, const transport& link
 std::unique_ptr<endpoint> receiver::impl::listen(const transport& link, runtime& r) {
   // Per peer: its replies (at most `credits`), error replies and control messages.
   const std::size_t max_queued = 2 * std::size_t(cfg.credits) + 64;
-  auto opened = link.impl().listen(r, {pool, cfg.limits.max_message_bytes, max_queued});
+  auto opened = link.impl().listen(r, {pool, cfg.limits.max_message_bytes, max_queued, &kernels, cfg.limits});
   self = std::move(opened.name);
   return std::move(opened.ep);
 }
@@ -403,6 +403,10 @@ receiver::receiver(runtime& rt, const kernel_registry& kernels, const transport&
 
 int receiver::port() const noexcept {
   return m_impl->ep->port();
+}
+
+std::vector<int> receiver::ports() const {
+  return m_impl->ep->ports();
 }
 
 receiver::~receiver() {

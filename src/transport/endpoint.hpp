@@ -16,6 +16,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace offload::detail {
 
@@ -56,6 +57,8 @@ class endpoint {
   virtual std::string describe(int peer) const = 0;
   /// The port a listening endpoint listens on (gRPC receivers); 0 for the others.
   virtual int port() const noexcept { return 0; }
+  /// Every port it listens on (several for a combined endpoint, listen_all), in order.
+  virtual std::vector<int> ports() const { return {port()}; }
   /// The caller is done with `peer`, whose connection has closed: what is kept about it goes.
   virtual void forget(int /*peer*/) {}
   /// Opens a new connection to `peer`, whose connection ended (gRPC: a new stream to its

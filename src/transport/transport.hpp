@@ -13,6 +13,10 @@
 #include <string>
 #include <vector>
 
+namespace offload {
+class kernel_registry;
+}
+
 namespace offload::detail {
 
 /// What every endpoint is opened with, whatever the transport.
@@ -22,6 +26,10 @@ struct endpoint_settings {
   /// (gRPC receivers) most messages waiting to be written to one peer before it is cut off as
   /// a client that does not read; 0: no limit.
   std::size_t max_queued_sends = 0;
+  /// (receivers) Its kernels and its limits: what a front end that speaks another protocol
+  /// (KServe v2, src/kserve) serves and checks before it writes a request.
+  const kernel_registry* kernels = nullptr;
+  wire_limits limits{};
 };
 
 class transport_impl {

@@ -1,0 +1,281 @@
+#include "tensors.hpp"
+
+#include <cstring>
+#include <limits>
+
+namespace offload::kserve {
+
+namespace {
+
+grpc::Status invalid(const std::string& text) {
+  return {grpc::StatusCode::INVALID_ARGUMENT, text};
+}
+
+/// "for model 'mlp'", with the client's request id when it gave one.
+std::string where(const inference::ModelInferRequest& req) {
+  std::string s = "model '" + req.model_name() + "'";
+  if (!req.id().empty()) s += " (request id '" + req.id() + "')";
+  return s;
+}
+
+/// Elements the typed `contents` field of `t` holds.
+std::uint64_t contents_count(const inference::InferTensorContents& c, dtype t) {
+  switch (t) {
+    case dtype::f32: return std::uint64_t(c.fp32_contents_size());
+    case dtype::f64: return std::uint64_t(c.fp64_contents_size());
+    case dtype::i32: return std::uint64_t(c.int_contents_size());
+    case dtype::i64: return std::uint64_t(c.int64_contents_size());
+    case dtype::u8: return std::uint64_t(c.uint_contents_size());
+  }
+  return 0;
+}
+
+/// The other typed fields that hold values (a client that filled the wrong one).
+bool other_contents(const inference::InferTensorContents& c, dtype t) {
+  const std::uint64_t all = std::uint64_t(c.bool_contents_size()) + std::uint64_t(c.int_contents_size()) +
+                            std::uint64_t(c.int64_contents_size()) + std::uint64_t(c.uint_contents_size()) +
+                            std::uint64_t(c.uint64_contents_size()) + std::uint64_t(c.fp32_contents_size()) +
+                            std::uint64_t(c.fp64_contents_size()) + std::uint64_t(c.bytes_contents_size());
+  return all != contents_count(c, t);
+}
+
+/// Copies a typed field into `to`; false when a UINT8 value is over 255.
+bool copy_contents(const inference::InferTensorContents& c, dtype t, std::byte* to) {
+  switch (t) {
+    case dtype::f32: std::memcpy(to, c.fp32_contents().data(), c.fp32_contents_size() * sizeof(float)); return true;
+    case dtype::f64: std::memcpy(to, c.fp64_contents().data(), c.fp64_contents_size() * sizeof(double)); return true;
+    case dtype::i32:
+      std::memcpy(to, c.int_contents().data(), c.int_contents_size() * sizeof(std::int32_t));
+      return true;
+    case dtype::i64:
+      std::memcpy(to, c.int64_contents().data(), c.int64_contents_size() * sizeof(std::int64_t));
+      return true;
+    case dtype::u8:
+      for (int i = 0; i < c.uint_contents_size(); ++i) {
+        if (c.uint_contents(i) > 255) return false;
+        to[i] = static_cast<std::byte>(c.uint_contents(i));
+      }
+      return true;
+  }
+  return false;
+}
+
+/// Whether `got` fits `declared` (same rank; each declared size other than -1 equal).
+bool shape_fits(std::span<const std::int64_t> declared, std::span<const std::int64_t> got) {
+  if (declared.size() != got.size()) return false;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    if (got[i] < 0 || (declared[i] != -1 && declared[i] != got[i])) return false;
+  return true;
+}
+
+/// Elements of a shape; nullopt when the product overflows 2^62.
+std::optional<std::uint64_t> elements(std::span<const std::int64_t> dims) {
+  std::uint64_t n = 1;
+  for (auto d : dims) {
+    if (d != 0 && n > (std::uint64_t{1} << 62) / std::uint64_t(d)) return std::nullopt;
+    n *= std::uint64_t(d);
+  }
+  return n;
+}
+
+std::optional<std::int64_t> int_parameter(const google::protobuf::Map<std::string, inference::InferParameter>& p,
+                                          const std::string& name, std::string& problem) {
+  auto it = p.find(name);
+  if (it == p.end()) return std::nullopt;
+  if (it->second.parameter_choice_case() != inference::InferParameter::kInt64Param) {
+    problem = "parameter '" + name + "' must be an int64_param";
+    return std::nullopt;
+  }
+  return it->second.int64_param();
+}
+
+}  // namespace
+
+std::string_view datatype_name(dtype t) noexcept {
+  switch (t) {
+    case dtype::f32: return "FP32";
+    case dtype::f64: return "FP64";
+    case dtype::i32: return "INT32";
+    case dtype::i64: return "INT64";
+    case dtype::u8: return "UINT8";
+  }
+  return "INVALID";
+}
+
+std::optional<dtype> dtype_of_datatype(std::string_view name) noexcept {
+  for (auto t : {dtype::f32, dtype::f64, dtype::i32, dtype::i64, dtype::u8})
+    if (datatype_name(t) == name) return t;
+  return std::nullopt;
+}
+
+inference::DataType config_type(dtype t) noexcept {
+  switch (t) {
+    case dtype::f32: return inference::TYPE_FP32;
+    case dtype::f64: return inference::TYPE_FP64;
+    case dtype::i32: return inference::TYPE_INT32;
+    case dtype::i64: return inference::TYPE_INT64;
+    case dtype::u8: return inference::TYPE_UINT8;
+  }
+  return inference::TYPE_INVALID;
+}
+
+std::string shape_text(std::span<const std::int64_t> dims) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? "," : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+check_result check_request(const inference::ModelInferRequest& req, const kernel& k, const model_io& io,
+                           std::uint32_t kernel_id, const wire_limits& limits, host_pool& pool) {
+  const bool raw = req.raw_input_contents_size() > 0;
+  if (raw && req.raw_input_contents_size() != req.inputs_size())
+    return {std::nullopt,
+            invalid(where(req) + ": " + std::to_string(req.raw_input_contents_size()) + " raw_input_contents for " +
+                    std::to_string(req.inputs_size()) + " inputs: give one per input, in the order of inputs")};
+  // Which request input is each declared input.
+  std::vector<int> given(io.inputs.size(), -1);
+  for (int i = 0; i < req.inputs_size(); ++i) {
+    const auto& in = req.inputs(i);
+    std::size_t d = 0;
+    while (d < io.inputs.size() && io.inputs[d].name != in.name()) ++d;
+    if (d == io.inputs.size()) return {std::nullopt, invalid(where(req) + ": unexpected input '" + in.name() + "'")};
+    if (given[d] >= 0) return {std::nullopt, invalid(where(req) + ": input '" + in.name() + "' given twice")};
+    given[d] = i;
+  }
+  for (std::size_t d = 0; d < io.inputs.size(); ++d)
+    if (given[d] < 0)
+      return {std::nullopt,
+              invalid(where(req) + ": expected " + std::to_string(io.inputs.size()) + " inputs, got " +
+                      std::to_string(req.inputs_size()) + ": input '" + io.inputs[d].name + "' is missing")};
+
+  checked_request out;
+  out.call.model = req.model_name();
+  out.call.version = std::string(k.version());
+  out.call.id = req.id();
+  std::vector<product_spec> specs;
+  for (std::size_t d = 0; d < io.inputs.size(); ++d) {
+    const auto& want = io.inputs[d];
+    const auto& in = req.inputs(given[d]);
+    if (in.datatype() != datatype_name(want.type))
+      return {std::nullopt, invalid(where(req) + ": input '" + want.name + "' is " + in.datatype() +
+                                    ", the model takes " + std::string(datatype_name(want.type)))};
+    const std::span<const std::int64_t> got(in.shape().data(), std::size_t(in.shape_size()));
+    const auto count = elements(got);
+    if (!shape_fits(want.dims, got) || !count)
+      return {std::nullopt, invalid(where(req) + ": input '" + want.name + "' has shape " + shape_text(got) +
+                                    ", the model takes " + shape_text(want.dims))};
+    if (io.batched) {
+      if (out.call.rows >= 0 && got[0] != out.call.rows)
+        return {std::nullopt, invalid(where(req) + ": input '" + want.name + "' has " + std::to_string(got[0]) +
+                                      " rows (first dimension), another input " + std::to_string(out.call.rows))};
+      out.call.rows = got[0];
+    }
+    if (raw && in.has_contents())
+      return {std::nullopt, invalid(where(req) + ": input '" + want.name +
+                                    "' has contents as well as raw_input_contents: give one or the other")};
+    const std::uint64_t bytes = *count * dtype_size(want.type);
+    if (raw && req.raw_input_contents(given[d]).size() != bytes)
+      return {std::nullopt, invalid(where(req) + ": input '" + want.name + "' of shape " + shape_text(got) + " is " +
+                                    std::to_string(bytes) + " bytes, raw_input_contents holds " +
+                                    std::to_string(req.raw_input_contents(given[d]).size()))};
+    if (!raw) {
+      if (other_contents(in.contents(), want.type) || contents_count(in.contents(), want.type) != *count)
+        return {std::nullopt,
+                invalid(where(req) + ": input '" + want.name + "' of shape " + shape_text(got) + " needs " +
+                        std::to_string(*count) + " values in the contents field of " + in.datatype() + ", got " +
+                        std::to_string(contents_count(in.contents(), want.type)) +
+                        (other_contents(in.contents(), want.type) ? " (and values in another type's field)" : ""))};
+    }
+    specs.push_back({want.name, want.type, *count});
+    out.call.bytes_in += bytes;
+  }
+  // Requested outputs: by name, in the order asked; none: every output.
+  for (int o = 0; o < req.outputs_size(); ++o) {
+    std::size_t d = 0;
+    while (d < io.outputs.size() && io.outputs[d].name != req.outputs(o).name()) ++d;
+    if (d == io.outputs.size())
+      return {std::nullopt, invalid(where(req) + ": unexpected output '" + req.outputs(o).name() + "'")};
+    out.call.outputs.push_back(d);
+  }
+  if (req.outputs_size() == 0)
+    for (std::size_t d = 0; d < io.outputs.size(); ++d) out.call.outputs.push_back(d);
+
+  message_info info{message_kind::request, 0, kernel_id, status::ok, {}};
+  std::string problem;
+  if (auto timeout_us = int_parameter(req.parameters(), "timeout", problem); timeout_us && *timeout_us > 0)
+    info.times[request_timeout_ns] = std::uint64_t(*timeout_us) * 1000;
+  if (auto priority = int_parameter(req.parameters(), "priority", problem); priority && *priority > 0)
+    info.times[request_priority] = std::uint64_t(*priority);
+  if (!problem.empty()) return {std::nullopt, invalid(where(req) + ": " + problem)};
+
+  if (auto bad = check_specs(specs, limits)) return {std::nullopt, invalid(where(req) + ": " + bad->text)};
+  const std::uint64_t total = message_writer::size_for(specs);
+  if (total > limits.max_message_bytes)
+    return {std::nullopt,
+            {grpc::StatusCode::RESOURCE_EXHAUSTED,
+             where(req) + ": the request's tensors take " + std::to_string(total) +
+                 " bytes as a message, over this server's limit of " + std::to_string(limits.max_message_bytes)}};
+  message_writer w(info, specs, pool.acquire(std::size_t(total)));
+  for (std::size_t d = 0; d < io.inputs.size(); ++d) {
+    const auto& in = req.inputs(given[d]);
+    auto to = w.payload(d);
+    if (raw) {
+      if (!to.empty()) std::memcpy(to.data(), req.raw_input_contents(given[d]).data(), to.size());
+    } else if (!copy_contents(in.contents(), specs[d].type, to.data())) {
+      return {std::nullopt, invalid(where(req) + ": input '" + specs[d].name + "' holds a UINT8 value over 255")};
+    }
+  }
+  out.message = std::move(w).finish();
+  return {std::move(out), grpc::Status::OK};
+}
+
+grpc::Status fill_response(const message_view& reply, const model_io& io, const infer_call& call,
+                           inference::ModelInferResponse& out) {
+  out.set_model_name(call.model);
+  out.set_model_version(call.version);
+  out.set_id(call.id);
+  for (auto d : call.outputs) {
+    const auto& want = io.outputs[d];
+    const product_view* p = reply.products.find(want.name);
+    if (p == nullptr || p->type != want.type)
+      return {grpc::StatusCode::INTERNAL, "model '" + call.model + "' gave no " +
+                                              std::string(datatype_name(want.type)) + " output '" + want.name +
+                                              "' (a defect of its kernel's declared outputs)"};
+    // Its shape: the rows, the declared sizes, and one -1 from the element count.
+    std::vector<std::int64_t> shape = want.dims;
+    if (io.batched && !shape.empty()) shape[0] = call.rows;
+    std::uint64_t known = 1;
+    int unknown = -1, unknowns = 0;
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+      if (shape[i] < 0) {
+        unknown = int(i);
+        ++unknowns;
+      } else {
+        known *= std::uint64_t(shape[i]);
+      }
+    }
+    if (unknowns == 1 && known > 0 && p->count % known == 0)
+      shape[std::size_t(unknown)] = std::int64_t(p->count / known);
+    const auto count = elements(shape);
+    if (unknowns > 1 || !count || *count != p->count) shape = {std::int64_t(p->count)};  // flat, as it came
+    auto* t = out.add_outputs();
+    t->set_name(want.name);
+    t->set_datatype(std::string(datatype_name(want.type)));
+    for (auto s : shape) t->add_shape(s);
+    out.add_raw_output_contents(reinterpret_cast<const char*>(p->data), std::size_t(p->size_bytes()));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status status_of_error(status s, const std::string& text) {
+  switch (s) {
+    case status::bad_input: return {grpc::StatusCode::INVALID_ARGUMENT, text};
+    case status::unknown_kernel: return {grpc::StatusCode::NOT_FOUND, text};
+    case status::too_large: return {grpc::StatusCode::RESOURCE_EXHAUSTED, text};
+    case status::busy: return {grpc::StatusCode::UNAVAILABLE, "busy: " + text};
+    case status::expired: return {grpc::StatusCode::DEADLINE_EXCEEDED, "expired: " + text};
+    default: return {grpc::StatusCode::INTERNAL, std::string(to_string(s)) + ": " + text};
+  }
+}
+
+}  // namespace offload::kserve
