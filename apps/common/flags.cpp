@@ -249,8 +249,9 @@ const std::vector<flag_row>& run_flags() {
          app.add_option(flag, o.transport,
                         "the data path between transmitters and receivers: mpi, or grpc (receiver ranks listen on "
                         "--listen; or every rank transmits to --connect HOST:PORT,... of offload-serve, without mpirun "
-                        "too)")
-             ->check(CLI::IsMember({"mpi", "grpc"}));
+                        "too), or kserve (every rank transmits to the KServe v2 servers of --connect HOST:PORT,...: "
+                        "offload-serve --kserve, NVIDIA Triton)")
+             ->check(CLI::IsMember({"mpi", "grpc", "kserve"}));
        },
        [](const options& o) -> report_json { return o.transport; }},
       {"--listen", "grpc_listen::address", "",

@@ -208,9 +208,15 @@ void finish_options(const CLI::App& app, options& o) {
     } catch (const std::invalid_argument& e) {
       throw CLI::ValidationError("--connect/--listen", e.what());
     }
+    if (o.kserve() && !o.connect)
+      throw CLI::ValidationError("--transport",
+                                 "kserve reaches KServe v2 servers: give --connect HOST:PORT[,...] "
+                                 "(offload-serve --kserve, Triton); this job's own receivers speak mpi "
+                                 "or grpc");
     if (o.connect) {
       if (o.connect_to.empty())
-        throw CLI::ValidationError("--connect", "with --transport grpc it needs HOST:PORT[,HOST:PORT...]");
+        throw CLI::ValidationError("--connect",
+                                   "with --transport " + o.transport + " it needs HOST:PORT[,HOST:PORT...]");
       if (app.count("--receivers"))
         throw CLI::ValidationError("--receivers", "does not apply with --connect: every rank transmits");
       if (o.mode == "local") throw CLI::ValidationError("--mode", "local runs no receivers: it cannot use --connect");

@@ -106,7 +106,9 @@ struct options {
   double connect_timeout_s = 60;  // how long --connect/--stop wait for the service to appear
   int remote_receivers = 0;       // set on connecting: the service's receiver ranks
   bool service_mode() const { return serve || connect || stop; }
-  bool grpc() const { return transport == "grpc"; }
+  /// The gRPC carrier: our own protocol (grpc) or KServe v2's (kserve).
+  bool grpc() const { return transport == "grpc" || transport == "kserve"; }
+  bool kserve() const { return transport == "kserve"; }
   bool emulated() const {
     return inject_latency_ms > 0 || inject_jitter_ms > 0 || inject_bandwidth_gbit > 0 || site_link_gbit > 0;
   }

@@ -13,6 +13,9 @@
 #include "service.hpp"
 
 #include <offload/grpc.hpp>
+#if OFFLOAD_WITH_KSERVE
+#include <offload/kserve.hpp>
+#endif
 #include <offload/mpi.hpp>
 #include <offload/receiver.hpp>
 #include <offload/runtime.hpp>
@@ -325,6 +328,13 @@ std::unique_ptr<offload::transmitter> connect(rank_run& j, const std::vector<std
     if (std::find(used.begin(), used.end(), k->name()) == used.end()) used.emplace_back(k->name());
   const auto kernels = j.kernels.subset(used);
   try {
+#if OFFLOAD_WITH_KSERVE
+    if (o.kserve())
+      return std::make_unique<offload::transmitter>(
+          j.rt, kernels, offload::app::transmitter_link(o, offload::kserve_link{grpc_addresses, {}, o.credits}), cfg);
+#else
+    if (o.kserve()) throw std::invalid_argument("--transport kserve: this build has no gRPC");
+#endif
     if (o.grpc())
       return std::make_unique<offload::transmitter>(
           j.rt, kernels, offload::app::transmitter_link(o, offload::grpc_link{grpc_addresses}), cfg);

@@ -1,7 +1,11 @@
 #pragma once
 /// \file
-/// The KServe v2 "Open Inference Protocol" over gRPC (as NVIDIA Triton serves it), as a
-/// transport: a receiver constructed with `kserve_listen` serves the service
+/// The KServe v2 "Open Inference Protocol" over gRPC (as NVIDIA Triton serves it), as
+/// transports. A transmitter constructed with `kserve_link` sends its requests as ModelInfer
+/// calls to KServe v2 servers (offload-serve --kserve, NVIDIA Triton, any other): a kernel's name
+/// is the model's name, its declared tensors (kernel::io) give the inputs' shapes, and the
+/// timeouts, fallback, failover and counters are those of every transport. A receiver
+/// constructed with `kserve_listen` serves the service
 /// `inference.GRPCInferenceService` to any KServe v2 client (Triton's tritonclient and
 /// perf_analyzer, CMSSW's SonicTriton, a client of your own): its kernels that declare their
 /// inputs and outputs (kernel::io) are the models, by name and version. Requests go through
@@ -14,9 +18,26 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 namespace offload {
+
+/// A transmitter's receivers: KServe v2 servers at "host:port" each (receiver i is
+/// addresses[i]). A server is in session once it answers RepositoryIndex; it serves the kernels
+/// whose name is one of its ready models in the kernel's version (or the version pinned here).
+struct kserve_link {
+  std::vector<std::string> addresses;
+  /// Per kernel name: the model version to call (e.g. a Triton model's "3") in place of the
+  /// kernel's own version.
+  std::map<std::string, std::string> versions;
+  /// Requests one server may have outstanding from this transmitter (the session's credits).
+  std::uint32_t credits = 64;
+
+  operator transport() const;  // NOLINT(google-explicit-constructor): a conversion by design
+};
 
 /// A receiver serving KServe v2 over gRPC on `address` ("host:port"; port 0 picks a free one,
 /// see receiver::port()).

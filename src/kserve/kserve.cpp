@@ -1,4 +1,5 @@
-// kserve_listen as a transport value (offload/kserve.hpp).
+// kserve_link and kserve_listen as transport values (offload/kserve.hpp).
+#include "client.hpp"
 #include "server.hpp"
 
 #include "src/transport/transport.hpp"
@@ -27,8 +28,30 @@ class kserve_server_transport final : public transport_impl {
   kserve_listen m_listen;
 };
 
+class kserve_client_transport final : public transport_impl {
+ public:
+  explicit kserve_client_transport(kserve_link l) : m_link(std::move(l)) {}
+  std::unique_ptr<endpoint> connect(runtime& rt, const endpoint_settings& s,
+                                    std::vector<int>& receivers) const override {
+    if (s.kernels == nullptr) throw std::invalid_argument("the KServe v2 transport needs the transmitter's kernels");
+    receivers.resize(m_link.addresses.size());
+    for (std::size_t i = 0; i < receivers.size(); ++i) receivers[i] = static_cast<int>(i);
+    return make_kserve_client(m_link, *s.kernels, s.pool, s.limits, rt.host(), [&rt] { rt.wake(); });
+  }
+  listening listen(runtime&, const endpoint_settings&) const override {
+    throw std::invalid_argument("kserve_link names a transmitter's servers; a receiver serves with kserve_listen");
+  }
+
+ private:
+  kserve_link m_link;
+};
+
 }  // namespace
 }  // namespace detail
+
+kserve_link::operator transport() const {
+  return transport(std::make_shared<const detail::kserve_client_transport>(*this));
+}
 
 kserve_listen::operator transport() const {
   return transport(std::make_shared<const detail::kserve_server_transport>(*this));

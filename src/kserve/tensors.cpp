@@ -1,5 +1,6 @@
 #include "tensors.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -275,6 +276,107 @@ grpc::Status status_of_error(status s, const std::string& text) {
     case status::busy: return {grpc::StatusCode::UNAVAILABLE, "busy: " + text};
     case status::expired: return {grpc::StatusCode::DEADLINE_EXCEEDED, "expired: " + text};
     default: return {grpc::StatusCode::INTERNAL, std::string(to_string(s)) + ": " + text};
+  }
+}
+
+void fill_request(const product_views& inputs, const model_io& io, const std::string& model, const std::string& version,
+                  std::uint64_t request_id, inference::ModelInferRequest& out) {
+  out.set_model_name(model);
+  out.set_model_version(version);
+  out.set_id(std::to_string(request_id));
+  std::int64_t rows = -1;  // a batched kernel's rows, from its first declared input present
+  for (const auto& p : inputs) {
+    auto* t = out.add_inputs();
+    t->set_name(std::string(p.name));
+    t->set_datatype(std::string(datatype_name(p.type)));
+    const tensor_spec* spec = nullptr;
+    for (const auto& d : io.inputs)
+      if (d.name == p.name) spec = &d;
+    std::vector<std::int64_t> shape{std::int64_t(p.count)};
+    if (spec != nullptr && !spec->dims.empty()) {
+      shape = spec->dims;
+      if (io.batched && rows >= 0) shape[0] = rows;
+      std::uint64_t known = 1;
+      int unknown = -1, unknowns = 0;
+      for (std::size_t i = 0; i < shape.size(); ++i) {
+        if (shape[i] < 0) {
+          unknown = int(i);
+          ++unknowns;
+        } else {
+          known *= std::uint64_t(shape[i]);
+        }
+      }
+      if (unknowns == 1 && known > 0 && p.count % known == 0)
+        shape[std::size_t(unknown)] = std::int64_t(p.count / known);
+      const auto n = elements(shape);
+      if (unknowns > 1 || !n || *n != p.count) shape = {std::int64_t(p.count)};  // the server says what is wrong
+      if (io.batched && rows < 0 && shape.size() == spec->dims.size()) rows = shape[0];
+    }
+    for (auto d : shape) t->add_shape(d);
+    out.add_raw_input_contents(reinterpret_cast<const char*>(p.data), std::size_t(p.size_bytes()));
+  }
+  for (const auto& d : io.outputs) out.add_outputs()->set_name(d.name);
+}
+
+response_products read_response(const inference::ModelInferResponse& r) {
+  response_products out;
+  const bool raw = r.raw_output_contents_size() > 0;
+  if (raw && r.raw_output_contents_size() != r.outputs_size()) {
+    out.problem = std::to_string(r.raw_output_contents_size()) + " raw_output_contents for " +
+                  std::to_string(r.outputs_size()) + " outputs";
+    return out;
+  }
+  out.typed.resize(std::size_t(r.outputs_size()));
+  for (int i = 0; i < r.outputs_size(); ++i) {
+    const auto& o = r.outputs(i);
+    const auto type = dtype_of_datatype(o.datatype());
+    if (!type) {
+      out.problem = "output '" + o.name() + "' is " + o.datatype() + ", a datatype mpi-offload's products have not";
+      return out;
+    }
+    const std::span<const std::int64_t> dims(o.shape().data(), std::size_t(o.shape_size()));
+    const auto count = elements(dims);
+    if (!count || std::any_of(dims.begin(), dims.end(), [](std::int64_t d) { return d < 0; })) {
+      out.problem = "output '" + o.name() + "' has shape " + shape_text(dims);
+      return out;
+    }
+    const std::uint64_t bytes = *count * dtype_size(*type);
+    std::string_view data;
+    if (raw) {
+      data = r.raw_output_contents(i);
+    } else {
+      if (other_contents(o.contents(), *type) || contents_count(o.contents(), *type) != *count) {
+        out.problem = "output '" + o.name() + "' of shape " + shape_text(dims) + " has not " + std::to_string(*count) +
+                      " values in the contents field of " + o.datatype();
+        return out;
+      }
+      auto& held = out.typed[std::size_t(i)];
+      held.resize(bytes);
+      if (!copy_contents(o.contents(), *type, reinterpret_cast<std::byte*>(held.data()))) {
+        out.problem = "output '" + o.name() + "' holds a UINT8 value over 255";
+        return out;
+      }
+      data = held;
+    }
+    if (data.size() != bytes) {
+      out.problem = "output '" + o.name() + "' of shape " + shape_text(dims) + " is " + std::to_string(bytes) +
+                    " bytes, the response holds " + std::to_string(data.size());
+      return out;
+    }
+    out.specs.push_back({o.name(), *type, *count});
+    out.bytes.push_back(data);
+  }
+  return out;
+}
+
+status status_of_grpc(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::NOT_FOUND: return status::unknown_kernel;
+    case grpc::StatusCode::INVALID_ARGUMENT: return status::bad_input;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return status::too_large;
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return status::expired;
+    case grpc::StatusCode::UNAVAILABLE: return status::busy;
+    default: return status::kernel_failed;
   }
 }
 

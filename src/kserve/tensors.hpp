@@ -66,4 +66,28 @@ grpc::Status fill_response(const message_view& reply, const model_io& io, const 
 /// The gRPC status for a receiver's error answer (status and text).
 grpc::Status status_of_error(status s, const std::string& text);
 
+// ---- the transmitter's side (kserve_link) ----
+
+/// Fills `out` (model, version, id and inputs as raw contents; the outputs asked for) from a
+/// request's products. Each input's shape comes from `io` (the kernel's declared tensors: a -1
+/// resolved from its element count, the rows of a batched kernel from its first input), else it
+/// is one-dimensional. The kernel's declared outputs are asked for, in order (none declared: all).
+void fill_request(const product_views& inputs, const model_io& io, const std::string& model, const std::string& version,
+                  std::uint64_t request_id, inference::ModelInferRequest& out);
+
+/// The products of a response, in its order: name, dtype and bytes (raw_output_contents, else the
+/// typed contents). An empty text on success; else what is wrong with the response.
+struct response_products {
+  std::vector<product_spec> specs;
+  std::vector<std::string> typed;  ///< an output's bytes when they came as typed contents
+  std::vector<std::string_view> bytes;
+  std::string problem;
+};
+response_products read_response(const inference::ModelInferResponse& r);
+
+/// The mpi-offload status of a KServe v2 server's gRPC error (the transmitter's error replies):
+/// NOT_FOUND unknown_kernel, INVALID_ARGUMENT bad_input, RESOURCE_EXHAUSTED too_large,
+/// DEADLINE_EXCEEDED expired, UNAVAILABLE busy, others kernel_failed.
+status status_of_grpc(grpc::StatusCode code);
+
 }  // namespace offload::kserve

@@ -36,7 +36,7 @@ struct transmitter::impl final : progress_client {
                                   std::to_string(cfg.reconnect_max.count()) + " ms");
     signature = kernels.signature();
     std::vector<int> peers;
-    ep = link.impl().connect(rt, {*pool, cfg.limits.max_message_bytes}, peers);
+    ep = link.impl().connect(rt, {*pool, cfg.limits.max_message_bytes, 0, &kernels, cfg.limits}, peers);
     for (int peer : peers) {
       receiver_link l;
       l.peer = peer;
