@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# MPI against gRPC: the same workload (the echo kernel, so the transport is all there is) on
-# the same machine in one run, through offload-run with one receiver rank:
+# MPI against gRPC and KServe v2: the same workload (the echo kernel, so the transport is all
+# there is) on the same machine in one run, through offload-run with one receiver:
 #   - round trip p50/p99 by payload size, 1 -> 1, one request at a time;
 #   - throughput 1 -> 1 and 7 -> 1 (2 threads, 16 events in flight, 16 credits per transmitter),
 #     at 64 B and 64 KiB;
 #   - CPU time per request of each side (process CPU over requests: the receiver's, and the
 #     transmitters' together).
+# The receiver is a rank of the same job (mpi, mpi-tcp, grpc), or one offload-serve with --listen
+# and --kserve that offload-run's transmitters reach with --connect: grpc-serve (our protocol over
+# gRPC) and kserve (KServe v2's ModelInfer, protobuf-encoded), the same receiver process, so that
+# the two differ only in the protocol; its CPU is read from /proc over the transmitters' run.
 # Over two links:
 #   loopback: mpi (Open MPI's default: shared memory on one node), mpi-tcp (Open MPI's TCP
-#             BTL over lo, what gRPC uses too) and grpc;
+#             BTL over lo, what gRPC uses too), grpc, grpc-serve and kserve;
 #   netns:    the two-namespace link of scripts/netns (real TCP over a veth pair) with DELAY ms
 #             added to every packet on arrival in each namespace; the receiver alone in one
 #             namespace, its transmitters in the other: mpi (TCP BTL, 64 KiB eager limit),
-#             mpi-eager2m (eager limit raised to 2 MiB, results/README.md) and grpc. Needs root;
-#             left out, saying why, otherwise.
+#             mpi-eager2m (eager limit raised to 2 MiB, results/README.md), grpc, grpc-serve and
+#             kserve (the service in the receiver's namespace). Needs root; left out, saying why,
+#             otherwise.
 # Writes OUT/compare.csv (one row per measurement) and OUT/compare.png, and prints the table.
 #   scripts/compare_transports.sh [--out DIR (results/transports)] [--delay-ms D (1)] [--quick]
 #                                 [--build DIR (build, built first; another DIR is used as it is)]
@@ -38,6 +43,7 @@ if [ -z "$build" ]; then
 fi
 source scripts/env.sh
 run=$build/apps/offload-run
+serve=$build/apps/offload-serve
 netdelay=$build/scripts/netns/offload-netdelay
 [ -x "$run" ] || { echo "compare_transports.sh: $run is missing" >&2; exit 1; }
 mkdir -p "$out"
@@ -65,23 +71,69 @@ setup_transport() {  # setup_transport LINK TRANSPORT
   esac
 }
 
+# The receiver service of grpc-serve and kserve: offload-serve with --listen and --kserve, in the
+# receiver's namespace on the netns link; sets service_pid, listen_at, kserve_at.
+start_service() {  # start_service LINK CREDITS
+  local ns=() host=127.0.0.1 lport=0 kport=0
+  if [ "$1" = netns ]; then ns=(ip netns exec "$NS_A"); host=$ADDR_A lport=$GRPC_PORT kport=$((GRPC_PORT - 1)); fi
+  rm -f "$tmp/ports"
+  "${ns[@]}" "$serve" --listen "$host:$lport" --kserve "$host:$kport" --port-file "$tmp/ports" --credits "$2" \
+    >"$tmp/serve.log" 2>&1 &
+  service_pid=$!
+  for _ in $(seq 100); do [ "$(wc -l <"$tmp/ports" 2>/dev/null || echo 0)" -ge 1 ] && break; sleep 0.1; done
+  [ -s "$tmp/ports" ] || { echo "compare_transports.sh: offload-serve did not start:" >&2; cat "$tmp/serve.log" >&2; exit 1; }
+  listen_at=$host:$(sed -n 1p "$tmp/ports") kserve_at=$host:$(sed -n 2p "$tmp/ports")
+}
+stop_service() { kill -TERM "$service_pid" 2>/dev/null; wait "$service_pid" 2>/dev/null || true; }
+# CPU seconds of a process, every thread (schedstat: nanoseconds on a CPU).
+cpu_seconds() { cat /proc/"$1"/task/*/schedstat | awk '{ns += $1} END {printf "%.6f", ns / 1e9}'; }
+
 # measure LINK TRANSPORT TEST SIZE TRANSMITTERS offload-run args...: one run, one row.
 measure() {
   local link=$1 transport=$2 test=$3 size=$4 tx=$5
   shift 5
-  setup_transport "$link" "$transport"
-  if ! timeout -s KILL 300 "${launcher[@]}" -np $((tx + 1)) "$run" --receivers 1 --kernel echo --size "$size" \
+  local service_cpu=""
+  if [ "$transport" = grpc-serve ] || [ "$transport" = kserve ]; then
+    local credits=8 a
+    for a in "$@"; do [ "${prev:-}" = --credits ] && credits=$a; prev=$a; done
+    prev=
+    start_service "$link" "$credits"
+    launcher=(mpirun)
+    [ "$link" = netns ] && launcher=(ip netns exec "$NS_B" mpirun)
+    if [ "$transport" = kserve ]; then extra=(--transport kserve --connect "$kserve_at")
+    else extra=(--transport grpc --connect "$listen_at"); fi
+    local cpu0
+    cpu0=$(cpu_seconds "$service_pid")
+    if ! timeout -s KILL 300 "${launcher[@]}" -np "$tx" "$run" --kernel echo --size "$size" --quiet \
+         --json "$tmp/run.json" "${extra[@]}" "$@" >"$tmp/run.log" 2>&1 || ! grep -q "^status: ok" "$tmp/run.log"; then
+      echo "compare_transports.sh: $link $transport $test size $size ${tx}->1 failed:" >&2
+      cat "$tmp/run.log" "$tmp/serve.log" >&2
+      stop_service
+      exit 1
+    fi
+    service_cpu=$(python3 -c "print($(cpu_seconds "$service_pid") - $cpu0)")
+    stop_service
+    requests=$(grep -o "requests [0-9]*" "$tmp/serve.log" | tail -1 | cut -d' ' -f2)
+    service_cpu="$service_cpu ${requests:-0}"
+  else
+    setup_transport "$link" "$transport"
+  fi
+  if [ -z "$service_cpu" ] && { ! timeout -s KILL 300 "${launcher[@]}" -np $((tx + 1)) "$run" --receivers 1 --kernel echo --size "$size" \
        --quiet --json "$tmp/run.json" "${extra[@]}" "$@" >"$tmp/run.log" 2>&1 ||
-     ! grep -q "^status: ok" "$tmp/run.log"; then
+     ! grep -q "^status: ok" "$tmp/run.log"; }; then
     echo "compare_transports.sh: $link $transport $test size $size ${tx}->1 failed:" >&2
     cat "$tmp/run.log" >&2
     exit 1
   fi
-  python3 - "$tmp/run.json" "$link" "$transport" "$test" "$size" "$tx" >>"$rows" <<'PY'
+  python3 - "$tmp/run.json" "$link" "$transport" "$test" "$size" "$tx" $service_cpu >>"$rows" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 t = d["total"]
-rx = [r for r in d["ranks"] if r["role"] == "receiver"][0]
+if len(sys.argv) > 7:  # the service's CPU over the run, and the requests it served (warm-up included)
+    rx_cpu, rx_requests = float(sys.argv[7]), int(sys.argv[8])
+else:
+    rx = [r for r in d["ranks"] if r["role"] == "receiver"][0]
+    rx_cpu, rx_requests = rx["cpu"]["process_s"], rx["requests"]
 txs = [r for r in d["ranks"] if r["role"] == "transmitter"]
 tx_requests = sum(r["submitted"] for r in txs)
 print(json.dumps({
@@ -89,7 +141,7 @@ print(json.dumps({
     "transmitters": int(sys.argv[6]), "requests": t["requests"], "remote": t["remote"],
     "rtt_p50_us": 1e3 * t["round_trip_p50_ms"], "rtt_p99_us": 1e3 * t["round_trip_p99_ms"],
     "requests_per_s": t["requests_per_s"],
-    "rx_cpu_us_per_request": 1e6 * rx["cpu"]["process_s"] / max(rx["requests"], 1),
+    "rx_cpu_us_per_request": 1e6 * rx_cpu / max(rx_requests, 1),
     "tx_cpu_us_per_request": 1e6 * sum(r["cpu"]["process_s"] for r in txs) / max(tx_requests, 1),
 }))
 PY
@@ -122,7 +174,7 @@ suite() {
 }
 
 echo "== loopback (one host) =="
-suite loopback mpi mpi-tcp grpc
+suite loopback mpi mpi-tcp grpc grpc-serve kserve
 
 echo "== netns: two namespaces, ${delay} ms added per packet in each direction =="
 netns_skip=""
@@ -135,7 +187,7 @@ if [ -z "$netns_skip" ]; then
   scripts/netns/setup.sh "$delay" "$netdelay"
   netns_up=1
   export OFFLOAD_NETNS_LAYOUT=first-on-a
-  suite netns mpi mpi-eager2m grpc
+  suite netns mpi mpi-eager2m grpc grpc-serve kserve
 else
   echo "left out: $netns_skip"
 fi
@@ -154,15 +206,28 @@ def pick(link, transport, test, size, tx):
     for r in rows:
         if (r["link"], r["transport"], r["test"], r["payload_bytes"], r["transmitters"]) == (link, transport, test, size, tx):
             return r
-print("\nratios, gRPC / MPI on the same link (p50 round trip: >1 means MPI is faster; throughput: <1 means MPI is faster)")
+print("\nratios, X / MPI on the same link (p50 round trip: >1 means MPI is faster; throughput: <1 means MPI is faster)")
+cases = [("latency", s["payload_bytes"], 1, "rtt_p50_us") for s in rows if s["link"] == "loopback" and
+         s["transport"] == "mpi" and s["test"] == "latency"] + \
+        [("throughput", s, n, "requests_per_s") for s in (64, 65536) for n in (1, 7)]
 for link in ("loopback", "netns"):
-    for mpi in ("mpi", "mpi-tcp", "mpi-eager2m"):
-        for test, size, tx, key in [("latency", s["payload_bytes"], 1, "rtt_p50_us") for s in rows
-                                    if s["link"] == link and s["transport"] == "grpc" and s["test"] == "latency"] + \
-                                   [("throughput", s, n, "requests_per_s") for s in (64, 65536) for n in (1, 7)]:
-            a, b = pick(link, "grpc", test, size, tx), pick(link, mpi, test, size, tx)
-            if a and b:
-                print(f"  {link:<9} grpc/{mpi:<8} {test:<11} {size:>8} B {tx}->1 {key:<15} {a[key] / b[key]:6.2f}")
+    for x in ("grpc", "kserve"):
+        for mpi in ("mpi", "mpi-tcp", "mpi-eager2m"):
+            for test, size, tx, key in cases:
+                a, b = pick(link, x, test, size, tx), pick(link, mpi, test, size, tx)
+                if a and b:
+                    print(f"  {link:<9} {x}/{mpi:<8} {test:<11} {size:>8} B {tx}->1 {key:<15} {a[key] / b[key]:6.2f}")
+print("\nwhat the protobuf encoding costs: kserve / grpc-serve (the same offload-serve; p50 round trip and CPU per request)")
+for link in ("loopback", "netns"):
+    for r in rows:
+        if r["link"] != link or r["transport"] != "kserve":
+            continue
+        g = pick(link, "grpc-serve", r["test"], r["payload_bytes"], r["transmitters"])
+        if g:
+            print(f"  {link:<9} {r['test']:<11} {r['payload_bytes']:>8} B {r['transmitters']}->1  p50 x{r['rtt_p50_us'] / g['rtt_p50_us']:5.2f}"
+                  f"  req/s x{r['requests_per_s'] / g['requests_per_s']:5.2f}"
+                  f"  tx cpu x{r['tx_cpu_us_per_request'] / g['tx_cpu_us_per_request']:5.2f}"
+                  f"  rx cpu x{r['rx_cpu_us_per_request'] / max(g['rx_cpu_us_per_request'], 1e-9):5.2f}")
 PY
 /usr/bin/python3 scripts/plot_transports.py "$out/compare.csv" -o "$out/compare.png"
 echo "wrote $out/compare.csv and $out/compare.png"

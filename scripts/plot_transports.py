@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Plots scripts/compare_transports.sh's CSV: MPI against gRPC.
+"""Plots scripts/compare_transports.sh's CSV: MPI against gRPC and KServe v2.
 
   scripts/plot_transports.py compare.csv -o compare.png
 
@@ -15,7 +15,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-COLORS = {"mpi": "tab:blue", "mpi-tcp": "tab:cyan", "mpi-eager2m": "tab:purple", "grpc": "tab:red"}
+COLORS = {"mpi": "tab:blue", "mpi-tcp": "tab:cyan", "mpi-eager2m": "tab:purple", "grpc": "tab:red",
+          "grpc-serve": "tab:orange", "kserve": "tab:green"}
 
 
 def main():
