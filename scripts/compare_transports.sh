@@ -22,18 +22,24 @@
 # Writes OUT/compare.csv (one row per measurement) and OUT/compare.png, and prints the table.
 #   scripts/compare_transports.sh [--out DIR (results/transports)] [--delay-ms D (1)] [--quick]
 #                                 [--build DIR (build, built first; another DIR is used as it is)]
+#                                 [--sizes "B B ..." (latency payloads; default 64 1024 16384 262144 1048576)]
+#                                 [--netns-events-divisor K (1): K times fewer events over the delayed link]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=results/transports
 delay=1
 quick=0
 build=
+sizes_arg=
+divisor=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
     --delay-ms) delay=$2; shift 2 ;;
     --quick) quick=1; shift ;;
     --build) build=$(cd "$2" && pwd); shift 2 ;;
+    --sizes) sizes_arg=$2; shift 2 ;;
+    --netns-events-divisor) divisor=$2; shift 2 ;;
     *) echo "compare_transports.sh: unknown argument $1 (see the header)" >&2; exit 2 ;;
   esac
 done
@@ -54,6 +60,7 @@ rows=$tmp/rows.jsonl
 sizes="64 1024 16384 262144 1048576"
 lat_events=1000 tput_events=3000
 if [ "$quick" = 1 ]; then sizes="64 65536"; lat_events=100 tput_events=500; fi
+[ -n "$sizes_arg" ] && sizes=$sizes_arg
 
 # How each transport is launched on each link: sets the arrays `launcher` (mpirun and its
 # options) and `extra` (offload-run options).
@@ -157,8 +164,10 @@ suite() {
   for size in $sizes; do
     n=$lat_events
     [ "$size" -ge 262144 ] && n=$((lat_events / 4))
+    [ "$size" -ge 4194304 ] && n=$((lat_events / 20))
+    [ "$n" -ge 20 ] || n=20
     for t in "$@"; do
-      measure "$link" "$t" latency "$size" 1 --events "$n" --warmup-events 100 --threads 1 --inflight 1
+      measure "$link" "$t" latency "$size" 1 --events "$n" --warmup-events $((n < 100 ? n : 100)) --threads 1 --inflight 1
     done
   done
   for size in 64 65536; do
@@ -187,6 +196,7 @@ if [ -z "$netns_skip" ]; then
   scripts/netns/setup.sh "$delay" "$netdelay"
   netns_up=1
   export OFFLOAD_NETNS_LAYOUT=first-on-a
+  lat_events=$((lat_events / divisor)) tput_events=$((tput_events / divisor))
   suite netns mpi mpi-eager2m grpc grpc-serve kserve
 else
   echo "left out: $netns_skip"
