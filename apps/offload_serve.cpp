@@ -52,7 +52,8 @@ int main(int argc, char** argv) {
                  "declare their tensors are its models; port 0 picks a free one (see --port-file)");
   app.add_option("--peers", peers,
                  "transmitter sessions to serve before exiting (a session counts once its handshake succeeded and "
-                 "it sent a request or said goodbye); 0: until SIGINT or SIGTERM")
+                 "it sent a request or said goodbye; KServe v2 clients' sessions are not counted); 0: until SIGINT "
+                 "or SIGTERM")
       ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
   app.add_option("--port-file", port_file,
                  "write the port listened on to this file once listening (with --listen and --kserve, two lines: "

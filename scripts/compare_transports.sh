@@ -87,7 +87,7 @@ start_service() {  # start_service LINK CREDITS
   "${ns[@]}" "$serve" --listen "$host:$lport" --kserve "$host:$kport" --port-file "$tmp/ports" --credits "$2" \
     >"$tmp/serve.log" 2>&1 &
   service_pid=$!
-  for _ in $(seq 100); do [ "$(wc -l <"$tmp/ports" 2>/dev/null || echo 0)" -ge 1 ] && break; sleep 0.1; done
+  for _ in $(seq 100); do [ -s "$tmp/ports" ] && [ "$(wc -l <"$tmp/ports")" -ge 1 ] && break; sleep 0.1; done
   [ -s "$tmp/ports" ] || { echo "compare_transports.sh: offload-serve did not start:" >&2; cat "$tmp/serve.log" >&2; exit 1; }
   listen_at=$host:$(sed -n 1p "$tmp/ports") kserve_at=$host:$(sed -n 2p "$tmp/ports")
 }

@@ -262,6 +262,14 @@ const std::vector<flag_row>& run_flags() {
              "this rank's host name when HOST is 0.0.0.0");
        },
        nullptr},
+      {"--kserve", "kserve_listen::address", "",
+       [](CLI::App& app, options& o, const std::string& flag) {
+         app.add_option(flag, o.kserve_listen,
+                        "HOST:PORT on which receiver ranks also serve KServe v2 clients (Triton's), beside this job's "
+                        "transmitters: one receiver, one scheduler for both; their sessions are served while the job "
+                        "runs, not waited for (one receiver rank: a port per rank would need PORT 0)");
+       },
+       nullptr},
       {"--cpu-work", "options::cpu_work", "cpu_work",
        [](CLI::App& app, options& o, const std::string& flag) {
          app.add_option(flag, o.cpu_work,

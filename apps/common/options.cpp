@@ -233,6 +233,20 @@ void finish_options(const CLI::App& app, options& o) {
     if (app.count("--listen") || app.count("--grpc-threads"))
       throw CLI::ValidationError("--listen/--grpc-threads", "apply to --transport grpc only");
   }
+  if (!o.kserve_listen.empty()) {
+    try {
+      check_address("--kserve", o.kserve_listen, true);
+    } catch (const std::invalid_argument& e) {
+      throw CLI::ValidationError("--kserve", e.what());
+    }
+    if (o.receivers == 0 || o.connect || o.serve)
+      throw CLI::ValidationError("--kserve",
+                                 "needs this job's receiver ranks (--receivers); a receiver service "
+                                 "serving KServe v2 is offload-serve --kserve");
+    if (o.receivers > 1 && o.kserve_listen.substr(o.kserve_listen.rfind(':') + 1) != "0")
+      throw CLI::ValidationError("--kserve", "with --receivers " + std::to_string(o.receivers) +
+                                                 " every receiver rank would listen on the same port: give PORT 0");
+  }
   if (int(o.serve) + int(o.connect) + int(o.stop) > 1)
     throw CLI::ValidationError("--serve/--connect/--stop", "give at most one of them");
   if (o.service_mode()) {

@@ -95,6 +95,7 @@ struct options {
   double site_link_gbit = 0;            // receivers: emulated shared link into their site; 0: none
   std::string transport = "mpi";        // the data path: mpi, or grpc (MPI then only starts and reports)
   std::string listen = "0.0.0.0:0";     // grpc: where receiver ranks listen (port 0: any free one)
+  std::string kserve_listen;            // receiver ranks also serve KServe v2 here (empty: no)
   std::size_t grpc_threads = 2;         // grpc: completion-queue threads of a receiver
   std::size_t grpc_memory = 0;          // grpc: a receiver's gRPC memory bound (resource quota); 0: none
   std::vector<std::string> connect_to;  // grpc: --connect HOST:PORT,...; every rank transmits to them

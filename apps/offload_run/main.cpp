@@ -502,9 +502,20 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     const auto cfg = offload::app::receiver_settings(o);
     try {
       const auto peers = std::size_t(rt.size() - o.receivers);
-      const auto over = o.grpc() ? offload::transport(offload::grpc_listen{o.listen, o.grpc_threads, o.grpc_memory})
-                                 : offload::mpi_link{{}, MPI_COMM_NULL, o.blocking_receive_below, o.parts_from};
+      auto over = o.grpc() ? offload::transport(offload::grpc_listen{o.listen, o.grpc_threads, o.grpc_memory})
+                           : offload::mpi_link{{}, MPI_COMM_NULL, o.blocking_receive_below, o.parts_from};
+#if OFFLOAD_WITH_KSERVE
+      if (!o.kserve_listen.empty())  // KServe v2 clients beside this job's transmitters
+        over = offload::listen_all{{over, offload::kserve_listen{o.kserve_listen, o.grpc_memory}}};
+#else
+      if (!o.kserve_listen.empty()) throw std::invalid_argument("--kserve: this build has no gRPC");
+#endif
       rx = std::make_unique<offload::receiver>(rt, kernels, offload::app::receiver_link(o, over), peers, cfg);
+      if (!o.kserve_listen.empty()) {  // (on stdout, as offload-serve says where it listens)
+        std::printf("receiver rank %d: serving KServe v2 clients on %s:%d beside this job's transmitters\n", rt.rank(),
+                    o.kserve_listen.substr(0, o.kserve_listen.rfind(':')).c_str(), rx->ports().back());
+        std::fflush(stdout);
+      }
     } catch (const std::exception& e) {  // bad settings, or gRPC cannot listen
       problem = e.what();
       spdlog::error("{}", problem);

@@ -48,9 +48,11 @@ struct kserve_listen {
   /// A client connection with nothing outstanding for this long ends its session (a new one
   /// opens with its next request); at most a quarter of the receiver's idle timeout is used.
   std::chrono::milliseconds session_idle{5000};
-  /// Requests one client may have waiting here beyond the receiver's credits; more are
-  /// answered UNAVAILABLE at once.
-  std::size_t max_backlog = 4096;
+  /// Requests one client connection may have waiting here beyond the receiver's credits; more
+  /// are answered UNAVAILABLE ("busy") at once. A ModelStreamInfer stream reads no further
+  /// request while this many of its answers are not written (gRPC's flow control then holds
+  /// its client). With L the largest message, a session holds at most (credits + this) x L.
+  std::size_t max_backlog = 256;
 
   /// The transport value (offload/transport.hpp) of these settings.
   operator transport() const;  // NOLINT(google-explicit-constructor): a conversion by design

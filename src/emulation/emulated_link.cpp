@@ -48,6 +48,7 @@ class emulated_endpoint final : public detail::endpoint {
   std::string describe(int peer) const override { return m_inner->describe(peer); }
   int port() const noexcept override { return m_inner->port(); }
   std::vector<int> ports() const override { return m_inner->ports(); }
+  bool expected(int peer) const override { return m_inner->expected(peer); }
   void forget(int peer) override { m_inner->forget(peer); }
   bool reconnect(int peer) override { return m_inner->reconnect(peer); }
   steady::time_point next_release() const noexcept override {

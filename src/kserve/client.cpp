@@ -5,7 +5,8 @@
 //   - hello: a RepositoryIndex (ready models); the answer is a hello_ack listing the models as
 //     NAME@VERSION lines (a version pinned in kserve_link::versions stands for the kernel's),
 //     with terms of this side's choosing (kserve_link::credits, no idle timeout);
-//   - request: ModelInfer, asynchronously (gRPC's callback API), its inputs as raw contents
+//   - request: ModelInfer, asynchronously (a completion queue with a thread of its own, which
+//     destroys each call once it completed: no call outlives the channels), its inputs as raw contents
 //     with the shapes the kernel declares (kernel::io), its declared outputs asked for; the
 //     response becomes a reply (no server times in the protocol: the reply's three times are
 //     when the call was made, made, and answered), a gRPC error an error message;
@@ -34,6 +35,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 namespace offload::detail {
 
@@ -44,10 +46,15 @@ namespace inf = inference;
 /// One call in flight: what gRPC's callback needs alive until it runs.
 struct call {
   grpc::ClientContext ctx;
+  grpc::Status status;
+  bool index = false;  // RepositoryIndex (the handshake), else ModelInfer
   inf::ModelInferRequest req;
   inf::ModelInferResponse resp;
   inf::RepositoryIndexRequest index_req;
   inf::RepositoryIndexResponse index_resp;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<inf::ModelInferResponse>> infer_reader;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<inf::RepositoryIndexResponse>> index_reader;
+  std::uint64_t hello_time0 = 0;
   int peer = 0;
   std::uint64_t generation = 0;
   std::uint64_t request_id = 0;
@@ -59,10 +66,10 @@ struct server {
   std::string address;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<inf::GRPCInferenceService::Stub> stub;
-  std::uint64_t generation = 0;           // a new one at each hello: answers of an older one are dropped
-  bool down = false;                      // its connection ended (closed sent); a hello opens it again
-  std::vector<std::string> models;        // the session's list, by the receiver's kernel id
-  std::set<std::shared_ptr<call>> calls;  // in flight, to cancel at the end
+  std::uint64_t generation = 0;     // a new one at each hello: answers of an older one are dropped
+  bool down = false;                // its connection ended (closed sent); a hello opens it again
+  std::vector<std::string> models;  // the session's list, by the receiver's kernel id
+  std::set<call*> calls;            // in flight, to cancel at the end
 };
 
 bool unreachable(const grpc::Status& st) {
@@ -100,15 +107,22 @@ class kserve_client final : public endpoint {
     }
   }
 
+  /// Calls still in flight are cancelled; the completion queue's thread finishes each (and
+  /// destroys it) before the queue is shut down and the channels go, so that no gRPC call
+  /// outlives its channel.
   ~kserve_client() override {
-    std::vector<std::shared_ptr<call>> calls;
-    std::unique_lock lock(m_mutex);
-    m_stopping = true;
-    for (auto& s : m_servers) calls.insert(calls.end(), s.calls.begin(), s.calls.end());
-    lock.unlock();
-    for (auto& c : calls) c->ctx.TryCancel();  // (outside the lock: a callback may run at once)
-    lock.lock();
-    m_idle.wait(lock, [&] { return m_in_flight == 0; });
+    {
+      std::lock_guard lock(m_mutex);
+      m_stopping = true;
+      for (auto& s : m_servers)
+        for (call* c : s.calls) c->ctx.TryCancel();  // (its completion comes through m_cq, on m_thread)
+    }
+    {
+      std::unique_lock lock(m_mutex);
+      m_idle.wait(lock, [&] { return m_in_flight == 0; });
+    }
+    m_cq.Shutdown();
+    m_thread.join();
   }
 
   std::optional<incoming> receive() override {
@@ -175,8 +189,8 @@ class kserve_client final : public endpoint {
     m_inbox.push_back(std::move(in));
   }
 
-  std::shared_ptr<call> start_call(int peer) {
-    auto c = std::make_shared<call>();
+  call* start_call(int peer) {
+    auto* c = new call;
     c->peer = peer;
     std::lock_guard lock(m_mutex);
     auto& s = m_servers[std::size_t(peer)];
@@ -186,13 +200,27 @@ class kserve_client final : public endpoint {
     return c;
   }
   /// Forgets a finished call; false when its answer is stale (an older session, or stopping).
-  bool end_call_locked(const std::shared_ptr<call>& c) {
+  bool end_call_locked(call* c) {
     auto& s = m_servers[std::size_t(c->peer)];
     s.calls.erase(c);
     return !m_stopping && c->generation == s.generation && !s.down;
   }
-  void done_call_locked() {
-    if (--m_in_flight == 0) m_idle.notify_all();
+
+  /// The completion queue's thread: each call's completion, its answer queued for the
+  /// transmitter, the call destroyed.
+  void serve_queue() {
+    void* tag = nullptr;
+    bool ok = false;
+    while (m_cq.Next(&tag, &ok)) {
+      std::unique_ptr<call> c(static_cast<call*>(tag));
+      if (c->index)
+        index_done(*c);
+      else
+        infer_done(*c);
+      c.reset();  // (the call goes before the count that lets the destructor go on)
+      std::lock_guard lock(m_mutex);
+      if (--m_in_flight == 0) m_idle.notify_all();
+    }
   }
 
   void hello(int peer, std::uint64_t hello_time0) {
@@ -202,23 +230,24 @@ class kserve_client final : public endpoint {
       ++s.generation;
       s.down = false;
     }
-    auto c = start_call(peer);
+    call* c = start_call(peer);
+    c->index = true;
+    c->hello_time0 = hello_time0;
     c->index_req.set_ready(true);
-    m_servers[std::size_t(peer)].stub->async()->RepositoryIndex(
-        &c->ctx, &c->index_req, &c->index_resp, [this, c, hello_time0](grpc::Status st) {
-          std::unique_lock lock(m_mutex);
-          const bool current = end_call_locked(c);
-          if (current && !st.ok()) {
-            push_closed_locked(c->peer, "RepositoryIndex: " + st.error_message() + " (code " +
-                                            std::to_string(int(st.error_code())) + ")");
-          } else if (current) {
-            answer_hello_locked(c->peer, c->index_resp, hello_time0);
-          }
-          auto wake = m_wake;
-          done_call_locked();
-          lock.unlock();
-          wake();
-        });
+    c->index_reader = m_servers[std::size_t(peer)].stub->AsyncRepositoryIndex(&c->ctx, c->index_req, &m_cq);
+    c->index_reader->Finish(&c->index_resp, &c->status, c);
+  }
+  void index_done(call& c) {
+    {
+      std::lock_guard lock(m_mutex);
+      if (!end_call_locked(&c)) return;
+      if (!c.status.ok())
+        push_closed_locked(c.peer, "RepositoryIndex: " + c.status.error_message() + " (code " +
+                                       std::to_string(int(c.status.error_code())) + ")");
+      else
+        answer_hello_locked(c.peer, c.index_resp, c.hello_time0);
+    }
+    m_wake();
   }
 
   /// The hello_ack of a session: the server's ready models as NAME@VERSION, sorted (a kernel's
@@ -281,7 +310,7 @@ class kserve_client final : public endpoint {
     const std::string version = pin != m_link.versions.end() ? pin->second
                                 : k != nullptr               ? std::string(k->version())
                                                              : "";
-    auto c = start_call(peer);
+    call* c = start_call(peer);
     c->request_id = id;
     c->kernel_id = kid;
     kserve::fill_request(req.products, io, model, version, id, c->req);
@@ -292,32 +321,26 @@ class kserve_client final : public endpoint {
       c->ctx.set_deadline(std::chrono::system_clock::now() +
                           std::chrono::nanoseconds(req.header.times[request_timeout_ns]));
     c->sent_ns = now_ns();
-    m_servers[std::size_t(peer)].stub->async()->ModelInfer(&c->ctx, &c->req, &c->resp, [this, c](grpc::Status st) {
-      const std::uint64_t answered = now_ns();
-      std::unique_lock lock(m_mutex);
-      const bool current = end_call_locked(c);
-      if (current) {
-        if (unreachable(st)) {
-          push_closed_locked(
-              c->peer, "ModelInfer: " + st.error_message() + " (code " + std::to_string(int(st.error_code())) + ")");
-        } else {
-          lock.unlock();
-          buffer answer =
-              st.ok() ? reply_of(*c, answered)
-                      : encode_error(c->request_id, kserve::status_of_grpc(st.error_code()), st.error_message());
-          lock.lock();
-          incoming in;
-          in.source = c->peer;
-          in.size = answer.size();
-          in.bytes = std::move(answer);
-          m_inbox.push_back(std::move(in));
-        }
+    c->infer_reader = m_servers[std::size_t(peer)].stub->AsyncModelInfer(&c->ctx, c->req, &m_cq);
+    c->infer_reader->Finish(&c->resp, &c->status, c);
+  }
+  void infer_done(call& c) {
+    const std::uint64_t answered = now_ns();
+    const grpc::Status& st = c.status;
+    {
+      std::lock_guard lock(m_mutex);
+      if (!end_call_locked(&c)) return;
+      if (unreachable(st)) {
+        push_closed_locked(
+            c.peer, "ModelInfer: " + st.error_message() + " (code " + std::to_string(int(st.error_code())) + ")");
       }
-      auto wake = m_wake;  // (the endpoint may be gone once the last call is done)
-      done_call_locked();
-      lock.unlock();
-      wake();
-    });
+    }
+    if (unreachable(st)) {
+      m_wake();
+      return;
+    }
+    push(c.peer, st.ok() ? reply_of(c, answered)
+                         : encode_error(c.request_id, kserve::status_of_grpc(st.error_code()), st.error_message()));
   }
 
   /// The reply of a response, or an error (bad_output) naming what is wrong with it.
@@ -347,6 +370,8 @@ class kserve_client final : public endpoint {
   std::vector<server> m_servers;
   std::size_t m_in_flight = 0;
   bool m_stopping = false;
+  grpc::CompletionQueue m_cq;
+  std::thread m_thread{[this] { serve_queue(); }};  // (started last: it uses the members above)
 };
 
 }  // namespace

@@ -107,11 +107,14 @@ class kserve_server final : public endpoint {
   std::string describe(int peer) const override;
   int port() const noexcept override { return m_port; }
   void forget(int peer) override;
+  /// KServe clients' sessions: served while the receiver runs, never waited for.
+  bool expected(int) const override { return false; }
   steady::time_point next_release() const noexcept override;
 
   // ---- for the gRPC handlers (any thread) ----
   model_entry* find_model(const std::string& name, const std::string& version, grpc::Status& error);
   std::vector<model_entry*> models() { return m_model_list; }
+  std::size_t max_backlog() const noexcept { return m_listen.max_backlog; }
   /// Checks `req` and queues it for the receiver in the session of `client` (a connection) or
   /// of stream `stream_session` (>= 0); the answer goes to `sink`. Bad input is answered at once.
   void submit(const inf::ModelInferRequest& req, const std::string& client, int stream_session,
@@ -168,7 +171,8 @@ namespace {
 class stream_reactor final : public grpc::ServerBidiReactor<inf::ModelInferRequest, inf::ModelStreamInferResponse>,
                              public std::enable_shared_from_this<stream_reactor> {
  public:
-  stream_reactor(kserve_server& server, std::string client) : m_server(server), m_client(std::move(client)) {}
+  stream_reactor(kserve_server& server, std::string client, std::size_t window)
+      : m_server(server), m_client(std::move(client)), m_window(window) {}
   void start(std::shared_ptr<stream_reactor> self) {
     m_self = std::move(self);
     m_peer = m_server.open_stream_session(m_client);
@@ -188,13 +192,16 @@ class stream_reactor final : public grpc::ServerBidiReactor<inf::ModelInferReque
     }
     m_server.submit(m_request, m_client, m_peer, std::make_shared<forwarder>(shared_from_this()));
     m_request.Clear();
-    StartRead(&m_request);
+    std::lock_guard lock(m_mutex);
+    read_next_locked();
   }
   void OnWriteDone(bool ok) override {
     std::lock_guard lock(m_mutex);
     m_writing = false;
+    --m_owed;  // (an answer written)
     if (!ok) m_broken = true;
     if (!m_broken && !m_queue.empty()) start_write_locked();
+    if (!m_broken && m_read_paused) read_next_locked();
     maybe_finish_locked();
   }
   void OnCancel() override {
@@ -207,8 +214,8 @@ class stream_reactor final : public grpc::ServerBidiReactor<inf::ModelInferReque
 
   void write(std::unique_ptr<inf::ModelStreamInferResponse> r) {
     std::lock_guard lock(m_mutex);
-    --m_owed;
     if (m_broken) {
+      --m_owed;
       maybe_finish_locked();
       return;
     }
@@ -233,6 +240,13 @@ class stream_reactor final : public grpc::ServerBidiReactor<inf::ModelInferReque
     std::shared_ptr<stream_reactor> m_stream;
   };
 
+  /// The next request, unless `window` requests read have answers not yet written (in the
+  /// receiver, or waiting for a client that does not read): then the stream waits, and gRPC's
+  /// flow control holds the client, so that neither side's memory grows.
+  void read_next_locked() {
+    m_read_paused = m_owed >= m_window;
+    if (!m_read_paused && m_reading) StartRead(&m_request);
+  }
   void start_write_locked() {
     m_current = std::move(m_queue.front());
     m_queue.pop_front();
@@ -241,7 +255,7 @@ class stream_reactor final : public grpc::ServerBidiReactor<inf::ModelInferReque
   }
   void maybe_finish_locked() {
     if (m_finished || m_writing) return;
-    if (m_broken || (!m_reading && m_owed == 0 && m_queue.empty())) {
+    if (m_broken || (!m_reading && m_owed == 0)) {
       m_finished = true;
       Finish(m_broken ? grpc::Status::CANCELLED : grpc::Status::OK);
     }
@@ -255,8 +269,9 @@ class stream_reactor final : public grpc::ServerBidiReactor<inf::ModelInferReque
   std::mutex m_mutex;
   std::deque<std::unique_ptr<inf::ModelStreamInferResponse>> m_queue;
   std::unique_ptr<inf::ModelStreamInferResponse> m_current;
-  std::size_t m_owed = 0;
-  bool m_reading = true, m_writing = false, m_broken = false, m_finished = false;
+  std::size_t m_window;
+  std::size_t m_owed = 0;  // requests read whose answer is not written yet
+  bool m_reading = true, m_read_paused = false, m_writing = false, m_broken = false, m_finished = false;
 };
 
 /// The RPCs. Metadata is answered on gRPC's thread from the kernels' declarations.
@@ -357,7 +372,7 @@ class service final : public inf::GRPCInferenceService::CallbackService {
   }
   grpc::ServerBidiReactor<inf::ModelInferRequest, inf::ModelStreamInferResponse>* ModelStreamInfer(
       grpc::CallbackServerContext* c) override {
-    auto s = std::make_shared<stream_reactor>(m_server, c->peer());
+    auto s = std::make_shared<stream_reactor>(m_server, c->peer(), m_server.max_backlog());
     s->start(s);
     return s.get();
   }

@@ -223,7 +223,7 @@ bool receiver::impl::progress() {
 
   housekeeping();
 
-  if (!done_signalled && peers_finished >= expected_peers) {
+  if (!done_signalled && expected_finished >= expected_peers) {
     bool idle = true;
     for (const auto& [rank, p] : peers) idle = idle && p.outstanding == 0;
     if (idle && ep->pending_sends() > 0) {

@@ -84,6 +84,7 @@ struct receiver::impl final : progress_client {
   std::map<int, peer_state> peers;
   std::map<int, warning_count> warnings;  // by peer, while it has had any
   std::size_t peers_finished = 0;
+  std::size_t expected_finished = 0;  // of them, peers the receiver waits for (endpoint::expected)
   steady::time_point next_housekeeping;
   // Memory freed in bulk (an oversized message, a closed stream's buffers) goes back to the
   // system at the next housekeeping at most twice a second, not when the allocator likes.
@@ -139,7 +140,7 @@ struct receiver::impl final : progress_client {
   /// Every 100 ms at most: reports held warnings that are due, drops peers silent past the idle timeout.
   void housekeeping();
   void drop_peer(int peer, peer_state& p, const std::string& why, bool closed = false);
-  void finish_peer(peer_state& p, bool served);
+  void finish_peer(int peer, peer_state& p, bool served);
   /// Takes the peer's requests that wait out of the scheduler (nobody waits for them).
   std::size_t drop_queued_work(int peer, peer_state& p);
   void forget_if_done(int peer);

@@ -51,7 +51,7 @@ void receiver::impl::handle_hello(int source, const message& m) {
   }
   warn_about(source, "no kernel in common with " + them + ": " + lacking);
   count([](receiver_stats& s) { s.handshake_failures += 1; });
-  finish_peer(p, false);
+  finish_peer(source, p, false);
 }
 
 void receiver::impl::handle_closed(int source, const std::string& reason) {
@@ -85,16 +85,19 @@ void receiver::impl::handle_goodbye(int source, std::uint64_t id) {
 void receiver::impl::maybe_finish(int source, peer_state& p) {
   if (!p.goodbye || p.finished || p.outstanding != 0) return;
   ep->send(source, detail::make_goodbye_ack());
-  finish_peer(p, true);
+  finish_peer(source, p, true);
 }
 
-void receiver::impl::finish_peer(peer_state& p, bool served) {
+void receiver::impl::finish_peer(int peer, peer_state& p, bool served) {
   p.finished = true;
   // A job's own receivers count every peer once, whatever the outcome (a transmitter turned
   // away does not try again); a shared service counts the sessions it served, so that a client
   // that fails the handshake or leaves at once does not use up its expected sessions.
   if (!served && !cfg.count_every_peer) return;
   ++peers_finished;
+  // Sessions a front end opens for clients of another protocol (KServe v2) are counted, but
+  // are not the transmitters the receiver waits for.
+  if (ep->expected(peer)) ++expected_finished;
   count([&](receiver_stats& s) { s.peers_finished = peers_finished; });
 }
 
@@ -136,7 +139,7 @@ void receiver::impl::drop_peer(int peer, peer_state& p, const std::string& why, 
     s.replies_discarded += abandoned;
   });
   drop_queued_work(peer, p);
-  finish_peer(p, p.requests > 0);
+  finish_peer(peer, p, p.requests > 0);
 }
 
 std::size_t receiver::impl::drop_queued_work(int peer, peer_state& p) {

@@ -36,6 +36,7 @@ class combined_endpoint final : public endpoint {
     return out;
   }
   void forget(int peer) override { of(peer).forget(peer / m_n); }
+  bool expected(int peer) const override { return of(peer).expected(peer / m_n); }
   bool reconnect(int peer) override { return of(peer).reconnect(peer / m_n); }
   std::chrono::steady_clock::time_point next_release() const noexcept override {
     auto next = std::chrono::steady_clock::time_point::max();

@@ -59,6 +59,10 @@ class endpoint {
   virtual int port() const noexcept { return 0; }
   /// Every port it listens on (several for a combined endpoint, listen_all), in order.
   virtual std::vector<int> ports() const { return {port()}; }
+  /// Whether `peer` is one of the transmitters a receiver waits for (its expected_peers), or a
+  /// session a front end opened for a client of another protocol (KServe v2), which a receiver
+  /// serves while it runs but does not wait for.
+  virtual bool expected(int /*peer*/) const { return true; }
   /// The caller is done with `peer`, whose connection has closed: what is kept about it goes.
   virtual void forget(int /*peer*/) {}
   /// Opens a new connection to `peer`, whose connection ended (gRPC: a new stream to its

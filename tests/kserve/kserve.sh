@@ -17,17 +17,14 @@ trap 'kill -9 "${pids[@]}" 2>/dev/null; rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; for f in "$tmp"/*.log; do echo "--- $f"; cat "$f"; done; exit 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 
-"$python" -c "import grpc, google.protobuf, numpy" 2>/dev/null ||
-  { echo "SKIP: $python lacks grpc, protobuf or numpy (Debian: python3-grpcio python3-protobuf python3-numpy)"; exit 77; }
-command -v grpc_python_plugin >/dev/null || { echo "SKIP: no grpc_python_plugin (Debian: protobuf-compiler-grpc)"; exit 77; }
-protoc -I "$proto" --python_out="$tmp" --grpc_out="$tmp" --plugin=protoc-gen-grpc="$(command -v grpc_python_plugin)" \
-  grpc_service.proto model_config.proto || fail "protoc could not make the Python stubs"
+source "$here/common.sh"
+make_stubs "$tmp" "$proto" "$python"
 
 "$serve" --listen 127.0.0.1:0 --kserve 127.0.0.1:0 --port-file "$tmp/ports" --max-message-bytes 1048576 \
   >"$tmp/serve.log" 2>&1 &
 service=$!
 pids+=("$service")
-for _ in $(seq 100); do [ "$(wc -l <"$tmp/ports" 2>/dev/null || echo 0)" -ge 1 ] && break; sleep 0.1; done
+for _ in $(seq 100); do [ -s "$tmp/ports" ] && [ "$(wc -l <"$tmp/ports")" -ge 1 ] && break; sleep 0.1; done
 listen_port=$(sed -n 1p "$tmp/ports")
 kserve_port=$(sed -n 2p "$tmp/ports")
 [ -n "$listen_port" ] && [ -n "$kserve_port" ] || fail "offload-serve wrote no two ports"
