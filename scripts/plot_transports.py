@@ -83,7 +83,7 @@ def main():
     ax.set_xticklabels(labels, fontsize=8)
     ax.set_ylabel("process CPU per request (us)")
     ax.set_title("process CPU per request, 64 B, 1->1 throughput\n(plain: transmitter, hatched: receiver)")
-    fig.suptitle("MPI against gRPC, echo kernel, one run of scripts/compare_transports.sh")
+    fig.suptitle("MPI against gRPC and KServe v2, echo kernel, one run of scripts/compare_transports.sh")
     fig.tight_layout()
     fig.savefig(a.output, dpi=110)
 
