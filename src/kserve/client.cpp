@@ -146,12 +146,7 @@ class kserve_client final : public endpoint {
  protected:
   void post(outgoing o) override {
     buffer flat;
-    std::span<const std::byte> bytes = o.m.head;
-    if (!o.m.contiguous()) {
-      flat = m_pool.acquire(std::size_t(o.m.total_size));
-      o.m.flatten(flat.span());
-      bytes = flat.span();
-    }
+    const auto bytes = kserve::readable(o.m, m_pool, flat);
     auto view = decode(bytes, m_limits);
     if (!view) return;  // (our own transmitter's message: cannot happen)
     const auto& h = view.value().header;

@@ -660,12 +660,7 @@ void kserve_server::forget(int peer) {
 void kserve_server::post(outgoing o) {
   // The receiver's answer: flatten a gathered one (its payloads lie elsewhere) to read it.
   buffer flat;
-  std::span<const std::byte> bytes = o.m.head;
-  if (!o.m.contiguous()) {
-    flat = m_pool.acquire(std::size_t(o.m.total_size));
-    o.m.flatten(flat.span());
-    bytes = flat.span();
-  }
+  const auto bytes = kserve::readable(o.m, m_pool, flat);
   auto view = decode(bytes, m_limits);
   std::vector<std::shared_ptr<answer_sink>> sinks;
   std::vector<grpc::Status> statuses;

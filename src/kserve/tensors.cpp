@@ -79,6 +79,26 @@ std::optional<std::uint64_t> elements(std::span<const std::int64_t> dims) {
   return n;
 }
 
+/// A declared shape made concrete for `count` elements: the first dimension `rows` when that is
+/// not negative, then a single -1 from the count; one dimension of `count` when it does not fit.
+std::vector<std::int64_t> resolved_shape(std::vector<std::int64_t> dims, std::int64_t rows, std::uint64_t count) {
+  if (rows >= 0 && !dims.empty()) dims[0] = rows;
+  std::uint64_t known = 1;
+  int unknown = -1, unknowns = 0;
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] < 0) {
+      unknown = int(i);
+      ++unknowns;
+    } else {
+      known *= std::uint64_t(dims[i]);
+    }
+  }
+  if (unknowns == 1 && known > 0 && count % known == 0) dims[std::size_t(unknown)] = std::int64_t(count / known);
+  const auto n = elements(dims);
+  if (unknowns > 1 || !n || *n != count) return {std::int64_t(count)};
+  return dims;
+}
+
 std::optional<std::int64_t> int_parameter(const google::protobuf::Map<std::string, inference::InferParameter>& p,
                                           const std::string& name, std::string& problem) {
   auto it = p.find(name);
@@ -242,23 +262,7 @@ grpc::Status fill_response(const message_view& reply, const model_io& io, const 
       return {grpc::StatusCode::INTERNAL, "model '" + call.model + "' gave no " +
                                               std::string(datatype_name(want.type)) + " output '" + want.name +
                                               "' (a defect of its kernel's declared outputs)"};
-    // Its shape: the rows, the declared sizes, and one -1 from the element count.
-    std::vector<std::int64_t> shape = want.dims;
-    if (io.batched && !shape.empty()) shape[0] = call.rows;
-    std::uint64_t known = 1;
-    int unknown = -1, unknowns = 0;
-    for (std::size_t i = 0; i < shape.size(); ++i) {
-      if (shape[i] < 0) {
-        unknown = int(i);
-        ++unknowns;
-      } else {
-        known *= std::uint64_t(shape[i]);
-      }
-    }
-    if (unknowns == 1 && known > 0 && p->count % known == 0)
-      shape[std::size_t(unknown)] = std::int64_t(p->count / known);
-    const auto count = elements(shape);
-    if (unknowns > 1 || !count || *count != p->count) shape = {std::int64_t(p->count)};  // flat, as it came
+    const auto shape = resolved_shape(want.dims, io.batched ? call.rows : -1, p->count);
     auto* t = out.add_outputs();
     t->set_name(want.name);
     t->set_datatype(std::string(datatype_name(want.type)));
@@ -294,22 +298,7 @@ void fill_request(const product_views& inputs, const model_io& io, const std::st
       if (d.name == p.name) spec = &d;
     std::vector<std::int64_t> shape{std::int64_t(p.count)};
     if (spec != nullptr && !spec->dims.empty()) {
-      shape = spec->dims;
-      if (io.batched && rows >= 0) shape[0] = rows;
-      std::uint64_t known = 1;
-      int unknown = -1, unknowns = 0;
-      for (std::size_t i = 0; i < shape.size(); ++i) {
-        if (shape[i] < 0) {
-          unknown = int(i);
-          ++unknowns;
-        } else {
-          known *= std::uint64_t(shape[i]);
-        }
-      }
-      if (unknowns == 1 && known > 0 && p.count % known == 0)
-        shape[std::size_t(unknown)] = std::int64_t(p.count / known);
-      const auto n = elements(shape);
-      if (unknowns > 1 || !n || *n != p.count) shape = {std::int64_t(p.count)};  // the server says what is wrong
+      shape = resolved_shape(spec->dims, io.batched ? rows : -1, p.count);  // (a misfit: the server says so)
       if (io.batched && rows < 0 && shape.size() == spec->dims.size()) rows = shape[0];
     }
     for (auto d : shape) t->add_shape(d);
@@ -378,6 +367,13 @@ status status_of_grpc(grpc::StatusCode code) {
     case grpc::StatusCode::UNAVAILABLE: return status::busy;
     default: return status::kernel_failed;
   }
+}
+
+std::span<const std::byte> readable(const outgoing_message& m, host_pool& pool, buffer& scratch) {
+  if (m.contiguous()) return m.head;
+  scratch = pool.acquire(std::size_t(m.total_size));
+  m.flatten(scratch.span());
+  return scratch.span();
 }
 
 }  // namespace offload::kserve

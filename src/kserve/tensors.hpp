@@ -66,6 +66,10 @@ grpc::Status fill_response(const message_view& reply, const model_io& io, const 
 /// The gRPC status for a receiver's error answer (status and text).
 grpc::Status status_of_error(status s, const std::string& text);
 
+/// The bytes of an outgoing message, to read it: a gathered one (payloads where they lie)
+/// flattened into `scratch`, from `pool`.
+std::span<const std::byte> readable(const outgoing_message& m, host_pool& pool, buffer& scratch);
+
 // ---- the transmitter's side (kserve_link) ----
 
 /// Fills `out` (model, version, id and inputs as raw contents; the outputs asked for) from a
