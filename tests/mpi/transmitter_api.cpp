@@ -119,10 +119,13 @@ void timeouts(runtime& rt, const offload_test::transport& T, const kernel_regist
   EXPECT(s.fallback_timeout >= 1 && s.fallback_timeout + s.fallback_no_receiver == 6 && s.remote == 0,
          "timeouts %llu, no receiver %llu, remote %llu", (unsigned long long)s.fallback_timeout,
          (unsigned long long)s.fallback_no_receiver, (unsigned long long)s.remote);
-  EXPECT(s.suspensions >= 1, "no receiver was set aside");
+  // A request the transmitter saw time out while in flight sets its receiver aside; one whose
+  // receiver answered `expired` first (its deadline passed in the receiver's queue: on a busy
+  // machine all six can) does not, since that receiver did answer.
+  EXPECT(s.suspensions + s.expired >= 1, "no receiver was set aside, and none answered expired");
   EXPECT(s.late_replies >= 1, "no late reply counted");
-  std::printf("rank %d: %llu timeouts, %llu set aside, %llu late replies\n", rt.rank(),
-              (unsigned long long)s.fallback_timeout, (unsigned long long)s.suspensions,
+  std::printf("rank %d: %llu timeouts, %llu set aside, %llu answered expired, %llu late replies\n", rt.rank(),
+              (unsigned long long)s.fallback_timeout, (unsigned long long)s.suspensions, (unsigned long long)s.expired,
               (unsigned long long)s.late_replies);
 }
 
