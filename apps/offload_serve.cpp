@@ -124,7 +124,10 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     if (!port_file.empty()) {
       std::string text;
-      for (auto p : ports) text += (text.empty() ? "" : "\n") + std::to_string(p);
+      for (auto p : ports) {
+        if (!text.empty()) text += '\n';
+        text += std::to_string(p);
+      }
       offload::app::write_file_atomically(port_file, text);
     }
     const double cpu0 = offload::app::process_cpu_seconds();

@@ -142,7 +142,10 @@ inference::DataType config_type(dtype t) noexcept {
 
 std::string shape_text(std::span<const std::int64_t> dims) {
   std::string s = "[";
-  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? "," : "") + std::to_string(dims[i]);
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (i > 0) s += ',';
+    s += std::to_string(dims[i]);
+  }
   return s + "]";
 }
 
