@@ -23,6 +23,10 @@ std::optional<std::vector<product>> join_inputs(const kernel& k, std::span<const
       if (in->size() != first.size()) return std::nullopt;
       const auto& v = (*in)[p];
       if (v.name != head.name || v.type != head.type) return std::nullopt;
+      // Shaped products join along their first dim: the others must be equal.
+      if (v.dims.size() != head.dims.size() ||
+          (!head.dims.empty() && !std::equal(v.dims.begin() + 1, v.dims.end(), head.dims.begin() + 1)))
+        return std::nullopt;
       if (is_param(head.name) &&
           (v.count != head.count ||
            (head.size_bytes() > 0 && std::memcmp(v.data, head.data, static_cast<std::size_t>(head.size_bytes())) != 0)))
@@ -30,7 +34,12 @@ std::optional<std::vector<product>> join_inputs(const kernel& k, std::span<const
       count += v.count;
     }
     if (is_param(head.name)) count = head.count;
-    product out{std::string(head.name), head.type, count, std::vector<std::byte>(count * dtype_size(head.type))};
+    product out{std::string(head.name), head.type, count, std::vector<std::byte>(count * dtype_size(head.type)),
+                dims_t(head.dims.begin(), head.dims.end())};
+    if (!out.dims.empty() && !is_param(head.name)) {
+      out.dims[0] = 0;
+      for (const auto* in : ins) out.dims[0] += (*in)[p].dims[0];
+    }
     std::size_t at = 0;
     for (const auto* in : ins) {
       const auto& v = (*in)[p];

@@ -13,7 +13,7 @@ class echo final : public kernel {
   std::uint64_t default_size() const noexcept override { return 65536; }  // bytes
   std::vector<product_spec> output_specs(const product_views& in) const override {
     std::vector<product_spec> out;
-    for (const auto& p : in) out.push_back({std::string(p.name), p.type, p.count});
+    for (const auto& p : in) out.push_back(p.spec());
     return out;
   }
   void run_cpu(const product_views& in, message_writer& out) const override {

@@ -29,6 +29,7 @@ std::vector<pooled_product> kernel::make_inputs(const input_params& params, cons
   std::vector<pooled_product> out;
   for (const auto& p : make_inputs(params)) {
     auto q = make(p.name, p.type, p.count);
+    q.dims = p.dims;
     if (!p.bytes.empty()) std::memcpy(q.bytes.data(), p.bytes.data(), p.bytes.size());
     out.push_back(std::move(q));
   }

@@ -127,16 +127,22 @@ TEST_CASE("protocol.md: the header table is where the code writes each field") {
 }
 
 TEST_CASE("protocol.md: the product entry table is where the code writes each field") {
-  const std::vector<product_spec> specs{{"first", dtype::f64, 7}, {"second", dtype::i32, 2}};
+  // "first" f64 [7] (flat), "second" i32 [2,1,3] (rank 3: its dims right after the table).
+  const std::vector<product_spec> specs{{"first", dtype::f64, 7}, {"second", dtype::i32, 6, {2, 1, 3}}};
   message_writer w({message_kind::request, 1, 0, status::ok}, specs);
   const std::byte* payload_at = w.payload(1).data();  // the bytes move with the buffer
   const buffer b = std::move(w).finish();
   const std::byte* e = b.data() + wire_header_size + wire_entry_size;  // entry 1: "second"
   const auto payload = static_cast<std::uint64_t>(payload_at - b.data());
-  const auto name_offset = wire_header_size + 2 * wire_entry_size + std::string("first").size();
-  const std::map<std::string, std::uint64_t> expected{
-      {"count", 2},   {"payload_offset", payload}, {"name_offset", name_offset}, {"name_length", 6}, {"dtype", 3},
-      {"reserved", 0}};
+  const auto dims_at = wire_header_size + 2 * wire_entry_size;
+  const auto name_offset = dims_at + 3 * 8 + std::string("first").size();
+  const std::map<std::string, std::uint64_t> expected{{"count", 6},
+                                                      {"payload_offset", payload},
+                                                      {"name_offset", name_offset},
+                                                      {"name_length", 6},
+                                                      {"dtype", 3},
+                                                      {"rank", 3},
+                                                      {"reserved", 0}};
   std::size_t next = 0;
   for (const auto& row : table_after(document(), "### 2.2 Product table entry")) {
     INFO("row: " << row.at(2));
@@ -144,22 +150,32 @@ TEST_CASE("protocol.md: the product entry table is where the code writes each fi
     CHECK(offset == next);
     next = offset + size;
     REQUIRE(expected.contains(row.at(2)));
-    for (std::size_t i = 0; i < size; i += 8)  // the 9 reserved bytes are read in two goes
+    for (std::size_t i = 0; i < size; i += 8)  // (fields of up to 8 bytes)
       CHECK(read_le(e + offset + i, std::min<std::size_t>(8, size - i)) == (i == 0 ? expected.at(row.at(2)) : 0));
   }
   CHECK(next == wire_entry_size);
   CHECK(std::string(reinterpret_cast<const char*>(b.data() + name_offset), 6) == "second");
+  // The dims, 8 bytes each, little-endian, where the document puts them; entry 0 has rank 0.
+  CHECK(read_le(b.data() + dims_at, 8) == 2);
+  CHECK(read_le(b.data() + dims_at + 8, 8) == 1);
+  CHECK(read_le(b.data() + dims_at + 16, 8) == 3);
+  CHECK(read_le(b.data() + wire_header_size + 23, 1) == 0);
+  CHECK(document().find("`64 + 32 k + 8 × Σ_{j<i} rank_j`") != std::string::npos);
 }
 
 TEST_CASE("protocol.md: the dtype, kind and status codes are the code's") {
   const auto doc = document();
+  std::size_t dtypes = 0;
   for (const auto& row : table_after(doc, "### 2.2 Product table entry", 1)) {
     INFO("dtype " << row.at(0));
     const auto code = std::stoul(row.at(1));
     REQUIRE(is_valid_dtype(static_cast<std::uint8_t>(code)));
     CHECK(dtype_name(static_cast<dtype>(code)) == row.at(0));
     CHECK(dtype_size(static_cast<dtype>(code)) == std::stoul(row.at(2)));
+    CHECK(static_cast<dtype>(code) == all_dtypes.at(dtypes++));  // every dtype, in code order
   }
+  CHECK(dtypes == all_dtypes.size());
+  CHECK_FALSE(is_valid_dtype(static_cast<std::uint8_t>(all_dtypes.size() + 1)));
   // Each row of the table under `heading` names the code's value of enum E in column 1.
   const auto codes_match = [&]<class E>(const std::string& heading, E) {
     std::size_t rows = 0;
@@ -180,10 +196,10 @@ TEST_CASE("protocol.md: the decoding checks name the code's error codes") {
     INFO("check " << row.at(0) << ": " << row.at(1));
     CHECK(std::stoul(row.at(0)) == ++n);
     bool known = false;
-    for (int c = 0; c <= int(wire_errc::bad_parts); ++c) known = known || to_string(wire_errc(c)) == row.at(2);
+    for (int c = 0; c <= int(wire_errc::bad_shape); ++c) known = known || to_string(wire_errc(c)) == row.at(2);
     CHECK(known);
   }
-  CHECK(n == 20);
+  CHECK(n == 23);
 }
 
 TEST_CASE("protocol.md: a hello_ack's terms are in the documented order") {
@@ -247,9 +263,10 @@ TEST_CASE("protocol.md: the carriers' tag and method, and the layout size rule")
   CHECK(detail::offload_tag == 0x0ff1);
   CHECK(doc.find("tag `0x0ff1`") != std::string::npos);
   CHECK(doc.find(std::string("`") + detail::grpc_session_method + "`") != std::string::npos);
-  // pos = 64 + 32k + sum(names); then per product: round_up(pos, 64) + bytes.
-  const std::vector<product_spec> specs{{"x", dtype::f64, 3}, {"iterations", dtype::i64, 1}, {"empty", dtype::u8, 0}};
-  std::uint64_t pos = 64 + 32 * specs.size() + 1 + 10 + 5;
+  // pos = 64 + 32k + 8 sum(ranks) + sum(names); then per product: round_up(pos, 64) + bytes.
+  const std::vector<product_spec> specs{
+      {"x", dtype::f64, 3}, {"iterations", dtype::i64, 1}, {"empty", dtype::u8, 0}, {"m", dtype::bf16, 8, {2, 2, 2}}};
+  std::uint64_t pos = 64 + 32 * specs.size() + 8 * 3 + 1 + 10 + 5 + 1;
   for (const auto& s : specs) pos = (pos + 63) / 64 * 64 + s.size_bytes();
   CHECK(message_writer::size_for(specs) == pos);
 }

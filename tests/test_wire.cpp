@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -12,7 +13,7 @@ namespace {
 // Header and table offsets, written out independently of the implementation.
 constexpr std::size_t off_magic = 0, off_version = 4, off_kind = 6, off_count = 24, off_total = 32, off_parts = 28,
                       off_times = 40;
-constexpr std::size_t e_count = 0, e_offset = 8, e_name_offset = 16, e_name_length = 20, e_dtype = 22;
+constexpr std::size_t e_count = 0, e_offset = 8, e_name_offset = 16, e_name_length = 20, e_dtype = 22, e_rank = 23;
 
 template <class T> void poke(buffer& b, std::size_t at, T v) {
   std::memcpy(b.data() + at, &v, sizeof v);
@@ -173,7 +174,7 @@ TEST_CASE("malformed messages return their specific error") {
     auto b = sample();
     poke<std::uint8_t>(b, entry(1) + e_dtype, 0);
     CHECK(error_of(b) == wire_errc::bad_dtype);
-    poke<std::uint8_t>(b, entry(1) + e_dtype, 6);
+    poke<std::uint8_t>(b, entry(1) + e_dtype, 14);
     CHECK(error_of(b) == wire_errc::bad_dtype);
   }
   SECTION("names: empty, too long, out of bounds, not printable, repeated") {
@@ -271,9 +272,157 @@ TEST_CASE("dtype helpers") {
   CHECK(dtype_size(dtype::f64) == 8);
   CHECK(dtype_name(dtype::i32) == "i32");
   CHECK(parse_dtype("u8") == dtype::u8);
-  CHECK_FALSE(parse_dtype("f16").has_value());
+  CHECK(parse_dtype("bool") == dtype::boolean);
+  CHECK_FALSE(parse_dtype("f8").has_value());
   CHECK_FALSE(is_valid_dtype(0));
-  CHECK_FALSE(is_valid_dtype(6));
+  CHECK_FALSE(is_valid_dtype(14));
+  // Every dtype: a name that parses back, a size, a valid wire value.
+  for (auto t : all_dtypes) {
+    CHECK(parse_dtype(dtype_name(t)) == t);
+    CHECK(dtype_size(t) > 0);
+    CHECK(is_valid_dtype(static_cast<std::uint8_t>(t)));
+  }
+}
+
+TEST_CASE("float16 and bfloat16 convert as IEEE 754 and numpy do") {
+  // Bit patterns from the binary16 format: 1.0 = 0x3c00, -2.0 = 0xc000, 65504 (max) = 0x7bff,
+  // 2^-14 (min normal) = 0x0400, 2^-24 (min subnormal) = 0x0001, inf = 0x7c00.
+  CHECK(float16::from_float(1.0f).bits == 0x3c00);
+  CHECK(float16::from_float(-2.0f).bits == 0xc000);
+  CHECK(float16::from_float(65504.0f).bits == 0x7bff);
+  CHECK(float16::from_float(65520.0f).bits == 0x7c00);  // the tie rounds to even: inf
+  CHECK(float16::from_float(0x1p-14f).bits == 0x0400);
+  CHECK(float16::from_float(0x1p-24f).bits == 0x0001);
+  CHECK(float16::from_float(0x1p-25f).bits == 0x0000);         // a tie: to even, zero
+  CHECK(float16::from_float(0x1.8p-25f).bits == 0x0001);       // above the tie
+  CHECK(float16::from_float(1.0f + 0x1p-11f).bits == 0x3c00);  // tie between 1 and 1+2^-10: even
+  CHECK(float16::from_float(1.0f + 0x1.8p-11f).bits == 0x3c01);
+  CHECK(float16{0x3555}.to_float() == 0.333251953125f);
+  CHECK(float16{0x0001}.to_float() == 0x1p-24f);
+  CHECK(float16{0x8000}.to_float() == 0.0f);
+  CHECK(std::isinf(float16{0xfc00}.to_float()));
+  CHECK(std::isnan(float16::from_float(std::numeric_limits<float>::quiet_NaN()).to_float()));
+  for (std::uint32_t b = 0; b < 0x10000; ++b) {  // every finite half survives the round trip
+    const float16 h{static_cast<std::uint16_t>(b)};
+    if ((b & 0x7c00) != 0x7c00) REQUIRE(float16::from_float(h.to_float()).bits == h.bits);
+  }
+  CHECK(bfloat16::from_float(1.0f).bits == 0x3f80);
+  CHECK(bfloat16::from_float(3.140625f).bits == 0x4049);
+  CHECK(bfloat16::from_float(1.0f + 0x1p-8f).bits == 0x3f80);  // a tie: to even
+  CHECK(bfloat16::from_float(1.0f + 0x1.8p-8f).bits == 0x3f81);
+  CHECK(bfloat16{0xc0a0}.to_float() == -5.0f);
+  CHECK(std::isnan(bfloat16::from_float(std::numeric_limits<float>::quiet_NaN()).to_float()));
+}
+
+TEST_CASE("shaped products of every dtype make the round trip; flat and one dim are the same on the wire") {
+  std::vector<product> ps{
+      product::make("bool", std::vector<std::uint8_t>{1, 0, 1, 1, 0, 0}),
+      product::make("i8", std::vector<std::int8_t>{-128, 127, 0, 1, -1, 5}, {2, 3}),
+      product::make("i16", std::vector<std::int16_t>{-32768, 32767, 3, 4}, {2, 1, 2}),
+      product::make("u16", std::vector<std::uint16_t>{65535, 0}, {1, 2}),
+      product::make("u32", std::vector<std::uint32_t>{4000000000u, 1, 2, 3, 4, 5, 6, 7}, {2, 2, 2}),
+      product::make("u64", std::vector<std::uint64_t>{~std::uint64_t{0}, 0, 9}, {3}),
+      product::make("f16", std::vector<float16>{float16::from_float(1.5f), float16::from_float(-0.25f)}, {2, 1}),
+      product::make("bf16", std::vector<bfloat16>{bfloat16::from_float(2.0f), bfloat16::from_float(-3.0f)}, {1, 2}),
+      product::make("empty", std::vector<float>{}, {0, 16}),
+      product::make("eight", std::vector<double>(256, 0.5), {2, 2, 2, 2, 2, 2, 2, 2}),
+  };
+  ps[0].type = dtype::boolean;  // the bytes of six bools
+  ps[0].reshape({3, 2});
+  auto bytes = encode({message_kind::request, 1, 2, status::ok}, product_views(ps));
+  std::vector<product_spec> specs;
+  for (const auto& p : ps) specs.push_back(p.spec());
+  CHECK(bytes.size() == message_writer::size_for(specs));
+  auto r = decode(bytes.span());
+  REQUIRE(r.ok());
+  const auto& got = r.value().products;
+  REQUIRE(got.size() == ps.size());
+  CHECK(compare_products(product_views(ps), got).empty());
+  for (std::size_t i = 0; i < ps.size(); ++i) {
+    INFO(ps[i].name);
+    CHECK(got[i].type == ps[i].type);
+    CHECK(got[i].shape() == ps[i].spec().shape());
+    CHECK(std::memcmp(got[i].data, ps[i].bytes.data(), ps[i].bytes.size()) == 0);
+  }
+  CHECK(got[5].dims.empty());  // [3]: one dim is written flat (rank 0)
+  CHECK(got.get<std::int8_t>("i8")[0] == -128);
+  CHECK(got.get<bool>("bool")[2]);
+  CHECK(got.get<float16>("f16")[1].to_float() == -0.25f);
+  CHECK(got.get<bfloat16>("bf16")[1].to_float() == -3.0f);
+  // The message the writer hands over has the same shapes without decoding.
+  const message m = encode_message({message_kind::request, 1, 2, status::ok}, product_views(ps));
+  for (std::size_t i = 0; i < ps.size(); ++i) CHECK(m.products()[i].shape() == got[i].shape());
+  // A flat product costs nothing more than in version 6: no dims on the wire.
+  const std::vector<product> flat{product::make("x", std::vector<float>(6, 1.0f))};
+  const std::vector<product> one{product::make("x", std::vector<float>(6, 1.0f), {6})};
+  CHECK(encode({}, product_views(flat)).size() == encode({}, product_views(one)).size());
+  // Two dims take 16 bytes before the names: after a 32-byte name, one more 64-byte line.
+  const std::string name(32, 'n');
+  CHECK(message_writer::size_for(std::vector<product_spec>{{name, dtype::f32, 6, {2, 3}}}) ==
+        message_writer::size_for(std::vector<product_spec>{{name, dtype::f32, 6}}) + 64);
+}
+
+TEST_CASE("decode refuses a bad shape, naming it") {
+  // "m" f32 [2,3] then "n" u8 flat: the dims (two int64) follow the table at byte 128.
+  std::vector<product> ps{product::make("m", std::vector<float>(6, 1.0f), {2, 3}),
+                          product::make("n", std::vector<std::uint8_t>{1, 2})};
+  const auto fresh = [&] { return encode({}, product_views(ps)); };
+  const auto good = fresh();
+  const std::size_t dims_at = wire_header_size + 2 * wire_entry_size;
+  REQUIRE(peek<std::int64_t>(good, dims_at) == 2);
+  REQUIRE(peek<std::int64_t>(good, dims_at + 8) == 3);
+  REQUIRE(peek<std::uint8_t>(good, entry(0) + e_rank) == 2);
+  REQUIRE(peek<std::uint8_t>(good, entry(1) + e_rank) == 0);
+  const auto text_of = [](const buffer& b) {
+    auto r = decode(b.span());
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == wire_errc::bad_shape);
+    return r.error().text;
+  };
+  auto b = fresh();
+  poke<std::int64_t>(b, dims_at + 8, 4);  // [2,4] for 6 elements
+  CHECK(text_of(b) == "product 'm': shape [2,4] holds 8 elements, the product has 6");
+  b = fresh();
+  poke<std::int64_t>(b, dims_at, -2);
+  CHECK(text_of(b).find("negative") != std::string::npos);
+  b = fresh();
+  poke<std::int64_t>(b, dims_at, std::int64_t{1} << 40);
+  poke<std::int64_t>(b, dims_at + 8, std::int64_t{1} << 40);  // the product overflows
+  CHECK(text_of(b).find("too many elements") != std::string::npos);
+  b = fresh();
+  poke<std::uint8_t>(b, entry(0) + e_rank, 1);
+  CHECK(text_of(b) == "product 0: rank 1 is not 0 (flat) or 2..8");
+  poke<std::uint8_t>(b, entry(0) + e_rank, 9);
+  CHECK(text_of(b) == "product 0: rank 9 is not 0 (flat) or 2..8");
+  b = fresh();
+  poke<std::uint8_t>(b, entry(1) + e_rank, 8);  // 64 more bytes of dims: over the names
+  CHECK(error_of(b) == wire_errc::name_out_of_bounds);
+  // Dims past the end of a message that is only a header and a table.
+  std::vector<product> lone{product::make("q", std::vector<float>{}, {0, 0})};
+  auto c = encode({}, product_views(lone));
+  poke<std::uint8_t>(c, entry(0) + e_rank, 8);
+  buffer cut(wire_header_size + wire_entry_size + 16);
+  std::memcpy(cut.data(), c.data(), cut.size());
+  poke<std::uint64_t>(cut, off_total, cut.size());
+  CHECK(text_of(cut).find("past the message end") != std::string::npos);
+}
+
+TEST_CASE("products refuse a shape that does not fit, and compare shapes where both have one") {
+  CHECK_THROWS_AS(product::make("x", std::vector<float>(6), {4, 2}), input_error);
+  CHECK_THROWS_AS(product::make("x", std::vector<float>(6), {-1, 6}), input_error);
+  CHECK_THROWS_AS(product::make("x", std::vector<float>(1), {1, 1, 1, 1, 1, 1, 1, 1, 1}), input_error);
+  auto p = product::make("x", std::vector<float>(6));
+  CHECK_THROWS_WITH(p.reshape({5}), "product 'x': shape [5] holds 5 elements, the product has 6");
+  p.reshape({3, 2});
+  CHECK(p.spec().shape() == dims_t{3, 2});
+  std::vector<product> a{p}, flat{product::make("x", std::vector<float>(6))},
+      other{product::make("x", std::vector<float>(6), {2, 3})};
+  CHECK(compare_products(product_views(a), product_views(flat)).empty());
+  CHECK(compare_products(product_views(a), product_views(other)) == "product 'x': expected shape [3,2], got [2,3]");
+  std::vector<product> h1{product::make("h", std::vector<float16>{float16::from_float(1.0f)})};
+  std::vector<product> h2{product::make("h", std::vector<float16>{float16::from_float(1.001f)})};
+  CHECK_FALSE(compare_products(product_views(h1), product_views(h2)).empty());
+  CHECK(compare_products(product_views(h1), product_views(h2), 1e-2).empty());
 }
 
 TEST_CASE("a writer hands over the same message decode would make of its bytes") {
@@ -299,7 +448,7 @@ TEST_CASE("a writer hands over the same message decode would make of its bytes")
   CHECK(m.products().get<std::int64_t>("bb")[1] == -9);
 }
 
-TEST_CASE("check_specs finds what decode would refuse in names and counts") {
+TEST_CASE("check_specs finds what decode would refuse in names, shapes and counts") {
   const wire_limits limits{1 << 20, 2, 4};
   const auto code = [&](std::vector<product_spec> specs) {
     auto problem = check_specs(specs, limits);
@@ -312,6 +461,9 @@ TEST_CASE("check_specs finds what decode would refuse in names and counts") {
   CHECK(code({{"a b", dtype::f32, 1}}) == "bad_name");
   CHECK(code({{"a\x7f", dtype::f32, 1}}) == "bad_name");
   CHECK(code({{"x", dtype::f32, 1}, {"x", dtype::i32, 2}}) == "duplicate_name");
+  CHECK(code({{"s", dtype::f32, 6, {2, 3}}}) == "ok");
+  CHECK(code({{"s", dtype::f32, 6, {2, 4}}}) == "bad_shape");
+  CHECK(code({{"s", dtype::f32, 6, {6, -1}}}) == "bad_shape");
   // The same texts as decode gives for the encoded message.
   const std::vector<product_spec> bad{{"a b", dtype::u8, 0}};
   message_writer w({}, bad);

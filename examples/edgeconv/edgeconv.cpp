@@ -49,7 +49,8 @@ class edgeconv_kernel final : public offload::kernel {
       if (n[j] < 0 || n[j] > max_particles)
         throw offload::input_error("input 'counts': jet " + std::to_string(j) + " has " + std::to_string(n[j]) +
                                    " particles, outside 0..50");
-    return {{"scores", offload::dtype::f32, n.size() * classes}};
+    const auto jets = std::int64_t(n.size());
+    return {{"scores", offload::dtype::f32, n.size() * classes, {jets, classes}}};
   }
 
   void run_cpu(const offload::product_views& in, offload::message_writer& out) const override {
@@ -70,6 +71,14 @@ class edgeconv_kernel final : public offload::kernel {
   /// Jets are independent: requests join by concatenating jets.
   offload::batch_rule batching() const override { return {true, {}}; }
 
+  /// As a model: per jet, 50 particles of 4 features (zero-padded) and the particle count in;
+  /// 2 class scores out. The first dimension counts jets.
+  offload::model_io io() const override {
+    return {{{"features", offload::dtype::f32, {-1, max_particles, features}}, {"counts", offload::dtype::i32, {-1}}},
+            {{"scores", offload::dtype::f32, {-1, classes}}},
+            true};
+  }
+
   /// size: jets; 10 to 50 particles each, uniform in a cone of radius 0.8 around the axis.
   std::vector<offload::product> make_inputs(const offload::input_params& p) const override {
     splitmix64 rng{p.seed};
@@ -86,7 +95,9 @@ class edgeconv_kernel final : public offload::kernel {
         x[3] = float(x[2] + 0.5 * rng.uniform());             // log E >= log pT
       }
     }
-    return {offload::product::make("features", f), offload::product::make("counts", n)};
+    const auto jets = std::int64_t(p.size);
+    return {offload::product::make("features", f, {jets, max_particles, features}),
+            offload::product::make("counts", n)};
   }
 
   std::uint64_t default_size() const noexcept override { return 16; }  // jets per event

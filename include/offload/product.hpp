@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -32,6 +33,20 @@ class output_error : public std::logic_error {
   using std::logic_error::logic_error;
 };
 
+/// A product's shape: its dims, row-major, each at least 0, their product its element count.
+/// Empty means flat: one dimension of the count (what products without a shape are).
+using dims_t = std::vector<std::int64_t>;
+
+/// Elements of a shape, or nullopt when a dim is negative or the product passes 2^62.
+std::optional<std::uint64_t> shape_elements(std::span<const std::int64_t> dims) noexcept;
+/// "[2,3,4]"; "[]" for no dims.
+std::string shape_text(std::span<const std::int64_t> dims);
+/// Why `dims` cannot be the shape of product `name` of `count` elements (a negative dim, more
+/// than max_rank dims, or their product not the count); empty when they can (empty dims can).
+std::string shape_problem(std::string_view name, std::span<const std::int64_t> dims, std::uint64_t count);
+/// The most dims a product may have (the wire format's limit).
+inline constexpr std::size_t max_rank = 8;
+
 namespace detail {
 /// The `count` elements at `data` as `T` (const or not); throws input_error naming product
 /// `name` when `T` is not `type`.
@@ -44,13 +59,16 @@ std::span<T> elements_as(std::string_view name, dtype type, std::uint64_t count,
 }
 }  // namespace detail
 
-/// Name, dtype and element count of a product, without data.
+/// Name, dtype, element count and shape of a product, without data.
 struct product_spec {
   std::string name;
   dtype type = dtype::u8;
   std::uint64_t count = 0;
+  dims_t dims = {};  ///< empty: flat
 
   std::uint64_t size_bytes() const noexcept { return count * dtype_size(type); }
+  /// The dims, or one dim of `count` when flat.
+  dims_t shape() const { return dims.empty() ? dims_t{std::int64_t(count)} : dims; }
   friend bool operator==(const product_spec&, const product_spec&) = default;
 };
 
@@ -61,38 +79,52 @@ struct product_view {
   dtype type = dtype::u8;
   std::uint64_t count = 0;
   const std::byte* data = nullptr;
+  std::span<const std::int64_t> dims = {};  ///< empty: flat (owned by whoever owns the bytes)
 
   std::uint64_t size_bytes() const noexcept { return count * dtype_size(type); }
+  /// The dims, or one dim of `count` when flat.
+  dims_t shape() const { return dims.empty() ? dims_t{std::int64_t(count)} : dims_t(dims.begin(), dims.end()); }
+  product_spec spec() const { return {std::string(name), type, count, dims_t(dims.begin(), dims.end())}; }
 
   /// The elements as `T`; throws input_error when `T` is not this product's dtype.
   template <class T> std::span<const T> as() const { return detail::elements_as<const T>(name, type, count, data); }
 };
 
-/// An owning product: its name, dtype and bytes. Build one with `make`.
+/// An owning product: its name, dtype, bytes and shape. Build one with `make`.
 struct product {
   std::string name;
   dtype type = dtype::u8;
   std::uint64_t count = 0;
   std::vector<std::byte> bytes;
+  dims_t dims = {};  ///< empty: flat; set with reshape
 
-  template <class T> static product make(std::string name, std::span<const T> values) {
-    product p{std::move(name), dtype_of<T>, values.size(), std::vector<std::byte>(values.size_bytes())};
+  /// A flat product holding `values`; with `dims`, shaped (input_error when their product is
+  /// not the number of values).
+  template <class T> static product make(std::string name, std::span<const T> values, dims_t dims = {}) {
+    product p{std::move(name), dtype_of<T>, values.size(), std::vector<std::byte>(values.size_bytes()), {}};
     if (!values.empty()) std::memcpy(p.bytes.data(), values.data(), values.size_bytes());
+    p.reshape(std::move(dims));
     return p;
   }
-  template <class T> static product make(std::string name, const std::vector<T>& values) {
-    return make(std::move(name), std::span<const T>(values));
+  template <class T> static product make(std::string name, const std::vector<T>& values, dims_t dims = {}) {
+    return make(std::move(name), std::span<const T>(values), std::move(dims));
   }
   /// `count` elements of `type`, all bytes zero, to fill with as<T>().
   static product zeros(std::string name, dtype type, std::uint64_t count) {
-    return {std::move(name), type, count, std::vector<std::byte>(static_cast<std::size_t>(count * dtype_size(type)))};
+    return {
+        std::move(name), type, count, std::vector<std::byte>(static_cast<std::size_t>(count * dtype_size(type))), {}};
   }
 
   /// The elements as `T`, to fill; throws input_error when `T` is not this product's dtype.
   template <class T> std::span<T> as() { return detail::elements_as<T>(name, type, count, bytes.data()); }
+  /// Gives the product a shape (empty: flat); input_error when it does not fit the count.
+  void reshape(dims_t new_dims) {
+    if (auto problem = shape_problem(name, new_dims, count); !problem.empty()) throw input_error(problem);
+    dims = std::move(new_dims);
+  }
 
-  product_spec spec() const { return {name, type, count}; }
-  product_view view() const noexcept { return {name, type, count, bytes.data()}; }
+  product_spec spec() const { return {name, type, count, dims}; }
+  product_view view() const noexcept { return {name, type, count, bytes.data(), dims}; }
 };
 
 /// A product whose bytes are a pooled buffer (transmitter::make_product): written in place,
@@ -102,12 +134,18 @@ struct pooled_product {
   std::string name;
   dtype type = dtype::u8;
   std::uint64_t count = 0;
-  buffer bytes;  ///< count * dtype_size(type) bytes
+  buffer bytes;      ///< count * dtype_size(type) bytes
+  dims_t dims = {};  ///< empty: flat; set with reshape
 
   /// The elements as `T`, to fill; throws input_error when `T` is not this product's dtype.
   template <class T> std::span<T> as() { return detail::elements_as<T>(name, type, count, bytes.data()); }
-  product_spec spec() const { return {name, type, count}; }
-  product_view view() const noexcept { return {name, type, count, bytes.data()}; }
+  /// Gives the product a shape (empty: flat); input_error when it does not fit the count.
+  void reshape(dims_t new_dims) {
+    if (auto problem = shape_problem(name, new_dims, count); !problem.empty()) throw input_error(problem);
+    dims = std::move(new_dims);
+  }
+  product_spec spec() const { return {name, type, count, dims}; }
+  product_view view() const noexcept { return {name, type, count, bytes.data(), dims}; }
 };
 
 /// An ordered list of product views with lookup by name. Does not own the bytes.
@@ -146,8 +184,9 @@ struct shared_products {
   static shared_products adopt(std::vector<pooled_product> products);
 };
 
-/// Compares two product lists: same names, dtypes and counts, in order, and values equal
-/// within a relative tolerance (floats: |a-b| <= rel*max(|a|,|b|) + abs; integers: exactly).
+/// Compares two product lists: same names, dtypes, counts and shapes (where both state one: a
+/// flat product matches any shape of its count), in order, and values equal within a relative tolerance (floats,
+/// f16 and bf16 as float: |a-b| <= rel*max(|a|,|b|) + abs; integers and bool: exactly).
 /// Returns an empty string when they agree, otherwise a description of the first difference.
 std::string compare_products(const product_views& expected, const product_views& actual, double rel_tolerance = 0.0,
                              double abs_tolerance = 0.0);

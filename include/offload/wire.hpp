@@ -4,7 +4,8 @@
 ///   - a 64-byte header (magic, protocol version, kind, request id, kernel id, status,
 ///     product count, parts, total size, three timestamps),
 ///   - a product table of `product_count` 32-byte entries (element count, payload offset,
-///     name offset, name length, dtype),
+///     name offset, name length, dtype, rank),
+///   - the dims of the shaped products (rank 2..8), 8-byte signed each, in table order,
 ///   - the product names, back to back,
 ///   - the payloads, each starting at a multiple of 64 bytes from the message start.
 /// A message may travel whole or as its head followed by its payloads, one part each, sent
@@ -33,7 +34,7 @@ namespace offload {
 static_assert(std::endian::native == std::endian::little, "mpi-offload assumes a little-endian host");
 
 inline constexpr std::uint32_t wire_magic = 0x464F504D;  // bytes "MPOF"
-inline constexpr std::uint16_t wire_version = 6;
+inline constexpr std::uint16_t wire_version = 7;
 inline constexpr std::size_t wire_header_size = 64;
 inline constexpr std::size_t wire_entry_size = 32;
 inline constexpr std::size_t wire_alignment = 64;
@@ -89,6 +90,7 @@ enum class wire_errc {
   payload_out_of_bounds,
   overlapping_payload,
   bad_parts,
+  bad_shape,
 };
 std::string_view to_string(wire_errc e) noexcept;
 
@@ -176,9 +178,9 @@ std::optional<head_fields> peek_head(std::span<const std::byte> bytes) noexcept;
 /// Sets the header field `parts` of an encoded message (at least a header long).
 void write_parts(std::span<std::byte> message, std::uint32_t parts) noexcept;
 
-/// The checks `decode` makes of product names (length, characters, repeats) and of the product
-/// count, made on specs before they are encoded: the error decode would report for the message,
-/// or nullopt. What a writer lays out is otherwise valid by construction.
+/// The checks `decode` makes of product names (length, characters, repeats), of shapes (rank,
+/// dims, their product the count) and of the product count, made on specs before they are encoded: the error decode
+/// would report for the message, or nullopt. What a writer lays out is otherwise valid by construction.
 std::optional<wire_error> check_specs(std::span<const product_spec> specs, const wire_limits& limits = {});
 
 class message;
@@ -236,7 +238,7 @@ class message_writer {
                  std::vector<std::byte*> placed);
 
   std::size_t product_count() const noexcept { return m_offsets.size(); }
-  /// Name, dtype and count of product `i` as laid out.
+  /// Name, dtype, count and dims of product `i` as laid out.
   const product_spec& spec(std::size_t i) const { return m_specs.at(i); }
   /// Writable payload bytes of product `i` (uninitialised until written).
   std::span<std::byte> payload(std::size_t i);
@@ -270,6 +272,7 @@ class message_writer {
   std::vector<product_spec> m_specs;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> m_offsets;  // offset, bytes
   std::vector<std::uint64_t> m_name_offsets;
+  std::vector<std::uint64_t> m_dims_offsets;  // per product: where its dims lie (0: flat)
   message_info m_info;
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 namespace offload::kserve {
 
@@ -19,16 +20,29 @@ std::string where(const inference::ModelInferRequest& req) {
   return s;
 }
 
-/// Elements the typed `contents` field of `t` holds.
+/// Elements the typed `contents` field of `t` holds (FP16 and BF16 have none: raw only).
 std::uint64_t contents_count(const inference::InferTensorContents& c, dtype t) {
   switch (t) {
     case dtype::f32: return std::uint64_t(c.fp32_contents_size());
     case dtype::f64: return std::uint64_t(c.fp64_contents_size());
+    case dtype::i8:
+    case dtype::i16:
     case dtype::i32: return std::uint64_t(c.int_contents_size());
     case dtype::i64: return std::uint64_t(c.int64_contents_size());
-    case dtype::u8: return std::uint64_t(c.uint_contents_size());
+    case dtype::u8:
+    case dtype::u16:
+    case dtype::u32: return std::uint64_t(c.uint_contents_size());
+    case dtype::u64: return std::uint64_t(c.uint64_contents_size());
+    case dtype::boolean: return std::uint64_t(c.bool_contents_size());
+    case dtype::f16:
+    case dtype::bf16: return 0;
   }
   return 0;
+}
+
+/// Whether `t` has a typed contents field (every dtype but FP16 and BF16).
+bool has_contents_field(dtype t) noexcept {
+  return t != dtype::f16 && t != dtype::bf16;
 }
 
 /// The other typed fields that hold values (a client that filled the wrong one).
@@ -40,25 +54,45 @@ bool other_contents(const inference::InferTensorContents& c, dtype t) {
   return all != contents_count(c, t);
 }
 
-/// Copies a typed field into `to`; false when a UINT8 value is over 255.
-bool copy_contents(const inference::InferTensorContents& c, dtype t, std::byte* to) {
-  switch (t) {
-    case dtype::f32: std::memcpy(to, c.fp32_contents().data(), c.fp32_contents_size() * sizeof(float)); return true;
-    case dtype::f64: std::memcpy(to, c.fp64_contents().data(), c.fp64_contents_size() * sizeof(double)); return true;
-    case dtype::i32:
-      std::memcpy(to, c.int_contents().data(), c.int_contents_size() * sizeof(std::int32_t));
-      return true;
-    case dtype::i64:
-      std::memcpy(to, c.int64_contents().data(), c.int64_contents_size() * sizeof(std::int64_t));
-      return true;
-    case dtype::u8:
-      for (int i = 0; i < c.uint_contents_size(); ++i) {
-        if (c.uint_contents(i) > 255) return false;
-        to[i] = static_cast<std::byte>(c.uint_contents(i));
-      }
-      return true;
+/// Narrows the 32-bit values of a shared typed field (INT8 and INT16 in int_contents, UINT8
+/// and UINT16 in uint_contents) into `to`; the first value out of range, as text, else "".
+template <class To, class From> std::string narrow(const google::protobuf::RepeatedField<From>& from, std::byte* to) {
+  constexpr auto lo = std::numeric_limits<To>::min(), hi = std::numeric_limits<To>::max();
+  for (int i = 0; i < from.size(); ++i) {
+    const From v = from.Get(i);
+    if (std::cmp_less(v, lo) || std::cmp_greater(v, hi))
+      return "value " + std::to_string(v) + " (element " + std::to_string(i) + ") is outside " + std::to_string(+lo) +
+             ".." + std::to_string(+hi);
+    const To n = static_cast<To>(v);
+    std::memcpy(to + std::size_t(i) * sizeof(To), &n, sizeof(To));
   }
-  return false;
+  return {};
+}
+
+template <class T> void copy_field(const google::protobuf::RepeatedField<T>& from, std::byte* to) {
+  if (!from.empty()) std::memcpy(to, from.data(), std::size_t(from.size()) * sizeof(T));
+}
+
+/// Copies a typed field into `to`: "" when done, else which value did not fit the dtype.
+std::string copy_contents(const inference::InferTensorContents& c, dtype t, std::byte* to) {
+  switch (t) {
+    case dtype::f32: copy_field(c.fp32_contents(), to); return {};
+    case dtype::f64: copy_field(c.fp64_contents(), to); return {};
+    case dtype::i32: copy_field(c.int_contents(), to); return {};
+    case dtype::i64: copy_field(c.int64_contents(), to); return {};
+    case dtype::u32: copy_field(c.uint_contents(), to); return {};
+    case dtype::u64: copy_field(c.uint64_contents(), to); return {};
+    case dtype::i8: return narrow<std::int8_t>(c.int_contents(), to);
+    case dtype::i16: return narrow<std::int16_t>(c.int_contents(), to);
+    case dtype::u8: return narrow<std::uint8_t>(c.uint_contents(), to);
+    case dtype::u16: return narrow<std::uint16_t>(c.uint_contents(), to);
+    case dtype::boolean:
+      for (int i = 0; i < c.bool_contents_size(); ++i) to[i] = c.bool_contents(i) ? std::byte{1} : std::byte{0};
+      return {};
+    case dtype::f16:
+    case dtype::bf16: break;
+  }
+  return "the datatype has no typed contents field";
 }
 
 /// Whether `got` fits `declared` (same rank; each declared size other than -1 equal).
@@ -67,16 +101,6 @@ bool shape_fits(std::span<const std::int64_t> declared, std::span<const std::int
   for (std::size_t i = 0; i < got.size(); ++i)
     if (got[i] < 0 || (declared[i] != -1 && declared[i] != got[i])) return false;
   return true;
-}
-
-/// Elements of a shape; nullopt when the product overflows 2^62.
-std::optional<std::uint64_t> elements(std::span<const std::int64_t> dims) {
-  std::uint64_t n = 1;
-  for (auto d : dims) {
-    if (d != 0 && n > (std::uint64_t{1} << 62) / std::uint64_t(d)) return std::nullopt;
-    n *= std::uint64_t(d);
-  }
-  return n;
 }
 
 /// A declared shape made concrete for `count` elements: the first dimension `rows` when that is
@@ -94,7 +118,7 @@ std::vector<std::int64_t> resolved_shape(std::vector<std::int64_t> dims, std::in
     }
   }
   if (unknowns == 1 && known > 0 && count % known == 0) dims[std::size_t(unknown)] = std::int64_t(count / known);
-  const auto n = elements(dims);
+  const auto n = shape_elements(dims);
   if (unknowns > 1 || !n || *n != count) return {std::int64_t(count)};
   return dims;
 }
@@ -119,12 +143,20 @@ std::string_view datatype_name(dtype t) noexcept {
     case dtype::i32: return "INT32";
     case dtype::i64: return "INT64";
     case dtype::u8: return "UINT8";
+    case dtype::boolean: return "BOOL";
+    case dtype::i8: return "INT8";
+    case dtype::i16: return "INT16";
+    case dtype::u16: return "UINT16";
+    case dtype::u32: return "UINT32";
+    case dtype::u64: return "UINT64";
+    case dtype::f16: return "FP16";
+    case dtype::bf16: return "BF16";
   }
   return "INVALID";
 }
 
 std::optional<dtype> dtype_of_datatype(std::string_view name) noexcept {
-  for (auto t : {dtype::f32, dtype::f64, dtype::i32, dtype::i64, dtype::u8})
+  for (auto t : all_dtypes)
     if (datatype_name(t) == name) return t;
   return std::nullopt;
 }
@@ -136,17 +168,16 @@ inference::DataType config_type(dtype t) noexcept {
     case dtype::i32: return inference::TYPE_INT32;
     case dtype::i64: return inference::TYPE_INT64;
     case dtype::u8: return inference::TYPE_UINT8;
+    case dtype::boolean: return inference::TYPE_BOOL;
+    case dtype::i8: return inference::TYPE_INT8;
+    case dtype::i16: return inference::TYPE_INT16;
+    case dtype::u16: return inference::TYPE_UINT16;
+    case dtype::u32: return inference::TYPE_UINT32;
+    case dtype::u64: return inference::TYPE_UINT64;
+    case dtype::f16: return inference::TYPE_FP16;
+    case dtype::bf16: return inference::TYPE_BF16;
   }
   return inference::TYPE_INVALID;
-}
-
-std::string shape_text(std::span<const std::int64_t> dims) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < dims.size(); ++i) {
-    if (i > 0) s += ',';
-    s += std::to_string(dims[i]);
-  }
-  return s + "]";
 }
 
 check_result check_request(const inference::ModelInferRequest& req, const kernel& k, const model_io& io,
@@ -184,7 +215,7 @@ check_result check_request(const inference::ModelInferRequest& req, const kernel
       return {std::nullopt, invalid(where(req) + ": input '" + want.name + "' is " + in.datatype() +
                                     ", the model takes " + std::string(datatype_name(want.type)))};
     const std::span<const std::int64_t> got(in.shape().data(), std::size_t(in.shape_size()));
-    const auto count = elements(got);
+    const auto count = shape_elements(got);
     if (!shape_fits(want.dims, got) || !count)
       return {std::nullopt, invalid(where(req) + ": input '" + want.name + "' has shape " + shape_text(got) +
                                     ", the model takes " + shape_text(want.dims))};
@@ -202,6 +233,9 @@ check_result check_request(const inference::ModelInferRequest& req, const kernel
       return {std::nullopt, invalid(where(req) + ": input '" + want.name + "' of shape " + shape_text(got) + " is " +
                                     std::to_string(bytes) + " bytes, raw_input_contents holds " +
                                     std::to_string(req.raw_input_contents(given[d]).size()))};
+    if (!raw && !has_contents_field(want.type))
+      return {std::nullopt, invalid(where(req) + ": input '" + want.name + "' is " + in.datatype() +
+                                    ", which has no typed contents field: send it in raw_input_contents")};
     if (!raw) {
       if (other_contents(in.contents(), want.type) || contents_count(in.contents(), want.type) != *count)
         return {std::nullopt,
@@ -210,7 +244,7 @@ check_result check_request(const inference::ModelInferRequest& req, const kernel
                         std::to_string(contents_count(in.contents(), want.type)) +
                         (other_contents(in.contents(), want.type) ? " (and values in another type's field)" : ""))};
     }
-    specs.push_back({want.name, want.type, *count});
+    specs.push_back({want.name, want.type, *count, dims_t(got.begin(), got.end())});
     out.call.bytes_in += bytes;
   }
   // Requested outputs: by name, in the order asked; none: every output.
@@ -245,8 +279,8 @@ check_result check_request(const inference::ModelInferRequest& req, const kernel
     auto to = w.payload(d);
     if (raw) {
       if (!to.empty()) std::memcpy(to.data(), req.raw_input_contents(given[d]).data(), to.size());
-    } else if (!copy_contents(in.contents(), specs[d].type, to.data())) {
-      return {std::nullopt, invalid(where(req) + ": input '" + specs[d].name + "' holds a UINT8 value over 255")};
+    } else if (auto bad = copy_contents(in.contents(), specs[d].type, to.data()); !bad.empty()) {
+      return {std::nullopt, invalid(where(req) + ": input '" + specs[d].name + "' (" + in.datatype() + "): " + bad)};
     }
   }
   out.message = std::move(w).finish();
@@ -265,7 +299,8 @@ grpc::Status fill_response(const message_view& reply, const model_io& io, const 
       return {grpc::StatusCode::INTERNAL, "model '" + call.model + "' gave no " +
                                               std::string(datatype_name(want.type)) + " output '" + want.name +
                                               "' (a defect of its kernel's declared outputs)"};
-    const auto shape = resolved_shape(want.dims, io.batched ? call.rows : -1, p->count);
+    // The kernel's own shape when it gave one, else the declared one made concrete.
+    const auto shape = !p->dims.empty() ? p->shape() : resolved_shape(want.dims, io.batched ? call.rows : -1, p->count);
     auto* t = out.add_outputs();
     t->set_name(want.name);
     t->set_datatype(std::string(datatype_name(want.type)));
@@ -299,8 +334,8 @@ void fill_request(const product_views& inputs, const model_io& io, const std::st
     const tensor_spec* spec = nullptr;
     for (const auto& d : io.inputs)
       if (d.name == p.name) spec = &d;
-    std::vector<std::int64_t> shape{std::int64_t(p.count)};
-    if (spec != nullptr && !spec->dims.empty()) {
+    std::vector<std::int64_t> shape = p.shape();
+    if (p.dims.empty() && spec != nullptr && !spec->dims.empty()) {
       shape = resolved_shape(spec->dims, io.batched ? rows : -1, p.count);  // (a misfit: the server says so)
       if (io.batched && rows < 0 && shape.size() == spec->dims.size()) rows = shape[0];
     }
@@ -327,7 +362,7 @@ response_products read_response(const inference::ModelInferResponse& r) {
       return out;
     }
     const std::span<const std::int64_t> dims(o.shape().data(), std::size_t(o.shape_size()));
-    const auto count = elements(dims);
+    const auto count = shape_elements(dims);
     if (!count || std::any_of(dims.begin(), dims.end(), [](std::int64_t d) { return d < 0; })) {
       out.problem = "output '" + o.name() + "' has shape " + shape_text(dims);
       return out;
@@ -344,8 +379,8 @@ response_products read_response(const inference::ModelInferResponse& r) {
       }
       auto& held = out.typed[std::size_t(i)];
       held.resize(bytes);
-      if (!copy_contents(o.contents(), *type, reinterpret_cast<std::byte*>(held.data()))) {
-        out.problem = "output '" + o.name() + "' holds a UINT8 value over 255";
+      if (auto bad = copy_contents(o.contents(), *type, reinterpret_cast<std::byte*>(held.data())); !bad.empty()) {
+        out.problem = "output '" + o.name() + "' (" + o.datatype() + "): " + bad;
         return out;
       }
       data = held;
@@ -355,7 +390,7 @@ response_products read_response(const inference::ModelInferResponse& r) {
                     " bytes, the response holds " + std::to_string(data.size());
       return out;
     }
-    out.specs.push_back({o.name(), *type, *count});
+    out.specs.push_back({o.name(), *type, *count, dims.size() > 1 ? dims_t(dims.begin(), dims.end()) : dims_t{}});
     out.bytes.push_back(data);
   }
   return out;

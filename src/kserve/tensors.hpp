@@ -19,14 +19,12 @@
 
 namespace offload::kserve {
 
-/// The protocol's name of a dtype ("FP32", "FP64", "INT32", "INT64", "UINT8").
+/// The protocol's name of a dtype ("FP32", "INT8", "BOOL", "BF16", ...).
 std::string_view datatype_name(dtype t) noexcept;
 /// The dtype of a protocol datatype name; nullopt for one the wire format has not (yet).
 std::optional<dtype> dtype_of_datatype(std::string_view name) noexcept;
 /// Triton's model configuration type of a dtype (inference::DataType).
 inference::DataType config_type(dtype t) noexcept;
-/// "[-1,16]": a shape as the error texts write it.
-std::string shape_text(std::span<const std::int64_t> dims);
 
 /// What a request needs at its answer: which outputs, with which shapes.
 struct infer_call {

@@ -78,6 +78,7 @@ std::vector<finished_job> executors::run(job_batch& b) {
     const auto& h = j.request.header();
     try {
       auto specs = k.output_specs(j.request.products());
+      if (auto bad = check_specs(specs)) throw output_error("its output specs: " + bad->text);
       auto placed = placed_outputs(k, j.request, specs);
       // Storage for what is not placed over an input: the head alone when everything is.
       const std::uint64_t storage = message_writer::storage_for(specs, placed);
@@ -90,10 +91,12 @@ std::vector<finished_job> executors::run(job_batch& b) {
       received.push_back(j.received_ns);
     } catch (const std::exception& e) {
       const bool input = dynamic_cast<const input_error*>(&e) != nullptr;
-      auto reply = encode_error(h.request_id, input ? status::bad_input : status::kernel_failed,
-                                "kernel '" + std::string(k.name()) + "': " + e.what());
+      const bool defect = dynamic_cast<const output_error*>(&e) != nullptr;
+      const std::string text = "kernel '" + std::string(k.name()) + "': " + e.what();
+      auto reply = encode_error(
+          h.request_id, input ? status::bad_input : (defect ? status::bad_output : status::kernel_failed), text);
       write_times(reply.span(), {j.received_ns, 0, 0});
-      out.push_back({j.peer, outgoing_message::whole(std::move(reply)), true, false});
+      out.push_back({j.peer, outgoing_message::whole(std::move(reply)), true, false, defect ? text : ""});
     }
   }
   if (ins.empty()) return out;

@@ -32,17 +32,18 @@ std::string_view to_string(fallback_reason r) noexcept {
 
 namespace {
 
-/// The output specs a reply carries, compared with what the kernel promised.
+/// The output specs a reply carries, compared with what the kernel promised (a shape only where
+/// it promised one: a flat output may come back shaped, as a KServe v2 server gives it).
 std::string reply_mismatch(const std::vector<product_spec>& expected, const product_views& got) {
   if (expected.size() != got.size())
     return "reply has " + std::to_string(got.size()) + " products, the kernel makes " + std::to_string(expected.size());
   for (std::size_t i = 0; i < expected.size(); ++i) {
     const auto& e = expected[i];
     const auto& g = got[i];
-    if (e.name != g.name || e.type != g.type || e.count != g.count)
+    if (e.name != g.name || e.type != g.type || e.count != g.count || (!e.dims.empty() && e.shape() != g.shape()))
       return "reply product " + std::to_string(i) + " is '" + std::string(g.name) + "' " +
-             std::string(dtype_name(g.type)) + "[" + std::to_string(g.count) + "], expected '" + e.name + "' " +
-             std::string(dtype_name(e.type)) + "[" + std::to_string(e.count) + "]";
+             std::string(dtype_name(g.type)) + shape_text(g.shape()) + ", expected '" + e.name + "' " +
+             std::string(dtype_name(e.type)) + shape_text(e.shape());
   }
   return {};
 }
@@ -374,7 +375,7 @@ detail::request_ptr transmitter::impl::prepare(std::string_view kernel_name, con
       throw std::length_error("product name '" + std::string(p.name.substr(0, 32)) + "...' has " +
                               std::to_string(p.name.size()) + " characters; the limit is " +
                               std::to_string(limits.max_name_length) + " (max_name_length)");
-    specs.push_back({std::string(p.name), p.type, p.count});
+    specs.push_back(p.spec());
   }
   r->size = message_writer::size_for(specs);
   if (r->size > limits.max_message_bytes)

@@ -14,8 +14,20 @@ namespace {
 constexpr std::size_t h_magic = 0, h_version = 4, h_kind = 6, h_request = 8, h_kernel = 16, h_status = 20, h_count = 24,
                       h_parts = 28, h_total = 32, h_times = 40;
 // Table entry layout.
-constexpr std::size_t e_count = 0, e_offset = 8, e_name_offset = 16, e_name_length = 20, e_dtype = 22, e_reserved0 = 23,
-                      e_reserved1 = 24;
+constexpr std::size_t e_count = 0, e_offset = 8, e_name_offset = 16, e_name_length = 20, e_dtype = 22, e_rank = 23,
+                      e_reserved = 24;
+
+/// The rank a product's shape has on the wire: 0 for flat (no dims, or one: the count).
+std::size_t wire_rank(const product_spec& s) noexcept {
+  return s.dims.size() <= 1 ? 0 : s.dims.size();
+}
+
+/// Bytes of the header, the table and the dims of `specs`: where the names start.
+std::uint64_t names_start(std::span<const product_spec> specs) noexcept {
+  std::uint64_t pos = wire_header_size + specs.size() * wire_entry_size;
+  for (const auto& s : specs) pos += 8 * wire_rank(s);
+  return pos;
+}
 
 template <class T> T load(const std::byte* p) noexcept {
   T v;
@@ -91,6 +103,8 @@ std::optional<wire_error> check_specs(std::span<const product_spec> specs, const
     if (auto problem = name_problem(i, specs[i].name, limits)) return problem;
     if (!names.insert(specs[i].name).second)
       return fail(wire_errc::duplicate_name, "product ", i, ": name '", specs[i].name, "' repeats");
+    if (auto problem = shape_problem(specs[i].name, specs[i].dims, specs[i].count); !problem.empty())
+      return fail(wire_errc::bad_shape, problem);
   }
   return std::nullopt;
 }
@@ -148,6 +162,7 @@ std::string_view to_string(wire_errc e) noexcept {
     case wire_errc::payload_out_of_bounds: return "payload_out_of_bounds";
     case wire_errc::overlapping_payload: return "overlapping_payload";
     case wire_errc::bad_parts: return "bad_parts";
+    case wire_errc::bad_shape: return "bad_shape";
   }
   return "unknown";
 }
@@ -186,27 +201,41 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
   out.header.total_size = total;
   for (std::size_t i = 0; i < 3; ++i) out.header.times[i] = load<std::uint64_t>(p + h_times + 8 * i);
 
-  // Pass 1: dtypes, reserved bytes and names; the names area ends where the last name ends.
+  // Pass 1: dtypes, reserved bytes, ranks and names; the dims follow the table, the names
+  // area ends where the last name ends.
   std::vector<product_view> items(count);
   std::set<std::string_view> names;
-  std::uint64_t names_end = table_end;
   auto entry = [&](std::uint32_t i) { return p + wire_header_size + std::uint64_t{i} * wire_entry_size; };
+  std::uint64_t dims_end = table_end;  // < 2^38 + 2^16: no overflow
   for (std::uint32_t i = 0; i < count; ++i) {
     const std::byte* e = entry(i);
     auto raw_dtype = load<std::uint8_t>(e + e_dtype);
     if (!is_valid_dtype(raw_dtype))
       return fail(wire_errc::bad_dtype, "product ", i, ": dtype ", +raw_dtype, " is unknown");
-    if (!all_zero(e + e_reserved0, 1) || !all_zero(e + e_reserved1, wire_entry_size - e_reserved1))
+    if (!all_zero(e + e_reserved, wire_entry_size - e_reserved))
       return fail(wire_errc::bad_reserved, "product ", i, ": reserved table bytes are not zero");
+    auto rank = load<std::uint8_t>(e + e_rank);
+    if (rank == 1 || rank > max_rank)
+      return fail(wire_errc::bad_shape, "product ", i, ": rank ", +rank, " is not 0 (flat) or 2..", max_rank);
+    items[i].dims = {reinterpret_cast<const std::int64_t*>(p + dims_end), rank};  // (checked below)
+    dims_end += 8 * std::uint64_t{rank};
+  }
+  if (dims_end > size)
+    return fail(wire_errc::bad_shape, "the dims of the product table end at byte ", dims_end,
+                ", past the message end at ", size);
+  std::uint64_t names_end = dims_end;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::byte* e = entry(i);
+    auto raw_dtype = load<std::uint8_t>(e + e_dtype);
     auto name_offset = load<std::uint32_t>(e + e_name_offset);
     auto name_length = load<std::uint16_t>(e + e_name_length);
     if (name_length == 0 || name_length > limits.max_name_length)  // before its bounds are checked
       return fail(wire_errc::bad_name, "product ", i, ": name length ", name_length, " is outside 1..",
                   limits.max_name_length);
     const std::uint64_t name_end = std::uint64_t{name_offset} + name_length;
-    if (name_offset < table_end || name_end > size)
+    if (name_offset < dims_end || name_end > size)
       return fail(wire_errc::name_out_of_bounds, "product ", i, ": name at bytes ", name_offset, "..", name_end,
-                  " lies outside bytes ", table_end, "..", size);
+                  " lies outside bytes ", dims_end, "..", size);
     std::string_view name(reinterpret_cast<const char*>(p + name_offset), name_length);
     if (auto problem = name_problem(i, name, limits)) return *problem;
     if (!names.insert(name).second)
@@ -223,6 +252,8 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
     auto& item = items[i];
     auto elements = load<std::uint64_t>(e + e_count);
     auto offset = load<std::uint64_t>(e + e_offset);
+    if (auto problem = shape_problem(item.name, item.dims, elements); !problem.empty())
+      return fail(wire_errc::bad_shape, problem);
     const std::uint64_t esize = dtype_size(item.type);
     if (elements > std::numeric_limits<std::uint64_t>::max() / esize)
       return fail(wire_errc::overflow, "product '", item.name, "': element count ", elements, " times ", esize,
@@ -315,7 +346,7 @@ void outgoing_message::flatten(std::span<std::byte> out) const {
 }
 
 std::uint64_t message_writer::size_for(std::span<const product_spec> specs) {
-  std::uint64_t pos = wire_header_size + specs.size() * wire_entry_size;
+  std::uint64_t pos = names_start(specs);
   for (const auto& s : specs) pos += s.name.size();
   for (const auto& s : specs) pos = align_up(pos) + s.size_bytes();
   return pos;
@@ -337,7 +368,8 @@ message_writer::message_writer(const message_info& info, std::span<const product
   const std::uint64_t stored = storage_for(specs, m_placed);
   m_buffer.resize(static_cast<std::size_t>(stored));
   std::byte* p = m_buffer.data();
-  std::memset(p, 0, wire_header_size + specs.size() * wire_entry_size);
+  std::uint64_t pos = names_start(specs);
+  std::memset(p, 0, static_cast<std::size_t>(pos));
   store(p + h_magic, wire_magic);
   store(p + h_version, wire_version);
   store(p + h_kind, static_cast<std::uint16_t>(info.kind));
@@ -348,7 +380,13 @@ message_writer::message_writer(const message_info& info, std::span<const product
   store(p + h_total, total);
   write_times({p, wire_header_size}, info.times);
 
-  std::uint64_t pos = wire_header_size + specs.size() * wire_entry_size;
+  std::uint64_t dims_at = wire_header_size + specs.size() * wire_entry_size;
+  m_dims_offsets.reserve(specs.size());
+  for (const auto& s : specs) {
+    m_dims_offsets.push_back(wire_rank(s) > 0 ? dims_at : 0);
+    if (wire_rank(s) > 0) std::memcpy(p + dims_at, s.dims.data(), 8 * s.dims.size());
+    dims_at += 8 * wire_rank(s);
+  }
   auto& name_offsets = m_name_offsets;
   for (const auto& s : specs) {
     name_offsets.push_back(pos);
@@ -366,6 +404,7 @@ message_writer::message_writer(const message_info& info, std::span<const product
     store(e + e_name_offset, static_cast<std::uint32_t>(name_offsets[i]));
     store(e + e_name_length, static_cast<std::uint16_t>(s.name.size()));
     store(e + e_dtype, static_cast<std::uint8_t>(s.type));
+    store(e + e_rank, static_cast<std::uint8_t>(wire_rank(s)));
     m_offsets.emplace_back(offset, s.size_bytes());
     pos = offset + s.size_bytes();
   }
@@ -374,7 +413,7 @@ message_writer::message_writer(const message_info& info, std::span<const product
 
 std::uint64_t message_writer::storage_for(std::span<const product_spec> specs, std::span<std::byte* const> placed) {
   bool any = false, all = true;  // payloads with bytes placed elsewhere: any, every one
-  std::uint64_t head = wire_header_size + specs.size() * wire_entry_size;
+  std::uint64_t head = names_start(specs);
   for (std::size_t i = 0; i < specs.size(); ++i) {
     const bool elsewhere = i < placed.size() && placed[i] != nullptr && specs[i].size_bytes() > 0;
     any = any || elsewhere;
@@ -433,9 +472,13 @@ message message_writer::finish_message() && {
   std::vector<product_view> items;
   items.reserve(m_specs.size());
   const std::byte* p = m_buffer.data();  // the bytes stay where they are when the buffer moves
-  for (std::size_t i = 0; i < m_specs.size(); ++i)
-    items.push_back({std::string_view(reinterpret_cast<const char*>(p + m_name_offsets[i]), m_specs[i].name.size()),
-                     m_specs[i].type, m_specs[i].count, p + m_offsets[i].first});
+  for (std::size_t i = 0; i < m_specs.size(); ++i) {
+    const auto& s = m_specs[i];
+    std::span<const std::int64_t> dims;
+    if (m_dims_offsets[i] != 0) dims = {reinterpret_cast<const std::int64_t*>(p + m_dims_offsets[i]), wire_rank(s)};
+    items.push_back({std::string_view(reinterpret_cast<const char*>(p + m_name_offsets[i]), s.name.size()), s.type,
+                     s.count, p + m_offsets[i].first, dims});
+  }
   m.m_view.products = product_views(std::move(items));
   m.m_bytes = std::move(m_buffer);
   return m;
@@ -445,7 +488,7 @@ namespace {
 message_writer write_products(const message_info& info, const product_views& products, buffer storage) {
   std::vector<product_spec> specs;
   specs.reserve(products.size());
-  for (const auto& p : products) specs.push_back({std::string(p.name), p.type, p.count});
+  for (const auto& p : products) specs.push_back(p.spec());
   message_writer w(info, specs, std::move(storage));
   for (std::size_t i = 0; i < products.size(); ++i)
     if (products[i].size_bytes() > 0) std::memcpy(w.payload(i).data(), products[i].data, products[i].size_bytes());
@@ -459,7 +502,7 @@ outgoing_message gather(const message_info& info, const product_views& products,
   specs.reserve(products.size());
   placed.reserve(products.size());
   for (const auto& p : products) {
-    specs.push_back({std::string(p.name), p.type, p.count});
+    specs.push_back(p.spec());
     // The writer only reads placed payloads here (nobody calls payload() on it).
     placed.push_back(const_cast<std::byte*>(p.data));
   }

@@ -1,5 +1,5 @@
 // Writes the seed corpus of the fuzz harnesses: one valid message of every kind, and a few
-// shapes (no products, many, every dtype), each named for what it is.
+// layouts (no products, many, every dtype, shaped products), each named for what it is.
 //   make_seeds DIR   (writes DIR/decode/*.bin and DIR/handshake/*.bin)
 #include "src/session/handshake.hpp"
 
@@ -37,6 +37,20 @@ int main(int argc, char** argv) {
   // A request with a timeout (50 ms) and a priority (2) in its header (protocol 5, section 2.4).
   write(decode_dir, "request_deadline",
         encode({message_kind::request, 44, 3, status::ok, {50'000'000, 2, 0}}, product_views(mixed)));
+  // Shaped products of the dtypes version 7 added (protocol section 2.2).
+  const std::vector<product> shaped{
+      product::make("b", std::vector<std::uint8_t>{1, 0, 1, 1}, {2, 2}),
+      product::make("i8", std::vector<std::int8_t>{-1, 2, -3, 4, -5, 6}, {1, 2, 3}),
+      product::make("i16", std::vector<std::int16_t>{-300, 300}),
+      product::make("u16", std::vector<std::uint16_t>{1, 2, 3, 4}, {4, 1}),
+      product::make("u32", std::vector<std::uint32_t>{1u << 31}),
+      product::make("u64", std::vector<std::uint64_t>{1, 2}, {2, 1}),
+      product::make("h", std::vector<float16>{float16::from_float(0.5f), float16::from_float(-2)}, {1, 2}),
+      product::make("bh", std::vector<bfloat16>{bfloat16::from_float(3), bfloat16::from_float(-1)}, {2, 1}),
+      product::make("none", std::vector<float>{}, {0, 4})};
+  std::vector<product> typed = shaped;
+  typed[0].type = dtype::boolean;
+  write(decode_dir, "request_shaped", encode({message_kind::request, 45, 1, status::ok}, product_views(typed)));
   write(decode_dir, "request_empty", encode({message_kind::request, 1, 0, status::ok}, product_views{}));
   write(decode_dir, "error", encode_error(9, status::bad_input, "kernel 'mlp': input 'features' has 15 columns"));
   write(decode_dir, "keepalive", encode({message_kind::keepalive, 0, 0, status::ok}, product_views{}));

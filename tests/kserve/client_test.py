@@ -5,7 +5,10 @@ each error it answers, raw and typed contents, shapes, the stream, more requests
 the receiver's credits, and a malformed message. Results are checked against numpy
 reimplementations of the built-in kernels written from docs/protocol.md, section 5.2.
 
-Usage: client_test.py --address HOST:PORT --stubs DIR [--max-message-bytes N]
+Usage: client_test.py --address HOST:PORT --stubs DIR [--max-message-bytes N] [--tensors]
+(--tensors: the service also serves the test plugin's models "tensors" and "halves", one input of
+every datatype between them, each given back reversed with its shape; every datatype and shape
+is then checked.)
 (DIR holds grpc_service_pb2.py and grpc_service_pb2_grpc.py, made by protoc from src/kserve/proto.)
 Prints one line per failed check and ends with "PASS: 0 failed checks" or "FAIL: N failed checks".
 """
@@ -19,6 +22,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--address", required=True)
 parser.add_argument("--stubs", required=True)
 parser.add_argument("--max-message-bytes", type=int, default=0)
+parser.add_argument("--tensors", action="store_true", help="the service has tests/plugins' 'tensors' and 'halves'")
 args = parser.parse_args()
 sys.path.insert(0, args.stubs)
 
@@ -104,6 +108,16 @@ def clustering(energy, rows, cols, threshold):
 
 
 # ---- requests ----
+# The datatypes: numpy's type (BF16 as its 16 bits) and the typed contents field (the
+# specification's InferTensorContents; FP16 and BF16 have none).
+NUMPY = {"FP32": np.float32, "FP64": np.float64, "INT32": np.int32, "INT64": np.int64, "UINT8": np.uint8,
+         "BOOL": np.bool_, "INT8": np.int8, "INT16": np.int16, "UINT16": np.uint16, "UINT32": np.uint32,
+         "UINT64": np.uint64, "FP16": np.float16, "BF16": np.uint16}
+FIELD = {"FP32": "fp32_contents", "FP64": "fp64_contents", "INT32": "int_contents", "INT64": "int64_contents",
+         "UINT8": "uint_contents", "BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents",
+         "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents"}
+
+
 def tensor(req, name, datatype, array, raw=True):
     t = req.inputs.add()
     t.name, t.datatype = name, datatype
@@ -111,9 +125,7 @@ def tensor(req, name, datatype, array, raw=True):
     if raw:
         req.raw_input_contents.append(array.tobytes())
     else:
-        field = {"FP32": "fp32_contents", "FP64": "fp64_contents", "INT32": "int_contents",
-                 "INT64": "int64_contents", "UINT8": "uint_contents"}[datatype]
-        getattr(t.contents, field).extend(array.flatten().tolist())
+        getattr(t.contents, FIELD[datatype]).extend(array.flatten().tolist())
     return t
 
 
@@ -121,8 +133,7 @@ def output(resp, name):
     names = [o.name for o in resp.outputs]
     i = names.index(name)
     o = resp.outputs[i]
-    dt = {"FP32": np.float32, "FP64": np.float64, "INT32": np.int32, "INT64": np.int64, "UINT8": np.uint8}[o.datatype]
-    return np.frombuffer(resp.raw_output_contents[i], dtype=dt).reshape(list(o.shape))
+    return np.frombuffer(resp.raw_output_contents[i], dtype=NUMPY[o.datatype]).reshape(list(o.shape))
 
 
 def mlp_request(features, raw=True, rid=""):
@@ -153,8 +164,9 @@ meta = stub.ServerMetadata(pb.ServerMetadataRequest())
 check(meta.name == "mpi-offload" and "statistics" in meta.extensions and "model_configuration" in meta.extensions,
       f"ServerMetadata: {meta}")
 index = stub.RepositoryIndex(pb.RepositoryIndexRequest())
-check(sorted((m.name, m.version, m.state) for m in index.models) ==
-      [(n, "1", "READY") for n in ("clustering", "echo", "mlp", "synthetic")], f"RepositoryIndex: {index}")
+MODELS = ("clustering", "echo", "mlp", "synthetic") + (("halves", "tensors") if args.tensors else ())
+check(sorted((m.name, m.version, m.state) for m in index.models) == [(n, "1", "READY") for n in sorted(MODELS)],
+      f"RepositoryIndex: {index}")
 check(stub.ModelReady(pb.ModelReadyRequest(name="mlp")).ready, "ModelReady mlp")
 check(stub.ModelReady(pb.ModelReadyRequest(name="mlp", version="1")).ready, "ModelReady mlp 1")
 check(not stub.ModelReady(pb.ModelReadyRequest(name="mlp", version="2")).ready, "ModelReady mlp 2")
@@ -229,8 +241,77 @@ for raw in (True, False):
     tensor(req, "payload", "UINT8", payload, raw)
     check(np.array_equal(output(stub.ModelInfer(req), "payload"), payload), f"echo (raw={raw})")
 
-# Errors: each names what was wrong, with Triton's status codes.
 bad = grpc.StatusCode.INVALID_ARGUMENT
+
+# Every datatype and shape: the test plugin's "tensors" (the eleven datatypes with a typed
+# contents field) and "halves" (FP16, BF16: raw only); y_T is x_T reversed, with x_T's shape.
+if args.tensors:
+    declared = {}
+    for model in ("tensors", "halves"):
+        md = stub.ModelMetadata(pb.ModelMetadataRequest(name=model))
+        declared[model] = {t.name: (t.datatype, list(t.shape)) for t in md.inputs}
+        check([(t.name, t.datatype, list(t.shape)) for t in md.outputs] ==
+              [("y" + k[1:], dt, shp) for k, (dt, shp) in declared[model].items()], f"{model} outputs: {md}")
+    check(sorted(dt for m in declared.values() for dt, _ in m.values()) == sorted(NUMPY),
+          f"one input per datatype: {declared}")
+    types = [i.data_type for m in declared for i in stub.ModelConfig(pb.ModelConfigRequest(name=m)).config.input]
+    check(sorted(types) == list(range(1, 13)) + [14], f"configuration types: {types}")
+
+    def concrete(shape, n):
+        return [n if d == -1 else d for d in shape]
+
+    def values(datatype, shape):
+        n = int(np.prod(shape))
+        if datatype == "BOOL":
+            return (rng.random(n) < 0.5).reshape(shape)
+        if datatype in ("FP16", "FP32", "FP64"):
+            return rng.normal(size=n).astype(NUMPY[datatype]).reshape(shape)
+        if datatype == "BF16":  # the upper halves of float32 values
+            return (rng.normal(size=n).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16).reshape(shape)
+        info = np.iinfo(NUMPY[datatype])
+        return rng.integers(info.min, info.max, n, dtype=NUMPY[datatype], endpoint=True).reshape(shape)
+
+    for model, inputs in declared.items():
+        for n in (3, 1, 0):
+            for raw in (True, False) if model == "tensors" else (True,):
+                req = pb.ModelInferRequest(model_name=model)
+                sent = {name: values(dt, concrete(shape, n)) for name, (dt, shape) in inputs.items()}
+                for name, arr in sent.items():
+                    tensor(req, name, inputs[name][0], arr, raw)
+                resp = stub.ModelInfer(req)
+                for name, arr in sent.items():
+                    o = [t for t in resp.outputs if t.name == "y" + name[1:]]
+                    check(len(o) == 1 and o[0].datatype == inputs[name][0], f"{model} {name}: output {o}")
+                    y = output(resp, "y" + name[1:])
+                    check(y.shape == arr.shape and np.array_equal(y.flatten(), arr.flatten()[::-1]),
+                          f"{model} {name} (n={n}, raw={raw}): {y.shape} for {arr.shape}, or not reversed")
+    # FP16 and BF16 have no typed contents field: raw only.
+    req = pb.ModelInferRequest(model_name="halves")
+    for name, (dt, shape) in declared["halves"].items():
+        t = req.inputs.add()
+        t.name, t.datatype = name, dt
+        t.shape.extend(concrete(shape, 1))
+    expect_error(lambda: stub.ModelInfer(req), bad, "input 'x_f16' is FP16, which has no typed contents field",
+                 "FP16 without raw contents")
+    # Narrow datatypes in their 32-bit fields: a value out of range is refused, naming it.
+    for datatype, value, text in (("INT8", 300, "value 300 (element 0) is outside -128..127"),
+                                  ("INT16", -40000, "value -40000 (element 0) is outside -32768..32767"),
+                                  ("UINT16", 70000, "value 70000 (element 0) is outside 0..65535")):
+        req = pb.ModelInferRequest(model_name="tensors")
+        for name, (dt, shape) in declared["tensors"].items():
+            tensor(req, name, dt, values(dt, concrete(shape, 1)), raw=False)
+            if dt == datatype:
+                getattr(req.inputs[-1].contents, FIELD[dt])[0] = value
+                where = f"input '{name}' ({dt}): {text}"
+        expect_error(lambda: stub.ModelInfer(req), bad, where, f"{datatype} out of range")
+    # A shape that does not fit the declared one names both.
+    req = pb.ModelInferRequest(model_name="tensors")
+    for name, (dt, shape) in declared["tensors"].items():
+        tensor(req, name, dt, values(dt, [2, 2, 3] if dt == "INT16" else concrete(shape, 2)))
+    expect_error(lambda: stub.ModelInfer(req), bad, "input 'x_i16' has shape [2,2,3], the model takes [-1,2,2]",
+                 "a shape that does not fit")
+
+# Errors: each names what was wrong, with Triton's status codes.
 expect_error(lambda: stub.ModelInfer(pb.ModelInferRequest(model_name="nope")), grpc.StatusCode.NOT_FOUND,
              "Request for unknown model: 'nope' is not found", "unknown model")
 req = mlp_request(feats)
@@ -273,7 +354,8 @@ expect_error(lambda: stub.ModelInfer(req), bad, "input 'iterations' is -3", "the
 req = pb.ModelInferRequest(model_name="echo")
 tensor(req, "payload", "UINT8", payload, raw=False)
 req.inputs[0].contents.uint_contents[0] = 300
-expect_error(lambda: stub.ModelInfer(req), bad, "UINT8 value over 255", "UINT8 out of range")
+expect_error(lambda: stub.ModelInfer(req), bad, "input 'payload' (UINT8): value 300 (element 0) is outside 0..255",
+             "UINT8 out of range")
 req = mlp_request(feats)
 req.parameters["priority"].string_param = "high"
 expect_error(lambda: stub.ModelInfer(req), bad, "parameter 'priority' must be an int64_param", "bad parameter")
@@ -330,7 +412,7 @@ check(s.inference_stats.success.count >= 200 + 19 and s.inference_stats.queue.co
       f"statistics counts: {s}")
 check(s.inference_stats.fail.count >= 10 and s.inference_count >= s.execution_count, f"statistics failures: {s}")
 check(s.last_inference > 0 and s.inference_stats.compute_infer.ns > 0, "statistics times")
-check(len(stub.ModelStatistics(pb.ModelStatisticsRequest()).model_stats) == 4, "statistics of every model")
+check(len(stub.ModelStatistics(pb.ModelStatisticsRequest()).model_stats) == len(MODELS), "statistics of every model")
 expect_error(lambda: stub.ModelStatistics(pb.ModelStatisticsRequest(name="nope")), bad,
              "requested model 'nope' is not available", "statistics of an unknown model")
 

@@ -5,12 +5,14 @@
 #     the specification (client_test.py) run against --kserve while offload-run --transport grpc
 #     sends validated events to --listen;
 #  2. the service then stops on SIGTERM, reporting both kinds of sessions.
-#   kserve.sh OFFLOAD_SERVE OFFLOAD_RUN PROTO_DIR PYTHON
+#  The service also loads the test plugin with the models "tensors" and "halves" (every dtype).
+#   kserve.sh OFFLOAD_SERVE OFFLOAD_RUN PROTO_DIR PYTHON TENSORS_PLUGIN
 set -u
 serve=$1
 run=$2
 proto=$3
 python=$4
+tensors=$5
 tmp=$(mktemp -d)
 pids=()
 trap 'kill -9 "${pids[@]}" 2>/dev/null; rm -rf "$tmp"' EXIT
@@ -20,7 +22,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/common.sh"
 make_stubs "$tmp" "$proto" "$python"
 
-"$serve" --listen 127.0.0.1:0 --kserve 127.0.0.1:0 --port-file "$tmp/ports" --max-message-bytes 1048576 \
+"$serve" --listen 127.0.0.1:0 --kserve 127.0.0.1:0 --port-file "$tmp/ports" --max-message-bytes 1048576 --plugin "$tensors" \
   >"$tmp/serve.log" 2>&1 &
 service=$!
 pids+=("$service")
@@ -36,7 +38,7 @@ timeout -s KILL 120 "$run" --transport grpc --connect "127.0.0.1:$listen_port" -
 tx=$!
 pids+=("$tx")
 timeout -s KILL 120 "$python" "$here/client_test.py" --address "127.0.0.1:$kserve_port" --stubs "$tmp" \
-  --max-message-bytes 1048576 >"$tmp/client.log" 2>&1
+  --max-message-bytes 1048576 --tensors >"$tmp/client.log" 2>&1
 rc=$?
 cat "$tmp/client.log"
 [ $rc -eq 0 ] || fail "the KServe client's checks failed (exit $rc)"

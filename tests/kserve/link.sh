@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # The transmitter's KServe v2 transport (offload-run --transport kserve) against offload-serve
 # --kserve, without mpirun:
-#  1. every built-in kernel, validated, with the digest of a local run;
+#  1. every built-in kernel, and the test plugin's "tensors" and "halves" (every dtype, shapes
+#     of rank 1 to 3 both ways), validated, with the digest of a local run;
 #  2. the service is SIGKILLed mid-run and restarted on its port: the transmitter falls back,
 #     reconnects once it is back, and every event completes with the local run's digest;
 #  3. a service 1 s late: fallback, then remote, same digest;
 #  4. nothing listens: the run completes on the CPU, saying why;
 #  5. a service without the transmitter's model: its kernel falls back, and both say why.
-#   link.sh OFFLOAD_SERVE OFFLOAD_RUN
+#   link.sh OFFLOAD_SERVE OFFLOAD_RUN TENSORS_PLUGIN
 set -u
 serve=$1
 run=$2
+plugin=(--plugin "$3")
 tmp=$(mktemp -d)
 pids=()
 trap 'kill -9 "${pids[@]}" 2>/dev/null; rm -rf "$tmp"' EXIT
@@ -27,12 +29,12 @@ serve_on() {  # serve_on NAME PORT ARGS...: offload-serve --kserve on PORT (0: a
 }
 digest() { python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['total']['digest'])" "$1"; }
 
-# 1. every built-in kernel, against the local run's digest
-serve_on all 0
-for k in clustering echo mlp synthetic; do
-  "$run" --mode local --kernel "$k" --events 60 --quiet --json "$tmp/$k-local.json" >"$tmp/$k-local.log" 2>&1 ||
-    fail "$k: the local run failed"
-  timeout -s KILL 60 "$run" --transport kserve --connect "127.0.0.1:$port" --kernel "$k" --events 60 --validate \
+# 1. every built-in kernel and every dtype, against the local run's digest
+serve_on all 0 "${plugin[@]}"
+for k in clustering echo mlp synthetic tensors halves; do
+  "$run" --mode local "${plugin[@]}" --kernel "$k" --events 60 --quiet --json "$tmp/$k-local.json" \
+    >"$tmp/$k-local.log" 2>&1 || fail "$k: the local run failed"
+  timeout -s KILL 60 "$run" --transport kserve --connect "127.0.0.1:$port" "${plugin[@]}" --kernel "$k" --events 60 --validate \
     --quiet --json "$tmp/$k.json" >"$tmp/$k.log" 2>&1 || fail "$k over KServe exited $?"
   grep -qE "all +60 .* 60 +0 +0$" "$tmp/$k.log" && grep -q "^status: ok" "$tmp/$k.log" ||
     fail "$k over KServe: not 60 validated remote results"
@@ -40,7 +42,7 @@ for k in clustering echo mlp synthetic; do
 done
 kill -TERM "$service"
 wait "$service" || fail "offload-serve exited $? on SIGTERM"
-echo "ok: clustering, echo, mlp, synthetic over KServe v2: 60 validated remote results each, the local run's digest"
+echo "ok: clustering, echo, mlp, synthetic, tensors, halves over KServe v2: 60 validated remote results each, the local run's digest"
 
 # 2. the service is killed mid-run and restarted on its port
 pace=(--kernel synthetic --size 4096 --work 3000 --events 500 --cpu-before-ms 20 --cpu-work emulated --threads 2
