@@ -272,7 +272,6 @@ class message_writer {
   std::vector<product_spec> m_specs;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> m_offsets;  // offset, bytes
   std::vector<std::uint64_t> m_name_offsets;
-  std::vector<std::uint64_t> m_dims_offsets;  // per product: where its dims lie (0: flat)
   message_info m_info;
 };
 

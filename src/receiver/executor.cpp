@@ -78,7 +78,9 @@ std::vector<finished_job> executors::run(job_batch& b) {
     const auto& h = j.request.header();
     try {
       auto specs = k.output_specs(j.request.products());
-      if (auto bad = check_specs(specs)) throw output_error("its output specs: " + bad->text);
+      for (const auto& o : specs)  // (a shape that does not fit its count would make a malformed reply)
+        if (!o.dims.empty())
+          if (auto bad = shape_problem(o.name, o.dims, o.count); !bad.empty()) throw output_error(bad);
       auto placed = placed_outputs(k, j.request, specs);
       // Storage for what is not placed over an input: the head alone when everything is.
       const std::uint64_t storage = message_writer::storage_for(specs, placed);

@@ -252,8 +252,9 @@ wire_result<message_view> decode(std::span<const std::byte> bytes, const wire_li
     auto& item = items[i];
     auto elements = load<std::uint64_t>(e + e_count);
     auto offset = load<std::uint64_t>(e + e_offset);
-    if (auto problem = shape_problem(item.name, item.dims, elements); !problem.empty())
-      return fail(wire_errc::bad_shape, problem);
+    if (!item.dims.empty())  // (flat: nothing to check)
+      if (auto problem = shape_problem(item.name, item.dims, elements); !problem.empty())
+        return fail(wire_errc::bad_shape, problem);
     const std::uint64_t esize = dtype_size(item.type);
     if (elements > std::numeric_limits<std::uint64_t>::max() / esize)
       return fail(wire_errc::overflow, "product '", item.name, "': element count ", elements, " times ", esize,
@@ -381,9 +382,7 @@ message_writer::message_writer(const message_info& info, std::span<const product
   write_times({p, wire_header_size}, info.times);
 
   std::uint64_t dims_at = wire_header_size + specs.size() * wire_entry_size;
-  m_dims_offsets.reserve(specs.size());
   for (const auto& s : specs) {
-    m_dims_offsets.push_back(wire_rank(s) > 0 ? dims_at : 0);
     if (wire_rank(s) > 0) std::memcpy(p + dims_at, s.dims.data(), 8 * s.dims.size());
     dims_at += 8 * wire_rank(s);
   }
@@ -472,10 +471,11 @@ message message_writer::finish_message() && {
   std::vector<product_view> items;
   items.reserve(m_specs.size());
   const std::byte* p = m_buffer.data();  // the bytes stay where they are when the buffer moves
+  std::uint64_t dims_at = wire_header_size + m_specs.size() * wire_entry_size;  // (as the constructor laid out)
   for (std::size_t i = 0; i < m_specs.size(); ++i) {
     const auto& s = m_specs[i];
-    std::span<const std::int64_t> dims;
-    if (m_dims_offsets[i] != 0) dims = {reinterpret_cast<const std::int64_t*>(p + m_dims_offsets[i]), wire_rank(s)};
+    const std::span<const std::int64_t> dims(reinterpret_cast<const std::int64_t*>(p + dims_at), wire_rank(s));
+    dims_at += 8 * wire_rank(s);
     items.push_back({std::string_view(reinterpret_cast<const char*>(p + m_name_offsets[i]), s.name.size()), s.type,
                      s.count, p + m_offsets[i].first, dims});
   }
