@@ -91,6 +91,14 @@ const std::vector<flag_row>& receiver_flags() {
                         "receivers must load the same ones");
        },
        nullptr},
+      {"--model-repository", "model_repository (models.hpp)", "",
+       [](CLI::App& app, options& o, const std::string& flag) {
+         app.add_option(flag, o.model_repository,
+                        "a Triton model repository (DIR/NAME/config.pbtxt, DIR/NAME/VERSION/model.pt): each model a "
+                        "kernel, run with libtorch (docs/models.md); transmitters load it for the local fallback")
+             ->check(CLI::ExistingDirectory);
+       },
+       nullptr},
       {"--kernel-set", "kernel_registry::subset", "",
        [](CLI::App& app, options& o, const std::string& flag) {
          app.add_option(flag, o.kernel_set,

@@ -4,6 +4,9 @@
 #include "workload.hpp"
 
 #include <offload/plugin.hpp>
+#if OFFLOAD_WITH_MODELS
+#include <offload/models.hpp>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -15,6 +18,15 @@ namespace offload::app {
 kernel_registry available_kernels(const options& o) {
   kernel_registry all = kernel_registry::builtin();
   for (const auto& path : o.plugins) load_plugin(all, path);
+  if (!o.model_repository.empty()) {
+#if OFFLOAD_WITH_MODELS
+    model_repository::load(o.model_repository).add_to(all);
+#else
+    throw std::invalid_argument(
+        "--model-repository: this build has no model repositories (configured without gRPC "
+        "and protobuf)");
+#endif
+  }
   if (o.workload != "single")  // a workload file's model stand-ins
     all.add(model_kernels(make_workload(o.workload, all, {}, 0, 0), o.cpu_work == "emulated"));
   return all;
@@ -83,9 +95,14 @@ receiver_config receiver_settings(const options& o) {
   cfg.inline_budget = std::chrono::microseconds(std::llround(o.inline_budget_us));
   cfg.max_queue = o.max_queue;
   cfg.max_threads = o.max_threads;
-  cfg.kernel_instances = per_kernel(o.kernel_instances, "--kernel-instances", 1);
-  cfg.kernel_priority = per_kernel(o.kernel_priority, "--kernel-priority", 1);
-  cfg.kernel_max_queue = per_kernel(o.kernel_max_queue, "--kernel-max-queue", 0);
+#if OFFLOAD_WITH_MODELS
+  // A repository's models bring their scheduling (instances, priority, queue, batching) ...
+  if (!o.model_repository.empty()) model_repository::load(o.model_repository).configure(cfg);
+#endif
+  // ... which the per-kernel flags override.
+  for (const auto& [k, v] : per_kernel(o.kernel_instances, "--kernel-instances", 1)) cfg.kernel_instances[k] = v;
+  for (const auto& [k, v] : per_kernel(o.kernel_priority, "--kernel-priority", 1)) cfg.kernel_priority[k] = v;
+  for (const auto& [k, v] : per_kernel(o.kernel_max_queue, "--kernel-max-queue", 0)) cfg.kernel_max_queue[k] = v;
   return cfg;
 }
 

@@ -61,6 +61,7 @@ struct options {
   std::string backend = "auto";
   std::vector<std::string> kernel_set;
   std::vector<std::string> plugins;
+  std::string model_repository;  ///< a Triton model repository whose models are kernels (docs/models.md)
   std::uint64_t max_message_bytes = std::uint64_t{1} << 30;
   std::uint32_t max_products = 1024;
   std::uint32_t max_name_length = 255;

@@ -61,6 +61,9 @@ struct model_io {
   /// a request of n rows gives n rows out, and requests may be joined along it (Triton's
   /// max_batch_size > 0, whose model configuration lists dims without it).
   bool batched = false;
+  /// For a batched model: the most rows one request may carry (Triton's max_batch_size); 0: as
+  /// many as fit the receiver's message limit.
+  std::int64_t max_batch_size = 0;
 };
 
 /// The arithmetic of one run, for roofline comparisons (offload-kernel-bench).

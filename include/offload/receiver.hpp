@@ -79,6 +79,16 @@ struct receiver_config {
   std::uint32_t max_batch = 1;
   std::chrono::microseconds max_wait{0};
   std::vector<std::uint32_t> preferred_batch;
+  /// Per kernel, by name: its own dynamic batching (a model repository's dynamic_batching),
+  /// overriding the four settings above; `max_batch_items` bounds the items (kernel::items:
+  /// a model's rows) of one batch.
+  struct batching {
+    std::uint32_t max_batch = 1;
+    std::uint64_t max_batch_items = 0;
+    std::vector<std::uint32_t> preferred;
+    std::chrono::microseconds max_wait{0};
+  };
+  std::map<std::string, batching> kernel_batching;
   /// A transmitter in session that sends nothing for this long is dropped: its credits are
   /// reclaimed, replies still owed to it are discarded, and it no longer counts as expected.
   /// Transmitters learn it in the handshake and send keepalives when idle, so only a vanished

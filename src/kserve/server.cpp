@@ -67,6 +67,7 @@ kserve_server::kserve_server(const kserve_listen& listen, const kernel_registry&
       }
       m.max_batch = std::int32_t(std::min<std::uint64_t>(
           limits.max_message_bytes / std::max<std::uint64_t>(row_bytes, 1), std::numeric_limits<std::int32_t>::max()));
+      if (m.io.max_batch_size > 0) m.max_batch = std::min(m.max_batch, std::int32_t(m.io.max_batch_size));
     }
   }
   for (auto& [name, m] : m_models) m_model_list.push_back(&m);

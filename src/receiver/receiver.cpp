@@ -70,12 +70,21 @@ void receiver::impl::add_queues() {
     for (const auto& [name, value] : *m)
       if (!kernels.id_of(name))
         throw std::invalid_argument("receiver: per-kernel setting for '" + name + "', which is not one of its kernels");
+  for (const auto& [name, value] : cfg.kernel_batching)
+    if (!kernels.id_of(name))
+      throw std::invalid_argument("receiver: per-kernel batching for '" + name + "', which is not one of its kernels");
   for (std::uint32_t id = 0; id < kernels.size(); ++id) {
     const auto name = kernels.by_id(id)->name();
     detail::queue_rules q;
     q.batching.max_batch = cfg.max_batch;
     q.batching.preferred = cfg.preferred_batch;
     q.batching.max_wait = cfg.max_wait;
+    if (auto it = cfg.kernel_batching.find(std::string(name)); it != cfg.kernel_batching.end()) {
+      q.batching.max_batch = it->second.max_batch;
+      q.batching.max_batch_items = it->second.max_batch_items;
+      q.batching.preferred = it->second.preferred;
+      q.batching.max_wait = it->second.max_wait;
+    }
     q.instances = per_kernel(cfg.kernel_instances, name, static_cast<std::uint32_t>(instances));
     q.max_queue = per_kernel(cfg.kernel_max_queue, name, cfg.max_queue);
     q.default_priority = per_kernel(cfg.kernel_priority, name, 1);
