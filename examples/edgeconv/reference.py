@@ -74,14 +74,12 @@ def jet_scores(x, layers):
     return z / z.sum()
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("file")
-    ap.add_argument("--tolerance", type=float, default=1e-5, help="largest |CPU - reference| allowed per score")
-    a = ap.parse_args()
-    raw = open(a.file, "rb").read()
+def read_dump(path):
+    """What edgeconv_dump wrote: features float32[jets, 50, 4], counts int32[jets], the CPU
+    implementation's scores float32[jets, 2]."""
+    raw = open(path, "rb").read()
     if raw[:8] != b"EDGECONV":
-        sys.exit(f"reference.py: {a.file} is not an edgeconv_dump file")
+        sys.exit(f"reference.py: {path} is not an edgeconv_dump file")
     jets = int(np.frombuffer(raw, dtype="<u8", count=1, offset=8)[0])
     at = 16
     features = np.frombuffer(raw, dtype="<f4", count=jets * MAX_PARTICLES * FEATURES, offset=at)
@@ -90,8 +88,18 @@ def main():
     at += counts.nbytes
     scores = np.frombuffer(raw, dtype="<f4", count=jets * CLASSES, offset=at).reshape(jets, CLASSES)
     if at + scores.nbytes != len(raw):
-        sys.exit(f"reference.py: {a.file} has {len(raw)} bytes, expected {at + scores.nbytes}")
-    x = features.astype(np.float64).reshape(jets, MAX_PARTICLES, FEATURES)
+        sys.exit(f"reference.py: {path} has {len(raw)} bytes, expected {at + scores.nbytes}")
+    return features.reshape(jets, MAX_PARTICLES, FEATURES), counts, scores
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("file")
+    ap.add_argument("--tolerance", type=float, default=1e-5, help="largest |CPU - reference| allowed per score")
+    a = ap.parse_args()
+    features, counts, scores = read_dump(a.file)
+    jets = len(counts)
+    x = features.astype(np.float64)
     layers = weights()
     ref = np.array([jet_scores(x[j, : counts[j]], layers) for j in range(jets)])
     diff = np.abs(ref - scores.astype(np.float64))

@@ -10,8 +10,12 @@
 #include <google/protobuf/text_format.h>
 #include <kserve_proto/model_config.pb.h>
 
+#include <dlfcn.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -258,6 +262,68 @@ class model_reader {
 };
 
 }  // namespace
+
+namespace detail {
+namespace {
+
+using entry_point = void (*)(const repository_model&, std::shared_ptr<const kernel>&);
+
+/// The TorchScript module, loaded once: its entry point, or why it cannot be loaded.
+struct torchscript_module {
+  entry_point make = nullptr;
+  std::string problem;
+};
+
+const torchscript_module& torchscript() {
+  static const torchscript_module module = [] {
+    torchscript_module m;
+#if OFFLOAD_HAVE_TORCH
+    // $OFFLOAD_TORCHSCRIPT_MODULE, else where it is installed, else where it was built.
+    std::vector<std::string> paths;
+    if (const char* env = std::getenv("OFFLOAD_TORCHSCRIPT_MODULE"); env != nullptr && *env != '\0')
+      paths.push_back(env);
+    paths.push_back(OFFLOAD_TORCHSCRIPT_INSTALLED);
+    paths.push_back(OFFLOAD_TORCHSCRIPT_BUILT);
+    std::string tried;
+    for (const auto& path : paths) {
+      if (!fs::exists(path)) {
+        tried += (tried.empty() ? "" : ", ") + path + " (absent)";
+        continue;
+      }
+      void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (handle == nullptr) {
+        tried += (tried.empty() ? "" : ", ") + path + " (" + dlerror() + ")";
+        continue;
+      }
+      m.make = reinterpret_cast<entry_point>(dlsym(handle, "offload_torchscript_kernel"));
+      if (m.make != nullptr) return m;
+      tried += (tried.empty() ? "" : ", ") + path + " (no entry point offload_torchscript_kernel)";
+    }
+    m.problem = "the TorchScript module cannot be loaded: tried " + tried;
+#else
+    m.problem = "this build has no libtorch (install libtorch-dev and configure again)";
+#endif
+    return m;
+  }();
+  return module;
+}
+
+}  // namespace
+
+std::shared_ptr<const kernel> make_torchscript_kernel(const repository_model& m) {
+  const auto& module = torchscript();
+  if (module.make == nullptr)
+    throw model_repository_error(m.config_file.string() + ": platform (" + m.platform + "): " + module.problem);
+  std::shared_ptr<const kernel> k;
+  module.make(m, k);
+  return k;
+}
+
+bool torchscript_available() noexcept {
+  return torchscript().make != nullptr;
+}
+
+}  // namespace detail
 
 model_repository model_repository::load(const std::filesystem::path& dir) {
   std::error_code ec;

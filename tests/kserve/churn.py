@@ -20,28 +20,15 @@ import time
 
 import numpy as np
 
+import harness  # noqa: E402  (tests/kserve/harness.py)
+
 parser = argparse.ArgumentParser()
-parser.add_argument("--address", required=True)
-parser.add_argument("--stubs", required=True)
 parser.add_argument("--pid", type=int, required=True)
 parser.add_argument("--sessions", type=int, default=6000)
 parser.add_argument("--slack-kib", type=int, default=1536)
 parser.add_argument("--window", type=int, default=256)
-args = parser.parse_args()
-sys.path.insert(0, args.stubs)
-
-import grpc  # noqa: E402
-import grpc_service_pb2 as pb  # noqa: E402
-import grpc_service_pb2_grpc as rpc  # noqa: E402
-
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAILED:", what, flush=True)
+args, grpc, pb, rpc = harness.start(parser)
+check = harness.check
 
 
 def rss_kib():
@@ -137,5 +124,4 @@ call.cancel()
 check(stub.ServerLive(pb.ServerLiveRequest()).live, "live at the end")
 r = stub.ModelInfer(echo_request(rid="end"))
 check(r.id == "end", "served at the end")
-print(("PASS" if failures == 0 else "FAIL") + f": {failures} failed checks", flush=True)
-sys.exit(1 if failures else 0)
+harness.finish()

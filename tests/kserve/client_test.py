@@ -18,26 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+import harness  # noqa: E402  (tests/kserve/harness.py)
+
 parser = argparse.ArgumentParser()
-parser.add_argument("--address", required=True)
-parser.add_argument("--stubs", required=True)
 parser.add_argument("--max-message-bytes", type=int, default=0)
 parser.add_argument("--tensors", action="store_true", help="the service has tests/plugins' 'tensors' and 'halves'")
-args = parser.parse_args()
-sys.path.insert(0, args.stubs)
-
-import grpc  # noqa: E402
-import grpc_service_pb2 as pb  # noqa: E402
-import grpc_service_pb2_grpc as rpc  # noqa: E402
-
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAILED:", what, flush=True)
+args, grpc, pb, rpc = harness.start(parser)
+check = harness.check
 
 
 # ---- the built-in kernels, from docs/protocol.md 5.2 ----
@@ -416,5 +403,4 @@ check(len(stub.ModelStatistics(pb.ModelStatisticsRequest()).model_stats) == len(
 expect_error(lambda: stub.ModelStatistics(pb.ModelStatisticsRequest(name="nope")), bad,
              "requested model 'nope' is not available", "statistics of an unknown model")
 
-print(("PASS" if failures == 0 else "FAIL") + f": {failures} failed checks", flush=True)
-sys.exit(1 if failures else 0)
+harness.finish()

@@ -7,29 +7,18 @@ Usage: client.py --address HOST:PORT --stubs DIR --repository DIR
 Ends with "PASS: 0 failed checks" or "FAIL: N failed checks".
 """
 import argparse
+import os
 import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "kserve"))
+import harness  # noqa: E402  (tests/kserve/harness.py)
+
 parser = argparse.ArgumentParser()
-parser.add_argument("--address", required=True)
-parser.add_argument("--stubs", required=True)
 parser.add_argument("--repository", required=True)
-args = parser.parse_args()
-sys.path.insert(0, args.stubs)
-
-import grpc  # noqa: E402
-import grpc_service_pb2 as pb  # noqa: E402
-import grpc_service_pb2_grpc as rpc  # noqa: E402
-
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAILED:", what, flush=True)
+args, grpc, pb, rpc = harness.start(parser)
+check = harness.check
 
 
 stub = rpc.GRPCInferenceServiceStub(grpc.insecure_channel(args.address))
@@ -76,7 +65,23 @@ except grpc.RpcError as e:
     check(e.code() == grpc.StatusCode.INVALID_ARGUMENT and "over its max_batch_size of 64" in e.details(),
           f"over max_batch_size: {e.code()} {e.details()}")
 check(stub.ServerLive(pb.ServerLiveRequest()).live, "live after the bad requests")
+
+# examples/edgeconv's network in TorchScript: two inputs, the counts reshaped by the configuration.
+md = stub.ModelMetadata(pb.ModelMetadataRequest(name="edgeconv_ts"))
+check([(t.name, t.datatype, list(t.shape)) for t in md.inputs] ==
+      [("features", "FP32", [-1, 50, 4]), ("counts", "INT32", [-1, 1])], f"edgeconv_ts metadata: {md}")
+req = pb.ModelInferRequest(model_name="edgeconv_ts")
+for name, datatype, array in (("features", "FP32", np.load(f"{args.repository}/edgeconv_in_features.npy")),
+                              ("counts", "INT32", np.load(f"{args.repository}/edgeconv_in_counts.npy"))):
+    t = req.inputs.add()
+    t.name, t.datatype = name, datatype
+    t.shape.extend(array.shape)
+    req.raw_input_contents.append(array.tobytes())
+resp = stub.ModelInfer(req)
+scores = np.frombuffer(resp.raw_output_contents[0], np.float32).reshape(list(resp.outputs[0].shape))
+reference = np.load(f"{args.repository}/edgeconv_out.npy")
+check(scores.shape == (5, 2) and np.allclose(scores, reference, rtol=0, atol=1e-6),
+      f"edgeconv_ts: served {scores} differs from PyTorch's {reference}")
 y, _ = infer("mlp_ts", "INPUT__0", x)
 check(np.allclose(y, expected, rtol=1e-5, atol=1e-6), "mlp_ts after the bad requests")
-print(("PASS" if failures == 0 else "FAIL") + f": {failures} failed checks", flush=True)
-sys.exit(1 if failures else 0)
+harness.finish()

@@ -30,7 +30,7 @@ service=$!
 pids+=("$service")
 for _ in $(seq 200); do [ -s "$tmp/port" ] && break; sleep 0.1; done
 [ -s "$tmp/port" ] || fail "offload-serve wrote no port file"
-grep -q "kernels: .*mlp_named, mlp_ts" "$tmp/serve.log" || fail "offload-serve does not list the models as kernels"
+grep -q "kernels: .*edgeconv_ts, .*mlp_named, mlp_ts" "$tmp/serve.log" || fail "offload-serve does not list the models as kernels"
 timeout -s KILL 120 "$python" "$here/client.py" --address "127.0.0.1:$(cat "$tmp/port")" --stubs "$tmp" \
   --repository "$repo" >"$tmp/client.log" 2>&1 || fail "the KServe client's checks failed"
 cat "$tmp/client.log"
@@ -58,6 +58,11 @@ batches=$(grep -oE "mean batch [0-9.]+ requests" "$tmp/batched.log" | grep -oE "
 "$python" -c "import sys; sys.exit(0 if float(sys.argv[1]) > 1 else 1)" "${batches:-0}" ||
   fail "mlp_ts's dynamic batching formed no batch of several requests (mean ${batches:-?})"
 echo "ok: mlp_ts over MPI in dynamic batches (mean $batches requests): 400 validated remote results"
+timeout -s KILL 180 "${mpiexec[@]}" -np 3 "$run" --receivers 1 --model-repository "$repo" --kernel edgeconv_ts --size 4 \
+  --events 60 --validate --quiet >"$tmp/edgeconv.log" 2>&1 || fail "the EdgeConv MPI run exited $?"
+grep -q "^status: ok" "$tmp/edgeconv.log" && grep -qE "all +120 .* 120 +0 +0$" "$tmp/edgeconv.log" ||
+  fail "edgeconv_ts over MPI did not give 120 validated remote results"
+echo "ok: edgeconv_ts (two inputs, a reshape) over MPI: 120 validated remote results"
 
 # 3. no receiver: the transmitter's own copy of the model
 timeout -s KILL 120 "$run" --transport grpc --connect 127.0.0.1:9 "${named[@]}" --json "$tmp/fallback.json" \
