@@ -77,7 +77,8 @@ class model_repository {
   /// dynamic_batching each request runs alone, as in Triton).
   void configure(receiver_config& cfg) const;
 
-  /// Whether this build runs TorchScript models (found libtorch at configure time).
+  /// Whether TorchScript models can run: this build found libtorch and its executor module
+  /// (offload_torchscript.so) loads.
   static bool torchscript_available() noexcept;
 
  private:
