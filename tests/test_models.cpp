@@ -191,32 +191,24 @@ output [ { name: "y" data_type: TYPE_FP32 dims: [ 1 ] } ]
 TEST_CASE("a model whose file does not fit its configuration is refused at load, naming both") {
   if (!have_models()) return;
   // The model takes 16 features and gives 4 scores; these configurations say otherwise.
-  auto d = repo_with("wrong_dims", R"(platform: "pytorch_libtorch"
-max_batch_size: 8
-input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 12 ] } ]
-output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 4 ] } ]
-)",
-                     "real");
-  auto e = error_of(d, true);
+  const auto error_with = [](const std::string& name, const std::string& in_dims, const std::string& out_type,
+                             const std::string& out_dims) {
+    const auto d = repo_with(name,
+                             "platform: \"pytorch_libtorch\"\nmax_batch_size: 8\n"
+                             "input [ { name: \"INPUT__0\" data_type: TYPE_FP32 dims: [ " +
+                                 in_dims + " ] } ]\noutput [ { name: \"OUTPUT__0\" data_type: " + out_type +
+                                 " dims: [ " + out_dims + " ] } ]\n",
+                             "real");
+    return std::make_pair(d, error_of(d, true));
+  };
+  auto [d, e] = error_with("wrong_dims", "12", "TYPE_FP32", "4");
   INFO(e);
   CHECK(e.find((d / "m" / "1" / "model.pt").string() + ": a trial run on zeros against config.pbtxt failed") !=
         std::string::npos);
-  d = repo_with("wrong_output", R"(platform: "pytorch_libtorch"
-max_batch_size: 8
-input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 16 ] } ]
-output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 5 ] } ]
-)",
-                "real");
-  e = error_of(d, true);
-  CHECK(e.find("output 'OUTPUT__0' has shape [1,4], its configuration says [1,5]") != std::string::npos);
-  d = repo_with("wrong_dtype", R"(platform: "pytorch_libtorch"
-max_batch_size: 8
-input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 16 ] } ]
-output [ { name: "OUTPUT__0" data_type: TYPE_FP64 dims: [ 4 ] } ]
-)",
-                "real");
-  e = error_of(d, true);
-  CHECK(e.find("output 'OUTPUT__0' is Float, its configuration says f64") != std::string::npos);
+  CHECK(error_with("wrong_output", "16", "TYPE_FP32", "5")
+            .second.find("output 'OUTPUT__0' has shape [1,4], its configuration says [1,5]") != std::string::npos);
+  CHECK(error_with("wrong_dtype", "16", "TYPE_FP64", "4")
+            .second.find("output 'OUTPUT__0' is Float, its configuration says f64") != std::string::npos);
 }
 
 TEST_CASE("the TorchScript model gives the built-in mlp's results, alone and in a joined batch") {
