@@ -32,6 +32,22 @@ offload::receiver_config service_settings(const offload::app::options& o) {
   return cfg;
 }
 
+/// SIGHUP: the tokens file again; sessions already open keep their client.
+void reload_tokens(const offload::app::options& o) {
+  if (!o.tokens) {
+    std::printf("offload-serve: SIGHUP: no --tokens file to re-read\n");
+    std::fflush(stdout);
+    return;
+  }
+  try {
+    o.tokens->reload();
+    std::printf("offload-serve: SIGHUP: re-read %s: %zu client(s)\n", o.tokens->path().c_str(), o.tokens->size());
+    std::fflush(stdout);
+  } catch (const std::exception& e) {
+    spdlog::error("offload-serve: SIGHUP: {}; the tokens in use stay as they were", e.what());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -80,6 +96,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);  // (re-reads --tokens)
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   offload::kernel_registry kernels;
@@ -99,9 +116,13 @@ int main(int argc, char** argv) {
     offload::runtime rt(progress);
     const std::size_t expected = peers == 0 ? std::numeric_limits<std::size_t>::max() : std::size_t(peers);
     std::vector<offload::transport> links;
-    if (!listen.empty()) links.emplace_back(offload::grpc_listen{listen, o.grpc_threads, o.grpc_memory});
+    if (!listen.empty())
+      links.emplace_back(
+          offload::grpc_listen{listen, o.grpc_threads, o.grpc_memory, offload::app::server_security_of(o)});
 #if OFFLOAD_WITH_KSERVE
-    if (!kserve.empty()) links.emplace_back(offload::kserve_listen{kserve, o.grpc_memory});
+    if (!kserve.empty())
+      links.emplace_back(offload::kserve_listen{
+          .address = kserve, .memory_bytes = o.grpc_memory, .security = offload::app::server_security_of(o)});
 #endif
     offload::receiver rx(rt, kernels, offload::app::receiver_link(o, offload::listen_all{links}), expected,
                          service_settings(o));
@@ -117,10 +138,11 @@ int main(int argc, char** argv) {
                a->substr(0, a->rfind(':')) + ":" + std::to_string(ports.at(next++));
     }
     std::printf(
-        "offload-serve: listening for %s, %zu completion-queue thread(s), backend %s, %zu kernel "
+        "offload-serve: listening for %s (%s), %zu completion-queue thread(s), backend %s, %zu kernel "
         "thread(s), credits %u, kernels: %s\n",
-        where.c_str(), o.grpc_threads, (s0.backend == "emulated" ? s0.backend_description : s0.backend).c_str(),
-        o.receiver_threads, o.credits, names.c_str());
+        where.c_str(), offload::app::server_security_of(o).describe().c_str(), o.grpc_threads,
+        (s0.backend == "emulated" ? s0.backend_description : s0.backend).c_str(), o.receiver_threads, o.credits,
+        names.c_str());
     std::fflush(stdout);
     if (!port_file.empty()) {
       std::string text;
@@ -136,6 +158,10 @@ int main(int argc, char** argv) {
     int signal = -1;
     while (!rx.wait_for(std::chrono::milliseconds(0))) {
       signal = sigtimedwait(&stop_signals, nullptr, &tick);
+      if (signal == SIGHUP) {
+        reload_tokens(o);
+        signal = -1;
+      }
       if (signal > 0) break;
     }
     const auto s = rx.stats();

@@ -9,7 +9,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -212,4 +216,82 @@ TEST_CASE("products made in the transmitter's pool are submitted without a copy 
   CHECK_THROWS_AS(again.as<double>(), input_error);
   CHECK_THROWS_WITH(tx->make_product<float>("big", 1 << 20),
                     "product 'big' of 4194304 bytes is over the maximum message size (1048576)");
+}
+
+namespace {
+std::string tokens_file(const std::string& text) {
+  static int n = 0;
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("offload_tokens_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
+  std::ofstream(path) << text;
+  return path.string();
+}
+std::string load_error(const std::string& text) {
+  const auto path = tokens_file(text);
+  try {
+    offload::client_tokens::load(path);
+  } catch (const std::invalid_argument& e) {
+    std::filesystem::remove(path);
+    return e.what();
+  }
+  std::filesystem::remove(path);
+  return "loaded";
+}
+}  // namespace
+
+TEST_CASE("a tokens file: clients, limits, comments; every mistake named with its line", "[security]") {
+  const auto path = tokens_file(
+      "# the clients of a site\n\nalice 0123456789abcdef0123  max_inflight=4 max_priority=2\n"
+      "  bob fedcba9876543210fedc max_work=1e9   # batch jobs\n");
+  auto t = offload::client_tokens::load(path);
+  CHECK(t->size() == 2);
+  auto a = t->find("0123456789abcdef0123");
+  REQUIRE(a);
+  CHECK(a->name == "alice");
+  CHECK(a->limits.max_inflight == 4);
+  CHECK(a->limits.max_priority == 2);
+  CHECK(a->limits.max_work == 0);
+  auto b = t->find("fedcba9876543210fedc");
+  REQUIRE(b);
+  CHECK(b->name == "bob");
+  CHECK(b->limits.max_work == 1e9);
+  CHECK_FALSE(t->find("0123456789abcdef012"));    // a prefix
+  CHECK_FALSE(t->find("0123456789abcdef01234"));  // longer
+  CHECK_FALSE(t->find(""));
+
+  // reload: the new table, or on an error the old one kept
+  std::ofstream(path) << "carol cccccccccccccccccccc\n";
+  t->reload();
+  CHECK(t->size() == 1);
+  CHECK_FALSE(t->find("0123456789abcdef0123"));
+  CHECK(t->find("cccccccccccccccccccc")->name == "carol");
+  std::ofstream(path) << "dave short\n";
+  CHECK_THROWS_WITH(t->reload(), Catch::Contains(":1: client 'dave': a token of 5 characters is too short"));
+  CHECK(t->find("cccccccccccccccccccc")->name == "carol");
+  std::filesystem::remove(path);
+
+  CHECK_THAT(load_error("alice\n"), Catch::Contains(":1: client 'alice' has no token"));
+  CHECK_THAT(load_error("a 0123456789abcdef\na 1123456789abcdef\n"), Catch::Contains(":2: client 'a' is named twice"));
+  CHECK_THAT(load_error("a 0123456789abcdef\nb 0123456789abcdef\n"),
+             Catch::Contains(":2: client 'b' has the token of client 'a'"));
+  CHECK_THAT(load_error("a 0123456789abcdef max_inflight=0\n"),
+             Catch::Contains(":1: max_inflight=0 is not a number in 1..1073741824"));
+  CHECK_THAT(load_error("a 0123456789abcdef max_work=lots\n"), Catch::Contains(":1: max_work=lots is not a number"));
+  CHECK_THAT(load_error("a 0123456789abcdef speed=9\n"),
+             Catch::Contains("'speed=9' is not one of max_inflight=N, max_work=FLOPS, max_priority=P"));
+  CHECK_THAT(load_error("# nobody\n"), Catch::Contains("no client in it"));
+  CHECK_THROWS_WITH(offload::client_tokens::load("/nonexistent/tokens"), Catch::Contains("cannot be read"));
+}
+
+TEST_CASE("plaintext is for loopback addresses only", "[security]") {
+  for (const char* a : {"127.0.0.1:7000", "127.3.4.5:0", "localhost:80", "[::1]:7000", "unix:/tmp/s"})
+    CHECK(offload::loopback_address(a));
+  for (const char* a : {"0.0.0.0:7000", "[::]:7000", "10.0.0.1:7000", "example.org:443", "128.0.0.1:1"})
+    CHECK_FALSE(offload::loopback_address(a));
+  offload::server_security s;
+  CHECK(s.describe() == "plaintext");
+  s.tls_cert = "c";
+  CHECK(s.describe() == "TLS");
+  s.tls_client_ca = "ca";
+  CHECK(s.describe() == "mutual TLS");
 }

@@ -28,6 +28,42 @@ const std::vector<flag_row>& receiver_flags() {
              ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 50));
        },
        nullptr},
+      {"--tls-cert", "server_security::tls_cert", "",
+       [](CLI::App& app, options& o, const std::string& flag) {
+         app.add_option(flag, o.tls_cert,
+                        "grpc, kserve: serve TLS with this certificate (PEM; with --tls-key); docs/reliability.md, "
+                        "running a service")
+             ->check(CLI::ExistingFile);
+       },
+       nullptr},
+      {"--tls-key", "server_security::tls_key", "",
+       [](CLI::App& app, options& o, const std::string& flag) {
+         app.add_option(flag, o.tls_key, "grpc, kserve: the private key of --tls-cert (PEM)")->check(CLI::ExistingFile);
+       },
+       nullptr},
+      {"--tls-client-ca", "server_security::tls_client_ca", "",
+       [](CLI::App& app, options& o, const std::string& flag) {
+         app.add_option(flag, o.tls_client_ca,
+                        "grpc, kserve: mutual TLS: clients must present a certificate signed by this CA (PEM)")
+             ->check(CLI::ExistingFile);
+       },
+       nullptr},
+      {"--tokens", "server_security::tokens", "",
+       [](CLI::App& app, options& o, const std::string& flag) {
+         app.add_option(flag, o.tokens_file,
+                        "grpc, kserve: clients must send 'authorization: Bearer TOKEN' with a token of this file, one "
+                        "client per line: NAME TOKEN [max_inflight=N] [max_work=FLOPS] [max_priority=P]; re-read at "
+                        "SIGHUP (offload-serve)")
+             ->check(CLI::ExistingFile);
+       },
+       nullptr},
+      {"--insecure", "server_security::insecure", "",
+       [](CLI::App& app, options& o, const std::string& flag) {
+         app.add_flag(flag, o.insecure,
+                      "grpc, kserve: allow plaintext on an address other than loopback (anyone who can reach it can "
+                      "read and send requests)");
+       },
+       nullptr},
       {"--credits", "receiver_config::credits, transmitter_config::credits", "credits",
        [](CLI::App& app, options& o, const std::string& flag) {
          app.add_option(
@@ -267,7 +303,35 @@ const std::vector<flag_row>& run_flags() {
          app.add_option(
              flag, o.listen,
              "grpc: HOST:PORT receiver ranks listen on (port 0: any free one); transmitters are told HOST, or "
-             "this rank's host name when HOST is 0.0.0.0");
+             "this rank's host name when HOST is 0.0.0.0. Default: 127.0.0.1:0 when the whole job is on one host, "
+             "else 0.0.0.0:0, which needs --tls-cert/--tls-key or --insecure");
+       },
+       nullptr},
+      {"--tls-ca", "client_security::tls_ca", "",
+       [](CLI::App& app, options& o, const std::string& flag) {
+         app.add_option(flag, o.tls_ca,
+                        "grpc, kserve: reach --connect servers over TLS, trusting this CA (PEM)")
+             ->check(CLI::ExistingFile);
+       },
+       nullptr},
+      {"--tls-client-cert", "client_security::tls_cert", "",
+       [](CLI::App& app, options& o, const std::string& flag) {
+         app.add_option(flag, o.tls_client_cert, "grpc, kserve: this client's certificate for mutual TLS (PEM)")
+             ->check(CLI::ExistingFile);
+       },
+       nullptr},
+      {"--tls-client-key", "client_security::tls_key", "",
+       [](CLI::App& app, options& o, const std::string& flag) {
+         app.add_option(flag, o.tls_client_key, "grpc, kserve: the private key of --tls-client-cert (PEM)")
+             ->check(CLI::ExistingFile);
+       },
+       nullptr},
+      {"--token-file", "client_security::token", "",
+       [](CLI::App& app, options& o, const std::string& flag) {
+         app.add_option(flag, o.token_file,
+                        "grpc, kserve: send the token on this file's first line as 'authorization: Bearer TOKEN' "
+                        "(a file, so that the token is not in the process list)")
+             ->check(CLI::ExistingFile);
        },
        nullptr},
       {"--kserve", "kserve_listen::address", "",

@@ -9,7 +9,9 @@
 #endif
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -170,7 +172,22 @@ void check_run(options& o, const workload& w) {
     o.credits = std::uint32_t(std::clamp<std::uint64_t>(std::uint64_t(o.inflight) * w.modules.size(), 8, 1 << 16));
 }
 
+offload::server_security server_security_of(const options& o) {
+  return {o.tls_cert, o.tls_key, o.tls_client_ca, o.tokens, o.insecure};
+}
+
+offload::client_security client_security_of(const options& o) {
+  return {o.tls_ca, o.tls_client_cert, o.tls_client_key, o.token};
+}
+
 void finish_receiver_options(const CLI::App& app, options& o) {
+  if (!o.tokens_file.empty()) {
+    try {
+      o.tokens = offload::client_tokens::load(o.tokens_file);
+    } catch (const std::invalid_argument& e) {
+      throw CLI::ValidationError("--tokens", e.what());
+    }
+  }
   if (o.backend == "emulated" && o.profile.empty())
     throw CLI::ValidationError("--backend emulated", "needs --profile NAME|FILE (profiles/: t4, t4-trt)");
   if (o.backend != "emulated" && !o.profile.empty())
@@ -207,6 +224,12 @@ void finish_receiver_options(const CLI::App& app, options& o) {
 }
 
 void finish_options(const CLI::App& app, options& o) {
+  if (!o.token_file.empty()) {
+    std::ifstream f(o.token_file);
+    std::getline(f, o.token);
+    while (!o.token.empty() && std::isspace(static_cast<unsigned char>(o.token.back()))) o.token.pop_back();
+    if (o.token.empty()) throw CLI::ValidationError("--token-file", o.token_file + ": no token on its first line");
+  }
   o.connect = app.count("--connect") > 0;
   std::vector<std::string> addresses;  // --connect A,B
   for (const auto& list : o.connect_to) {
@@ -221,7 +244,7 @@ void finish_options(const CLI::App& app, options& o) {
                                  "apply to --transport mpi; the gRPC receiver service is offload-serve");
     try {
       for (const auto& a : o.connect_to) check_address("--connect", a, false);
-      check_address("--listen", o.listen, true);
+      if (!o.listen.empty()) check_address("--listen", o.listen, true);
     } catch (const std::invalid_argument& e) {
       throw CLI::ValidationError("--connect/--listen", e.what());
     }

@@ -7,6 +7,7 @@
 
 #include <offload/device_profile.hpp>
 #include <offload/emulation.hpp>
+#include <offload/grpc.hpp>
 #include <offload/receiver.hpp>
 #include <offload/transmitter.hpp>
 
@@ -14,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -92,13 +94,21 @@ struct options {
   std::string distance = "same-node";  // a preset of inject_latency_ms; "custom" when given
   double inject_latency_ms = 0;        // one-way, emulated in the transport
   double inject_jitter_ms = 0;
-  double inject_bandwidth_gbit = 0;     // 0: unlimited
-  double site_link_gbit = 0;            // receivers: emulated shared link into their site; 0: none
-  std::string transport = "mpi";        // the data path: mpi, or grpc (MPI then only starts and reports)
-  std::string listen = "0.0.0.0:0";     // grpc: where receiver ranks listen (port 0: any free one)
-  std::string kserve_listen;            // receiver ranks also serve KServe v2 here (empty: no)
-  std::size_t grpc_threads = 2;         // grpc: completion-queue threads of a receiver
-  std::size_t grpc_memory = 0;          // grpc: a receiver's gRPC memory bound (resource quota); 0: none
+  double inject_bandwidth_gbit = 0;  // 0: unlimited
+  double site_link_gbit = 0;         // receivers: emulated shared link into their site; 0: none
+  std::string transport = "mpi";     // the data path: mpi, or grpc (MPI then only starts and reports)
+  std::string listen;  // grpc: where receiver ranks listen (port 0: any free one); empty: 127.0.0.1:0 on one host, else
+                       // 0.0.0.0:0
+  std::string kserve_listen;     // receiver ranks also serve KServe v2 here (empty: no)
+  std::size_t grpc_threads = 2;  // grpc: completion-queue threads of a receiver
+  std::size_t grpc_memory = 0;   // grpc: a receiver's gRPC memory bound (resource quota); 0: none
+  // A gRPC or KServe server's security (offload-serve; offload-run's receiver ranks).
+  std::string tls_cert, tls_key, tls_client_ca, tokens_file;
+  bool insecure = false;
+  std::shared_ptr<offload::client_tokens> tokens;  // read from tokens_file by finish_receiver_options
+  // A gRPC or KServe client's (offload-run's transmitters).
+  std::string tls_ca, tls_client_cert, tls_client_key, token_file;
+  std::string token;                    // read from token_file by finish_options
   std::vector<std::string> connect_to;  // grpc: --connect HOST:PORT,...; every rank transmits to them
   bool serve = false;                   // receiver service (service.hpp)
   bool connect = false;                 // transmitter job of a service
@@ -161,6 +171,11 @@ const std::vector<flag_row>& run_flags();
 /// The report's value of the setting named `name` (flag_row::report); std::out_of_range naming
 /// it when no row has that name.
 report_json report_value(const options& o, std::string_view name);
+
+/// The TLS and token settings of a server (--tls-cert, --tls-key, --tls-client-ca, --tokens,
+/// --insecure) and of a client (--tls-ca, --tls-client-cert, --tls-client-key, --token-file).
+offload::server_security server_security_of(const options& o);
+offload::client_security client_security_of(const options& o);
 
 /// Registers every flag of `o` on `app`: receiver_flags(), then run_flags().
 void add_options(CLI::App& app, options& o);

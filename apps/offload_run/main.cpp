@@ -331,13 +331,19 @@ std::unique_ptr<offload::transmitter> connect(rank_run& j, const std::vector<std
 #if OFFLOAD_WITH_KSERVE
     if (o.kserve())
       return std::make_unique<offload::transmitter>(
-          j.rt, kernels, offload::app::transmitter_link(o, offload::kserve_link{grpc_addresses, {}, o.credits}), cfg);
+          j.rt, kernels,
+          offload::app::transmitter_link(o, offload::kserve_link{.addresses = grpc_addresses,
+                                                                 .credits = o.credits,
+                                                                 .security = offload::app::client_security_of(o)}),
+          cfg);
 #else
     if (o.kserve()) throw std::invalid_argument("--transport kserve: this build has no gRPC");
 #endif
     if (o.grpc())
       return std::make_unique<offload::transmitter>(
-          j.rt, kernels, offload::app::transmitter_link(o, offload::grpc_link{grpc_addresses}), cfg);
+          j.rt, kernels,
+          offload::app::transmitter_link(o, offload::grpc_link{grpc_addresses, offload::app::client_security_of(o)}),
+          cfg);
     return std::make_unique<offload::transmitter>(j.rt, kernels, offload::app::transmitter_link(o, receivers), cfg);
   } catch (const offload::handshake_error& e) {
     spdlog::error("handshake failed: {}", e.what());
@@ -502,11 +508,14 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     const auto cfg = offload::app::receiver_settings(o);
     try {
       const auto peers = std::size_t(rt.size() - o.receivers);
-      auto over = o.grpc() ? offload::transport(offload::grpc_listen{o.listen, o.grpc_threads, o.grpc_memory})
+      auto over = o.grpc() ? offload::transport(offload::grpc_listen{o.listen, o.grpc_threads, o.grpc_memory,
+                                                                     offload::app::server_security_of(o)})
                            : offload::mpi_link{{}, MPI_COMM_NULL, o.blocking_receive_below, o.parts_from};
 #if OFFLOAD_WITH_KSERVE
       if (!o.kserve_listen.empty())  // KServe v2 clients beside this job's transmitters
-        over = offload::listen_all{{over, offload::kserve_listen{o.kserve_listen, o.grpc_memory}}};
+        over = offload::listen_all{{over, offload::kserve_listen{.address = o.kserve_listen,
+                                                                 .memory_bytes = o.grpc_memory,
+                                                                 .security = offload::app::server_security_of(o)}}};
 #else
       if (!o.kserve_listen.empty()) throw std::invalid_argument("--kserve: this build has no gRPC");
 #endif
@@ -597,6 +606,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   offload::app::setup_logging(o.log_level, "rank " + std::to_string(rt->rank()));
+  if (o.grpc() && o.listen.empty()) {  // receivers on loopback when the whole job is on this host
+    const auto hosts = allgather_strings(*rt, rt->host(), 256);
+    const bool one_host = std::all_of(hosts.begin(), hosts.end(), [&](const auto& h) { return h == hosts.front(); });
+    o.listen = one_host ? "127.0.0.1:0" : "0.0.0.0:0";
+  }
   try {
     if (o.serve) return offload::app::serve(*rt, o, *kernels);
     if (o.stop) {

@@ -14,6 +14,7 @@
 /// says what is served and every choice made where the specification leaves one. No gRPC
 /// header is needed here; a build without gRPC refuses the value when the receiver is made.
 
+#include <offload/grpc.hpp>
 #include <offload/transport.hpp>
 
 #include <chrono>
@@ -32,9 +33,11 @@ struct kserve_link {
   std::vector<std::string> addresses;
   /// Per kernel name: the model version to call (e.g. a Triton model's "3") in place of the
   /// kernel's own version.
-  std::map<std::string, std::string> versions;
+  std::map<std::string, std::string> versions{};
   /// Requests one server may have outstanding from this transmitter (the session's credits).
   std::uint32_t credits = 64;
+  /// TLS and the token (offload/grpc.hpp).
+  client_security security{};
 
   operator transport() const;  // NOLINT(google-explicit-constructor): a conversion by design
 };
@@ -53,6 +56,8 @@ struct kserve_listen {
   /// request while this many of its answers are not written (gRPC's flow control then holds
   /// its client). With L the largest message, a session holds at most (credits + this) x L.
   std::size_t max_backlog = 256;
+  /// TLS and tokens (offload/grpc.hpp): a call without a good token is answered UNAUTHENTICATED.
+  server_security security{};
 
   /// The transport value (offload/transport.hpp) of these settings.
   operator transport() const;  // NOLINT(google-explicit-constructor): a conversion by design

@@ -21,6 +21,7 @@
 
 #include "src/base/clock.hpp"
 #include "src/session/handshake.hpp"
+#include "src/transport/grpc_security.hpp"
 
 #include <offload/log.hpp>
 
@@ -98,10 +99,11 @@ class kserve_client final : public endpoint {
     args.SetMaxSendMessageSize(-1);
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    const auto credentials = channel_credentials(link.security);
     for (const auto& a : link.addresses) {
       server s;
       s.address = a;
-      s.channel = grpc::CreateCustomChannel(a, grpc::InsecureChannelCredentials(), args);
+      s.channel = grpc::CreateCustomChannel(a, credentials, args);
       s.stub = inf::GRPCInferenceService::NewStub(s.channel);
       m_servers.push_back(std::move(s));
     }
@@ -229,6 +231,7 @@ class kserve_client final : public endpoint {
     c->index = true;
     c->hello_time0 = hello_time0;
     c->index_req.set_ready(true);
+    add_token(c->ctx, m_link.security);
     c->index_reader = m_servers[std::size_t(peer)].stub->AsyncRepositoryIndex(&c->ctx, c->index_req, &m_cq);
     c->index_reader->Finish(&c->index_resp, &c->status, c);
   }
@@ -316,6 +319,7 @@ class kserve_client final : public endpoint {
       c->ctx.set_deadline(std::chrono::system_clock::now() +
                           std::chrono::nanoseconds(req.header.times[request_timeout_ns]));
     c->sent_ns = now_ns();
+    add_token(c->ctx, m_link.security);
     c->infer_reader = m_servers[std::size_t(peer)].stub->AsyncModelInfer(&c->ctx, c->req, &m_cq);
     c->infer_reader->Finish(&c->resp, &c->status, c);
   }

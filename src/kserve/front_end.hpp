@@ -10,6 +10,8 @@
 
 #include "tensors.hpp"
 
+#include "src/transport/grpc_security.hpp"
+
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -52,7 +54,8 @@ struct pending_request {
 };
 
 struct session {
-  std::string client;  // gRPC's peer address
+  std::string client;   // gRPC's peer address (and the token's client name)
+  client_identity who;  // (with tokens) whose token opened it
   bool stream = false;
   bool acked = false;
   bool ending = false;       // goodbye sent: no more requests
@@ -91,10 +94,15 @@ class kserve_server final : public endpoint {
   std::size_t max_backlog() const noexcept { return m_listen.max_backlog; }
   /// Checks `req` and queues it for the receiver in the session of `client` (a connection) or
   /// of stream `stream_session` (>= 0); the answer goes to `sink`. Bad input is answered at once.
-  void submit(const inference::ModelInferRequest& req, const std::string& client, int stream_session,
-              std::shared_ptr<answer_sink> sink);
+  void submit(const inference::ModelInferRequest& req, const std::string& client, const client_identity& who,
+              int stream_session, std::shared_ptr<answer_sink> sink);
   /// A new session for a stream; its number.
-  int open_stream_session(const std::string& client);
+  int open_stream_session(const std::string& client, const client_identity& who);
+  /// A call's client from its token (a tokens file given), and the session key of its
+  /// connection; a refused call gets an UNAUTHENTICATED status (and no session).
+  grpc::Status authorize(grpc::CallbackServerContext* c, client_identity& who, std::string& client);
+  std::optional<client_identity> client_of(int peer) const override;
+  std::uint64_t unauthenticated() const override { return m_gate.refused(); }
   /// The stream's client is gone (cancelled: drop) or done sending (half-close).
   void end_stream_session(int peer, bool cancelled);
   void fill_statistics(const std::string& name, const std::string& version, inference::ModelStatisticsResponse& out,
@@ -107,7 +115,7 @@ class kserve_server final : public endpoint {
   std::size_t abandon_posted(int) override { return 0; }
 
  private:
-  int open_session_locked(const std::string& client, bool stream);
+  int open_session_locked(const std::string& client, const client_identity& who, bool stream);
   void release_backlog_locked(int peer, session& s);
   void end_session_locked(int peer, session& s, bool drop);
   void fail_pending_locked(session& s, const grpc::Status& st, std::vector<std::shared_ptr<answer_sink>>& sinks,
@@ -122,6 +130,7 @@ class kserve_server final : public endpoint {
   wire_limits m_limits;
   std::function<void()> m_wake;
   kserve_listen m_listen;
+  token_gate m_gate;
   std::string m_signature;  // the hello's kernel list: every kernel of the registry
   std::map<std::string, model_entry, std::less<>> m_models;
   std::vector<model_entry*> m_model_list;

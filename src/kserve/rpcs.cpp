@@ -35,11 +35,11 @@ class unary_sink final : public answer_sink {
 class stream_reactor final : public grpc::ServerBidiReactor<inf::ModelInferRequest, inf::ModelStreamInferResponse>,
                              public std::enable_shared_from_this<stream_reactor> {
  public:
-  stream_reactor(kserve_server& server, std::string client, std::size_t window)
-      : m_server(server), m_client(std::move(client)), m_window(window) {}
+  stream_reactor(kserve_server& server, std::string client, client_identity who, std::size_t window)
+      : m_server(server), m_client(std::move(client)), m_who(std::move(who)), m_window(window) {}
   void start(std::shared_ptr<stream_reactor> self) {
     m_self = std::move(self);
-    m_peer = m_server.open_stream_session(m_client);
+    m_peer = m_server.open_stream_session(m_client, m_who);
     StartRead(&m_request);
   }
   void OnReadDone(bool ok) override {
@@ -54,7 +54,7 @@ class stream_reactor final : public grpc::ServerBidiReactor<inf::ModelInferReque
       std::lock_guard lock(m_mutex);
       ++m_owed;
     }
-    m_server.submit(m_request, m_client, m_peer, std::make_shared<forwarder>(shared_from_this()));
+    m_server.submit(m_request, m_client, m_who, m_peer, std::make_shared<forwarder>(shared_from_this()));
     m_request.Clear();
     std::lock_guard lock(m_mutex);
     read_next_locked();
@@ -127,6 +127,7 @@ class stream_reactor final : public grpc::ServerBidiReactor<inf::ModelInferReque
 
   kserve_server& m_server;
   std::string m_client;
+  client_identity m_who;
   std::shared_ptr<stream_reactor> m_self;  // alive until OnDone
   int m_peer = -1;
   inf::ModelInferRequest m_request;
@@ -138,23 +139,34 @@ class stream_reactor final : public grpc::ServerBidiReactor<inf::ModelInferReque
   bool m_reading = true, m_read_paused = false, m_writing = false, m_broken = false, m_finished = false;
 };
 
-/// The RPCs. Metadata is answered on gRPC's thread from the kernels' declarations.
+/// A stream refused at its start (no valid token): finished at once with the refusal.
+class refused_stream final : public grpc::ServerBidiReactor<inf::ModelInferRequest, inf::ModelStreamInferResponse> {
+ public:
+  explicit refused_stream(const grpc::Status& st) { Finish(st); }
+  void OnDone() override { delete this; }
+};
+
+/// The RPCs. Metadata is answered on gRPC's thread from the kernels' declarations. Every call
+/// first shows its token when the server has a tokens file (kserve_server::authorize).
 class service final : public inf::GRPCInferenceService::CallbackService {
  public:
   explicit service(kserve_server& s) : m_server(s) {}
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* c, const inf::ServerLiveRequest*,
                                        inf::ServerLiveResponse* r) override {
+    if (auto st = allowed(c); !st.ok()) return done(c, st);
     r->set_live(true);
     return done(c, grpc::Status::OK);
   }
   grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* c, const inf::ServerReadyRequest*,
                                         inf::ServerReadyResponse* r) override {
+    if (auto st = allowed(c); !st.ok()) return done(c, st);
     r->set_ready(true);
     return done(c, grpc::Status::OK);
   }
   grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* c, const inf::ServerMetadataRequest*,
                                            inf::ServerMetadataResponse* r) override {
+    if (auto st = allowed(c); !st.ok()) return done(c, st);
     r->set_name("mpi-offload");
     r->set_version(std::to_string(wire_version));
     for (const char* e : {"model_configuration", "statistics"}) r->add_extensions(e);
@@ -162,12 +174,14 @@ class service final : public inf::GRPCInferenceService::CallbackService {
   }
   grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* c, const inf::ModelReadyRequest* q,
                                        inf::ModelReadyResponse* r) override {
+    if (auto st = allowed(c); !st.ok()) return done(c, st);
     grpc::Status st;
     r->set_ready(m_server.find_model(q->name(), q->version(), st) != nullptr);
     return done(c, grpc::Status::OK);
   }
   grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* c, const inf::ModelMetadataRequest* q,
                                           inf::ModelMetadataResponse* r) override {
+    if (auto st = allowed(c); !st.ok()) return done(c, st);
     grpc::Status st;
     const model_entry* m = m_server.find_model(q->name(), q->version(), st);
     if (m == nullptr) return done(c, st);
@@ -185,6 +199,7 @@ class service final : public inf::GRPCInferenceService::CallbackService {
   }
   grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* c, const inf::ModelConfigRequest* q,
                                         inf::ModelConfigResponse* r) override {
+    if (auto st = allowed(c); !st.ok()) return done(c, st);
     grpc::Status st;
     const model_entry* m = m_server.find_model(q->name(), q->version(), st);
     if (m == nullptr) return done(c, st);
@@ -214,12 +229,14 @@ class service final : public inf::GRPCInferenceService::CallbackService {
   }
   grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* c, const inf::ModelStatisticsRequest* q,
                                             inf::ModelStatisticsResponse* r) override {
+    if (auto st = allowed(c); !st.ok()) return done(c, st);
     grpc::Status st;
     m_server.fill_statistics(q->name(), q->version(), *r, st);
     return done(c, st);
   }
   grpc::ServerUnaryReactor* RepositoryIndex(grpc::CallbackServerContext* c, const inf::RepositoryIndexRequest*,
                                             inf::RepositoryIndexResponse* r) override {
+    if (auto st = allowed(c); !st.ok()) return done(c, st);
     for (const model_entry* m : m_server.models()) {
       auto* e = r->add_models();
       e->set_name(std::string(m->k->name()));
@@ -230,18 +247,29 @@ class service final : public inf::GRPCInferenceService::CallbackService {
   }
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* c, const inf::ModelInferRequest* q,
                                        inf::ModelInferResponse* r) override {
+    client_identity who;
+    std::string client;
+    if (auto st = m_server.authorize(c, who, client); !st.ok()) return done(c, st);
     auto* reactor = c->DefaultReactor();
-    m_server.submit(*q, c->peer(), -1, std::make_shared<unary_sink>(reactor, r));
+    m_server.submit(*q, client, who, -1, std::make_shared<unary_sink>(reactor, r));
     return reactor;
   }
   grpc::ServerBidiReactor<inf::ModelInferRequest, inf::ModelStreamInferResponse>* ModelStreamInfer(
       grpc::CallbackServerContext* c) override {
-    auto s = std::make_shared<stream_reactor>(m_server, c->peer(), m_server.max_backlog());
+    client_identity who;
+    std::string client;
+    if (auto st = m_server.authorize(c, who, client); !st.ok()) return new refused_stream(st);
+    auto s = std::make_shared<stream_reactor>(m_server, client, std::move(who), m_server.max_backlog());
     s->start(s);
     return s.get();
   }
 
  private:
+  grpc::Status allowed(grpc::CallbackServerContext* c) {
+    client_identity who;
+    std::string client;
+    return m_server.authorize(c, who, client);
+  }
   static grpc::ServerUnaryReactor* done(grpc::CallbackServerContext* c, const grpc::Status& st) {
     auto* r = c->DefaultReactor();
     r->Finish(st);

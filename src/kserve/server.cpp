@@ -43,6 +43,7 @@ kserve_server::kserve_server(const kserve_listen& listen, const kernel_registry&
       m_limits(limits),
       m_wake(std::move(wake)),
       m_listen(listen),
+      m_gate(listen.security.tokens, "KServe v2 server"),
       m_signature(kernels.signature()),
       m_session_idle(listen.session_idle) {
   if (listen.session_idle.count() <= 0) throw std::invalid_argument("kserve_listen::session_idle must be positive");
@@ -84,7 +85,7 @@ kserve_server::kserve_server(const kserve_listen& listen, const kernel_registry&
     quota.Resize(listen.memory_bytes);
     builder.SetResourceQuota(quota);
   }
-  builder.AddListeningPort(listen.address, grpc::InsecureServerCredentials(), &m_port);
+  builder.AddListeningPort(listen.address, server_credentials(listen.address, listen.security), &m_port);
   builder.RegisterService(m_service.get());
   m_server = builder.BuildAndStart();
   if (!m_server || m_port == 0)
@@ -125,28 +126,45 @@ model_entry* kserve_server::find_model(const std::string& name, const std::strin
   return &it->second;
 }
 
-int kserve_server::open_session_locked(const std::string& client, bool stream) {
+grpc::Status kserve_server::authorize(grpc::CallbackServerContext* c, client_identity& who, std::string& client) {
+  grpc::Status refusal;
+  auto found = m_gate.check(c->client_metadata(), c->peer(), refusal);
+  if (!found) return refusal;
+  who = std::move(*found);
+  client = who.name.empty() ? c->peer() : who.name + " at " + c->peer();
+  return grpc::Status::OK;
+}
+
+std::optional<client_identity> kserve_server::client_of(int peer) const {
+  if (!m_gate.required()) return std::nullopt;
+  std::lock_guard lock(m_mutex);
+  auto it = m_sessions.find(peer);
+  return it != m_sessions.end() ? std::optional(it->second.who) : std::nullopt;
+}
+
+int kserve_server::open_session_locked(const std::string& client, const client_identity& who, bool stream) {
   const int peer = m_next_peer++;
   auto& s = m_sessions[peer];
   s.client = client;
+  s.who = who;
   s.stream = stream;
   s.last_active = steady::now();
   push_to_locked(peer, make_hello(m_signature, now_ns()));
   return peer;
 }
 
-int kserve_server::open_stream_session(const std::string& client) {
+int kserve_server::open_stream_session(const std::string& client, const client_identity& who) {
   int peer;
   {
     std::lock_guard lock(m_mutex);
-    peer = open_session_locked(client, true);
+    peer = open_session_locked(client, who, true);
   }
   m_wake();
   return peer;
 }
 
-void kserve_server::submit(const inf::ModelInferRequest& req, const std::string& client, int stream_session,
-                           std::shared_ptr<answer_sink> sink) {
+void kserve_server::submit(const inf::ModelInferRequest& req, const std::string& client, const client_identity& who,
+                           int stream_session, std::shared_ptr<answer_sink> sink) {
   grpc::Status error;
   model_entry* m = find_model(req.model_name(), req.model_version(), error);
   if (m == nullptr) {
@@ -172,7 +190,7 @@ void kserve_server::submit(const inf::ModelInferRequest& req, const std::string&
     int peer = stream_session;
     if (peer < 0) {
       auto it = m_by_client.find(client);
-      peer = it != m_by_client.end() ? it->second : (m_by_client[client] = open_session_locked(client, false));
+      peer = it != m_by_client.end() ? it->second : (m_by_client[client] = open_session_locked(client, who, false));
     }
     auto found = m_sessions.find(peer);
     if (found == m_sessions.end() || found->second.ending) {

@@ -353,13 +353,18 @@ void receiver::impl::handle_request(int source, message m, std::uint64_t receive
     s = status::too_large;
     problem = "kernel '" + std::string(k->name()) + "': the request's declared work of " + fmt::format("{:.3g}", work) +
               " flops exceeds this receiver's maximum of " + fmt::format("{:.3g}", cfg.max_work) + " (max_work)";
+  } else if (p.client) {
+    std::tie(s, problem) = client_refusal(*p.client, *k, work);
   }
   if (s != status::ok) {
+    if (s == status::busy) count([](receiver_stats& x) { x.busy += 1; });
     send_error(source, h.request_id, s, problem, received_ns);
     return;
   }
   const std::uint64_t timeout_ns = h.times[request_timeout_ns];
-  const auto priority = static_cast<std::uint32_t>(std::min<std::uint64_t>(h.times[request_priority], UINT32_MAX));
+  auto priority = static_cast<std::uint32_t>(std::min<std::uint64_t>(h.times[request_priority], UINT32_MAX));
+  if (p.client && p.client->limits.max_priority > 0 && (priority == 0 || priority < p.client->limits.max_priority))
+    priority = p.client->limits.max_priority;  // (1 is the highest: a client may not ask above its limit)
   detail::job j{source, std::move(m), received_ns};
   ++p.outstanding;  // (its reply, an expired answer or the end of its session takes it back)
   ++p.requests;     // (the session sent one, whatever its answer)
@@ -394,6 +399,24 @@ void receiver::impl::handle_request(int source, message m, std::uint64_t receive
   utilisation(0, 1);
   waiting_jobs.emplace(ticket, std::move(j));
   dispatch();
+}
+
+std::pair<status, std::string> receiver::impl::client_refusal(const client_identity& who, const kernel& k,
+                                                              double work) const {
+  const auto& l = who.limits;
+  if (l.max_work > 0 && work > l.max_work)
+    return {status::too_large, "kernel '" + std::string(k.name()) + "': the request's declared work of " +
+                                   fmt::format("{:.3g}", work) + " flops exceeds client '" + who.name +
+                                   "''s maximum of " + fmt::format("{:.3g}", l.max_work) + " (max_work)"};
+  if (l.max_inflight > 0) {
+    std::uint64_t in_flight = 0;  // over every connection of this client
+    for (const auto& [peer, q] : peers)
+      if (q.client && q.client->name == who.name) in_flight += q.outstanding;
+    if (in_flight >= l.max_inflight)
+      return {status::busy, "client '" + who.name + "' has " + std::to_string(in_flight) +
+                                " requests in flight, its limit (max_inflight) is " + std::to_string(l.max_inflight)};
+  }
+  return {status::ok, {}};
 }
 
 double receiver::impl::declared_work(const kernel& k, const product_views& in) {

@@ -41,6 +41,7 @@ struct receiver::impl final : progress_client {
     std::uint32_t outstanding = 0;  // accepted requests waiting, running, or with a reply not yet sent
     std::uint64_t requests = 0;     // accepted in this session
     std::vector<bool> offered;      // by our kernel id: in its hello, in our version (it may call it)
+    std::optional<client_identity> client;  // whose token opened the connection (a service with tokens)
     steady::time_point last_heard;
   };
   // Warnings about one peer's bad input: the first few are logged, the rest counted and
@@ -126,6 +127,8 @@ struct receiver::impl final : progress_client {
   /// Adds `running_delta` batches running and `queued_delta` requests queued, integrating both over time.
   void utilisation(long running_delta, long queued_delta, std::uint64_t items = 0);
   static double declared_work(const kernel& k, const product_views& in);
+  /// Why a request of `who` (a service's token client) is refused by its limits: ok when it is not.
+  std::pair<status, std::string> client_refusal(const client_identity& who, const kernel& k, double work) const;
   template <class F> void count(F&& f) {
     std::lock_guard lock(stats_mutex);
     f(st);

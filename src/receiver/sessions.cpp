@@ -31,6 +31,7 @@ void receiver::impl::handle_hello(int source, const message& m) {
   p = peer_state{};                 // a rank that said goodbye (or was dropped) may start a new session
   p.outstanding = owed;
   p.last_heard = steady::now();
+  p.client = ep->client_of(source);
   // A transmitter may call the kernels of its hello that are here in the same version; a
   // receiver may have more (docs/protocol.md section 6.1).
   const std::string& theirs = hello.signature;

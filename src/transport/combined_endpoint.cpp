@@ -38,6 +38,12 @@ class combined_endpoint final : public endpoint {
   void forget(int peer) override { of(peer).forget(peer / m_n); }
   bool expected(int peer) const override { return of(peer).expected(peer / m_n); }
   bool reconnect(int peer) override { return of(peer).reconnect(peer / m_n); }
+  std::optional<client_identity> client_of(int peer) const override { return of(peer).client_of(peer / m_n); }
+  std::uint64_t unauthenticated() const override {
+    std::uint64_t n = 0;
+    for (const auto& e : m_eps) n += e->unauthenticated();
+    return n;
+  }
   std::chrono::steady_clock::time_point next_release() const noexcept override {
     auto next = std::chrono::steady_clock::time_point::max();
     for (const auto& e : m_eps) next = std::min(next, e->next_release());

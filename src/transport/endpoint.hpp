@@ -6,8 +6,8 @@
 // src/emulation). The base class holds what every transport shares: the three ways to hand
 // over a message. Every member is called from the progress thread only.
 
+#include <offload/grpc.hpp>
 #include <offload/host_pool.hpp>
-
 #include <offload/wire.hpp>
 
 #include <chrono>
@@ -70,6 +70,11 @@ class endpoint {
   /// `closed` incoming again). False when the transport cannot: MPI ranks stay connected for
   /// the whole job, and a session a receiver rank ended is over for good.
   virtual bool reconnect(int /*peer*/) { return false; }
+  /// The client whose token `peer` presented (a service with a tokens file, offload/grpc.hpp);
+  /// nullopt without tokens.
+  virtual std::optional<client_identity> client_of(int /*peer*/) const { return std::nullopt; }
+  /// Calls this endpoint refused for want of a valid token.
+  virtual std::uint64_t unauthenticated() const { return 0; }
   /// When this endpoint next has work that no message or completion will announce (a delayed
   /// send or receive of an emulated link): time_point::max() when none.
   virtual std::chrono::steady_clock::time_point next_release() const noexcept {

@@ -12,8 +12,7 @@ namespace {
 }
 }  // namespace
 
-std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>&, host_pool&, std::uint64_t,
-                                           std::function<void()>) {
+std::unique_ptr<endpoint> make_grpc_client(const grpc_link&, host_pool&, std::uint64_t, std::function<void()>) {
   absent();
 }
 

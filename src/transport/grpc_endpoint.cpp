@@ -1,5 +1,7 @@
 #include "grpc_endpoint.hpp"
 
+#include "grpc_security.hpp"
+
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
@@ -310,9 +312,11 @@ void serve_queue(grpc::CompletionQueue& cq) {
 
 class client_stream final : public stream {
  public:
-  client_stream(shared_state& shared, int peer, grpc::GenericStub& stub, grpc::CompletionQueue& cq, std::string address)
-      : stream(shared, peer), m_address(std::move(address)) {
+  client_stream(shared_state& shared, int peer, grpc::GenericStub& stub, grpc::CompletionQueue& cq, std::string address,
+                const client_security& security)
+      : stream(shared, peer), m_address(std::move(address)), m_tls(!security.tls_ca.empty()) {
     std::lock_guard lock(m_mutex);
+    add_token(m_context, security);
     m_call = stub.PrepareCall(&m_context, grpc_session_method, &cq);
     ++m_ops;
     m_call->StartCall(&m_start_op);
@@ -332,11 +336,15 @@ class client_stream final : public stream {
   void try_cancel() override { m_context.TryCancel(); }
   std::string closed_reason() const override {
     if (m_status.ok()) return "the receiver at " + m_address + " ended the stream";
+    // (A TLS server closes a plaintext connection at once; gRPC says only "Socket closed".)
+    const bool hint = !m_tls && m_status.error_code() == grpc::StatusCode::UNAVAILABLE;
     return "gRPC stream to " + m_address + " failed: " + m_status.error_message() + " (code " +
-           std::to_string(static_cast<int>(m_status.error_code())) + ")";
+           std::to_string(static_cast<int>(m_status.error_code())) + ")" +
+           (hint ? " [this client speaks plaintext: if the receiver serves TLS, give its CA (--tls-ca)]" : "");
   }
 
   std::string m_address;
+  bool m_tls;
   grpc::ClientContext m_context;
   std::unique_ptr<grpc::GenericClientAsyncReaderWriter> m_call;
   grpc::Status m_status;
@@ -358,14 +366,17 @@ grpc::ChannelArguments channel_arguments() {
 
 class grpc_client final : public endpoint {
  public:
-  grpc_client(const std::vector<std::string>& addresses, host_pool& pool, std::uint64_t max_receive,
-              std::function<void()> wake)
-      : endpoint(pool, max_receive), m_shared(pool, max_receive, std::move(wake)), m_addresses(addresses) {
-    for (std::size_t i = 0; i < addresses.size(); ++i) {
-      auto channel = grpc::CreateCustomChannel(addresses[i], grpc::InsecureChannelCredentials(), channel_arguments());
+  grpc_client(const grpc_link& link, host_pool& pool, std::uint64_t max_receive, std::function<void()> wake)
+      : endpoint(pool, max_receive),
+        m_shared(pool, max_receive, std::move(wake)),
+        m_addresses(link.addresses),
+        m_security(link.security) {
+    const auto credentials = channel_credentials(m_security);
+    for (std::size_t i = 0; i < m_addresses.size(); ++i) {
+      auto channel = grpc::CreateCustomChannel(m_addresses[i], credentials, channel_arguments());
       m_stubs.push_back(std::make_unique<grpc::GenericStub>(channel));
-      m_streams.push_back(
-          std::make_unique<client_stream>(m_shared, static_cast<int>(i), *m_stubs.back(), m_cq, addresses[i]));
+      m_streams.push_back(std::make_unique<client_stream>(m_shared, static_cast<int>(i), *m_stubs.back(), m_cq,
+                                                          m_addresses[i], m_security));
     }
     m_thread = std::thread([this] { serve_queue(m_cq); });
   }
@@ -407,7 +418,7 @@ class grpc_client final : public endpoint {
     // case when the caller saw that `closed`) is kept until the end.
     if (!slot->done()) m_retired.push_back(std::move(slot));
     slot = std::make_unique<client_stream>(m_shared, peer, *m_stubs[static_cast<std::size_t>(peer)], m_cq,
-                                           m_addresses[static_cast<std::size_t>(peer)]);
+                                           m_addresses[static_cast<std::size_t>(peer)], m_security);
     return true;
   }
 
@@ -420,6 +431,7 @@ class grpc_client final : public endpoint {
  private:
   shared_state m_shared;
   std::vector<std::string> m_addresses;
+  client_security m_security;
   grpc::CompletionQueue m_cq;
   std::vector<std::unique_ptr<grpc::GenericStub>> m_stubs;
   std::vector<std::unique_ptr<client_stream>> m_streams;
@@ -441,8 +453,9 @@ class server_stream final : public stream {
     service.RequestCall(&m_context, &m_call, &m_cq, &m_cq, &m_start_op);
   }
   const std::string& description() const noexcept { return m_description; }
-  /// A stream of another method, answered UNIMPLEMENTED (read once it is done).
-  bool turned_away() const noexcept { return m_peer < 0 && !m_method_ok; }
+  /// A stream turned away at its start (another method: UNIMPLEMENTED; no valid token:
+  /// UNAUTHENTICATED), read once it is done.
+  bool turned_away() const noexcept { return m_peer < 0 && !m_refusal.ok(); }
 
  private:
   void starting(bool ok) override;
@@ -450,14 +463,7 @@ class server_stream final : public stream {
   void do_read(grpc::ByteBuffer* into, void* tag) override { m_call.Read(into, tag); }
   void do_write(const grpc::ByteBuffer& b, void* tag) override { m_call.Write(b, tag); }
   void do_writes_done(void*) override {}  // the server ends its writes with Finish
-  void do_finish(void* tag) override {
-    if (m_method_ok)
-      m_call.Finish(grpc::Status::OK, tag);
-    else
-      m_call.Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                                 "this server has one method, " + std::string(grpc_session_method)),
-                    tag);
-  }
+  void do_finish(void* tag) override { m_call.Finish(m_refusal, tag); }
   void try_cancel() override { m_context.TryCancel(); }
   std::string closed_reason() const override { return "the stream from " + m_description + " ended"; }
 
@@ -466,14 +472,16 @@ class server_stream final : public stream {
   grpc::GenericServerContext m_context;
   grpc::GenericServerAsyncReaderWriter m_call;
   std::string m_description;
-  bool m_method_ok = false;
+  grpc::Status m_refusal;  // OK: accepted
 };
 
 class grpc_server final : public endpoint {
  public:
   grpc_server(const grpc_listen& listen, host_pool& pool, std::uint64_t max_receive, std::size_t max_queued,
               std::function<void()> wake)
-      : endpoint(pool, max_receive), m_shared(pool, max_receive, std::move(wake)) {
+      : endpoint(pool, max_receive),
+        m_shared(pool, max_receive, std::move(wake)),
+        m_gate(listen.security.tokens, "gRPC receiver") {
     const std::string& address = listen.address;
     const std::size_t threads = listen.threads;
     m_shared.max_queued = max_queued;
@@ -494,7 +502,7 @@ class grpc_server final : public endpoint {
       quota.Resize(listen.memory_bytes);
       builder.SetResourceQuota(quota);
     }
-    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &bound_port);
+    builder.AddListeningPort(address, server_credentials(address, listen.security), &bound_port);
     builder.RegisterAsyncGenericService(&m_service);
     for (std::size_t i = 0; i < threads; ++i) m_queues.push_back(builder.AddCompletionQueue());
     m_server = builder.BuildAndStart();
@@ -517,14 +525,22 @@ class grpc_server final : public endpoint {
     for (auto& t : m_threads) t.join();
   }
 
-  /// A stream was accepted on `cq`: it becomes the next peer, and the queue accepts another.
-  int accepted(server_stream& s, grpc::ServerCompletionQueue& cq) {
+  token_gate& gate() noexcept { return m_gate; }
+  /// A stream was accepted on `cq`: it becomes the next peer (of `who`), and the queue accepts another.
+  int accepted(server_stream& s, grpc::ServerCompletionQueue& cq, client_identity who) {
     std::lock_guard lock(m_mutex);
     const int peer = m_next_peer++;
     m_peers.emplace(peer, &s);
+    if (m_gate.required()) m_clients.emplace(peer, std::move(who));
     if (!m_shutting_down) accept_next(cq);
     return peer;
   }
+  std::optional<client_identity> client_of(int peer) const override {
+    std::lock_guard lock(m_mutex);
+    auto it = m_clients.find(peer);
+    return it != m_clients.end() ? std::optional(it->second) : std::nullopt;
+  }
+  std::uint64_t unauthenticated() const override { return m_gate.refused(); }
   void accept_other(grpc::ServerCompletionQueue& cq) {  // a stream of another method was turned away
     std::lock_guard lock(m_mutex);
     if (!m_shutting_down) accept_next(cq);
@@ -550,6 +566,7 @@ class grpc_server final : public endpoint {
   void forget(int peer) override {
     std::lock_guard lock(m_mutex);
     m_descriptions.erase(peer);
+    m_clients.erase(peer);
   }
   void describe_as(int peer, std::string text) {
     std::lock_guard lock(m_mutex);
@@ -597,6 +614,7 @@ class grpc_server final : public endpoint {
   }
 
   shared_state m_shared;
+  token_gate m_gate;
   int m_port = 0;
   grpc::AsyncGenericService m_service;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> m_queues;
@@ -608,27 +626,34 @@ class grpc_server final : public endpoint {
   std::vector<std::unique_ptr<server_stream>> m_streams;  // accepted, and one waiting per queue
   std::map<int, server_stream*> m_peers;                  // accepted, not yet reported ended
   std::map<int, std::string> m_descriptions;
+  std::map<int, client_identity> m_clients;  // (with tokens) whose token each peer presented
 };
 
 void server_stream::starting(bool ok) {
   // (Each stream is served by the one thread of its completion queue: what is set here is
   // read by that thread only, or under the endpoint's mutex.)
   if (!ok) return;
-  m_method_ok = m_context.method() == grpc_session_method;
-  if (!m_method_ok) {
+  std::optional<client_identity> who;
+  if (m_context.method() != grpc_session_method)
+    m_refusal = grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                             "this server has one method, " + std::string(grpc_session_method));
+  else
+    who = m_server.gate().check(m_context.client_metadata(), m_context.peer(), m_refusal);
+  if (!m_refusal.ok()) {
     m_server.accept_other(m_cq);
     return;
   }
-  m_peer = m_server.accepted(*this, m_cq);
-  m_description = "peer " + std::to_string(m_peer) + " (" + m_context.peer() + ")";
+  m_peer = m_server.accepted(*this, m_cq, std::move(*who));
+  m_description = "peer " + std::to_string(m_peer) + " (" + m_context.peer() +
+                  (who->name.empty() ? "" : ", client " + who->name) + ")";
   m_server.describe_as(m_peer, m_description);
 }
 
 void server_stream::on_start(bool ok) {
   if (!ok) {  // the server is shutting down: this stream was never accepted
     never_started();
-  } else if (!m_method_ok) {
-    fail_start();  // Finish answers UNIMPLEMENTED
+  } else if (!m_refusal.ok()) {
+    fail_start();  // Finish answers UNIMPLEMENTED or UNAUTHENTICATED
   } else {
     opened();
   }
@@ -636,9 +661,9 @@ void server_stream::on_start(bool ok) {
 
 }  // namespace
 
-std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>& addresses, host_pool& pool,
-                                           std::uint64_t max_receive_bytes, std::function<void()> wake) {
-  return std::make_unique<grpc_client>(addresses, pool, max_receive_bytes, std::move(wake));
+std::unique_ptr<endpoint> make_grpc_client(const grpc_link& link, host_pool& pool, std::uint64_t max_receive_bytes,
+                                           std::function<void()> wake) {
+  return std::make_unique<grpc_client>(link, pool, max_receive_bytes, std::move(wake));
 }
 
 std::unique_ptr<endpoint> make_grpc_server(const grpc_listen& listen, host_pool& pool, std::uint64_t max_receive_bytes,

@@ -31,16 +31,19 @@ class grpc_unavailable : public std::runtime_error {
 /// The full method name of the session stream.
 inline constexpr const char* grpc_session_method = "/offload.Offload/Session";
 
-/// A transmitter's side: peer i is `addresses[i]` ("host:port"). Streams are opened at once;
-/// one that cannot be opened arrives as a `closed` incoming for its peer.
-std::unique_ptr<endpoint> make_grpc_client(const std::vector<std::string>& addresses, host_pool& pool,
-                                           std::uint64_t max_receive_bytes, std::function<void()> wake);
+/// A transmitter's side: peer i is `link.addresses[i]` ("host:port"), reached with
+/// `link.security`. Streams are opened at once; one that cannot be opened arrives as a `closed`
+/// incoming for its peer. Throws std::invalid_argument for unreadable certificate files.
+std::unique_ptr<endpoint> make_grpc_client(const grpc_link& link, host_pool& pool, std::uint64_t max_receive_bytes,
+                                           std::function<void()> wake);
 
 /// A receiver's side: listens on `listen.address` ("host:port"; port 0 picks a free one: see
 /// endpoint::port()) with `listen.threads` completion-queue threads, gRPC's memory bounded by
 /// `listen.memory_bytes`. Each accepted stream is a new peer, numbered from 0 in the order they
 /// arrive; one with more than `max_queued_sends` messages waiting to be written to it (a client
-/// that does not read) is cancelled. Throws grpc_unavailable when it cannot listen.
+/// that does not read) is cancelled. With `listen.security`: TLS, and a stream without a valid
+/// token is answered UNAUTHENTICATED and never becomes a peer. Throws grpc_unavailable when it
+/// cannot listen, std::invalid_argument for bad security settings (server_credentials).
 std::unique_ptr<endpoint> make_grpc_server(const grpc_listen& listen, host_pool& pool, std::uint64_t max_receive_bytes,
                                            std::size_t max_queued_sends, std::function<void()> wake);
 

@@ -43,7 +43,7 @@ class grpc_client_transport final : public transport_impl {
                                     std::vector<int>& receivers) const override {
     receivers.resize(m_link.addresses.size());
     for (std::size_t i = 0; i < receivers.size(); ++i) receivers[i] = static_cast<int>(i);
-    return make_grpc_client(m_link.addresses, s.pool, s.max_receive_bytes, [&rt] { rt.wake(); });
+    return make_grpc_client(m_link, s.pool, s.max_receive_bytes, [&rt] { rt.wake(); });
   }
   listening listen(runtime&, const endpoint_settings&) const override {
     throw std::invalid_argument("grpc_link names a transmitter's receivers; a receiver listens with grpc_listen");
