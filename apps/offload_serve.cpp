@@ -3,6 +3,9 @@
 // and KServe v2 clients (Triton's, or any) with --kserve HOST:PORT, alone or beside --listen.
 // It serves until --peers sessions have ended (0: until SIGINT or SIGTERM), then prints what it did.
 #include "apps/common/logging.hpp"
+#if OFFLOAD_WITH_METRICS
+#include "apps/common/metrics.hpp"
+#endif
 #include "apps/common/options.hpp"
 #include "apps/common/process.hpp"
 
@@ -56,6 +59,7 @@ int main(int argc, char** argv) {
   std::string kserve;
   std::uint64_t peers = 0;
   std::string port_file;
+  double drain_timeout_s = 30;
   CLI::App app{
       "offload-serve: a receiver reached over gRPC (offload-run --transport grpc --connect HOST:PORT) and, with\n"
       "--kserve, by KServe v2 clients (Triton's tritonclient, perf_analyzer, SonicTriton). No MPI: start it like\n"
@@ -73,7 +77,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
   app.add_option("--port-file", port_file,
                  "write the port listened on to this file once listening (with --listen and --kserve, two lines: "
-                 "--listen's port, then --kserve's)");
+                 "--listen's port, then --kserve's; then --metrics' port)");
+  app.add_option("--drain-timeout", drain_timeout_s,
+                 "seconds a SIGTERM's graceful drain may take: not ready at once (KServe ServerReady, "
+                 "/v2/health/ready), new connections refused, new requests answered busy, what is in flight "
+                 "answered, then exit 0 (1 when the time is up first); a second SIGTERM stops at once; 0: SIGTERM "
+                 "stops at once, as SIGINT does")
+      ->check(CLI::Range(0.0, 86400.0));
   try {
     app.parse(argc, argv);
     offload::app::finish_receiver_options(app, o);
@@ -144,9 +154,21 @@ int main(int argc, char** argv) {
         (s0.backend == "emulated" ? s0.backend_description : s0.backend).c_str(), o.receiver_threads, o.credits,
         names.c_str());
     std::fflush(stdout);
+    std::vector<int> written = ports;
+#if OFFLOAD_WITH_METRICS
+    std::unique_ptr<offload::app::metrics_server> metrics;
+    if (!o.metrics.empty()) {
+      metrics = std::make_unique<offload::app::metrics_server>(
+          o.metrics, offload::app::metrics_source{[&rx] { return rx.stats(); }, [&rx] { return rx.sessions(); }});
+      std::printf("offload-serve: metrics and health on http://%s:%d/metrics\n",
+                  o.metrics.substr(0, o.metrics.rfind(':')).c_str(), metrics->port());
+      std::fflush(stdout);
+      written.push_back(metrics->port());
+    }
+#endif
     if (!port_file.empty()) {
       std::string text;
-      for (auto p : ports) {
+      for (auto p : written) {
         if (!text.empty()) text += '\n';
         text += std::to_string(p);
       }
@@ -156,22 +178,59 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     const timespec tick{0, 100'000'000};
     int signal = -1;
+    bool draining = false, drained = false;
+    auto drain_deadline = std::chrono::steady_clock::time_point::max();
     while (!rx.wait_for(std::chrono::milliseconds(0))) {
       signal = sigtimedwait(&stop_signals, nullptr, &tick);
       if (signal == SIGHUP) {
         reload_tokens(o);
         signal = -1;
       }
+      if (signal == SIGTERM && !draining && drain_timeout_s > 0) {
+        draining = true;
+        signal = -1;
+        rx.drain();
+#if OFFLOAD_WITH_METRICS
+        if (metrics) metrics->set_ready(false);
+#endif
+        drain_deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                                std::chrono::duration<double>(drain_timeout_s));
+        std::printf(
+            "offload-serve: SIGTERM: draining (%zu request(s) in flight, at most %.1f s; a second SIGTERM "
+            "stops at once)\n",
+            rx.in_flight(), drain_timeout_s);
+        std::fflush(stdout);
+      }
       if (signal > 0) break;
+      if (draining) {
+        if (rx.in_flight() == 0) {
+          drained = true;
+          break;
+        }
+        if (std::chrono::steady_clock::now() >= drain_deadline) break;
+      }
     }
     const auto s = rx.stats();
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double cpu = offload::app::process_cpu_seconds() - cpu0;
-    std::printf("offload-serve: %s after %.1f s: %s, cpu %.3f s (%.1f us per request)\n",
-                signal > 0 ? "stopped by a signal" : "served every session", wall, offload::counters_text(s).c_str(),
-                cpu, s.requests ? 1e6 * cpu / double(s.requests) : 0.0);
+    const std::size_t left = draining && !drained ? rx.in_flight() : 0;
+    const std::string why = drained    ? "drained"
+                            : draining ? (signal > 0 ? "stopped by a second SIGTERM while draining" : "drain timed out")
+                            : signal > 0 ? "stopped by a signal"
+                                         : "served every session";
+    std::printf("offload-serve: %s after %.1f s: %s, cpu %.3f s (%.1f us per request)\n", why.c_str(), wall,
+                offload::counters_text(s).c_str(), cpu, s.requests ? 1e6 * cpu / double(s.requests) : 0.0);
+    if (draining && !drained)
+      std::printf("offload-serve: %zu request(s) were still in flight (their transmitters fall back)\n", left);
+    // Per model, as /metrics has them (nv_inference_*), and the calls refused for want of a token.
+    for (const auto& [name, c] : s.kernels)
+      std::printf("offload-serve: model %s version %s: success %llu, failure %llu, inferences %llu, executions %llu\n",
+                  name.c_str(), c.version.c_str(), (unsigned long long)c.success, (unsigned long long)c.failure,
+                  (unsigned long long)c.inferences, (unsigned long long)c.executions);
+    std::printf("offload-serve: unauthenticated %llu\n", (unsigned long long)s.unauthenticated);
     std::fflush(stdout);
     if (!port_file.empty()) std::filesystem::remove(port_file);
+    if (draining && !drained) return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "offload-serve: %s\n", e.what());
     return 1;

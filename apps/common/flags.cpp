@@ -64,6 +64,13 @@ const std::vector<flag_row>& receiver_flags() {
                       "read and send requests)");
        },
        nullptr},
+      {"--metrics", "metrics_server", "",
+       [](CLI::App& app, options& o, const std::string& flag) {
+         app.add_option(flag, o.metrics,
+                        "HOST:PORT to serve HTTP on: /metrics (Prometheus text, Triton's nv_inference_* names per "
+                        "model and ours) and KServe v2's /v2/health/live and /v2/health/ready; port 0: any free one");
+       },
+       nullptr},
       {"--credits", "receiver_config::credits, transmitter_config::credits", "credits",
        [](CLI::App& app, options& o, const std::string& flag) {
          app.add_option(

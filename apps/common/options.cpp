@@ -181,6 +181,17 @@ offload::client_security client_security_of(const options& o) {
 }
 
 void finish_receiver_options(const CLI::App& app, options& o) {
+  if (!o.metrics.empty()) {
+#if !OFFLOAD_WITH_METRICS
+    throw CLI::ValidationError("--metrics",
+                               "this build has no prometheus-cpp (install prometheus-cpp-dev, reconfigure)");
+#endif
+    try {
+      check_address("--metrics", o.metrics, true);
+    } catch (const std::invalid_argument& e) {
+      throw CLI::ValidationError("--metrics", e.what());
+    }
+  }
   if (!o.tokens_file.empty()) {
     try {
       o.tokens = offload::client_tokens::load(o.tokens_file);

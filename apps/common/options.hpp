@@ -105,6 +105,7 @@ struct options {
   // A gRPC or KServe server's security (offload-serve; offload-run's receiver ranks).
   std::string tls_cert, tls_key, tls_client_ca, tokens_file;
   bool insecure = false;
+  std::string metrics;  // --metrics HOST:PORT: /metrics and the HTTP health endpoints (empty: none)
   std::shared_ptr<offload::client_tokens> tokens;  // read from tokens_file by finish_receiver_options
   // A gRPC or KServe client's (offload-run's transmitters).
   std::string tls_ca, tls_client_cert, tls_client_key, token_file;

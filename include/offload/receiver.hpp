@@ -118,6 +118,29 @@ struct receiver_config {
 };
 
 /// What a receiver did; every count is since construction.
+/// One kernel's (model's) requests at a receiver: what NVIDIA Triton reports per model and
+/// version (its nv_inference_* metrics; offload-serve --metrics exports these under those names).
+/// Times are sums over the requests, in nanoseconds, from the receiver's clock: request = from
+/// its arrival to its answer being handed to the transport; queue = arrival to an executor
+/// taking its batch; input = from then to the kernel's start (outputs placed, buffers taken);
+/// infer = the kernel's run (the batch's, counted for each of its requests, as Triton does);
+/// output = the kernel's end to the answer handed to the transport.
+struct kernel_counters {
+  std::string version;
+  std::uint64_t success = 0;     ///< requests answered with outputs
+  std::uint64_t failure = 0;     ///< requests of this kernel answered with an error (any reason)
+  std::uint64_t inferences = 0;  ///< items (kernel::items: rows, jets) of its successful requests
+  std::uint64_t executions = 0;  ///< batches run (a batch of several requests is one)
+  std::uint64_t request_ns = 0, queue_ns = 0, input_ns = 0, infer_ns = 0, output_ns = 0;
+};
+
+/// One session of a receiver (receiver::sessions()).
+struct session_info {
+  std::string peer;             ///< as the logs name it ("rank 3", "peer 2 (ipv4:10.0.0.7:53412, client alice)")
+  std::string client;           ///< the tokens file's client name; empty without tokens
+  std::uint32_t in_flight = 0;  ///< its requests accepted and not yet answered
+};
+
 struct receiver_stats {
   std::uint64_t requests = 0;            ///< requests accepted and run
   std::uint64_t replies = 0;             ///< output replies sent
@@ -157,6 +180,10 @@ struct receiver_stats {
   /// The integral over time of the requests queued (accepted, not yet running), in request
   /// seconds: divided by the wall time, the mean queue depth.
   double queued_request_s = 0;
+  /// Per kernel name, the kernels that were called (kernel_counters).
+  std::map<std::string, kernel_counters> kernels;
+  /// Calls refused for want of a valid token (a service with --tokens).
+  std::uint64_t unauthenticated = 0;
 
   /// Every counter above, once (offload/stats.hpp).
   static constexpr auto counters() {
@@ -204,6 +231,15 @@ class receiver {
   receiver_stats stats() const;
   /// The pool's counters: blocks reused and made, bytes cached, in use and pinned.
   host_pool_stats memory() const;
+  /// The sessions open now (any thread; asks the progress thread and waits for its answer).
+  std::vector<session_info> sessions() const;
+  /// Begins a graceful drain (any thread): no new connection is taken (a gRPC stream or KServe
+  /// call is answered UNAVAILABLE, KServe ServerReady says false), requests arriving on open
+  /// sessions are answered `busy` (their transmitters try another receiver, else their CPU),
+  /// and every request already accepted runs and is answered. in_flight() then falls to 0.
+  void drain();
+  /// Requests accepted and not yet answered (any thread; asks the progress thread).
+  std::size_t in_flight() const;
 
  private:
   struct impl;

@@ -53,6 +53,7 @@ class emulated_endpoint final : public detail::endpoint {
   bool reconnect(int peer) override { return m_inner->reconnect(peer); }
   std::optional<client_identity> client_of(int peer) const override { return m_inner->client_of(peer); }
   std::uint64_t unauthenticated() const override { return m_inner->unauthenticated(); }
+  void drain() override { m_inner->drain(); }
   steady::time_point next_release() const noexcept override {
     std::int64_t next = std::numeric_limits<std::int64_t>::max();
     for (const auto& [dest, queue] : m_delayed)

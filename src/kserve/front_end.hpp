@@ -103,6 +103,8 @@ class kserve_server final : public endpoint {
   grpc::Status authorize(grpc::CallbackServerContext* c, client_identity& who, std::string& client);
   std::optional<client_identity> client_of(int peer) const override;
   std::uint64_t unauthenticated() const override { return m_gate.refused(); }
+  void drain() override { m_draining.store(true); }
+  bool draining() const noexcept { return m_draining.load(); }
   /// The stream's client is gone (cancelled: drop) or done sending (half-close).
   void end_stream_session(int peer, bool cancelled);
   void fill_statistics(const std::string& name, const std::string& version, inference::ModelStatisticsResponse& out,
@@ -131,6 +133,7 @@ class kserve_server final : public endpoint {
   std::function<void()> m_wake;
   kserve_listen m_listen;
   token_gate m_gate;
+  std::atomic<bool> m_draining{false};
   std::string m_signature;  // the hello's kernel list: every kernel of the registry
   std::map<std::string, model_entry, std::less<>> m_models;
   std::vector<model_entry*> m_model_list;

@@ -40,6 +40,10 @@ class stream_reactor final : public grpc::ServerBidiReactor<inf::ModelInferReque
   void start(std::shared_ptr<stream_reactor> self) {
     m_self = std::move(self);
     m_peer = m_server.open_stream_session(m_client, m_who);
+    if (m_peer < 0) {  // (a drain began since the call was let in)
+      Finish({grpc::StatusCode::UNAVAILABLE, "draining: this server is shutting down"});
+      return;
+    }
     StartRead(&m_request);
   }
   void OnReadDone(bool ok) override {
@@ -161,7 +165,7 @@ class service final : public inf::GRPCInferenceService::CallbackService {
   grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* c, const inf::ServerReadyRequest*,
                                         inf::ServerReadyResponse* r) override {
     if (auto st = allowed(c); !st.ok()) return done(c, st);
-    r->set_ready(true);
+    r->set_ready(!m_server.draining());  // (a drain: clients and load balancers go elsewhere)
     return done(c, grpc::Status::OK);
   }
   grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* c, const inf::ServerMetadataRequest*,
@@ -176,7 +180,7 @@ class service final : public inf::GRPCInferenceService::CallbackService {
                                        inf::ModelReadyResponse* r) override {
     if (auto st = allowed(c); !st.ok()) return done(c, st);
     grpc::Status st;
-    r->set_ready(m_server.find_model(q->name(), q->version(), st) != nullptr);
+    r->set_ready(!m_server.draining() && m_server.find_model(q->name(), q->version(), st) != nullptr);
     return done(c, grpc::Status::OK);
   }
   grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* c, const inf::ModelMetadataRequest* q,
@@ -259,6 +263,8 @@ class service final : public inf::GRPCInferenceService::CallbackService {
     client_identity who;
     std::string client;
     if (auto st = m_server.authorize(c, who, client); !st.ok()) return new refused_stream(st);
+    if (m_server.draining())
+      return new refused_stream({grpc::StatusCode::UNAVAILABLE, "draining: this server is shutting down"});
     auto s = std::make_shared<stream_reactor>(m_server, client, std::move(who), m_server.max_backlog());
     s->start(s);
     return s.get();

@@ -157,6 +157,7 @@ int kserve_server::open_stream_session(const std::string& client, const client_i
   int peer;
   {
     std::lock_guard lock(m_mutex);
+    if (draining()) return -1;
     peer = open_session_locked(client, who, true);
   }
   m_wake();
@@ -190,6 +191,11 @@ void kserve_server::submit(const inf::ModelInferRequest& req, const std::string&
     int peer = stream_session;
     if (peer < 0) {
       auto it = m_by_client.find(client);
+      if (it == m_by_client.end() && draining()) {
+        lock.unlock();
+        sink->answer({grpc::StatusCode::UNAVAILABLE, "draining: this server is shutting down"}, nullptr);
+        return;
+      }
       peer = it != m_by_client.end() ? it->second : (m_by_client[client] = open_session_locked(client, who, false));
     }
     auto found = m_sessions.find(peer);

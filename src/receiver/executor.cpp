@@ -67,6 +67,7 @@ std::vector<std::byte*> placed_outputs(const kernel& k, message& request, const 
 
 std::vector<finished_job> executors::run(job_batch& b) {
   const kernel& k = *b.k;
+  const std::uint64_t taken = now_ns();
   std::vector<finished_job> out;
   std::vector<const product_views*> ins;
   std::vector<message_writer> writers;
@@ -98,16 +99,19 @@ std::vector<finished_job> executors::run(job_batch& b) {
       auto reply = encode_error(
           h.request_id, input ? status::bad_input : (defect ? status::bad_output : status::kernel_failed), text);
       write_times(reply.span(), {j.received_ns, 0, 0});
-      out.push_back({j.peer, outgoing_message::whole(std::move(reply)), true, false, defect ? text : ""});
+      out.push_back({j.peer, outgoing_message::whole(std::move(reply)), true, false, defect ? text : "", &k,
+                     j.received_ns, taken, taken, taken, 0, false});
     }
   }
   if (ins.empty()) return out;
   std::vector<message_writer*> outs;
   for (auto& w : writers) outs.push_back(&w);
   std::uint64_t items = 0;
-  for (const auto* in : ins) {
+  std::vector<std::uint64_t> items_of(ins.size(), 0);
+  for (std::size_t i = 0; i < ins.size(); ++i) {
     try {
-      items += k.items(*in);
+      items_of[i] = k.items(*ins[i]);
+      items += items_of[i];
     } catch (const std::exception&) {  // (the kernel refuses these inputs below)
     }
   }
@@ -122,7 +126,8 @@ std::vector<finished_job> executors::run(job_batch& b) {
       // In place: sent from the request's buffer, which the reply keeps alive until it is out.
       if (in_place) reply.keep_alive = std::make_shared<message>(std::move(jobs_of[i]->request));
       write_times(reply.storage.span(), {received[i], start, end});
-      out.push_back({peers[i], std::move(reply), false, in_place});
+      out.push_back(
+          {peers[i], std::move(reply), false, in_place, "", &k, received[i], taken, start, end, items_of[i], i == 0});
     }
   } catch (const std::exception& e) {
     // A kernel that writes an output as another dtype, or a joined run whose outputs do not
@@ -132,8 +137,10 @@ std::vector<finished_job> executors::run(job_batch& b) {
                              " on backend " + std::string(m_be.name()) + ": " + e.what();
     for (std::size_t i = 0; i < ids.size(); ++i) {
       auto reply = encode_error(ids[i], defect ? status::bad_output : status::kernel_failed, text);
-      write_times(reply.span(), {received[i], start, now_ns()});
-      out.push_back({peers[i], outgoing_message::whole(std::move(reply)), true, false, defect ? text : ""});
+      const std::uint64_t end = now_ns();
+      write_times(reply.span(), {received[i], start, end});
+      out.push_back({peers[i], outgoing_message::whole(std::move(reply)), true, false, defect ? text : "", &k,
+                     received[i], taken, start, end, 0, false});
     }
   }
   m_usage(-1, 0);

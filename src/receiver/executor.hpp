@@ -42,6 +42,11 @@ struct finished_job {
   bool is_error;
   bool in_place;
   std::string defect = {};  // the kernel broke its output specs (a `bad_output` reply): how
+  // For the per-kernel counters (receiver_stats::kernels): the times of its run (now_ns()),
+  // its items, and whether it is the first answer of its batch (one execution per batch).
+  const kernel* k = nullptr;
+  std::uint64_t received_ns = 0, taken_ns = 0, start_ns = 0, end_ns = 0, items = 0;
+  bool first_of_batch = false;
 };
 
 struct finished_batch {

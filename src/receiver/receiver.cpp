@@ -121,11 +121,26 @@ void receiver::impl::send_reply(detail::finished_job& r) {
   const auto bytes = r.reply.total_size;
   ep->send(r.peer, std::move(r.reply));
   if (!r.defect.empty()) warn_about(r.peer, "request from transmitter " + ep->describe(r.peer) + ": " + r.defect);
+  const std::uint64_t sent = detail::now_ns();
   count([&](receiver_stats& s) {
     (r.is_error ? s.error_replies : s.replies) += 1;
     s.bad_outputs += r.defect.empty() ? 0 : 1;
     s.in_place_replies += in_place ? 1 : 0;
     s.bytes_out += bytes;
+    if (r.k == nullptr) return;
+    auto& c = counters_of(s, *r.k);
+    c.request_ns += sent - r.received_ns;
+    if (r.is_error) {
+      c.failure += 1;
+      return;
+    }
+    c.success += 1;
+    c.inferences += r.items;
+    c.executions += r.first_of_batch ? 1 : 0;
+    c.queue_ns += r.taken_ns - r.received_ns;
+    c.input_ns += r.start_ns - r.taken_ns;
+    c.infer_ns += r.end_ns - r.start_ns;
+    c.output_ns += sent - r.end_ns;
   });
   maybe_finish(r.peer, p);
   forget_if_done(r.peer);
@@ -186,7 +201,7 @@ bool receiver::impl::dispatch() {
     send_error(j.peer, h.request_id, status::expired,
                "kernel '" + std::string(kernels.by_id(h.kernel_id)->name()) + "': the request's deadline passed " +
                    fmt::format("{:.3f}", late_ms) + " ms before it could start; it was not run",
-               j.received_ns);
+               j.received_ns, kernels.by_id(h.kernel_id));
     count([](receiver_stats& s) { s.expired += 1; });
     maybe_finish(j.peer, p);
     forget_if_done(j.peer);
@@ -265,15 +280,26 @@ steady::time_point receiver::impl::wake_by() const {
 }
 
 void receiver::impl::send_error(int dest, std::uint64_t id, status s, const std::string& text,
-                                std::uint64_t received_ns) {
+                                std::uint64_t received_ns, const kernel* k) {
   auto bytes = encode_error(id, s, text, pool.acquire(wire_header_size + wire_entry_size + 64 + text.size()));
   write_times(bytes.span(), {received_ns, 0, 0});
   const auto n = bytes.size();
   ep->send(dest, std::move(bytes));
+  const std::uint64_t sent = detail::now_ns();
   count([&](receiver_stats& x) {
     x.error_replies += 1;
     x.bytes_out += n;
+    if (k == nullptr) return;
+    auto& c = counters_of(x, *k);
+    c.failure += 1;
+    c.request_ns += received_ns > 0 && sent > received_ns ? sent - received_ns : 0;
   });
+}
+
+kernel_counters& receiver::impl::counters_of(receiver_stats& s, const kernel& k) {
+  auto [it, added] = s.kernels.try_emplace(std::string(k.name()));
+  if (added) it->second.version = std::string(k.version());
+  return it->second;
 }
 
 void receiver::impl::handle(detail::incoming in) {
@@ -337,6 +363,9 @@ void receiver::impl::handle_request(int source, message m, std::uint64_t receive
               : p.dropped ? "request after this receiver dropped the session (silent for more than " +
                                 std::to_string(cfg.idle_timeout.count()) + " ms)"
                           : "request before the hello handshake";
+  } else if (draining) {
+    s = status::busy;
+    problem = "draining: this receiver is shutting down (try another receiver)";
   } else if (p.outstanding >= cfg.credits) {
     s = status::credit_exceeded;
     problem = "peer already has " + std::to_string(p.outstanding) + " requests outstanding, its credit is " +
@@ -358,7 +387,10 @@ void receiver::impl::handle_request(int source, message m, std::uint64_t receive
   }
   if (s != status::ok) {
     if (s == status::busy) count([](receiver_stats& x) { x.busy += 1; });
-    send_error(source, h.request_id, s, problem, received_ns);
+    // (a request for a kernel this session may call counts against it, as Triton's failures do)
+    const bool callable =
+        k != nullptr && p.hello && !p.goodbye && h.kernel_id < p.offered.size() && p.offered[h.kernel_id];
+    send_error(source, h.request_id, s, problem, received_ns, callable ? k : nullptr);
     return;
   }
   const std::uint64_t timeout_ns = h.times[request_timeout_ns];
@@ -392,7 +424,7 @@ void receiver::impl::handle_request(int source, message m, std::uint64_t receive
                "kernel '" + std::string(k->name()) + "': its queue is full (" +
                    std::to_string(sched.waiting(j.request.header().kernel_id)) + " requests waiting, max_queue " +
                    std::to_string(rules.max_queue) + ")",
-               received_ns);
+               received_ns, k);
     return;
   }
   count([](receiver_stats& x) { x.requests += 1; });
@@ -459,10 +491,42 @@ host_pool_stats receiver::memory() const {
   return m_impl->pool.stats();
 }
 
+void receiver::drain() {
+  auto& i = *m_impl;
+  i.rt.call([&i] {
+    if (i.draining) return;
+    i.draining = true;
+    i.ep->drain();
+    offload::logger()->info("{}: draining: new connections refused, new requests answered busy", i.self);
+  });
+}
+
+std::size_t receiver::in_flight() const {
+  auto& i = *m_impl;
+  return i.rt.call([&i] {
+    std::size_t n = 0;
+    for (const auto& [peer, p] : i.peers) n += p.outstanding;
+    return n;
+  });
+}
+
+std::vector<session_info> receiver::sessions() const {
+  auto& i = *m_impl;
+  return i.rt.call([&i] {
+    std::vector<session_info> out;
+    for (const auto& [peer, p] : i.peers)
+      if (p.hello && !p.finished && !p.dropped)
+        out.push_back({i.ep->describe(peer), p.client ? p.client->name : "", p.outstanding});
+    return out;
+  });
+}
+
 receiver_stats receiver::stats() const {
   m_impl->utilisation(0, 0);  // integrated up to now
   std::lock_guard lock(m_impl->stats_mutex);
-  return m_impl->st;
+  auto s = m_impl->st;
+  s.unauthenticated = m_impl->ep->unauthenticated();  // (an atomic of the endpoint's)
+  return s;
 }
 
 }  // namespace offload

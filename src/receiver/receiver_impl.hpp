@@ -69,7 +69,8 @@ struct receiver::impl final : progress_client {
   receiver_config cfg;
   std::shared_ptr<host_pool> pool_ptr;  // made from receiver_config::memory in the constructor
   host_pool& pool = *pool_ptr;
-  std::string self;  // "receiver rank 3", "receiver at 0.0.0.0:7000": how its messages start (set by listen)
+  bool draining = false;  // receiver::drain() was called
+  std::string self;       // "receiver rank 3", "receiver at 0.0.0.0:7000": how its messages start (set by listen)
   std::unique_ptr<endpoint> ep;
   std::shared_ptr<backend> be;
   // Batches of one kernel that may run at once: max(threads, the backend's concurrency).
@@ -123,7 +124,10 @@ struct receiver::impl final : progress_client {
   bool run_inline(detail::job& j, const kernel& k);
   /// Sends a reply (progress thread), or drops it when its peer is gone.
   void send_reply(detail::finished_job& r);
-  void send_error(int dest, std::uint64_t id, status s, const std::string& text, std::uint64_t received_ns = 0);
+  /// An error answer; `k`: the kernel whose failures it counts (receiver_stats::kernels), if any.
+  void send_error(int dest, std::uint64_t id, status s, const std::string& text, std::uint64_t received_ns = 0,
+                  const kernel* k = nullptr);
+  static kernel_counters& counters_of(receiver_stats& s, const kernel& k);
   /// Adds `running_delta` batches running and `queued_delta` requests queued, integrating both over time.
   void utilisation(long running_delta, long queued_delta, std::uint64_t items = 0);
   static double declared_work(const kernel& k, const product_views& in);

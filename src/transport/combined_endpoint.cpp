@@ -39,6 +39,9 @@ class combined_endpoint final : public endpoint {
   bool expected(int peer) const override { return of(peer).expected(peer / m_n); }
   bool reconnect(int peer) override { return of(peer).reconnect(peer / m_n); }
   std::optional<client_identity> client_of(int peer) const override { return of(peer).client_of(peer / m_n); }
+  void drain() override {
+    for (auto& e : m_eps) e->drain();
+  }
   std::uint64_t unauthenticated() const override {
     std::uint64_t n = 0;
     for (const auto& e : m_eps) n += e->unauthenticated();

@@ -75,6 +75,10 @@ class endpoint {
   virtual std::optional<client_identity> client_of(int /*peer*/) const { return std::nullopt; }
   /// Calls this endpoint refused for want of a valid token.
   virtual std::uint64_t unauthenticated() const { return 0; }
+  /// A graceful drain began (receiver::drain, any thread): a listening endpoint takes no new
+  /// connection (gRPC: a new stream or KServe call is answered UNAVAILABLE) and says it is not
+  /// ready (KServe ServerReady). Sessions already open go on.
+  virtual void drain() {}
   /// When this endpoint next has work that no message or completion will announce (a delayed
   /// send or receive of an emulated link): time_point::max() when none.
   virtual std::chrono::steady_clock::time_point next_release() const noexcept {

@@ -15,6 +15,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <thread>
 
 namespace offload::detail {
@@ -35,6 +36,10 @@ struct shared_state {
   std::atomic<std::size_t> others_done{0};  // (server) streams of other methods finished, not yet freed
   std::size_t max_queued = 0;               // (server) messages waiting for one stream before it is cut off
   std::condition_variable op_completed;     // with mutex: an operation of some stream completed
+  // (server) Shut before the completion queues are: no operation may begin after that (gRPC
+  // aborts), and a handler that runs later begins none.
+  std::shared_mutex ops_gate;
+  bool ops_closed = false;  // guarded by ops_gate
 
   void push(incoming in) {
     {
@@ -175,8 +180,7 @@ class stream {
 
  private:
   void arm_read() {
-    ++m_ops;
-    do_read(&m_read_buffer, &m_read_op);
+    begin_op([&] { do_read(&m_read_buffer, &m_read_op); });
   }
 
   void start_write() {
@@ -203,9 +207,7 @@ class stream {
     }
     if (!held->contiguous()) add(zeros, static_cast<std::size_t>(held->total_size - pos));
     m_write_buffer = grpc::ByteBuffer(slices.data(), slices.size());
-    m_writing = true;
-    ++m_ops;
-    do_write(m_write_buffer, &m_write_op);
+    m_writing = begin_op([&] { do_write(m_write_buffer, &m_write_op); });
   }
 
   std::optional<incoming> on_read(bool ok) {
@@ -262,19 +264,27 @@ class stream {
   void maybe_close_writes() {
     if (!m_closing || m_writes_done || !m_open || m_writing || m_broken || m_done || !m_writes.empty()) return;
     m_writes_done = true;
-    ++m_ops;
-    do_writes_done(&m_writes_done_op);
+    begin_op([&] { do_writes_done(&m_writes_done_op); });
   }
 
   void maybe_finish() {
     // Both sides finish once nothing more can be read and no write is outstanding.
     if (!m_read_closed || m_writing || m_finishing) return;
     m_finishing = true;
-    ++m_ops;
-    do_finish(&m_finish_op);
+    begin_op([&] { do_finish(&m_finish_op); });
   }
 
  protected:
+  /// Begins a gRPC operation (the stream's mutex held) unless the endpoint has shut its
+  /// completion queues; false when it did not.
+  template <class F> bool begin_op(F&& start) {
+    std::shared_lock gate(m_shared.ops_gate);
+    if (m_shared.ops_closed) return false;
+    ++m_ops;
+    start();
+    return true;
+  }
+
   int m_ops = 0;  // operations whose tag has not come back
 
  private:
@@ -521,11 +531,17 @@ class grpc_server final : public endpoint {
     }
     // Streams still open get a moment to finish, then are cancelled.
     m_server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+    {
+      std::unique_lock gate(m_shared.ops_gate);
+      m_shared.ops_closed = true;
+    }
     for (auto& q : m_queues) q->Shutdown();
     for (auto& t : m_threads) t.join();
   }
 
   token_gate& gate() noexcept { return m_gate; }
+  void drain() override { m_draining.store(true); }
+  bool draining() const noexcept { return m_draining.load(); }
   /// A stream was accepted on `cq`: it becomes the next peer (of `who`), and the queue accepts another.
   int accepted(server_stream& s, grpc::ServerCompletionQueue& cq, client_identity who) {
     std::lock_guard lock(m_mutex);
@@ -615,6 +631,7 @@ class grpc_server final : public endpoint {
 
   shared_state m_shared;
   token_gate m_gate;
+  std::atomic<bool> m_draining{false};
   int m_port = 0;
   grpc::AsyncGenericService m_service;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> m_queues;
@@ -637,6 +654,8 @@ void server_stream::starting(bool ok) {
   if (m_context.method() != grpc_session_method)
     m_refusal = grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
                              "this server has one method, " + std::string(grpc_session_method));
+  else if (m_server.draining())
+    m_refusal = grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining: this receiver is shutting down");
   else
     who = m_server.gate().check(m_context.client_metadata(), m_context.peer(), m_refusal);
   if (!m_refusal.ok()) {
