@@ -223,11 +223,7 @@ int main(int argc, char** argv) {
     if (draining && !drained)
       std::printf("offload-serve: %zu request(s) were still in flight (their transmitters fall back)\n", left);
     // Per model, as /metrics has them (nv_inference_*), and the calls refused for want of a token.
-    for (const auto& [name, c] : s.kernels)
-      std::printf("offload-serve: model %s version %s: success %llu, failure %llu, inferences %llu, executions %llu\n",
-                  name.c_str(), c.version.c_str(), (unsigned long long)c.success, (unsigned long long)c.failure,
-                  (unsigned long long)c.inferences, (unsigned long long)c.executions);
-    std::printf("offload-serve: unauthenticated %llu\n", (unsigned long long)s.unauthenticated);
+    for (const auto& line : offload::app::kernel_lines(s)) std::printf("offload-serve: %s\n", line.c_str());
     std::fflush(stdout);
     if (!port_file.empty()) std::filesystem::remove(port_file);
     if (draining && !drained) return 1;

@@ -76,6 +76,36 @@ std::map<std::string, std::uint32_t> per_kernel(const std::vector<std::string>& 
 }
 }  // namespace
 
+receiver_stats stats_plus(receiver_stats a, const receiver_stats& b) {
+  a = counters_plus(std::move(a), b);
+  for (const auto& [name, c] : b.kernels) {
+    auto& x = a.kernels[name];
+    x.version = c.version;
+    x.success += c.success;
+    x.failure += c.failure;
+    x.inferences += c.inferences;
+    x.executions += c.executions;
+    x.request_ns += c.request_ns;
+    x.queue_ns += c.queue_ns;
+    x.input_ns += c.input_ns;
+    x.infer_ns += c.infer_ns;
+    x.output_ns += c.output_ns;
+  }
+  a.busy_s += b.busy_s;
+  a.unauthenticated += b.unauthenticated;
+  return a;
+}
+
+std::vector<std::string> kernel_lines(const receiver_stats& s) {
+  std::vector<std::string> out;
+  for (const auto& [name, c] : s.kernels)
+    out.push_back("model " + name + " version " + c.version + ": success " + std::to_string(c.success) + ", failure " +
+                  std::to_string(c.failure) + ", inferences " + std::to_string(c.inferences) + ", executions " +
+                  std::to_string(c.executions));
+  out.push_back("unauthenticated " + std::to_string(s.unauthenticated));
+  return out;
+}
+
 receiver_config receiver_settings(const options& o) {
   receiver_config cfg;
   cfg.credits = o.credits;

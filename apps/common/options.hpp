@@ -139,6 +139,11 @@ link_emulation emulation(const options& o);
 wire_limits limits(const options& o);
 /// The receiver and transmitter settings the flags give (communicator: the runtime's).
 receiver_config receiver_settings(const options& o);
+/// a + b: every counter, the per-kernel counters, the busy time (several receivers of one process).
+receiver_stats stats_plus(receiver_stats a, const receiver_stats& b);
+/// One line per kernel called, as /metrics has them: "model NAME version V: success N, failure
+/// N, inferences N, executions N", then "unauthenticated N" (the exit summaries print these).
+std::vector<std::string> kernel_lines(const receiver_stats& s);
 transmitter_config transmitter_settings(const options& o);
 /// The transport a receiver (transmitter) of these flags uses: `link`, behind the emulated
 /// distance (--inject-*, --distance) and the receiver's site link (--site-link-gbit) when the

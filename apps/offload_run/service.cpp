@@ -4,6 +4,9 @@
 
 #include <offload/mpi.hpp>
 #include <offload/receiver.hpp>
+#if OFFLOAD_WITH_METRICS
+#include "apps/common/metrics.hpp"
+#endif
 
 #include <spdlog/spdlog.h>
 
@@ -14,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -113,8 +117,36 @@ int serve(runtime& rt, const options& o, const kernel_registry& kernels) {
 
   std::mutex mutex;
   std::vector<std::thread> sessions;
-  receiver_stats total;
+  receiver_stats total;            // of the sessions that ended (guarded by mutex)
+  std::set<const receiver*> live;  // the sessions' receivers now (guarded by mutex)
   int failures = 0;
+#if OFFLOAD_WITH_METRICS
+  // --metrics: each rank on its own port (PORT + rank; port 0: any free one), its sessions summed.
+  std::unique_ptr<metrics_server> metrics;
+  if (!o.metrics.empty()) {
+    const auto colon = o.metrics.rfind(':');
+    const int base_port = std::stoi(o.metrics.substr(colon + 1));
+    const std::string at = o.metrics.substr(0, colon + 1) + std::to_string(base_port > 0 ? base_port + rank : 0);
+    metrics = std::make_unique<metrics_server>(at, metrics_source{[&] {
+                                                                    std::lock_guard lock(mutex);
+                                                                    receiver_stats s = total;
+                                                                    for (const auto* rx : live)
+                                                                      s = stats_plus(std::move(s), rx->stats());
+                                                                    return s;
+                                                                  },
+                                                                  [&] {
+                                                                    std::lock_guard lock(mutex);
+                                                                    std::vector<session_info> out;
+                                                                    for (const auto* rx : live)
+                                                                      for (auto& x : rx->sessions())
+                                                                        out.push_back(std::move(x));
+                                                                    return out;
+                                                                  }});
+    std::printf("receiver rank %d: metrics and health on http://%s:%d/metrics\n", rank,
+                o.metrics.substr(0, colon).c_str(), metrics->port());
+    std::fflush(stdout);
+  }
+#endif
   for (int id = 1;; ++id) {
     MPI_Comm inter = MPI_COMM_NULL, merged = MPI_COMM_NULL;
     check(MPI_Comm_accept(port.data(), MPI_INFO_NULL, 0, offload::comm_of(rt), &inter), "MPI_Comm_accept");
@@ -151,7 +183,20 @@ int serve(runtime& rt, const options& o, const kernel_registry& kernels) {
         {
           receiver rx(rt, kernels, receiver_link(o, mpi_link{{}, merged, o.blocking_receive_below, o.parts_from}),
                       std::size_t(transmitters), cfg);
-          s = rx.wait();
+          {
+            std::lock_guard lock(mutex);
+            live.insert(&rx);
+          }
+          try {
+            s = rx.wait();
+          } catch (...) {
+            std::lock_guard lock(mutex);
+            live.erase(&rx);
+            throw;
+          }
+          std::lock_guard lock(mutex);  // (its counters move from live to total at once)
+          live.erase(&rx);
+          total = stats_plus(std::move(total), s);
         }  // detached from the progress thread before the communicator goes
         service_link link{inter, merged, 0};
         disconnect_service(link);
@@ -162,7 +207,6 @@ int serve(runtime& rt, const options& o, const kernel_registry& kernels) {
         return;
       }
       std::lock_guard lock(mutex);
-      total = counters_plus(total, s);
       std::printf("%s\n", stats_line(rank, id, transmitters, s).c_str());
       std::fflush(stdout);
     });
@@ -174,6 +218,7 @@ int serve(runtime& rt, const options& o, const kernel_registry& kernels) {
     if (!o.port_file.empty()) std::filesystem::remove(o.port_file);
   }
   std::printf("receiver rank %d: served %zu session(s): %s\n", rank, sessions.size(), counters_text(total).c_str());
+  for (const auto& line : kernel_lines(total)) std::printf("receiver rank %d: %s\n", rank, line.c_str());
   std::fflush(stdout);
   return failures == 0 && total.handshake_failures == 0 ? 0 : 1;
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Checks a /metrics scrape against offload-serve's exit summary (tests/grpc/operate.sh).
+"""Checks a /metrics scrape against a service's exit summary: offload-serve's
+(tests/grpc/operate.sh) or a rank's of offload-run --serve (tests/mpi/service.sh).
 
 The scrape is parsed with prometheus_client's parser of the text format (Debian's
 python3-prometheus-client), so it must be valid Prometheus text; every counter of the summary
 must equal its metric exactly, per model (Triton's nv_inference_*) and in all.
-    check_metrics.py METRICS_TXT SERVICE_LOG
+    check_metrics.py METRICS_TXT SERVICE_LOG [--refused]   (--refused: a call without a token was made)
 """
 import re
 import sys
@@ -35,7 +36,8 @@ def main():
     def value(name, **labels):
         return samples.get((name, frozenset(labels.items())))
 
-    summary = re.search(r"offload-serve: \w+ after [0-9.]+ s: (.*), cpu", log)
+    summary = re.search(r"^(?:offload-serve: \w+ after [0-9.]+ s|receiver rank 0: served \d+ session\(s\)): (.*?)(?:, cpu .*)?$",
+                        log, re.M)
     if not summary:
         sys.exit("no exit summary in the log")
     counts = {k: int(v) for k, v in re.findall(r"(\w+) (\d+)", summary.group(1))}
@@ -47,14 +49,14 @@ def main():
     for reason, key in [("busy", "busy"), ("expired", "expired"), ("malformed", "malformed"),
                         ("handshake", "handshake_failures")]:
         expect(f"offload_refusals_total{{reason={reason}}}", value("offload_refusals", reason=reason), counts[key])
-    unauth = int(re.search(r"offload-serve: unauthenticated (\d+)", log).group(1))
+    unauth = int(re.search(r"^(?:offload-serve|receiver rank 0): unauthenticated (\d+)", log, re.M).group(1))
     expect("offload_refusals_total{reason=unauthenticated}", value("offload_refusals", reason="unauthenticated"),
            unauth)
-    if unauth < 1:
+    if "--refused" in sys.argv[3:] and unauth < 1:
         failures.append("the refused call (no token) was not counted")
 
-    models = re.findall(r"offload-serve: model (\S+) version (\S+): success (\d+), failure (\d+), inferences (\d+), "
-                        r"executions (\d+)", log)
+    models = re.findall(r"^(?:offload-serve|receiver rank 0): model (\S+) version (\S+): success (\d+), failure (\d+), inferences (\d+), "
+                        r"executions (\d+)", log, re.M)
     if not models:
         failures.append("the summary lists no model")
     for name in TRITON:

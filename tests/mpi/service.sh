@@ -28,7 +28,8 @@ server_pid=$!
 wait_for "$tmp/uri" 20 || fail "ompi-server did not start: $(cat "$tmp/server.log")"
 mpi=("${mpiexec[@]}" --ompi-server "file:$tmp/uri")
 
-"${mpi[@]}" -np 1 "$run" --serve --port-file "$tmp/port" --service-name offload-test-service >"$tmp/rx.log" 2>&1 &
+"${mpi[@]}" -np 1 "$run" --serve --port-file "$tmp/port" --service-name offload-test-service --metrics 127.0.0.1:0 \
+  >"$tmp/rx.log" 2>&1 &
 rx_pid=$!
 wait_for "$tmp/port" 30 || fail "the receiver service wrote no port file"
 echo "receiver service up: $(head -c 60 "$tmp/port")..."
@@ -47,6 +48,11 @@ job() {  # job NAME NP EXPECT_ALL args...: a transmitter job that must validate 
 job "job 1 (port file)" 2 200 --port-file "$tmp/port" --kernel mlp --events 100
 job "job 2 (name server)" 3 150 --service-name offload-test-service --kernel clustering --events 50
 
+# --metrics: scraped now, equal to the receiver's summary at exit (Debian's python3 has the parser)
+metrics_url=$(sed -n 's/^receiver rank 0: metrics and health on \(http:[^ ]*\)$/\1/p' "$tmp/rx.log")
+[ -n "$metrics_url" ] || fail "the receiver rank did not say where its metrics are"
+python3 -c "import sys, urllib.request; open(sys.argv[2], 'w').write(urllib.request.urlopen(sys.argv[1]).read().decode())" \
+  "$metrics_url" "$tmp/metrics.txt" || fail "no /metrics at $metrics_url"
 timeout -s KILL 60 "${mpi[@]}" -np 1 "$run" --stop --port-file "$tmp/port" || fail "the stop job failed"
 for _ in $(seq 300); do kill -0 "$rx_pid" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$rx_pid" 2>/dev/null && fail "the receiver service did not stop"
@@ -61,4 +67,10 @@ grep -q "session 2 (3 transmitter(s)) done: requests 150, replies 150, .*error_r
   fail "session 2 not served as expected"
 grep -q "served 2 session(s)" "$tmp/rx.log" || fail "the receiver did not report 2 sessions"
 [ ! -e "$tmp/port" ] || fail "the port file was left behind"
+if /usr/bin/python3 -c "import prometheus_client" 2>/dev/null; then
+  /usr/bin/python3 "$(dirname "$0")/../grpc/check_metrics.py" "$tmp/metrics.txt" "$tmp/rx.log" ||
+    fail "the receiver's /metrics do not match its summary"
+else
+  echo "metrics: not compared (no prometheus_client in /usr/bin/python3: apt-get install python3-prometheus-client)"
+fi
 echo "PASS: receiver service served 2 transmitter jobs and stopped"
