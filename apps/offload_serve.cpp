@@ -126,9 +126,7 @@ int main(int argc, char** argv) {
     offload::runtime rt(progress);
     const std::size_t expected = peers == 0 ? std::numeric_limits<std::size_t>::max() : std::size_t(peers);
     std::vector<offload::transport> links;
-    if (!listen.empty())
-      links.emplace_back(
-          offload::grpc_listen{listen, o.grpc_threads, o.grpc_memory, offload::app::server_security_of(o)});
+    if (!listen.empty()) links.emplace_back(offload::app::grpc_listen_of(o, listen));
 #if OFFLOAD_WITH_KSERVE
     if (!kserve.empty())
       links.emplace_back(offload::kserve_listen{

@@ -21,4 +21,4 @@ echo "# soak_service: $(git rev-parse --short HEAD 2>/dev/null), $(nproc) cores,
 "$client" churn "127.0.0.1:$(cat "$tmp/port")" "$pid" mixed "$sessions" --slack-kib "$slack"
 kill -TERM "$pid"
 wait "$pid" || true
-grep "stopped by a signal" "$tmp/out"
+grep -E "stopped by a signal|drained after" "$tmp/out"

@@ -28,6 +28,28 @@ const std::vector<flag_row>& receiver_flags() {
              ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 50));
        },
        nullptr},
+      {"--hello-timeout-ms", "grpc_listen::hello_timeout", "",
+       [](CLI::App& app, options& o, const std::string& flag) {
+         app.add_option(flag, o.hello_timeout_ms,
+                        "grpc: a stream that sends nothing this long after opening is cut off; 0: never")
+             ->check(CLI::Range(0u, 86400000u));
+       },
+       nullptr},
+      {"--write-timeout-ms", "grpc_listen::write_timeout", "",
+       [](CLI::App& app, options& o, const std::string& flag) {
+         app.add_option(flag, o.write_timeout_ms,
+                        "grpc: a stream whose reply waits this long for its client to read it is cut off; 0: never")
+             ->check(CLI::Range(0u, 86400000u));
+       },
+       nullptr},
+      {"--max-streams-per-address", "grpc_listen::max_streams_per_address", "",
+       [](CLI::App& app, options& o, const std::string& flag) {
+         app.add_option(flag, o.max_streams_per_address,
+                        "grpc: streams open at once from one client address (its IP); more are refused "
+                        "(RESOURCE_EXHAUSTED); 0: no bound")
+             ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 20));
+       },
+       nullptr},
       {"--tls-cert", "server_security::tls_cert", "",
        [](CLI::App& app, options& o, const std::string& flag) {
          app.add_option(flag, o.tls_cert,

@@ -206,6 +206,14 @@ offload::server_security server_security_of(const options& o) {
   return {o.tls_cert, o.tls_key, o.tls_client_ca, o.tokens, o.insecure};
 }
 
+offload::grpc_listen grpc_listen_of(const options& o, const std::string& address) {
+  offload::grpc_listen l{address, o.grpc_threads, o.grpc_memory, server_security_of(o)};
+  l.hello_timeout = std::chrono::milliseconds(o.hello_timeout_ms);
+  l.write_timeout = std::chrono::milliseconds(o.write_timeout_ms);
+  l.max_streams_per_address = o.max_streams_per_address;
+  return l;
+}
+
 offload::client_security client_security_of(const options& o) {
   return {o.tls_ca, o.tls_client_cert, o.tls_client_key, o.token};
 }

@@ -99,9 +99,12 @@ struct options {
   std::string transport = "mpi";     // the data path: mpi, or grpc (MPI then only starts and reports)
   std::string listen;  // grpc: where receiver ranks listen (port 0: any free one); empty: 127.0.0.1:0 on one host, else
                        // 0.0.0.0:0
-  std::string kserve_listen;     // receiver ranks also serve KServe v2 here (empty: no)
-  std::size_t grpc_threads = 2;  // grpc: completion-queue threads of a receiver
-  std::size_t grpc_memory = 0;   // grpc: a receiver's gRPC memory bound (resource quota); 0: none
+  std::string kserve_listen;                  // receiver ranks also serve KServe v2 here (empty: no)
+  std::size_t grpc_threads = 2;               // grpc: completion-queue threads of a receiver
+  std::size_t grpc_memory = 0;                // grpc: a receiver's gRPC memory bound (resource quota); 0: none
+  std::uint32_t hello_timeout_ms = 10000;     // grpc: a stream silent this long after opening is cut
+  std::uint32_t write_timeout_ms = 30000;     // grpc: a reply waiting this long to be read cuts its stream
+  std::size_t max_streams_per_address = 256;  // grpc: streams open at once from one client address
   // A gRPC or KServe server's security (offload-serve; offload-run's receiver ranks).
   std::string tls_cert, tls_key, tls_client_ca, tokens_file;
   bool insecure = false;
@@ -181,6 +184,8 @@ report_json report_value(const options& o, std::string_view name);
 /// The TLS and token settings of a server (--tls-cert, --tls-key, --tls-client-ca, --tokens,
 /// --insecure) and of a client (--tls-ca, --tls-client-cert, --tls-client-key, --token-file).
 offload::server_security server_security_of(const options& o);
+/// The gRPC receiver settings of `o` listening on `address`.
+offload::grpc_listen grpc_listen_of(const options& o, const std::string& address);
 offload::client_security client_security_of(const options& o);
 
 /// Registers every flag of `o` on `app`: receiver_flags(), then run_flags().

@@ -508,8 +508,7 @@ int run(offload::runtime& rt, const options& o, const offload::kernel_registry& 
     const auto cfg = offload::app::receiver_settings(o);
     try {
       const auto peers = std::size_t(rt.size() - o.receivers);
-      auto over = o.grpc() ? offload::transport(offload::grpc_listen{o.listen, o.grpc_threads, o.grpc_memory,
-                                                                     offload::app::server_security_of(o)})
+      auto over = o.grpc() ? offload::transport(offload::app::grpc_listen_of(o, o.listen))
                            : offload::mpi_link{{}, MPI_COMM_NULL, o.blocking_receive_below, o.parts_from};
 #if OFFLOAD_WITH_KSERVE
       if (!o.kserve_listen.empty())  // KServe v2 clients beside this job's transmitters

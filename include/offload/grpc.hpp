@@ -4,6 +4,7 @@
 /// needed to use them; a build without gRPC refuses them with std::runtime_error when a
 /// transmitter or receiver is constructed.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -98,6 +99,15 @@ struct grpc_listen {
   /// (docs/design.md, "What a service can cost"). Zero: no bound.
   std::size_t memory_bytes = 0;
   server_security security{};
+  /// A stream that sends no message within this long of opening is cut off (CANCELLED): a
+  /// connection that never says hello holds memory (about 16 KiB) and a stream slot.
+  std::chrono::milliseconds hello_timeout{10000};
+  /// A stream whose reply has waited this long for its client to read it is cut off: a client
+  /// that stops reading holds at most this long what was queued for it.
+  std::chrono::milliseconds write_timeout{30000};
+  /// Streams open at once from one client address (the IP, whatever the port); a new one past
+  /// it is refused (RESOURCE_EXHAUSTED). 0: no bound.
+  std::size_t max_streams_per_address = 256;
 };
 
 }  // namespace offload

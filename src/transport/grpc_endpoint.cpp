@@ -2,6 +2,8 @@
 
 #include "grpc_security.hpp"
 
+#include <offload/log.hpp>
+
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
@@ -145,6 +147,33 @@ class stream {
     return m_done && m_ops == 0;
   }
 
+  /// (server) Why this stream should be cut off at `now`, if it should: nothing received within
+  /// `hello_timeout` of opening, or a reply waiting longer than `write_timeout` to be read.
+  std::string overdue(std::chrono::steady_clock::time_point now, std::chrono::milliseconds hello_timeout,
+                      std::chrono::milliseconds write_timeout) const {
+    std::lock_guard lock(m_mutex);
+    if (m_done || m_broken || !m_open) return {};
+    if (!m_heard && hello_timeout.count() > 0 && now - m_opened_at > hello_timeout)
+      return "cut off: it sent nothing within " + std::to_string(hello_timeout.count()) + " ms of opening";
+    if (m_writing && write_timeout.count() > 0 && now - m_write_since > write_timeout)
+      return "cut off: a reply waited more than " + std::to_string(write_timeout.count()) + " ms for it to read";
+    return {};
+  }
+  /// Over, or on its way out (cut, failed, finishing): it no longer counts as open.
+  bool ending() const {
+    std::lock_guard lock(m_mutex);
+    return m_done || m_broken || m_finishing;
+  }
+  /// Ends the stream, saying why (its `closed` incoming carries the reason).
+  void cut(const std::string& why) {
+    std::lock_guard lock(m_mutex);
+    if (m_done || m_broken) return;
+    m_cut_reason = why;
+    m_broken = true;
+    drop_queued();
+    try_cancel();
+  }
+
  protected:
   // What differs between the client and the server side.
   virtual void do_read(grpc::ByteBuffer* into, void* tag) = 0;
@@ -161,6 +190,7 @@ class stream {
 
   void opened() {
     m_open = true;
+    m_opened_at = std::chrono::steady_clock::now();
     arm_read();
     if (!m_writes.empty()) start_write();
   }
@@ -208,6 +238,7 @@ class stream {
     if (!held->contiguous()) add(zeros, static_cast<std::size_t>(held->total_size - pos));
     m_write_buffer = grpc::ByteBuffer(slices.data(), slices.size());
     m_writing = begin_op([&] { do_write(m_write_buffer, &m_write_op); });
+    m_write_since = std::chrono::steady_clock::now();
   }
 
   std::optional<incoming> on_read(bool ok) {
@@ -215,6 +246,7 @@ class stream {
       m_read_closed = true;
       return std::nullopt;
     }
+    m_heard = true;
     incoming in;
     in.source = m_peer;
     in.size = m_read_buffer.Length();
@@ -291,6 +323,8 @@ class stream {
   std::deque<outgoing> m_writes;  // the front is being written while m_writing
   std::string m_cut_reason;       // why this side ended the stream, if it did
   bool m_open = false;
+  bool m_heard = false;  // a message arrived
+  std::chrono::steady_clock::time_point m_opened_at, m_write_since;
   bool m_writing = false;
   bool m_read_closed = false;
   bool m_broken = false;
@@ -491,7 +525,8 @@ class grpc_server final : public endpoint {
               std::function<void()> wake)
       : endpoint(pool, max_receive),
         m_shared(pool, max_receive, std::move(wake)),
-        m_gate(listen.security.tokens, "gRPC receiver") {
+        m_gate(listen.security.tokens, "gRPC receiver"),
+        m_limits(listen) {
     const std::string& address = listen.address;
     const std::size_t threads = listen.threads;
     m_shared.max_queued = max_queued;
@@ -542,13 +577,28 @@ class grpc_server final : public endpoint {
   token_gate& gate() noexcept { return m_gate; }
   void drain() override { m_draining.store(true); }
   bool draining() const noexcept { return m_draining.load(); }
-  /// A stream was accepted on `cq`: it becomes the next peer (of `who`), and the queue accepts another.
-  int accepted(server_stream& s, grpc::ServerCompletionQueue& cq, client_identity who) {
+  /// A stream from `address` (gRPC's peer: "ipv4:10.0.0.7:53412") arrived on `cq`: it becomes
+  /// the next peer (of `who`), or -1 when that address has max_streams_per_address open
+  /// (`refusal` set); the queue accepts another either way.
+  int accepted(server_stream& s, grpc::ServerCompletionQueue& cq, client_identity who, const std::string& address,
+               grpc::Status& refusal) {
     std::lock_guard lock(m_mutex);
+    if (!m_shutting_down) accept_next(cq);
+    const std::string host = address.substr(0, address.rfind(':'));
+    if (m_limits.max_streams_per_address > 0) {
+      std::size_t open = 0;  // (streams on their way out do not count)
+      for (const auto& [peer, h] : m_hosts) open += h == host && !m_peers.at(peer)->ending() ? 1 : 0;
+      if (open >= m_limits.max_streams_per_address) {
+        refusal =
+            grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, std::to_string(open) + " streams from " + host +
+                                                                   " are open, its most (max_streams_per_address)");
+        return -1;
+      }
+    }
     const int peer = m_next_peer++;
     m_peers.emplace(peer, &s);
+    m_hosts.emplace(peer, host);
     if (m_gate.required()) m_clients.emplace(peer, std::move(who));
-    if (!m_shutting_down) accept_next(cq);
     return peer;
   }
   std::optional<client_identity> client_of(int peer) const override {
@@ -564,6 +614,7 @@ class grpc_server final : public endpoint {
 
   std::optional<incoming> receive() override {
     if (m_shared.others_done.load() > 0) release_other_streams();
+    cut_overdue();
     std::optional<incoming> in;
     {
       std::lock_guard lock(m_shared.mutex);
@@ -615,11 +666,26 @@ class grpc_server final : public endpoint {
   /// has returned: pushing that report was the last thing it did).
   void release_stream(int peer) {
     std::lock_guard lock(m_mutex);
+    m_hosts.erase(peer);
     if (auto it = m_peers.find(peer); it != m_peers.end()) {
       server_stream* s = it->second;
       m_peers.erase(it);
       std::erase_if(m_streams, [s](const auto& p) { return p.get() == s; });
     }
+  }
+
+  /// Every 100 ms: cuts off the streams that said nothing within hello_timeout, or whose reply
+  /// waited longer than write_timeout to be read (grpc_listen).
+  void cut_overdue() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < m_next_scan) return;
+    m_next_scan = now + std::chrono::milliseconds(100);
+    std::lock_guard lock(m_mutex);
+    for (const auto& [peer, s] : m_peers)
+      if (auto why = s->overdue(now, m_limits.hello_timeout, m_limits.write_timeout); !why.empty()) {
+        offload::logger()->warn("gRPC receiver: {}: {}", s->description(), why);
+        s->cut(why);
+      }
   }
 
   /// Frees the finished streams of other methods (turned away at the start).
@@ -644,6 +710,9 @@ class grpc_server final : public endpoint {
   std::map<int, server_stream*> m_peers;                  // accepted, not yet reported ended
   std::map<int, std::string> m_descriptions;
   std::map<int, client_identity> m_clients;  // (with tokens) whose token each peer presented
+  std::map<int, std::string> m_hosts;        // each open stream's client address, without its port
+  grpc_listen m_limits;                      // (hello_timeout, write_timeout, max_streams_per_address)
+  std::chrono::steady_clock::time_point m_next_scan;
 };
 
 void server_stream::starting(bool ok) {
@@ -662,7 +731,8 @@ void server_stream::starting(bool ok) {
     m_server.accept_other(m_cq);
     return;
   }
-  m_peer = m_server.accepted(*this, m_cq, std::move(*who));
+  m_peer = m_server.accepted(*this, m_cq, *who, m_context.peer(), m_refusal);
+  if (m_peer < 0) return;  // (turned away: on_start finishes it with m_refusal)
   m_description = "peer " + std::to_string(m_peer) + " (" + m_context.peer() +
                   (who->name.empty() ? "" : ", client " + who->name) + ")";
   m_server.describe_as(m_peer, m_description);

@@ -97,6 +97,65 @@ void rogue(const std::string& address, const kernel_registry& kernels) {
   cut.cut();
 }
 
+/// The stream limits of grpc_listen, on a receiver of their own: a stream that says nothing is
+/// cut off after hello_timeout; a client that stops reading its replies after write_timeout; a
+/// stream past max_streams_per_address from one address is refused.
+void stream_limits(runtime& rt, const kernel_registry& kernels, receiver_config rc) {
+  rc.limits.max_message_bytes = 8 << 20;
+  grpc_listen listen{"127.0.0.1:0", 2};
+  listen.hello_timeout = std::chrono::milliseconds(300);
+  listen.write_timeout = std::chrono::milliseconds(1000);
+  listen.max_streams_per_address = 3;
+  receiver rx(rt, kernels, listen, 1000, rc);
+  const std::string address = "127.0.0.1:" + std::to_string(rx.port());
+  const auto hello = detail::encode_hello(message_kind::hello, status::ok, kernels.signature());
+  using clock = std::chrono::steady_clock;
+
+  {  // silent: its read ends when the receiver cuts it
+    offload_test::raw_stream silent(address, detail::grpc_session_method);
+    const auto t0 = clock::now();
+    EXPECT(!silent.receive().has_value(), "a silent stream got a message");
+    const auto st = silent.finish();
+    EXPECT(st.error_code() == grpc::StatusCode::CANCELLED, "a silent stream ended with code %d", int(st.error_code()));
+    std::printf("rogue: a stream that says nothing -> cut after %.2f s (hello_timeout 0.3 s), code %d\n",
+                std::chrono::duration<double>(clock::now() - t0).count(), int(st.error_code()));
+  }
+
+  // A client that sends requests and never reads: its replies (32 MiB) fill gRPC's flow-control
+  // windows, a write waits, and past write_timeout the stream is cut (its sends then fail).
+  offload_test::raw_stream deaf(address, detail::grpc_session_method);
+  EXPECT(deaf.send(hello) && deaf.receive().has_value(), "deaf: no hello_ack");
+  const auto echo = *kernels.id_of("echo");
+  const auto payload = std::vector<product>{product::make("v", std::vector<float>(1 << 20, 1.0f))};  // 4 MiB
+  for (std::uint64_t id = 1; id <= 8; ++id) EXPECT(deaf.send(request(id, echo, payload)), "deaf: request not sent");
+  const auto t0 = clock::now();
+  const auto keepalive = detail::encode_hello(message_kind::keepalive, status::ok, {});
+  bool cut = false;
+  while (!cut && clock::now() - t0 < std::chrono::seconds(20)) {
+    cut = !deaf.send(keepalive);
+    if (!cut) std::this_thread::sleep_for(std::chrono::milliseconds(50));  // (a client's keepalive period)
+  }
+  EXPECT(cut, "a client that does not read was not cut off within 20 s");
+  deaf.cut();  // (its slot is free once the receiver has seen the end)
+  std::printf("rogue: a client that does not read -> cut after %.2f s (write_timeout 1 s)\n",
+              std::chrono::duration<double>(clock::now() - t0).count());
+
+  // Three streams from 127.0.0.1 open: a fourth is refused.
+  std::vector<std::unique_ptr<offload_test::raw_stream>> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(std::make_unique<offload_test::raw_stream>(address, detail::grpc_session_method));
+    EXPECT(held.back()->send(hello) && held.back()->receive().has_value(), "stream %d: no hello_ack", i);
+  }
+  offload_test::raw_stream fourth(address, detail::grpc_session_method);
+  EXPECT(!fourth.receive().has_value(), "a fourth stream from one address got a message");
+  const auto st = fourth.finish();
+  EXPECT(st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+             st.error_message().find("3 streams from ipv4:127.0.0.1 are open") != std::string::npos,
+         "a fourth stream from one address: code %d '%s'", int(st.error_code()), st.error_message().c_str());
+  std::printf("rogue: a fourth stream from one address -> code %d: %s\n", int(st.error_code()),
+              st.error_message().c_str());
+}
+
 }  // namespace
 
 int main() {
@@ -142,6 +201,7 @@ int main() {
       (unsigned long long)st.malformed, (unsigned long long)st.peers_finished, (unsigned long long)st.peers_dropped);
   EXPECT(st.peers_dropped == 1, "peers dropped %llu, expected the cut session", (unsigned long long)st.peers_dropped);
   EXPECT(st.malformed == 3, "malformed %llu, expected 3", (unsigned long long)st.malformed);
+  stream_limits(rt, kernels, rc);
   std::printf("%s: %d failed checks\n", offload_test::failures == 0 ? "PASS" : "FAIL", offload_test::failures);
   return offload_test::failures == 0 ? 0 : 1;
 }

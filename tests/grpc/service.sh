@@ -56,7 +56,7 @@ run work "$address" 1000 1000000
 grep -q "work: error reply too_large: kernel 'synthetic': the request's declared work of 2e+09 flops exceeds this receiver's maximum of 1e+09" \
   "$tmp/client.log" || fail "a request over --max-work was not refused as it should"
 stop || fail "offload-serve exited $? after SIGTERM"
-summary=$(grep "stopped by a signal" "$tmp/main.out") || fail "no summary on stdout"
+summary=$(grep -E "stopped by a signal|drained after" "$tmp/main.out") || fail "no summary on stdout"
 echo "$summary"
 grep -q "\[warning\]\|\[info\]" "$tmp/main.out" && fail "log lines on stdout"
 dropped=$(echo "$summary" | sed -E 's/.*work_dropped ([0-9]+).*/\1/')

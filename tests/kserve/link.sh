@@ -64,7 +64,7 @@ wait "$tx" || fail "the transmitter exited $? after its service was killed and r
 grep -q "^status: ok" "$tmp/killed.log" || fail "the transmitter's run is not ok after its service was killed"
 kill -TERM "$service"
 wait "$service" || fail "the restarted offload-serve exited $?"
-served=$(grep -o "stopped by a signal .*requests [0-9]*," "$tmp/restarted.log" | sed -E 's/.*requests ([0-9]+),.*/\1/')
+served=$(grep -oE "(stopped by a signal|drained) .*requests [0-9]*," "$tmp/restarted.log" | sed -E 's/.*requests ([0-9]+),.*/\1/')
 [ "${served:-0}" -gt 0 ] || fail "the restarted service served no request"
 python3 - "$tmp/killed.json" "$tmp/local.json" "$served" <<'PY' || fail "the run's counts or digest are wrong"
 import json, sys
