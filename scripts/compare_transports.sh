@@ -74,18 +74,22 @@ setup_transport() {  # setup_transport LINK TRANSPORT
     # MPI as results/overhead.md advises over a long TCP link: eager-size messages received blocking.
     netns/mpi) launcher=(scripts/netns/mpirun.sh); extra=(--blocking-receive-below 65536) ;;
     netns/mpi-eager2m) launcher=("${eager[@]}" scripts/netns/mpirun.sh); extra=(--blocking-receive-below 2097152) ;;
-    netns/grpc) launcher=(scripts/netns/mpirun.sh); extra=(--transport grpc --listen "$ADDR_A:$GRPC_PORT") ;;
+    # (the two namespaces' private veth link: plaintext, said with --insecure)
+    netns/grpc) launcher=(scripts/netns/mpirun.sh); extra=(--transport grpc --listen "$ADDR_A:$GRPC_PORT" --insecure) ;;
   esac
 }
 
 # The receiver service of grpc-serve and kserve: offload-serve with --listen and --kserve, in the
 # receiver's namespace on the netns link; sets service_pid, listen_at, kserve_at.
 start_service() {  # start_service LINK CREDITS
-  local ns=() host=127.0.0.1 lport=0 kport=0
-  if [ "$1" = netns ]; then ns=(ip netns exec "$NS_A"); host=$ADDR_A lport=$GRPC_PORT kport=$((GRPC_PORT - 1)); fi
+  local ns=() host=127.0.0.1 lport=0 kport=0 plain=()
+  if [ "$1" = netns ]; then
+    ns=(ip netns exec "$NS_A") host=$ADDR_A lport=$GRPC_PORT kport=$((GRPC_PORT - 1))
+    plain=(--insecure)  # (the namespaces' private veth link)
+  fi
   rm -f "$tmp/ports"
   "${ns[@]}" "$serve" --listen "$host:$lport" --kserve "$host:$kport" --port-file "$tmp/ports" --credits "$2" \
-    >"$tmp/serve.log" 2>&1 &
+    "${plain[@]}" >"$tmp/serve.log" 2>&1 &
   service_pid=$!
   for _ in $(seq 100); do [ -s "$tmp/ports" ] && [ "$(wc -l <"$tmp/ports")" -ge 1 ] && break; sleep 0.1; done
   [ -s "$tmp/ports" ] || { echo "compare_transports.sh: offload-serve did not start:" >&2; cat "$tmp/serve.log" >&2; exit 1; }
