@@ -42,7 +42,7 @@ except urllib.error.HTTPError as e:
     print(e.code)
 except OSError:
     print('000')" "http://127.0.0.1:$metrics_port$1"; }
-events=(--kernel mlp --events 150 --threads 2 --inflight 4 --cpu-before-ms 4 --validate)
+events=(--kernel mlp --events 100 --threads 2 --inflight 4 --cpu-before-ms 4 --validate)
 tx() {  # tx NAME TRANSPORT PORT SEED ARGS...: a transmitter in the background; its pid in $tx_pid
   local name=$1 transport=$2 port=$3 seed=$4; shift 4
   timeout -s KILL 120 "$run" --transport "$transport" --connect "127.0.0.1:$port" "${events[@]}" --seed "$seed" \
@@ -69,7 +69,7 @@ field() { python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['tota
 local_digest() { timeout -s KILL 120 "$run" --mode local "${events[@]}" --seed "$1" --json "$tmp/local$1.json" \
   >"$tmp/local$1.log" 2>&1 && field "$tmp/local$1.json" digest; }
 complete() {  # complete NAME SEED: exit 0, every event validated, the local digest
-  [ "$(field "$tmp/$1.json" status)" = ok ] && [ "$(field "$tmp/$1.json" events)" = 150 ] &&
+  [ "$(field "$tmp/$1.json" status)" = ok ] && [ "$(field "$tmp/$1.json" events)" = 100 ] &&
     [ "$(field "$tmp/$1.json" errors)" = 0 ] && [ "$(field "$tmp/$1.json" digest)" = "$(local_digest "$2")" ] ||
     fail "$1: not every event completed with the local digest"
 }
@@ -123,7 +123,7 @@ fallbacks=$(( $(field "$tmp/c.json" fallbacks) + $(field "$tmp/d.json" fallbacks
 echo "drain: $remote events remote before it, $fallbacks on the transmitters' CPUs after; every event complete"
 
 # 3. a second SIGTERM stops at once: a request runs for seconds (synthetic, one kernel thread)
-slow=(--kernel synthetic --size 4096 --work 300000 --events 2 --threads 1 --inflight 1)
+slow=(--kernel synthetic --size 4096 --work 300000 --events 1 --threads 1 --inflight 1)
 start_service twice --drain-timeout 60 --receiver-threads 1
 timeout -s KILL 120 "$run" --transport grpc --connect "127.0.0.1:$grpc_port" "${slow[@]}" --json "$tmp/g.json" \
   >"$tmp/g.log" 2>&1 &
@@ -139,7 +139,8 @@ rc=$?
 [ $rc = 1 ] && grep -q "stopped by a second SIGTERM while draining" "$tmp/twice.log" &&
   grep -q "1 request(s) were still in flight" "$tmp/twice.log" || fail "a second SIGTERM: exit $rc, not stopped at once"
 wait "$g" || fail "g exited $?"
-timeout -s KILL 120 "$run" --mode local "${slow[@]}" --json "$tmp/g_local.json" >"$tmp/g_local.log" 2>&1
-[ "$(field "$tmp/g.json" status)" = ok ] && [ "$(field "$tmp/g.json" digest)" = "$(field "$tmp/g_local.json" digest)" ] ||
-  fail "g: its events did not complete with the local digest after the service stopped"
+# (its one event fell back when the service stopped: computed on its own CPU, the local result)
+[ "$(field "$tmp/g.json" status)" = ok ] && [ "$(field "$tmp/g.json" events)" = 1 ] &&
+  [ "$(field "$tmp/g.json" errors)" = 0 ] && [ "$(field "$tmp/g.json" fallbacks)" = 1 ] ||
+  fail "g: its event did not complete on its CPU after the service stopped"
 echo "operate: metrics equal the summary, health, drain under load and a second SIGTERM as expected"
