@@ -6,7 +6,8 @@ packages=(cmake g++ ninja-build pkg-config openmpi-bin libopenmpi-dev libspdlog-
           libhwloc-dev hwloc nlohmann-json3-dev python3 clang-format
           libnetfilter-queue-dev iptables iproute2 bsdutils python3-numpy python3-matplotlib
           slurm-wlm munge clang libclang-rt-14-dev libgrpc++-dev libprotobuf-dev protobuf-compiler-grpc
-          python3-grpcio python3-protobuf libtorch-dev python3-torch prometheus-cpp-dev python3-prometheus-client openssl)
+          python3-grpcio python3-protobuf libtorch-dev python3-torch prometheus-cpp-dev python3-prometheus-client openssl
+          pybind11-dev python3-dev python3-mpi4py python3-pytest)
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

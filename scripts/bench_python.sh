@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The Python layer against the C++ API (results/python.md): one offload-serve on loopback gRPC
+# (echo, CPU backend), then, interleaved, offload-run (C++) and mpi_offload (Python) on the same
+# requests: latency per request at 8 B and 64 KiB with one request in flight, requests/s from
+# one and four threads, CPU per request (the whole client process: user + system time).
+# Python's own overhead is measured per request too: its submit-to-result() wall time minus the
+# library's round trip for that very request (result.timing.round_trip).
+#   scripts/bench_python.sh [BUILD_DIR]   (default build-cpu; REQUESTS=N, default 5000; ROUNDS=N, default 2;
+#   DELIVER=thread or inline: the Transmitter's deliver setting, default thread)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-$here/build-cpu}" && pwd)
+python=${PYTHON:-/usr/bin/python3}
+tmp=$(mktemp -d)
+trap 'kill "$serve_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+"$build/apps/offload-serve" --listen 127.0.0.1:0 --port-file "$tmp/port" --peers 0 --backend cpu --credits 64 \
+  >"$tmp/serve.log" 2>&1 &
+serve_pid=$!
+for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+export OFFLOAD_ADDRESS="127.0.0.1:$(cat "$tmp/port")" OFFLOAD_RUN="$build/apps/offload-run"
+export PYTHONPATH="$build/python${PYTHONPATH:+:$PYTHONPATH}" REQUESTS=${REQUESTS:-5000} ROUNDS=${ROUNDS:-2}
+exec "$python" - <<'PY'
+import json, os, resource, subprocess, sys, tempfile, threading, time
+from collections import deque
+
+import numpy as np
+import mpi_offload as mo
+
+address, run, n, rounds = os.environ["OFFLOAD_ADDRESS"], os.environ["OFFLOAD_RUN"], int(os.environ["REQUESTS"]), int(os.environ["ROUNDS"])
+mo.set_log_level("warn")
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def cpp(size, threads, inflight):
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        cpu0 = children_cpu()
+        subprocess.run([run, "--transport", "grpc", "--connect", address, "--kernel", "echo", "--size", str(size),
+                        "--events", str(n), "--threads", str(threads), "--inflight", str(inflight), "--credits", "64",
+                        "--quiet", "--json", f.name], check=True, capture_output=True)
+        cpu = children_cpu() - cpu0
+        t = json.load(open(f.name))["total"]
+    return {"req_s": t["requests_per_s"], "p50_us": t["round_trip_p50_ms"] * 1e3, "event_p50_us": t["event_p50_ms"] * 1e3,
+            "cpu_us": cpu / n * 1e6}
+
+
+def py_latency(tx, size):
+    x = np.zeros(size, np.uint8)
+    for _ in range(200):  # warm-up
+        tx.submit("echo", {"payload": x}).result()
+    wall, lib = [], []
+    cpu0 = time.process_time()
+    for _ in range(n):
+        t0 = time.perf_counter()
+        r = tx.submit("echo", {"payload": x}).result()
+        wall.append(time.perf_counter() - t0)
+        lib.append(r.timing.round_trip)
+        assert r.receiver == 0
+    cpu = time.process_time() - cpu0
+    wall, lib = np.array(wall), np.array(lib)
+    return {"p50_us": np.median(wall) * 1e6, "lib_p50_us": np.median(lib) * 1e6,
+            "added_p50_us": np.median(wall - lib) * 1e6, "cpu_us": cpu / n * 1e6}
+
+
+def py_rate(tx, size, threads, inflight):
+    x = np.zeros(size, np.uint8)
+    per = n // threads
+
+    def worker():
+        window = deque()
+        for _ in range(per):
+            if len(window) == inflight:
+                window.popleft().result()
+            window.append(tx.submit("echo", {"payload": x}))
+        for f in window:
+            f.result()
+
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    ts = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {"req_s": per * threads / wall, "cpu_us": cpu / (per * threads) * 1e6}
+
+
+rt = mo.Runtime(mpi=False)
+tx = mo.Transmitter(rt, mo.builtin_kernels(), mo.grpc_link([address]), credits=64, deliver=os.environ.get("DELIVER", "thread"))
+rows = []
+for rnd in range(rounds):  # interleaved: the machine drifts from minute to minute
+    for size in (8, 65536):
+        c, p = cpp(size, 1, 1), py_latency(tx, size)
+        rows.append(("latency", rnd, size, c, p))
+    for threads, inflight in ((1, 8), (4, 32)):
+        c, p = cpp(8, threads, inflight), py_rate(tx, 8, threads, inflight // threads)
+        rows.append(("rate", rnd, threads, c, p))
+tx.close()
+print(f"{n} requests per run, echo over loopback gRPC to one offload-serve (CPU backend), {rounds} rounds interleaved, Python deliver={os.environ.get('DELIVER', 'thread')}")
+print("latency, 1 in flight   size  C++ round trip p50  C++ event p50  Python result() p50  its library round trip p50  Python added p50  CPU/req C++  CPU/req Python")
+for kind, rnd, size, c, p in rows:
+    if kind == "latency":
+        print(f"  round {rnd}            {size:>6}  {c['p50_us']:12.1f} us  {c['event_p50_us']:9.1f} us  {p['p50_us']:14.1f} us  "
+              f"{p['lib_p50_us']:20.1f} us  {p['added_p50_us']:11.1f} us  {c['cpu_us']:7.1f} us  {p['cpu_us']:9.1f} us")
+print("requests/s, 8 B        threads  C++ req/s  Python req/s  CPU/req C++  CPU/req Python")
+for kind, rnd, threads, c, p in rows:
+    if kind == "rate":
+        print(f"  round {rnd}            {threads:>7}  {c['req_s']:9.0f}  {p['req_s']:12.0f}  {c['cpu_us']:8.1f} us  {p['cpu_us']:10.1f} us")
+PY
