@@ -120,6 +120,10 @@ struct submit_options {
   /// receiver's default for the kernel (receiver_config::kernel_priority). Among requests
   /// waiting for one kernel, a higher level is batched first; equal levels share fairly.
   std::uint32_t priority = 0;
+  /// From submit to reply for this request; past it, it falls back as at the transmitter's
+  /// timeout (and the receiver gets its deadline, transmitter_config::send_deadlines). Zero:
+  /// transmitter_config::timeout. Negative: refused at submit (std::invalid_argument).
+  std::chrono::microseconds timeout{0};
 };
 
 /// Called once per request: on the progress thread for remote results, on a fallback thread

@@ -964,9 +964,15 @@ struct py_transmitter final : closable {
   offload::host_pool_stats last_memory{};
   bool deliver_inline = false;
 
-  py::object submit(const std::string& kernel, py::handle inputs, std::uint32_t priority, target_kind kind,
-                    py::object target) {
+  py::object submit(const std::string& kernel, py::handle inputs, std::uint32_t priority, py::handle timeout,
+                    target_kind kind, py::object target) {
     deliverer::get().ensure_started();
+    offload::submit_options options{priority};
+    if (!timeout.is_none()) {
+      options.timeout = seconds_us(timeout.cast<double>(), "timeout");
+      if (options.timeout.count() == 0)
+        throw py::value_error("timeout: must be more than 0 seconds (None: the transmitter's)");
+    }
     auto shared = share_inputs(inputs);
     py::object returned = py::none();
     if (kind == target_kind::future) {
@@ -1007,7 +1013,7 @@ struct py_transmitter final : closable {
             else
               deliverer::get().push(std::move(d));
           },
-          offload::submit_options{priority});
+          options);
     }
     return returned;
   }
@@ -1521,21 +1527,23 @@ plugins, a model repository's models and Python kernels. builtin_kernels() gives
       .def(
           "submit",
           [](py_transmitter& t, const std::string& kernel, py::handle inputs, std::uint32_t priority,
-             py::object callback) {
-            if (callback.is_none()) return t.submit(kernel, inputs, priority, target_kind::future, py::none());
+             py::handle timeout, py::object callback) {
+            if (callback.is_none()) return t.submit(kernel, inputs, priority, timeout, target_kind::future, py::none());
             if (!PyCallable_Check(callback.ptr())) throw py::type_error("callback: not callable");
-            return t.submit(kernel, inputs, priority, target_kind::callback, std::move(callback));
+            return t.submit(kernel, inputs, priority, timeout, target_kind::callback, std::move(callback));
           },
-          "kernel"_a, "inputs"_a, py::kw_only(), "priority"_a = 0, "callback"_a = py::none(),
+          "kernel"_a, "inputs"_a, py::kw_only(), "priority"_a = 0, "timeout"_a = py::none(), "callback"_a = py::none(),
           R"(Sends `inputs` ({name: C-contiguous numpy array}, from their own memory: do not change them until the
-result is in) to run `kernel`. Returns a concurrent.futures.Future of a Result (a dict of numpy arrays over the
+result is in) to run `kernel`. priority: 1 highest, 0 the receiver's default; timeout: seconds from submit to
+reply for this request, past which it falls back (None: the transmitter's). Returns a concurrent.futures.Future of a Result (a dict of numpy arrays over the
 reply's bytes); with callback, calls callback(result) instead (on the library's delivery thread) and returns None.)")
       .def(
           "submit_async",
-          [](py_transmitter& t, const std::string& kernel, py::handle inputs, std::uint32_t priority) {
-            return t.submit(kernel, inputs, priority, target_kind::async, py::none());
+          [](py_transmitter& t, const std::string& kernel, py::handle inputs, std::uint32_t priority,
+             py::handle timeout) {
+            return t.submit(kernel, inputs, priority, timeout, target_kind::async, py::none());
           },
-          "kernel"_a, "inputs"_a, py::kw_only(), "priority"_a = 0,
+          "kernel"_a, "inputs"_a, py::kw_only(), "priority"_a = 0, "timeout"_a = py::none(),
           "The same as submit, for asyncio: an awaitable (a future of the running loop)")
       .def("stats", &py_transmitter::stats, "The counters, the stage timings of remote results and the memory pool's")
       .def("close", &py_transmitter::close,

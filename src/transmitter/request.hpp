@@ -29,6 +29,7 @@ struct request_state {
   std::vector<product_spec> outputs;  // what a correct reply carries
   result_callback done;
   clock_type::time_point submitted;
+  clock_type::duration timeout{};  // submit_options::timeout, or the transmitter's
   std::uint64_t submitted_ns = 0;
   std::uint64_t sent_ns = 0;
   std::uint32_t priority = 0;  // submit_options::priority

@@ -129,7 +129,7 @@ void transmitter::impl::dispatch() {
     wire_times fields{};
     if (cfg.send_deadlines) {
       const auto left =
-          std::chrono::duration_cast<std::chrono::nanoseconds>(r->submitted + cfg.timeout - clock_type::now());
+          std::chrono::duration_cast<std::chrono::nanoseconds>(r->submitted + r->timeout - clock_type::now());
       fields[request_timeout_ns] = std::uint64_t(std::max<std::int64_t>(left.count(), 1));
     }
     fields[request_priority] = r->priority;
@@ -307,7 +307,7 @@ bool transmitter::impl::progress() {
   }
   for (auto& r : fresh) {
     live.emplace(r->id, r);
-    deadlines.emplace(r->submitted + cfg.timeout, r->id);
+    deadlines.emplace(r->submitted + r->timeout, r->id);
     waiting.push_back(std::move(r));
     busy = true;
   }
@@ -349,22 +349,27 @@ void transmitter::impl::expire(clock_type::time_point now) {
           "transmitter rank {}: receiver {} did not answer request {} within {} ms; no new requests go "
           "to it until it answers",
           rt.rank(), ep->describe(l.peer), id,
-          std::chrono::duration_cast<std::chrono::milliseconds>(cfg.timeout).count());
+          std::chrono::duration_cast<std::chrono::milliseconds>(r->timeout).count());
     }
     fall_back(std::move(r), fallback_reason::timeout);
   }
 }
 
 detail::request_ptr transmitter::impl::prepare(std::string_view kernel_name, const product_views& inputs,
-                                               result_callback done) {
+                                               result_callback done, const submit_options& options) {
   const auto id = kernels.id_of(kernel_name);
   if (!id) throw std::invalid_argument("unknown kernel '" + std::string(kernel_name) + "'");
+  if (options.timeout.count() < 0)
+    throw std::invalid_argument("submit_options::timeout is " + std::to_string(options.timeout.count()) +
+                                " us: it must be positive, or 0 for the transmitter's timeout");
   auto r = std::make_shared<detail::request_state>();
   r->k = kernels.by_id(*id);
   r->outputs = r->k->output_specs(inputs);  // throws input_error before anything is queued
   r->id = next_id.fetch_add(1);
   r->kernel_id = *id;
   r->done = std::move(done);
+  r->priority = options.priority;
+  r->timeout = options.timeout.count() > 0 ? options.timeout : cfg.timeout;
   const wire_limits& limits = request_limits;  // set before the constructor returned
   if (inputs.size() > limits.max_products)
     throw std::length_error("request has " + std::to_string(inputs.size()) + " products; the limit is " +
@@ -404,8 +409,7 @@ void transmitter::impl::queue(detail::request_ptr r) {
 void transmitter::submit(std::string_view kernel_name, const product_views& inputs, result_callback done,
                          submit_options options) {
   auto& d = *m_impl;
-  auto r = d.prepare(kernel_name, inputs, std::move(done));
-  r->priority = options.priority;
+  auto r = d.prepare(kernel_name, inputs, std::move(done), options);
   // Encoded once, into a pooled buffer; the fallback reads the same message.
   r->request = encode_message({message_kind::request, r->id, r->kernel_id, status::ok}, inputs,
                               d.pool->acquire(static_cast<std::size_t>(r->size)));
@@ -416,8 +420,7 @@ void transmitter::submit(std::string_view kernel_name, const product_views& inpu
 void transmitter::submit(std::string_view kernel_name, shared_products inputs, result_callback done,
                          submit_options options) {
   auto& d = *m_impl;
-  auto r = d.prepare(kernel_name, inputs.views, std::move(done));
-  r->priority = options.priority;
+  auto r = d.prepare(kernel_name, inputs.views, std::move(done), options);
   // Only the header, table and names are written; the payloads go from the caller's memory.
   std::uint64_t payload_bytes = 0;
   for (const auto& p : inputs.views) payload_bytes += p.size_bytes();

@@ -124,7 +124,8 @@ struct transmitter::impl final : progress_client {
   void expire(clock_type::time_point now);
   void fall_back(request_ptr r, fallback_reason why, std::string remote_error = {});
   /// Checks a submit's kernel and inputs (throwing what submit documents) and makes its request.
-  request_ptr prepare(std::string_view kernel_name, const product_views& inputs, result_callback done);
+  request_ptr prepare(std::string_view kernel_name, const product_views& inputs, result_callback done,
+                      const submit_options& options);
   /// Hands a prepared request to the progress thread.
   void queue(request_ptr r);
   void deliver(const request_ptr& r, result&& res);

@@ -2,7 +2,7 @@
 //  - future and callback forms; submit from many threads; every result delivered exactly once
 //  - unknown kernels and bad inputs are rejected at submit, before anything is sent
 //  - least-outstanding and round-robin routing both use every receiver
-//  - a tiny timeout makes every request fall back (timeout, then no_receiver once both receivers
+//  - a tiny per-request timeout makes every request fall back (timeout, then no_receiver once both receivers
 //    are set aside), results stay right, late replies are counted
 //  - no receiver at all: everything falls back
 #include <offload/receiver.hpp>
@@ -78,6 +78,14 @@ void rejects_bad_submits(runtime& rt, const offload_test::transport& T, const ke
     threw = std::string(e.what()).find("'iterations' is missing") != std::string::npos;
   }
   EXPECT(threw, "bad inputs accepted");
+  threw = false;
+  const auto valid = kernels.find("synthetic")->make_inputs({3, 100, 5});
+  try {
+    tx->submit("synthetic", product_views(valid), submit_options{0, std::chrono::microseconds(-1)});
+  } catch (const std::invalid_argument& e) {
+    threw = std::string(e.what()).find("submit_options::timeout is -1 us") != std::string::npos;
+  }
+  EXPECT(threw, "a negative timeout accepted");
   // The future form.
   const auto& k = *kernels.find("synthetic");
   auto good = k.make_inputs({3, 100, 5});
@@ -94,15 +102,18 @@ void rejects_bad_submits(runtime& rt, const offload_test::transport& T, const ke
   EXPECT(tx->stats().submitted == 1, "submitted %llu", (unsigned long long)tx->stats().submitted);
 }
 
+/// Per request (submit_options::timeout; transmitter_config::timeout is what mpi.faults and the
+/// runs with --timeout-ms set): 1 ms against the transmitter's 30 s.
 void timeouts(runtime& rt, const offload_test::transport& T, const kernel_registry& kernels) {
   transmitter_config cfg;
-  cfg.timeout = std::chrono::microseconds(1000);
+  cfg.timeout = std::chrono::seconds(30);
   auto tx = T.transmitter(rt, kernels, {0, 1}, cfg);
   const auto& k = *kernels.find("synthetic");
   std::vector<std::vector<product>> inputs;
   std::vector<std::future<result>> fs;
   for (int i = 0; i < 6; ++i) inputs.push_back(k.make_inputs({std::uint64_t(i), 2000, 20000}));  // tens of ms each
-  for (const auto& in : inputs) fs.push_back(tx->submit("synthetic", product_views(in)));
+  for (const auto& in : inputs)
+    fs.push_back(tx->submit("synthetic", product_views(in), submit_options{0, std::chrono::microseconds(1000)}));
   for (std::size_t i = 0; i < fs.size(); ++i) {
     auto r = fs[i].get();
     // A receiver whose request timed out is set aside: requests not yet sent then fall back at once.

@@ -82,9 +82,13 @@ def test_timeout_falls_back(rt):
         return {"y": inputs["x"] + 1}
 
     rx = mo.Receiver(rt, mo.KernelRegistry().add(slow), mo.grpc_listen("127.0.0.1:0"), peers=1)
-    tx = mo.Transmitter(rt, mo.KernelRegistry().add(fast), mo.grpc_link([f"127.0.0.1:{rx.port}"]), timeout=0.2)
+    # The transmitter waits 30 s by default; this request, 0.2 s (submit's timeout).
+    tx = mo.Transmitter(rt, mo.KernelRegistry().add(fast), mo.grpc_link([f"127.0.0.1:{rx.port}"]), timeout=30.0)
     x = np.arange(5, dtype=np.int32)
-    r = tx.submit("slow", {"x": x}).result(timeout=30)
+    for bad in (0, -1.0):
+        with pytest.raises(ValueError, match="timeout"):
+            tx.submit("slow", {"x": x}, timeout=bad)
+    r = tx.submit("slow", {"x": x}, timeout=0.2).result(timeout=30)
     assert r.fallback == "timeout" and r.receiver == -1
     np.testing.assert_array_equal(r["y"], x + 1)
     gate.set()
