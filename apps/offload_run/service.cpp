@@ -11,6 +11,9 @@
 #include <spdlog/spdlog.h>
 
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -221,6 +224,9 @@ int serve(runtime& rt, const options& o, const kernel_registry& kernels) {
         }  // detached from the progress thread before the communicator goes
         service_link link{inter, merged, 0};
         disconnect_service(link);
+#if defined(__GLIBC__)
+        malloc_trim(0);  // what the session and its job's MPI state freed, back to the system
+#endif
       } catch (const std::exception& e) {
         spdlog::error("receiver service: session {}: {}", id, e.what());
         std::lock_guard lock(mutex);

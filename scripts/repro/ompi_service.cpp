@@ -13,6 +13,7 @@
 //   ompi_service stop PORT_FILE   asks the server to finish.
 #include <mpi.h>
 
+#include <malloc.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -169,6 +170,7 @@ int serve(const char* port_file, int idle_ms) {
       serve_job(job, merged, ranks, idle_ms);
       check(MPI_Comm_free(&merged), "MPI_Comm_free");
       check(MPI_Comm_disconnect(&inter), "MPI_Comm_disconnect");
+      malloc_trim(0);  // as offload-run: what was freed goes back to the system
       std::printf("job %d done: RSS %ld KiB\n", job, rss_kib());
       std::fflush(stdout);
     });

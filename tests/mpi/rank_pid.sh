@@ -4,7 +4,7 @@
 rank_pid() {
   local name=${3:-offload-run}
   for _ in $(seq 100); do
-    for p in $(pgrep -x "$name"); do
+    for p in $(pgrep -x "${name:0:15}"); do  # (the kernel keeps 15 characters of a name)
       local a=$p
       while [ "$a" -gt 1 ] && [ "$a" != "$1" ]; do a=$(ps -o ppid= -p "$a" | tr -d ' '); [ -n "$a" ] || a=1; done
       [ "$a" = "$1" ] || continue

@@ -1,6 +1,8 @@
 """gRPC from Python: an offload-serve started here, and a Receiver in this process serving
 Python kernels; timeouts, a receiver that goes away, threads, asyncio, tokens."""
 import asyncio
+import os
+import signal
 import threading
 
 import numpy as np
@@ -166,3 +168,34 @@ def test_tokens(rt, serve, tmp_path):
     assert "tokens (1 clients)" in sec.describe()
     with pytest.raises(ValueError, match="nope"):
         mo.server_security(tokens=str(tmp_path / "nope"))
+
+
+def test_ctrl_c_interrupts_result(rt):
+    """SIGINT (Ctrl-C: Python's KeyboardInterrupt) ends a waiting result(); the request itself
+    goes on, and its result is still delivered."""
+    gate = threading.Event()
+
+    @mo.python_kernel(name="held", inputs=[("x", "i32", [-1])], outputs=[("y", "i32", [-1])])
+    def held(inputs):  # the receiver's: holds the request until the test lets it go
+        gate.wait(30)
+        return {"y": inputs["x"] * 2}
+
+    rx = mo.Receiver(rt, mo.KernelRegistry().add(held), mo.grpc_listen("127.0.0.1:0"), peers=1)
+    tx = mo.Transmitter(rt, mo.KernelRegistry().add(held), mo.grpc_link([f"127.0.0.1:{rx.port}"]))
+    x = np.arange(4, dtype=np.int32)
+    fut = tx.submit("held", {"x": x})
+    ctrl_c = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    ctrl_c.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fut.result()  # the receiver holds it: only Ctrl-C ends the wait
+    finally:
+        ctrl_c.cancel()
+    assert not fut.done()
+    gate.set()
+    r = fut.result(timeout=30)
+    assert r.receiver == 0
+    np.testing.assert_array_equal(r["y"], x * 2)
+    tx.close()
+    rx.wait(timeout=30)
+    rx.close()
