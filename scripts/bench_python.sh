@@ -3,8 +3,11 @@
 # (echo, CPU backend), then, interleaved, offload-run (C++) and mpi_offload (Python) on the same
 # requests: latency per request at 8 B and 64 KiB with one request in flight, requests/s from
 # one and four threads, CPU per request (the whole client process: user + system time).
-# Python's own overhead is measured per request too: its submit-to-result() wall time minus the
-# library's round trip for that very request (result.timing.round_trip).
+# First, what the Python layer adds over the C++ API on the same transmitter: submit-to-result()
+# from Python against the C++ API's submit-and-future.get() loop (Transmitter._cpp_round_trips),
+# interleaved, both deliver settings, with no receiver (the fallback runs echo on the CPU) and
+# against the service. Python's own overhead is also measured per request: its
+# submit-to-result() wall time minus the library's round trip (result.timing.round_trip).
 #   scripts/bench_python.sh [BUILD_DIR]   (default build-cpu; REQUESTS=N, default 5000; ROUNDS=N, default 2;
 #   DELIVER=thread or inline: the Transmitter's deliver setting, default thread)
 set -euo pipefail
@@ -89,6 +92,39 @@ def py_rate(tx, size, threads, inflight):
 
 
 rt = mo.Runtime(mpi=False)
+
+
+def over_cpp(deliver, where, size):
+    """Python's submit-to-result() against the C++ API's submit-and-get on one transmitter, request
+    by request in turn (so that the machine's drift hits both alike): per round, the p50 of each
+    and the p50 of their paired differences."""
+    link = mo.grpc_link([address] if where == "service" else [])
+    with mo.Transmitter(rt, mo.builtin_kernels(), link, credits=64, handshake_timeout=5.0, deliver=deliver) as t:
+        x = np.zeros(size, np.uint8)
+        inputs = {"payload": x}
+        for _ in range(500):
+            t.submit("echo", inputs).result()
+        out = []
+        for _ in range(rounds):
+            py, cc = np.empty(n), np.empty(n)
+            for i in range(n):
+                t0 = time.perf_counter()
+                t.submit("echo", inputs).result()
+                py[i] = time.perf_counter() - t0
+                cc[i] = t._cpp_round_trips("echo", inputs, 1)[0]
+            out.append((np.median(py) * 1e6, np.median(cc) * 1e6, np.median(py - cc) * 1e6))
+        remote = t.stats()["remote"]
+        assert (remote > 0) == (where == "service"), remote
+    return out
+
+
+print(f"Python over the C++ API, same transmitter: {n} echo requests each per round, one in flight, Python's and the C++ API's in turn")
+print("  deliver  receiver               size  rounds: Python p50 / C++ p50 / p50 of (Python - C++), us")
+for deliver in ("thread", "inline"):
+    for where in ("none (CPU fallback)", "service"):
+        for size in (8, 65536):
+            cells = "   ".join(f"{a:6.1f} /{b:6.1f} /{c:6.1f}" for a, b, c in over_cpp(deliver, where, size))
+            print(f"  {deliver:7}  {where:20} {size:6}  {cells}")
 tx = mo.Transmitter(rt, mo.builtin_kernels(), mo.grpc_link([address]), credits=64, deliver=os.environ.get("DELIVER", "thread"))
 rows = []
 for rnd in range(rounds):  # interleaved: the machine drifts from minute to minute
