@@ -1545,6 +1545,29 @@ reply's bytes); with callback, calls callback(result) instead (on the library's 
           },
           "kernel"_a, "inputs"_a, py::kw_only(), "priority"_a = 0, "timeout"_a = py::none(),
           "The same as submit, for asyncio: an awaitable (a future of the running loop)")
+      .def(
+          "_cpp_round_trips",
+          [](py_transmitter& t, const std::string& kernel, py::handle inputs, std::size_t n) {
+            // The C++ API's own loop on this transmitter: submit (the sharing form, as submit
+            // above) and std::future::get, n times, no Python in between: the baseline of
+            // scripts/bench_python.sh's "Python over the C++ API".
+            auto shared = share_inputs(inputs);
+            std::vector<double> seconds(n);
+            {
+              py::gil_scoped_release nogil;
+              std::shared_lock lk(t.m);
+              if (!t.tx) throw std::runtime_error("the transmitter is closed");
+              for (auto& s : seconds) {
+                const auto start = std::chrono::steady_clock::now();
+                auto r = t.tx->submit(kernel, shared).get();
+                s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+                if (!r.ok()) throw std::runtime_error(r.error());
+              }
+            }
+            return py::array_t<double>(static_cast<py::ssize_t>(n), seconds.data());
+          },
+          "kernel"_a, "inputs"_a, "n"_a,
+          "(internal, benchmarks) n submit-and-wait round trips of the C++ API on this transmitter: seconds each")
       .def("stats", &py_transmitter::stats, "The counters, the stage timings of remote results and the memory pool's")
       .def("close", &py_transmitter::close,
            "Waits until every result is delivered, says goodbye to the receivers; idempotent")
