@@ -31,7 +31,7 @@ TEST_CASE("the event core runs actions in time order, ties in scheduling order")
 TEST_CASE("the batching server forms batches as Triton's dynamic batcher") {
   simulation s;
   std::vector<std::pair<double, int>> done;  // (time, request)
-  batching_server server(s, {1, 4, {2}, 1.0}, [](std::size_t, double items) { return 10.0 + items; });
+  batching_server server(s, {1, 4, {2}, 1.0, {}, {}}, [](std::size_t, double items) { return 10.0 + items; });
   // Three requests at t = 0: the idle server takes the preferred 2 at once (ends at 12); the
   // third waits for a free slot, then, no preferred size formable, for max_wait from its arrival
   // (already past at 12): it runs 12..23.
@@ -322,4 +322,91 @@ TEST_CASE("a shared host: work shares its cores; jobs and a CPU receiver on one 
   empty.workload.before_ms = empty.workload.after_ms = 0;
   for (auto& m : empty.workload.modules) m.cpu_ms = 0;
   CHECK_THROWS_WITH(offload::sim::run_system(empty), Catch::Contains("gives no CPU cost per event"));
+}
+
+TEST_CASE("a server front end: every request passes it once; overloaded, it serves threads / cost per second") {
+  // Closed form: one job, one thread, one event in flight, no CPU, one module of 1 item and no
+  // device time: requests go one at a time, so each event takes exactly the front end's cost.
+  auto c = small_system();
+  c.jobs = 1;
+  c.threads = 1;
+  c.inflight = 1;
+  c.seconds = 10;
+  c.warmup = 0;
+  c.workload.before_ms = c.workload.after_ms = 0;
+  c.workload.cpu_cv = 0;
+  c.workload.modules.resize(1);
+  c.workload.modules[0].items_mean = 1;
+  c.workload.modules[0].items_poisson = false;
+  c.profile.models[0].table = {{1, 0}, {2, 0}};  // no device time
+  c.workload.modules[0].kernel = c.profile.models[0].name;
+  c.front_end = {1, 0.010, 0};  // 10 ms per request
+  auto r = offload::sim::run_system(c);
+  CHECK(r.events_per_s_per_job == Approx(100).epsilon(0.02));
+  CHECK(r.front_end_passed == r.requests);
+  CHECK(r.front_end_busy.at("shared") == Approx(1).epsilon(0.02));
+  // Overloaded by many jobs: the front end's rate is threads / cost, whatever the load.
+  c.jobs = 20;
+  c.inflight = 4;
+  c.front_end.threads = 2;
+  r = offload::sim::run_system(c);
+  CHECK(r.events_per_s_per_job * c.jobs == Approx(2 / 0.010).epsilon(0.02));
+  CHECK(r.requests == r.remote + r.fallbacks + r.requests_open);
+  CHECK(r.events_started == r.events_finished + r.events_open);
+  CHECK(r.finished_twice == 0);
+  // The per-byte part: a request of B bytes costs B x s_per_byte.
+  c.jobs = 1;
+  c.inflight = 1;
+  c.front_end = {1, 0, 1e-9};
+  const double bytes = c.workload.modules[0].features * 4.0;
+  r = offload::sim::run_system(c);
+  CHECK(r.events_per_s_per_job == Approx(1 / (bytes * 1e-9)).epsilon(0.02));
+  auto bad = small_system();
+  bad.front_end.threads = -1;
+  CHECK_THROWS_WITH(offload::sim::run_system(bad), Catch::Contains("front end"));
+}
+
+TEST_CASE("local models run on the job's CPU: no request, their CPU in the event") {
+  auto c = small_system();
+  c.seconds = 200;
+  c.warmup = 20;
+  c.local_models = {"pn_ak8", "deepmet", "deeptau"};
+  const auto r = offload::sim::run_system(c);
+  // Only PN-AK4 goes out: one request per event started, conservation holds.
+  CHECK(r.requests <= r.events_started);
+  CHECK(r.requests + std::uint64_t(c.jobs * c.inflight) >= r.events_started);
+  CHECK(r.requests == r.remote + r.fallbacks + r.requests_open);
+  CHECK(r.events_started == r.events_finished + r.events_open);
+  // Every model local: the CPU-only rate (the same draws).
+  c.local_models = {"pn_ak4", "pn_ak8", "deepmet", "deeptau"};
+  const auto all = offload::sim::run_system(c);
+  auto cpu = c;
+  cpu.offload = false;
+  CHECK(all.requests == 0);
+  CHECK(all.events_per_s_per_job == Approx(offload::sim::run_system(cpu).events_per_s_per_job).epsilon(1e-9));
+  auto bad = small_system();
+  bad.local_models = {"nope"};
+  CHECK_THROWS_WITH(offload::sim::run_system(bad), Catch::Contains("local model 'nope'"));
+}
+
+TEST_CASE("per-model serving: max items per batch and instances of a model's own") {
+  simulation s;
+  std::vector<double> done;
+  batching_config cfg{1, 0, {}, 0, {10}, {2}};
+  batching_server server(s, cfg, [](std::size_t, double items) { return items; });  // 1 s per item
+  // Four requests of 4 items at t = 0: the first two start alone on the two instances (0..4);
+  // the other two wait and form one batch of 8 items (a third would pass 10), 4..12.
+  for (int i = 0; i < 4; ++i) server.submit(0, 4, [&](double) { done.push_back(s.now()); });
+  s.run(100);
+  REQUIRE(done.size() == 4);
+  CHECK(done == std::vector<double>{4, 4, 12, 12});
+  CHECK(server.batches() == 3);
+  CHECK(server.requests() == 4);
+  CHECK(server.busy_time() == Approx(12));  // two at once count once
+  // Five more of 4 items: batches of at most 10 items, never more than two at once.
+  done.clear();
+  for (int i = 0; i < 5; ++i) server.submit(0, 4, [&](double) { done.push_back(s.now()); });
+  s.run(200);
+  CHECK(done.size() == 5);
+  CHECK(server.requests() == 9);
 }

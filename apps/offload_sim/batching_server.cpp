@@ -7,7 +7,14 @@
 namespace offload::sim {
 
 batching_server::batching_server(simulation& s, batching_config c, service_fn service, run_fn run)
-    : m_sim(s), m_cfg(std::move(c)), m_service(std::move(service)), m_run(std::move(run)), m_sched(m_cfg.concurrency) {
+    : m_sim(s),
+      m_cfg(std::move(c)),
+      m_service(std::move(service)),
+      m_run(std::move(run)),
+      // Kinds with instances of their own run beside each other: no budget across kinds then.
+      m_own_instances(
+          std::any_of(m_cfg.instances.begin(), m_cfg.instances.end(), [](std::uint32_t n) { return n > 0; })),
+      m_sched(m_own_instances ? 0 : m_cfg.concurrency) {
   if (!m_run) m_run = [this](double seconds, std::function<void()> done) { m_sim.after(seconds, std::move(done)); };
 }
 
@@ -27,12 +34,20 @@ void batching_server::submit(std::size_t kind, double items, done_fn done, int p
     rules.batching.max_batch = m_cfg.max_batch;
     rules.batching.preferred = m_cfg.preferred;
     rules.batching.max_wait = detail::sched_time(std::llround(m_cfg.max_wait * 1e9));
-    rules.instances = 0;  // the kinds share the server's slots (the scheduler's budget)
+    const auto k = m_sched.queues();
+    if (k < m_cfg.max_items.size()) rules.batching.max_batch_items = m_cfg.max_items[k];
+    // 0: the kinds share the server's slots (the scheduler's budget); else each has its own
+    // instances (its configured count, else the server's concurrency).
+    rules.instances = !m_own_instances                                       ? 0
+                      : k < m_cfg.instances.size() && m_cfg.instances[k] > 0 ? m_cfg.instances[k]
+                                                                             : m_cfg.concurrency;
     m_sched.add_queue(std::move(rules));
   }
   const auto ticket = m_next_ticket++;
   m_waiting.emplace(ticket, waiting{items, std::move(done)});
-  m_sched.push(kind, {ticket, peer, 1, 0, detail::no_deadline}, now());
+  // The scheduler counts whole items (a request of 0 items still takes a place in a batch).
+  const auto n = std::max<std::uint64_t>(1, std::uint64_t(std::llround(items)));
+  m_sched.push(kind, {ticket, peer, n, 0, detail::no_deadline}, now());
   try_start();
 }
 

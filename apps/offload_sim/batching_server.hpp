@@ -25,6 +25,10 @@ struct batching_config {
   std::uint32_t max_batch = 0;  ///< requests per batch; 0: no limit
   std::vector<std::uint32_t> preferred;
   double max_wait = 0;  ///< seconds
+  /// By kind: items per batch (0: no limit) and batches of that kind at once (0: the kinds share
+  /// `concurrency`). Kinds past the end: no item limit, shared slots.
+  std::vector<std::uint64_t> max_items;
+  std::vector<std::uint32_t> instances;
 };
 
 class batching_server {
@@ -54,6 +58,7 @@ class batching_server {
   batching_config m_cfg;
   service_fn m_service;
   run_fn m_run;
+  bool m_own_instances = false;  // some kind has instances of its own: no budget across kinds
   detail::scheduler m_sched;
   std::unordered_map<std::uint64_t, waiting> m_waiting;  // by ticket
   std::uint64_t m_next_ticket = 1;

@@ -27,6 +27,8 @@ namespace sim = offload::sim;
 /// What `run` and `plan` share: the workload, profile and calibration files and the job's shape.
 struct common {
   std::string workload = "miniaod", profile = "t4", calibration, kernel = "mlp", backend = "emulated";
+  std::vector<std::string> local_models;
+  bool no_server_model = false;
   std::uint64_t size = 0;
   double max_wait_us = 0;
   sim::system_config c;
@@ -57,6 +59,42 @@ void add_common(CLI::App* app, common& o) {
   app->add_option("--seconds", o.c.seconds, "simulated seconds (each run)")->check(CLI::Range(1e-3, 1e9));
   app->add_option("--warmup", o.c.warmup, "simulated seconds left out of the figures")->check(CLI::Range(0.0, 1e9));
   app->add_option("--seed", o.c.seed, "seed");
+  app->add_option("--local-models", o.local_models,
+                  "models run on each job's own CPU, not remotely (the published one-model scans offload one)")
+      ->delimiter(',');
+  app->add_flag("--no-server-model", o.no_server_model,
+                "ignore the profile's \"server\" block (front end, Triton's max batch in items, instances)");
+}
+
+/// The profile's optional "server" block, which the device-profile reader leaves alone: the
+/// front end every request passes and, per model, Triton's max batch in items and instances.
+/// Every figure needs its "source".
+void load_server_model(const std::string& path, sim::system_config& c) {
+  std::ifstream in(path);
+  const auto j = json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("server")) return;
+  const auto& sv = j["server"];
+  auto number = [&](const json& o, const char* key, const std::string& where) {
+    if (!o.contains(key) || !o[key].is_number() || !(o[key].get<double>() >= 0))
+      throw std::invalid_argument(path + ": " + where + "." + key + ": missing, not a number or negative");
+    if (!o.contains("source") || !o["source"].is_string())
+      throw std::invalid_argument(path + ": " + where + ": no source");
+    return o[key].get<double>();
+  };
+  if (sv.contains("front_end")) {
+    const auto& f = sv["front_end"];
+    c.front_end.threads = int(number(f, "threads", "server.front_end"));
+    c.front_end.s_per_request = 1e-3 * number(f, "ms_per_request", "server.front_end");
+    c.front_end.s_per_byte = 1e-9 * number(f, "ms_per_mb", "server.front_end");
+  }
+  if (sv.contains("models"))
+    for (const auto& [name, m] : sv["models"].items()) {
+      sim::model_serving ms;
+      const std::string where = "server.models." + name;
+      if (m.contains("max_batch_items")) ms.max_batch_items = std::uint64_t(number(m, "max_batch_items", where));
+      if (m.contains("instances")) ms.instances = std::uint32_t(number(m, "instances", where));
+      c.serving[name] = ms;
+    }
 }
 
 /// Reads the files `o` names into its configuration.
@@ -65,6 +103,8 @@ void load(common& o) {
   o.c.cpu_backend = o.backend == "cpu";
   o.c.profile = offload::load_device_profile(offload::app::find_data_file("profiles", o.profile));
   if (!o.calibration.empty()) o.c.costs = offload::app::load_calibration(o.calibration);
+  if (!o.no_server_model) load_server_model(o.c.profile.path, o.c);
+  o.c.local_models = {o.local_models.begin(), o.local_models.end()};
   o.c.batching.max_wait = o.max_wait_us * 1e-6;
 }
 
@@ -78,7 +118,22 @@ std::string conditions(const common& o) {
       o.c.profile.path.c_str(), o.c.profile.device.c_str(), o.c.time_scale,
       o.calibration.empty() ? "none" : o.calibration.c_str(), o.c.threads, o.c.inflight, o.c.batching.max_batch,
       o.c.seconds, o.c.warmup, (unsigned long long)o.c.seed);
-  return line;
+  std::string text = line;
+  if (o.c.front_end.threads > 0) {
+    std::snprintf(line, sizeof line, "; server front end %d thread(s), %.4g ms per request + %.4g ms per MB",
+                  o.c.front_end.threads, 1e3 * o.c.front_end.s_per_request, 1e9 * o.c.front_end.s_per_byte);
+    text += line;
+  }
+  for (const auto& [name, m] : o.c.serving) {
+    std::snprintf(line, sizeof line, "; %s max %llu items per batch, %u instance(s)", name.c_str(),
+                  (unsigned long long)m.max_batch_items, m.instances);
+    text += line;
+  }
+  if (!o.c.local_models.empty()) {
+    text += "; on the jobs' CPU:";
+    for (const auto& m : o.c.local_models) text += " " + m;
+  }
+  return text;
 }
 
 json summary_json(const sim::summary& s) {
@@ -100,6 +155,7 @@ json result_json(const sim::system_result& r) {
           {"bytes_out_per_s", r.bytes_out_per_s},
           {"busy", r.busy},
           {"gpus", r.group_gpus},
+          {"front_end_busy", r.front_end_busy},
           {"conservation",
            {{"events_started", r.events_started},
             {"events_finished", r.events_finished},
@@ -175,8 +231,11 @@ int run_command(common& o, double rtt_ms, double link_gbit, double site_gbit, do
                 1e3 * remote.stages[k].p50, 1e3 * remote.stages[k].p90, 1e3 * remote.stages[k].p99);
   std::printf("into the GPU site %.1f MB/s, out %.1f MB/s; per job link %.3f MB/s in\n", remote.bytes_in_per_s / 1e6,
               remote.bytes_out_per_s / 1e6, remote.bytes_in_per_s / 1e6 / c.jobs);
-  for (const auto& [name, busy] : remote.busy)
-    std::printf("GPU group %s: %d GPUs, busy %.3f\n", name.c_str(), remote.group_gpus.at(name), busy);
+  for (const auto& [name, busy] : remote.busy) {
+    std::printf("GPU group %s: %d GPUs, busy %.3f", name.c_str(), remote.group_gpus.at(name), busy);
+    if (remote.front_end_busy.count(name) > 0) std::printf(", front end busy %.3f", remote.front_end_busy.at(name));
+    std::printf("\n");
+  }
   std::printf(
       "requests: %llu remote, %llu fallback, %llu open at the end, %llu late replies; events: %llu started, "
       "%llu finished, %llu open\n",
@@ -197,9 +256,11 @@ int run_command(common& o, double rtt_ms, double link_gbit, double site_gbit, do
   return remote.finished_twice == 0 ? 0 : 1;
 }
 
-int plan_command(common& o, double cores, double slowdown, int max_jobs, const std::string& csv_path) {
+int plan_command(common& o, double cores, double slowdown, int max_jobs, double site_gbit,
+                 const std::string& csv_path) {
   load(o);
   sim::plan_config p;
+  o.c.site_bytes_per_s = site_gbit * 1e9 / 8;
   p.base = o.c;
   p.cores = cores;
   p.slowdown = slowdown;
@@ -210,11 +271,12 @@ int plan_command(common& o, double cores, double slowdown, int max_jobs, const s
   std::printf("campaign: %.0f cores = %d jobs of %d threads; CPU-only %.4f events/s per job\n", cores, r.jobs,
               o.c.threads, r.cpu_only_events_per_s_per_job);
   std::printf("a GPU saturates when its jobs run %.0f%% slower than with a GPU each (same draws)\n", 100 * slowdown);
-  std::printf("%-10s %14s %14s %12s\n", "model", "jobs_per_gpu", "cores_per_gpu", "gpus_needed");
+  std::printf("%-10s %14s %14s %12s   %s\n", "model", "jobs_per_gpu", "cores_per_gpu", "gpus_needed",
+              "saturates first (busy)");
   int total = 0;
   for (const auto& m : r.models) {
-    std::printf("%-10s %14d %14.0f %12d%s\n", m.model.c_str(), m.jobs_per_gpu, m.cores_per_gpu, m.gpus,
-                m.limit_reached ? "  (not saturated at --max-jobs)" : "");
+    std::printf("%-10s %14d %14.0f %12d   %s (%.2f)%s\n", m.model.c_str(), m.jobs_per_gpu, m.cores_per_gpu, m.gpus,
+                m.limit.c_str(), m.limit_use, m.limit_reached ? "  (not saturated at --max-jobs)" : "");
     total += m.gpus;
   }
   std::printf("%-10s %14s %14s %12d\n", "all", "", "", total);
@@ -225,12 +287,14 @@ int plan_command(common& o, double cores, double slowdown, int max_jobs, const s
                 d.gain, 1e3 * d.round_trip_p50, d.bytes_in_per_s / 1e9);
   std::printf("cost: %.2f s CPU\n", cpu_seconds() - t0);
   if (!csv_path.empty()) {
-    std::string text = "model,jobs,cores,events_per_s_per_job,own_gpu_events_per_s_per_job,busy,round_trip_p50_ms\n";
+    std::string text =
+        "model,jobs,cores,events_per_s_per_job,own_gpu_events_per_s_per_job,busy,round_trip_p50_ms,front_end_busy,"
+        "site_link_use\n";
     char line[256];
     for (const auto& pt : r.sweep) {
-      std::snprintf(line, sizeof line, "%s,%d,%d,%.6g,%.6g,%.4f,%.4f\n", pt.model.c_str(), pt.jobs,
+      std::snprintf(line, sizeof line, "%s,%d,%d,%.6g,%.6g,%.4f,%.4f,%.4f,%.4f\n", pt.model.c_str(), pt.jobs,
                     pt.jobs * o.c.threads, pt.events_per_s_per_job, pt.own_gpu_events_per_s_per_job, pt.busy,
-                    1e3 * pt.round_trip_p50);
+                    1e3 * pt.round_trip_p50, pt.front_end_busy, pt.site_link_use);
       text += line;
     }
     write_file(csv_path, text);
@@ -304,12 +368,16 @@ int main(int argc, char** argv) {
   plan->add_option("--slowdown", slowdown, "a GPU is saturated when its jobs run this fraction slower")
       ->check(CLI::Range(1e-4, 0.99));
   plan->add_option("--max-jobs", max_jobs, "most jobs tried on one GPU")->check(CLI::Range(1, 1 << 20));
+  double plan_site_gbit = 0;
+  plan->add_option("--site-link-gbit", plan_site_gbit,
+                   "the GPU site's link, shared by all jobs, Gbit/s each way; 0: unlimited")
+      ->check(CLI::Range(0.0, 1e9));
   plan->add_option("--csv", csv_path, "write the saturation sweep's points to this CSV file (scripts/plan_plot.py)");
   CLI11_PARSE(app, argc, argv);
 
   try {
     if (*run) return run_command(ro, rtt_ms, link_gbit, site_gbit, eager_kib, gpus, routing, timeout_ms, json_path);
-    if (*plan) return plan_command(po, cores, slowdown, max_jobs, csv_path);
+    if (*plan) return plan_command(po, cores, slowdown, max_jobs, plan_site_gbit, csv_path);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "offload-sim: %s\n", e.what());
     return 2;

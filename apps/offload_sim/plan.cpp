@@ -40,8 +40,10 @@ plan_result make_plan(const plan_config& p) {
     // jobs until they run `slowdown` slower, then bisect.
     auto fits = [&](int jobs) {
       const auto one = on_gpus(p, m, jobs, 1), own = on_gpus(p, m, jobs, jobs);
+      const double fe = one.front_end_busy.count(m) > 0 ? one.front_end_busy.at(m) : 0.0;
+      const double site = p.base.site_bytes_per_s > 0 ? one.bytes_in_per_s / p.base.site_bytes_per_s : 0.0;
       r.sweep.push_back(
-          {m, jobs, one.events_per_s_per_job, own.events_per_s_per_job, one.busy.at(m), one.stages[5].p50});
+          {m, jobs, one.events_per_s_per_job, own.events_per_s_per_job, one.busy.at(m), one.stages[5].p50, fe, site});
       return one.events_per_s_per_job >= (1 - p.slowdown) * own.events_per_s_per_job;
     };
     int good = 0, bad = 0;
@@ -64,6 +66,18 @@ plan_result make_plan(const plan_config& p) {
     mp.cores_per_gpu = double(good) * p.base.threads;
     mp.gpus = (r.jobs + good - 1) / good;
     mp.limit_reached = bad == 0;
+    // Which stage saturates first: the busiest at the first point past saturation.
+    const int at = bad > 0 ? bad : good;
+    for (const auto& pt : r.sweep)
+      if (pt.model == m && pt.jobs == at) {
+        const std::pair<const char*, double> stages[] = {
+            {"GPU compute", pt.busy}, {"server front end", pt.front_end_busy}, {"site link", pt.site_link_use}};
+        for (const auto& [name, use] : stages)
+          if (mp.limit.empty() || use > mp.limit_use) {
+            mp.limit = name;
+            mp.limit_use = use;
+          }
+      }
     r.models.push_back(mp);
   }
 

@@ -27,6 +27,8 @@ struct plan_point {
   double events_per_s_per_job = 0;
   double own_gpu_events_per_s_per_job = 0;  ///< the same jobs with a GPU each
   double busy = 0, round_trip_p50 = 0;
+  double front_end_busy = 0;  ///< the model's GPU's front end (0: none modelled)
+  double site_link_use = 0;   ///< bytes into the site over the site link's capacity (0: unlimited)
 };
 
 struct model_plan {
@@ -35,6 +37,10 @@ struct model_plan {
   double cores_per_gpu = 0;    ///< jobs_per_gpu x threads
   int gpus = 0;                ///< for the campaign: ceil(jobs / jobs_per_gpu)
   bool limit_reached = false;  ///< max_jobs served without saturating
+  /// The stage that saturates first: the busiest of "GPU compute" (the GPU's busy fraction),
+  /// "server front end" and "site link" at the first point past saturation (or the last point).
+  std::string limit;
+  double limit_use = 0;  ///< its busy fraction there
 };
 
 struct distance_plan {

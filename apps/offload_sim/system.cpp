@@ -62,6 +62,19 @@ struct fifo_link {
   }
 };
 
+/// A server's front end: `threads` servers taking requests first come, first served.
+struct front_end {
+  std::vector<double> free_at;  // by thread: when it is free
+  double busy = 0;              // thread-seconds of work taken
+  /// The time a request arriving now, taking `cost` seconds of a thread, leaves the front end.
+  double pass(double now, double cost) {
+    auto t = std::min_element(free_at.begin(), free_at.end());
+    *t = std::max(*t, now) + cost;
+    busy += cost;
+    return *t;
+  }
+};
+
 enum class task_kind : std::uint8_t { acquire, finish, fallback };
 struct task {
   double cpu;
@@ -110,6 +123,14 @@ class model {
     }
     profile = c.profile;
     profile.time_scale = c.time_scale;
+    for (const auto& m : c.workload.modules) {
+      local.push_back(!c.offload || c.local_models.count(m.kernel) > 0);
+      remote_modules += local.back() ? 0 : 1;
+    }
+    for (const auto& name : c.local_models)
+      if (std::none_of(c.workload.modules.begin(), c.workload.modules.end(),
+                       [&](const auto& m) { return m.kernel == name; }))
+        throw std::invalid_argument("local model '" + name + "': the workload has no such model");
     if (c.offload) make_gpus();
     jobs.resize(std::size_t(c.jobs));
     for (auto& j : jobs) {
@@ -140,6 +161,11 @@ class model {
       for (std::uint32_t i = 0; i < g.count; ++i) busy += servers[g.first + i]->busy_time();
       r.busy[g.name] = busy / double(g.count) / c.seconds;
       r.group_gpus[g.name] = int(g.count);
+      if (c.front_end.threads > 0) {
+        double fe = 0;
+        for (std::uint32_t i = 0; i < g.count; ++i) fe += fronts[g.first + i].busy;
+        r.front_end_busy[g.name] = fe / double(g.count) / double(c.front_end.threads) / c.seconds;
+      }
     }
     r.events_open = r.events_started - r.events_finished;
     r.requests_open = r.requests - r.remote - r.fallbacks;
@@ -157,6 +183,10 @@ class model {
       if (!(v >= 0) || !std::isfinite(v))
         throw std::invalid_argument("round trip, bandwidths, eager limit, timeout and host cores must be >= 0");
     if (c.credits < 0) throw std::invalid_argument("credits must be >= 0");
+    const auto& f = c.front_end;
+    if (f.threads < 0 || !(f.s_per_request >= 0) || !(f.s_per_byte >= 0) || !std::isfinite(f.s_per_request) ||
+        !std::isfinite(f.s_per_byte))
+      throw std::invalid_argument("the front end's threads and costs must be >= 0");
     if (!c.offload && !(app::cpu_ms_per_event(c.workload) > 0))
       throw std::invalid_argument("workload " + c.workload.name +
                                   " gives no CPU cost per event: its CPU-only run cannot be simulated");
@@ -172,7 +202,15 @@ class model {
     const auto& mods = c.workload.modules;
     timing.resize(mods.size());
     group_of.resize(mods.size());
+    auto batching = c.batching;
+    batching.concurrency = c.profile.concurrency;
+    for (const auto& m : mods) {
+      const auto sv = c.serving.find(m.kernel);
+      batching.max_items.push_back(sv != c.serving.end() ? sv->second.max_batch_items : 0);
+      batching.instances.push_back(sv != c.serving.end() ? sv->second.instances : 0);
+    }
     for (std::size_t i = 0; i < mods.size(); ++i) {
+      if (local[i]) continue;  // runs on the job's CPU: no GPU
       timing[i] = c.profile.find(mods[i].kernel);
       if (timing[i] == nullptr && !(c.cpu_backend && mods[i].model))
         throw std::invalid_argument("device profile " + c.profile.path + " has no model '" + mods[i].kernel + "'");
@@ -183,8 +221,7 @@ class model {
       auto g = std::find_if(groups.begin(), groups.end(), [&](const gpu_group& x) { return x.name == name; });
       if (g == groups.end()) {
         groups.push_back({name, std::uint32_t(servers.size()), std::uint32_t(count)});
-        auto cfg = c.batching;
-        cfg.concurrency = c.profile.concurrency;
+        const auto& cfg = batching;
         batching_server::run_fn run_on_host;  // a CPU receiver on the shared host computes there
         if (host && c.cpu_backend)
           run_on_host = [this](double seconds, std::function<void()> done) { host->start(seconds, std::move(done)); };
@@ -198,6 +235,7 @@ class model {
                 return device + c.costs.batch_overhead_s;
               },
               run_on_host));
+        fronts.resize(servers.size(), front_end{std::vector<double>(std::size_t(c.front_end.threads), 0.0), 0});
         g = groups.end() - 1;
       }
       group_of[i] = std::uint32_t(g - groups.begin());
@@ -240,19 +278,20 @@ class model {
     const double factor = app::cpu_factor(c.workload, key);
     const double scale = ms * c.time_scale;
     double before = c.workload.before_ms * scale * factor;
-    if (!c.offload)
-      for (const auto& m : c.workload.modules) before += m.cpu_ms * scale;
-    const event ev{j, std::uint32_t(c.workload.modules.size()), key, s.now(), c.workload.after_ms * scale * factor};
+    for (std::size_t i = 0; i < c.workload.modules.size(); ++i)  // modules on the job's CPU (all, CPU-only)
+      if (local[i]) before += c.workload.modules[i].cpu_ms * scale;
+    const event ev{j, remote_modules, key, s.now(), c.workload.after_ms * scale * factor};
     const auto id = take(events, free_events, ev);
     ++r.events_started;
     push(j, {before, task_kind::acquire, id});
   }
   void acquired(std::uint32_t e) {
-    if (!c.offload || c.workload.modules.empty()) {
+    if (remote_modules == 0) {
       push(events[e].job, {events[e].after_cpu, task_kind::finish, e});
       return;
     }
-    for (std::uint32_t i = 0; i < c.workload.modules.size(); ++i) submit(e, i);
+    for (std::uint32_t i = 0; i < c.workload.modules.size(); ++i)
+      if (!local[i]) submit(e, i);
   }
   void module_done(std::uint32_t e) {
     if (--events[e].pending == 0) push(events[e].job, {events[e].after_cpu, task_kind::finish, e});
@@ -316,6 +355,18 @@ class model {
   void arrive(std::uint32_t id) {
     auto& q = requests[id];
     q.arrived = s.now();
+    if (c.front_end.threads == 0) {
+      decoded(id);
+      return;
+    }
+    // The server's front end takes it first (its wait and work count in rx_queue).
+    const double leave =
+        fronts[q.gpu].pass(s.now(), (c.front_end.s_per_request + q.bytes_in * c.front_end.s_per_byte) * c.time_scale);
+    ++r.front_end_passed;
+    s.after(leave - s.now(), [this, id] { decoded(id); });
+  }
+  void decoded(std::uint32_t id) {
+    auto& q = requests[id];
     const int job = int(events[q.event].job);
     servers[q.gpu]->submit(
         q.module, q.items,
@@ -394,6 +445,9 @@ class model {
   std::vector<std::uint32_t> group_of;      // by module
   std::vector<gpu_group> groups;
   std::vector<std::unique_ptr<batching_server>> servers;
+  std::vector<front_end> fronts;  // by GPU, as servers
+  std::vector<bool> local;        // by module: runs on the job's CPU
+  std::uint32_t remote_modules = 0;
   std::vector<job> jobs;
   std::vector<event> events;  // slots, reused once an event or request is done
   std::vector<request> requests;

@@ -15,11 +15,27 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 
 namespace offload::sim {
 
 enum class routing { round_robin, least_outstanding };
+
+/// A GPU server's front end (Triton's gRPC endpoint and request decoding): every request passes
+/// it before the batcher, taking `s_per_request` + bytes x `s_per_byte` of one of its `threads`
+/// (first come, first served). threads 0: no front end.
+struct front_end_config {
+  int threads = 0;
+  double s_per_request = 0;
+  double s_per_byte = 0;
+};
+
+/// How a GPU serves one model (Triton's model configuration).
+struct model_serving {
+  std::uint64_t max_batch_items = 0;  ///< items (rows: jets, taus) per batch, Triton's max_batch; 0: none
+  std::uint32_t instances = 0;  ///< batches of this model at once on one GPU; 0: the profile's concurrency, shared
+};
 
 struct system_config {
   app::workload workload;
@@ -50,12 +66,17 @@ struct system_config {
   /// that serve every such model.
   std::map<std::string, int> gpus;
   int shared_gpus = 1;
-  routing route = routing::round_robin;  ///< how a job picks one of a group's GPUs
-  int credits = 0;                       ///< requests a job may have outstanding per GPU; 0: no limit
-  double timeout = 0;                    ///< seconds before a request falls back to the job's CPU; 0: never
-  batching_config batching;              ///< per GPU (concurrency from the profile)
-  double seconds = 60;                   ///< simulated time
-  double warmup = 10;                    ///< seconds left out of the figures
+  /// Models (kernel names) that run on the job's own CPU, not remotely (a study that offloads
+  /// only some models, as the published one-model saturation scans).
+  std::set<std::string> local_models;
+  front_end_config front_end;                    ///< of every GPU server
+  std::map<std::string, model_serving> serving;  ///< by model; a model not listed: batching's limits
+  routing route = routing::round_robin;          ///< how a job picks one of a group's GPUs
+  int credits = 0;                               ///< requests a job may have outstanding per GPU; 0: no limit
+  double timeout = 0;                            ///< seconds before a request falls back to the job's CPU; 0: never
+  batching_config batching;                      ///< per GPU (concurrency from the profile)
+  double seconds = 60;                           ///< simulated time
+  double warmup = 10;                            ///< seconds left out of the figures
   std::uint64_t seed = 1;
 };
 
@@ -78,6 +99,8 @@ struct system_result {
   double bytes_out_per_s = 0;          ///< reply bytes out of it
   std::map<std::string, double> busy;  ///< per GPU group ("model" or "shared"): mean busy fraction
   std::map<std::string, int> group_gpus;
+  std::map<std::string, double> front_end_busy;  ///< per GPU group: mean busy fraction of a front end's threads
+  std::uint64_t front_end_passed = 0;            ///< requests through a front end (all of them, when there is one)
   // Conservation, over the whole run: every event started either finished or is still in
   // flight; every request finished once, remotely or by its fallback, or is still open.
   std::uint64_t events_started = 0, events_finished = 0, events_open = 0;
