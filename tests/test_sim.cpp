@@ -354,13 +354,13 @@ TEST_CASE("a server front end: every request passes it once; overloaded, it serv
   CHECK(r.requests == r.remote + r.fallbacks + r.requests_open);
   CHECK(r.events_started == r.events_finished + r.events_open);
   CHECK(r.finished_twice == 0);
-  // The per-byte part: a request of B bytes costs B x s_per_byte.
+  // The per-byte part: a request of B bytes costs B x s_per_byte (here 10 ms in all).
   c.jobs = 1;
   c.inflight = 1;
-  c.front_end = {1, 0, 1e-9};
   const double bytes = c.workload.modules[0].features * 4.0;
+  c.front_end = {1, 0, 0.010 / bytes};
   r = offload::sim::run_system(c);
-  CHECK(r.events_per_s_per_job == Approx(1 / (bytes * 1e-9)).epsilon(0.02));
+  CHECK(r.events_per_s_per_job == Approx(100).epsilon(0.02));
   auto bad = small_system();
   bad.front_end.threads = -1;
   CHECK_THROWS_WITH(offload::sim::run_system(bad), Catch::Contains("front end"));
