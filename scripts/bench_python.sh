@@ -5,8 +5,8 @@
 # one and four threads, CPU per request (the whole client process: user + system time).
 # First, what the Python layer adds over the C++ API on the same transmitter: submit-to-result()
 # from Python against the C++ API's submit-and-future.get() loop (Transmitter._cpp_round_trips),
-# interleaved, both deliver settings, with no receiver (the fallback runs echo on the CPU) and
-# against the service. Python's own overhead is also measured per request: its
+# interleaved, with no receiver (the fallback runs echo on the CPU) and against the service
+# (a future's result does not depend on the deliver setting: it is handed to result()). Python's own overhead is also measured per request: its
 # submit-to-result() wall time minus the library's round trip (result.timing.round_trip).
 #   scripts/bench_python.sh [BUILD_DIR]   (default build-cpu; REQUESTS=N, default 5000; ROUNDS=N, default 2;
 #   DELIVER=thread or inline: the Transmitter's deliver setting, default thread)
@@ -94,37 +94,41 @@ def py_rate(tx, size, threads, inflight):
 rt = mo.Runtime(mpi=False)
 
 
-def over_cpp(deliver, where, size):
+def over_cpp(rounds_over):
     """Python's submit-to-result() against the C++ API's submit-and-get on one transmitter, request
-    by request in turn (so that the machine's drift hits both alike): per round, the p50 of each
-    and the p50 of their paired differences."""
-    link = mo.grpc_link([address] if where == "service" else [])
-    with mo.Transmitter(rt, mo.builtin_kernels(), link, credits=64, handshake_timeout=5.0, deliver=deliver) as t:
-        x = np.zeros(size, np.uint8)
-        inputs = {"payload": x}
+    by request in turn (so that the machine's drift hits both alike), the receivers and sizes
+    interleaved round by round: per round and case, the p50 of each and the p50 of their paired
+    differences."""
+    cases = [(where, size) for where in ("none (CPU fallback)", "service") for size in (8, 65536)]
+    txs = {where: mo.Transmitter(rt, mo.builtin_kernels(), mo.grpc_link([address] if where == "service" else []),
+                                 credits=64, handshake_timeout=5.0) for where, _ in cases}
+    out = {c: [] for c in cases}
+    for where, size in cases:
         for _ in range(500):
-            t.submit("echo", inputs).result()
-        out = []
-        for _ in range(rounds):
+            txs[where].submit("echo", {"payload": np.zeros(size, np.uint8)}).result()
+    for _ in range(rounds_over):
+        for where, size in cases:
+            t, inputs = txs[where], {"payload": np.zeros(size, np.uint8)}
             py, cc = np.empty(n), np.empty(n)
             for i in range(n):
                 t0 = time.perf_counter()
                 t.submit("echo", inputs).result()
                 py[i] = time.perf_counter() - t0
                 cc[i] = t._cpp_round_trips("echo", inputs, 1)[0]
-            out.append((np.median(py) * 1e6, np.median(cc) * 1e6, np.median(py - cc) * 1e6))
-        remote = t.stats()["remote"]
-        assert (remote > 0) == (where == "service"), remote
+            out[(where, size)].append((np.median(py) * 1e6, np.median(cc) * 1e6, np.median(py - cc) * 1e6))
+    for where, t in txs.items():
+        assert (t.stats()["remote"] > 0) == (where == "service"), where
+        t.close()
     return out
 
 
-print(f"Python over the C++ API, same transmitter: {n} echo requests each per round, one in flight, Python's and the C++ API's in turn")
-print("  deliver  receiver               size  rounds: Python p50 / C++ p50 / p50 of (Python - C++), us")
-for deliver in ("thread", "inline"):
-    for where in ("none (CPU fallback)", "service"):
-        for size in (8, 65536):
-            cells = "   ".join(f"{a:6.1f} /{b:6.1f} /{c:6.1f}" for a, b, c in over_cpp(deliver, where, size))
-            print(f"  {deliver:7}  {where:20} {size:6}  {cells}")
+rounds_over = max(rounds, 5)
+print(f"Python over the C++ API, same transmitter: {n} echo requests each per round, one in flight, Python's and the C++ API's in turn, "
+      f"{rounds_over} rounds, cases interleaved")
+print("  receiver               size  median over rounds of p50 (Python - C++)  rounds: Python p50 / C++ p50 / p50 of (Python - C++), us")
+for (where, size), cells in over_cpp(rounds_over).items():
+    text = "   ".join(f"{a:6.1f} /{b:6.1f} /{c:6.1f}" for a, b, c in cells)
+    print(f"  {where:20} {size:6}  {np.median([c for _, _, c in cells]):6.1f} us   {text}")
 tx = mo.Transmitter(rt, mo.builtin_kernels(), mo.grpc_link([address]), credits=64, deliver=os.environ.get("DELIVER", "thread"))
 rows = []
 for rnd in range(rounds):  # interleaved: the machine drifts from minute to minute

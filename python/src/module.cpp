@@ -4,7 +4,9 @@
 //     submit, close, stats, wait) and never taken on the progress thread: results and the
 //     inputs' references go through one delivery thread of this module (the deliverer), which
 //     takes the GIL once per batch of results to resolve futures, call callbacks and drop
-//     references;
+//     references; except a future's result (fast_wait): the library thread hands it to a
+//     thread waiting in the future's result(), or parks it for the next result()/done() to
+//     take, and the deliverer delivers a parked one only when nobody took it within 100 us;
 //   - inputs are submitted without a copy (shared_products): the views point into the numpy
 //     arrays, whose references the owner holds until the library lets go of them;
 //   - results are numpy arrays over the reply's own bytes: their base is a Reply object that
@@ -39,6 +41,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -64,7 +67,7 @@ std::atomic<bool> g_finalizing{false};
 struct python_types {
   PyObject* result = nullptr;         // mpi_offload.Result (a dict subclass)
   PyObject* resolve_async = nullptr;  // mpi_offload._resolve_async(fut, value, is_exception)
-  PyObject* future = nullptr;         // concurrent.futures.Future
+  PyObject* future = nullptr;         // mpi_offload.Future (a concurrent.futures.Future)
   PyObject* running_loop = nullptr;   // asyncio.get_running_loop
   PyObject* bf16 = nullptr;           // ml_dtypes.bfloat16's dtype, or None
   PyObject* request_error = nullptr;  // mpi_offload.RequestError
@@ -96,11 +99,13 @@ struct delivery_count;
 /// A result on its way to Python: a concurrent.futures.Future, a callback, or an asyncio
 /// (loop, future) pair.
 enum class target_kind : std::uint8_t { future, callback, async };
+struct fast_wait;
 struct delivery {
   PyObject* target = nullptr;  // a reference of its own
   target_kind kind = target_kind::future;
   std::shared_ptr<offload::result> result;
   std::shared_ptr<delivery_count> count;
+  std::shared_ptr<fast_wait> parked;  // set alone: the delivery is parked there (fast_wait::hand)
 };
 
 /// Deliveries a transmitter has submitted that Python has not had yet (its close waits for 0).
@@ -120,6 +125,64 @@ struct delivery_count {
 };
 
 py::object make_result_object(std::shared_ptr<offload::result> r);
+
+/// A future's result on its way to the thread that asks for it (mpi_offload.Future's result(),
+/// exception(), done(), add_done_callback: wait_request). The deliverer's path costs the
+/// waiting thread two more wake-ups and a GIL hand-over than the C++ API's future.get()
+/// (results/python.md); here the library thread hands the delivery straight to a thread
+/// waiting in result(), or, when none waits yet, parks it for the next one to take on its own
+/// thread, without waiting. The deliverer delivers a parked result only when nobody took it
+/// within `grace` (for concurrent.futures.wait, as_completed, a future nobody asks), and at
+/// once when the future has done-callbacks (`eager`).
+struct fast_wait {
+  static constexpr auto grace = std::chrono::microseconds(100);
+  enum class state : std::uint8_t {
+    idle,     // no result yet, no thread waiting
+    waiting,  // a thread waits in wait_request
+    handed,   // the result is in `result`, for the waiting thread
+    parked,   // the result is in `result`, nobody waits: the next to ask or the deliverer takes it
+    gone      // delivered, or being delivered
+  };
+  std::mutex m;
+  std::condition_variable cv;
+  state s = state::idle;
+  std::optional<delivery> result;
+  std::chrono::steady_clock::time_point parked_at;
+  bool eager = false;  // done-callbacks wait: no parking
+
+  enum class handoff : std::uint8_t {
+    handed,  // to the waiting thread
+    parked,  // the caller queues a token for the deliverer
+    usual    // eager: the caller delivers `d` the usual way
+  };
+  /// On the library thread: hands `d` to the waiting thread, parks it, or leaves it.
+  handoff hand(delivery& d) {
+    std::unique_lock lk(m);
+    if (s != state::waiting && eager) {
+      s = state::gone;
+      return handoff::usual;
+    }
+    result.emplace(std::move(d));
+    if (s == state::waiting) {
+      s = state::handed;
+      lk.unlock();
+      cv.notify_one();
+      return handoff::handed;
+    }
+    s = state::parked;
+    parked_at = std::chrono::steady_clock::now();
+    return handoff::parked;
+  }
+  /// With `m` held: the result if it is here (handed or parked), now `gone`.
+  std::optional<delivery> take() {
+    std::optional<delivery> d;
+    if (s == state::handed || s == state::parked) {
+      d.swap(result);
+      s = state::gone;
+    }
+    return d;
+  }
+};
 
 class deliverer {
  public:
@@ -178,6 +241,11 @@ class deliverer {
     }
     if (d.count) d.count->add(-1);
   }
+  /// Delivers `d` on the calling thread, which holds the GIL (fast_wait's taker).
+  static void deliver_now(delivery& d) {
+    deliver(d);
+    if (d.count) d.count->add(-1);
+  }
   /// Stops the thread after it delivered what was queued (from a thread holding the GIL).
   void stop() {
     {
@@ -195,18 +263,42 @@ class deliverer {
  private:
   deliverer() = default;
   void run() {
-    py::gil_scoped_acquire gil;  // this thread's Python state, kept while it runs
+    py::gil_scoped_acquire gil;                     // this thread's Python state, kept while it runs
+    std::deque<std::shared_ptr<fast_wait>> parked;  // in the order parked: due at parked_at + grace
     for (;;) {
       std::vector<delivery> batch;
       std::vector<std::unique_ptr<gil_owned>> garbage;
       bool stopping = false;
       {
-        py::gil_scoped_release nogil;
-        std::unique_lock lk(m_mutex);
-        m_cv.wait_for(lk, std::chrono::milliseconds(20), [&] { return m_stopped || !m_deliveries.empty(); });
-        batch.swap(m_deliveries);
-        garbage.swap(m_garbage);
-        stopping = m_stopped;
+        py::gil_scoped_release nogil;  // taken back only when there is something to deliver or drop
+        for (;;) {
+          std::unique_lock lk(m_mutex);
+          auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+          if (!parked.empty()) until = std::min(until, parked.front()->parked_at + fast_wait::grace);
+          m_cv.wait_until(lk, until, [&] { return m_stopped || !m_deliveries.empty(); });
+          for (auto& d : m_deliveries) {
+            if (d.parked)
+              parked.push_back(std::move(d.parked));
+            else
+              batch.push_back(std::move(d));
+          }
+          m_deliveries.clear();
+          garbage.swap(m_garbage);
+          stopping = m_stopped;
+          lk.unlock();
+          const auto now = std::chrono::steady_clock::now();
+          while (!parked.empty() && (stopping || parked.front()->parked_at + fast_wait::grace <= now)) {
+            auto& w = *parked.front();
+            std::optional<delivery> d;
+            {
+              std::lock_guard wl(w.m);
+              d = w.take();  // none: a thread took it
+            }
+            if (d) batch.push_back(std::move(*d));
+            parked.pop_front();
+          }
+          if (!batch.empty() || !garbage.empty() || (stopping && parked.empty())) break;
+        }
       }
       for (auto& d : batch) deliver(d);
       garbage.clear();
@@ -214,7 +306,7 @@ class deliverer {
         if (d.count) d.count->add(-1);
       if (stopping) {
         std::lock_guard lk(m_mutex);
-        if (m_deliveries.empty() && m_garbage.empty()) return;
+        if (m_deliveries.empty() && m_garbage.empty() && parked.empty()) return;
       }
     }
   }
@@ -269,6 +361,76 @@ class deliverer {
   bool m_stopped = false;
   std::thread m_thread;
 };
+
+constexpr const char* fast_wait_capsule = "mpi_offload.fast_wait";
+
+/// mpi_offload.Future's wait (result(), exception(); with timeout 0: done(),
+/// add_done_callback): delivers the request's result on this thread if it is parked, else
+/// blocks without the GIL until the library thread hands it here, then delivers it. Returns the
+/// timeout left for concurrent.futures' own wait: `timeout` when the future is done or another
+/// thread waits here already, 0 when the wait here timed out. Ctrl-C interrupts it.
+py::object wait_request(py::handle capsule, py::object timeout) {
+  auto* holder = static_cast<std::shared_ptr<fast_wait>*>(PyCapsule_GetPointer(capsule.ptr(), fast_wait_capsule));
+  if (holder == nullptr) throw py::error_already_set();
+  fast_wait& w = **holder;
+  using clock = std::chrono::steady_clock;
+  const double seconds = timeout.is_none() ? -1.0 : std::max(0.0, timeout.cast<double>());
+  std::optional<delivery> got;
+  {
+    std::lock_guard lk(w.m);
+    got = w.take();
+    if (!got) {
+      if (w.s != fast_wait::state::idle) return timeout;  // done, or another thread waits here
+      if (seconds == 0.0) return timeout;
+      w.s = fast_wait::state::waiting;
+    }
+  }
+  const auto deadline =
+      seconds < 0 ? clock::time_point::max()
+                  : clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(seconds));
+  while (!got) {
+    bool timed_out = false;
+    {
+      py::gil_scoped_release nogil;
+      std::unique_lock lk(w.m);
+      // Slices of 50 ms: the signal check below needs the GIL.
+      const auto until = std::min(deadline, clock::now() + std::chrono::milliseconds(50));
+      w.cv.wait_until(lk, until, [&] { return w.s == fast_wait::state::handed; });
+      got = w.take();
+      timed_out = !got && clock::now() >= deadline;
+      if (!got && timed_out) w.s = fast_wait::state::idle;
+    }
+    if (timed_out) return py::float_(0.0);
+    if (!got && PyErr_CheckSignals() != 0) {
+      py::error_already_set interrupted;  // takes the exception out of the indicator
+      {
+        std::lock_guard lk(w.m);
+        got = w.take();
+        if (!got) w.s = fast_wait::state::idle;
+      }
+      if (got) deliverer::deliver_now(*got);
+      throw interrupted;
+    }
+  }
+  deliverer::deliver_now(*got);
+  return timeout;
+}
+
+/// mpi_offload.Future's done() and add_done_callback(): delivers the result on this thread if
+/// it is parked; with `eager` (a done-callback waits), a result that comes later goes to the
+/// deliverer at once instead of being parked.
+void take_request(py::handle capsule, bool eager) {
+  auto* holder = static_cast<std::shared_ptr<fast_wait>*>(PyCapsule_GetPointer(capsule.ptr(), fast_wait_capsule));
+  if (holder == nullptr) throw py::error_already_set();
+  fast_wait& w = **holder;
+  std::optional<delivery> got;
+  {
+    std::lock_guard lk(w.m);
+    got = w.take();
+    if (eager) w.eager = true;
+  }
+  if (got) deliverer::deliver_now(*got);
+}
 
 /// A Python reference that may be dropped on any thread (through the deliverer).
 struct py_ref final : gil_owned {
@@ -941,7 +1103,8 @@ struct pending_target {
   target_kind kind = target_kind::future;
   std::shared_ptr<delivery_count> count;
   std::shared_ptr<stage_stats> stages;
-  bool here = false;  // deliver on the library thread that has the result (Transmitter(deliver="inline"))
+  std::shared_ptr<fast_wait> wait;  // futures only
+  bool here = false;                // deliver on the library thread that has the result (Transmitter(deliver="inline"))
   pending_target() = default;
   pending_target(const pending_target&) = delete;
   pending_target& operator=(const pending_target&) = delete;
@@ -975,12 +1138,20 @@ struct py_transmitter final : closable {
     }
     auto shared = share_inputs(inputs);
     py::object returned = py::none();
+    std::shared_ptr<fast_wait> wait;
     if (kind == target_kind::future) {
       static PyObject* running = interned("set_running_or_notify_cancel");
+      static PyObject* wait_name = interned("_offload_wait");
       target = py::reinterpret_steal<py::object>(PyObject_CallNoArgs(g_types.future));
       if (!target) throw py::error_already_set();
       auto r = py::reinterpret_steal<py::object>(PyObject_CallMethodNoArgs(target.ptr(), running));
       if (!r) throw py::error_already_set();
+      wait = std::make_shared<fast_wait>();
+      auto capsule = py::reinterpret_steal<py::object>(
+          PyCapsule_New(new std::shared_ptr<fast_wait>(wait), fast_wait_capsule, [](PyObject* c) {
+            delete static_cast<std::shared_ptr<fast_wait>*>(PyCapsule_GetPointer(c, fast_wait_capsule));
+          }));
+      if (!capsule || PyObject_SetAttr(target.ptr(), wait_name, capsule.ptr()) != 0) throw py::error_already_set();
       returned = target;
     } else if (kind == target_kind::async) {
       static PyObject* create_future = interned("create_future");
@@ -996,6 +1167,7 @@ struct py_transmitter final : closable {
     pending->kind = kind;
     pending->count = count;
     pending->stages = stages;
+    pending->wait = std::move(wait);
     pending->here = deliver_inline;
     count->add(1);
     {
@@ -1006,8 +1178,19 @@ struct py_transmitter final : closable {
           kernel, std::move(shared),
           [pending = std::move(pending)](offload::result&& r) mutable {
             pending->stages->add(r);
-            delivery d{pending->target, pending->kind, std::make_shared<offload::result>(std::move(r)), pending->count};
+            delivery d{pending->target, pending->kind, std::make_shared<offload::result>(std::move(r)), pending->count,
+                       nullptr};
             pending->target = nullptr;
+            if (pending->wait) {  // a future: to its waiting thread, else parked
+              const auto to = pending->wait->hand(d);
+              if (to == fast_wait::handoff::handed) return;
+              if (to == fast_wait::handoff::parked) {
+                delivery token;
+                token.parked = pending->wait;
+                deliverer::get().push(std::move(token));
+                return;
+              }
+            }
             if (pending->here && !g_finalizing.load())
               deliverer::get().deliver_here(std::move(d));
             else
@@ -1157,6 +1340,10 @@ PYBIND11_MODULE(_core, m) {
         g_types.request_error = request_error.release().ptr();
       },
       "(internal) the Python types the core builds on");
+  m.def("_wait_request", &wait_request, py::arg("wait"), py::arg("timeout"),
+        "(internal) mpi_offload.Future's wait in the library: the timeout left for concurrent.futures' own");
+  m.def("_take_request", &take_request, py::arg("wait"), py::arg("eager"),
+        "(internal) mpi_offload.Future's done(), add_done_callback(): a parked result delivered here");
   m.def(
       "_shutdown",
       [] {

@@ -1,6 +1,7 @@
 """The Python API without a receiver (every result from the local fallback): inputs, results,
 zero-copy, lifetimes, errors, Python kernels, threads, asyncio, interruption."""
 import asyncio
+import concurrent.futures
 import gc
 import signal
 import sys
@@ -257,6 +258,58 @@ def test_callbacks_threads_and_stats(local_tx):
     assert s["stages"]["latency"]["count"] == s["submitted"]
     assert s["stages"]["round_trip"]["count"] == 0  # stage times are those of remote results
     assert s["stages"]["latency"]["p50_s"] > 0
+
+
+@pytest.mark.parametrize("deliver", ["thread", "inline"])
+def test_future_forms(rt, deliver):
+    """mpi_offload.Future, whose result() takes the result from the library's thread: a timeout
+    that expires and then a result; two threads in result() of one future; done-callbacks added
+    before and after; exception(); done() polling; concurrent.futures.wait and as_completed on
+    results nobody asks for (the deliverer's)."""
+    gate = threading.Event()
+
+    @mo.python_kernel(name="gated", inputs=[("x", "i32", [-1])], outputs=[("y", "i32", [-1])])
+    def gated(inputs):
+        assert gate.wait(30)
+        return {"y": inputs["x"] + 1}
+
+    @mo.python_kernel(name="boom", inputs=[("x", "i32", [-1])], outputs=[("y", "i32", [-1])])
+    def boom(inputs):
+        raise ValueError("boom")
+
+    with mo.Transmitter(rt, registry_with(gated, boom), mo.grpc_link([]), handshake_timeout=1.0, deliver=deliver) as tx:
+        x = np.arange(3, dtype=np.int32)
+        f = tx.submit("gated", {"x": x})
+        assert isinstance(f, concurrent.futures.Future) and isinstance(f, mo.Future)
+        with pytest.raises(concurrent.futures.TimeoutError):
+            f.result(timeout=0.05)
+        assert not f.done() and not f.cancel()
+        called = []
+        f.add_done_callback(lambda g: called.append(g.result()["y"].copy()))
+        both = []
+        waiters = [threading.Thread(target=lambda: both.append(f.result(timeout=30)["y"].copy())) for _ in range(2)]
+        for t in waiters:
+            t.start()
+        gate.set()
+        for t in waiters:
+            t.join(30)
+        assert len(both) == 2 and all(np.array_equal(y, x + 1) for y in both)
+        wait_until(lambda: called, "the done-callback added before the result")
+        np.testing.assert_array_equal(called[0], x + 1)
+        late = []
+        f.add_done_callback(late.append)
+        assert late == [f]
+        assert f.exception(timeout=30) is None
+        assert isinstance(tx.submit("boom", {"x": x}).exception(timeout=30), mo.RequestError)
+        polled = tx.submit("echo", {"payload": np.ones(4, np.uint8)})
+        wait_until(polled.done, "done()")
+        np.testing.assert_array_equal(polled.result(timeout=0)["payload"], np.ones(4, np.uint8))
+        fs = [tx.submit("echo", {"payload": np.full(4, i, np.uint8)}) for i in range(20)]
+        finished, pending = concurrent.futures.wait(fs, timeout=30)
+        assert not pending and [int(g.result()["payload"][0]) for g in fs] == list(range(20))
+        fs = [tx.submit("echo", {"payload": np.full(4, i, np.uint8)}) for i in range(20)]
+        got = sorted(int(g.result()["payload"][0]) for g in concurrent.futures.as_completed(fs, timeout=30))
+        assert got == list(range(20))
 
 
 def test_asyncio(local_tx):
