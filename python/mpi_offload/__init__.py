@@ -113,28 +113,26 @@ class Future(_futures.Future):
     is running), concurrent.futures.wait and as_completed (these see a result within ~0.1 ms
     after it arrives when no thread asks for it first)."""
 
+    _offload_wait = None  # set by submit: the request's wait in the library
+
     def result(self, timeout=None):
-        wait = getattr(self, "_offload_wait", None)
-        if wait is not None:
-            timeout = _core._wait_request(wait, timeout)
+        if self._offload_wait is not None:
+            timeout = _core._wait_request(self._offload_wait, timeout)
         return super().result(timeout)
 
     def exception(self, timeout=None):
-        wait = getattr(self, "_offload_wait", None)
-        if wait is not None:
-            timeout = _core._wait_request(wait, timeout)
+        if self._offload_wait is not None:
+            timeout = _core._wait_request(self._offload_wait, timeout)
         return super().exception(timeout)
 
     def done(self):
-        wait = getattr(self, "_offload_wait", None)
-        if wait is not None:
-            _core._take_request(wait, False)
+        if self._offload_wait is not None:
+            _core._take_request(self._offload_wait, False)
         return super().done()
 
     def add_done_callback(self, fn):
-        wait = getattr(self, "_offload_wait", None)
-        if wait is not None:
-            _core._take_request(wait, True)
+        if self._offload_wait is not None:
+            _core._take_request(self._offload_wait, True)
         super().add_done_callback(fn)
 
 

@@ -364,15 +364,19 @@ class deliverer {
 
 constexpr const char* fast_wait_capsule = "mpi_offload.fast_wait";
 
+fast_wait& capsule_wait(py::handle capsule) {
+  auto* holder = static_cast<std::shared_ptr<fast_wait>*>(PyCapsule_GetPointer(capsule.ptr(), fast_wait_capsule));
+  if (holder == nullptr) throw py::error_already_set();
+  return **holder;
+}
+
 /// mpi_offload.Future's wait (result(), exception(); with timeout 0: done(),
 /// add_done_callback): delivers the request's result on this thread if it is parked, else
 /// blocks without the GIL until the library thread hands it here, then delivers it. Returns the
 /// timeout left for concurrent.futures' own wait: `timeout` when the future is done or another
 /// thread waits here already, 0 when the wait here timed out. Ctrl-C interrupts it.
 py::object wait_request(py::handle capsule, py::object timeout) {
-  auto* holder = static_cast<std::shared_ptr<fast_wait>*>(PyCapsule_GetPointer(capsule.ptr(), fast_wait_capsule));
-  if (holder == nullptr) throw py::error_already_set();
-  fast_wait& w = **holder;
+  fast_wait& w = capsule_wait(capsule);
   using clock = std::chrono::steady_clock;
   const double seconds = timeout.is_none() ? -1.0 : std::max(0.0, timeout.cast<double>());
   std::optional<delivery> got;
@@ -420,9 +424,7 @@ py::object wait_request(py::handle capsule, py::object timeout) {
 /// it is parked; with `eager` (a done-callback waits), a result that comes later goes to the
 /// deliverer at once instead of being parked.
 void take_request(py::handle capsule, bool eager) {
-  auto* holder = static_cast<std::shared_ptr<fast_wait>*>(PyCapsule_GetPointer(capsule.ptr(), fast_wait_capsule));
-  if (holder == nullptr) throw py::error_already_set();
-  fast_wait& w = **holder;
+  fast_wait& w = capsule_wait(capsule);
   std::optional<delivery> got;
   {
     std::lock_guard lk(w.m);
