@@ -176,17 +176,17 @@ int main(int argc, char** argv) {
     // 2. A cheap kernel beside a slow one.
     {
       phase(
-          rt, T, "echo beside a 5 s request", {0}, base(),
+          rt, T, "echo beside a 1.5 s request", {0}, base(),
           [&] {
             auto tx = T.transmitter(rt, kernels, {0});
             if (me == 1) {
-              auto slow = tx->submit("synthetic", product_views(synthetic(kernels, 3, 5000)));
+              auto slow = tx->submit("synthetic", product_views(synthetic(kernels, 3, 1500)));
               send_to(rt, 2, 92, 1);
               const auto r = slow.get();
               const double slow_done = now_s();
               EXPECT(r.ok() && r.receiver() == 0, "slow request: %s", r.error().c_str());
               const auto echoes_done = receive_from<double>(rt, 2, 93);
-              std::printf("the 20 echoes ended %.3f s before the 5 s request\n", slow_done - echoes_done);
+              std::printf("the 20 echoes ended %.3f s before the 1.5 s request\n", slow_done - echoes_done);
               EXPECT(echoes_done < slow_done, "the echoes waited for the slow kernel");
             } else if (me == 2) {
               receive_from<int>(rt, 1, 92);
