@@ -7,7 +7,7 @@
 #  2. junk: 2000 malformed messages from one client are each answered, but logged 5 times,
 #     then counted; nothing of the log on stdout; a client that sends junk without reading the
 #     answers is cut off, not queued for without end;
-#  3. oversize: 256 MiB against a 16 MiB limit: refused (too_large), RSS back within 4 MiB of
+#  3. oversize: 256 MiB against a 16 MiB limit: refused (too_large), RSS back within 8 MiB of
 #     its level before in 1 s; with --grpc-memory 64 MiB the peak stays within that bound;
 #  4. fairness: a burst of 8 slow requests from one client delays another's echo by at most
 #     the request running; the same burst cancelled at once is dropped (work_dropped), not run;
@@ -22,9 +22,11 @@ client=$2
 # nothing to give back; measured: the 256 MiB message's memory stays): there the churn's RSS is
 # held to a loose bound, which still catches kilobytes per session, and the oversized
 # message's return is not checked (its refusal and the service after it are). The plain
-# builds hold the churn to 1.5 MiB over 5400 sessions and the return to 4 MiB in 1 s.
+# builds hold the churn to 1.5 MiB over 5400 sessions and the return of the 256 MiB message to
+# 8 MiB in 1 s (usually +0.5 to +1.9 MiB; one CI run with a build beside it held +4.8 MiB: the
+# check is against the +198 to +711 MiB held before the receiver trimmed, results/reliability.md).
 # The quota's peak: 64 MiB and 8 for the rest; under ASan also its shadow (1/8) and redzones.
-churn_slack=1536 return_slack=4096 quota_peak=$(((64 + 8) << 10))
+churn_slack=1536 return_slack=8192 quota_peak=$(((64 + 8) << 10))
 [ "${3:-}" = asan ] && churn_slack=16384 return_slack=1000000 quota_peak=$(((64 + 32) << 10))
 tmp=$(mktemp -d)
 pids=()
