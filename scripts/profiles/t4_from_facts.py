@@ -52,9 +52,9 @@ def model(label, backend, one_at_a_time=None):
     }
 
 
-# Every row of every table has about twice the throughput of one execution at a time (b over
-# the compute time: x1.6-2.5, x2.0 in most rows): perf_analyzer's server ran two executions at
-# once. The published DeepTau saturation scan (about 65 jobs, 710 taus/s) matches one at a time
+# The tables have about twice the throughput of one execution at a time (b over the compute
+# time: x1.6-2.5, x2.0 in most rows; x1.0 only in the largest batch of the ParticleNet tables):
+# perf_analyzer's server ran two executions at once. The published DeepTau saturation scan (about 65 jobs, 710 taus/s) matches one at a time
 # (TensorFlow table: 718-786 taus/s at 32-128 rows), as Triton runs a model without
 # instance_group, as the published DeepTau configuration is: one instance per GPU.
 DEEPTAU_ONE_AT_A_TIME = (
