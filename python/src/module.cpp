@@ -370,11 +370,10 @@ fast_wait& capsule_wait(py::handle capsule) {
   return **holder;
 }
 
-/// mpi_offload.Future's wait (result(), exception(); with timeout 0: done(),
-/// add_done_callback): delivers the request's result on this thread if it is parked, else
-/// blocks without the GIL until the library thread hands it here, then delivers it. Returns the
-/// timeout left for concurrent.futures' own wait: `timeout` when the future is done or another
-/// thread waits here already, 0 when the wait here timed out. Ctrl-C interrupts it.
+/// mpi_offload.Future's wait (result(), exception()): delivers the request's result on this thread if it is parked,
+/// else blocks without the GIL until the library thread hands it here, then delivers it. Returns the timeout left for
+/// concurrent.futures' own wait: `timeout` when the future is done or another thread waits here already, 0 when the
+/// wait here timed out. Ctrl-C interrupts it.
 py::object wait_request(py::handle capsule, py::object timeout) {
   fast_wait& w = capsule_wait(capsule);
   using clock = std::chrono::steady_clock;
@@ -1724,7 +1723,7 @@ plugins, a model repository's models and Python kernels. builtin_kernels() gives
           "kernel"_a, "inputs"_a, py::kw_only(), "priority"_a = 0, "timeout"_a = py::none(), "callback"_a = py::none(),
           R"(Sends `inputs` ({name: C-contiguous numpy array}, from their own memory: do not change them until the
 result is in) to run `kernel`. priority: 1 highest, 0 the receiver's default; timeout: seconds from submit to
-reply for this request, past which it falls back (None: the transmitter's). Returns a concurrent.futures.Future of a Result (a dict of numpy arrays over the
+reply for this request, past which it falls back (None: the transmitter's). Returns an mpi_offload.Future (a concurrent.futures.Future) of a Result (a dict of numpy arrays over the
 reply's bytes); with callback, calls callback(result) instead (on the library's delivery thread) and returns None.)")
       .def(
           "submit_async",
